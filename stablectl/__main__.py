@@ -1,0 +1,3 @@
+from stablectl.cli.main import main
+
+main()

@@ -1,0 +1,60 @@
+"""`stablectl cache fetch|accept-rewrite`: the local upstream cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from stablectl.cli.context import obj
+from stablectl.cli.output import Reporter, console
+from stablectl.controller.plan import Engine
+from stablectl.policy import load_policy
+
+
+@click.group("cache")
+def command() -> None:
+    """Manage the local bare cache of upstream and the fork."""
+
+
+@command.command("fetch")
+@click.option(
+    "--policy",
+    "policy_file",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Policy file.",
+)
+@click.pass_context
+def fetch(ctx: click.Context, policy_file: Path) -> None:
+    """Fetch upstream and the fork into the cache; stop if upstream rewrote history."""
+    policy = load_policy(policy_file)
+    reporter = Reporter(True)
+    engine = Engine(policy, obj(ctx).state_dir, progress=reporter.update)
+    with reporter.running():
+        engine.fetch()
+    console().print(f"cache up to date: {engine.cache.path}", markup=False)
+
+
+@command.command("accept-rewrite")
+@click.option(
+    "--policy",
+    "policy_file",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Policy file.",
+)
+@click.argument("branch")
+@click.pass_context
+def accept_rewrite(ctx: click.Context, policy_file: Path, branch: str) -> None:
+    """Trust upstream's rewritten BRANCH (or moved tag) from now on.
+
+    Stable branches on the fork are never rewritten: fixes already picked from the old history
+    stay, and are found again by patch-id.
+    """
+    policy = load_policy(policy_file)
+    engine = Engine(policy, obj(ctx).state_dir)
+    if engine.cache.accept_rewrite(branch):
+        console().print(f"accepted the current history of {branch}", markup=False)
+    else:
+        console().print(f"nothing recorded for {branch}", markup=False)

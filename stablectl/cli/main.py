@@ -1,0 +1,86 @@
+"""The `stablectl` command: dispatch only; each command lives in its own module."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from stablectl import __version__
+from stablectl.cli.context import Context
+from stablectl.cli.output import err_console
+from stablectl.errors import PolicyError, StablectlError
+
+EPILOG = """\b
+Examples:
+  stablectl demo                               # the whole job, offline, on an example
+  stablectl policy check policies/cpython.yaml # every problem as FILE:LINE:COL: field: msg
+  stablectl plan --policy policies/cpython.yaml --series 3.11.2
+  stablectl plan --policy p.yaml --json > plan.json
+
+Exit codes: 0 done, 1 failure, 2 bad usage or bad policy.
+Environment: STABLECTL_STATE (state/cache directory), NO_COLOR.
+"""
+
+
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="stablectl")
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="STABLECTL_STATE",
+    help="Where caches and local state live (default: ~/.cache/stablectl).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, state_dir: Path | None, debug: bool) -> None:
+    """Keep a stable mirror of an upstream project: select flagged upstream fixes,
+    backport them onto stable branches anchored at release tags, release point versions."""
+    ctx.obj = Context(state_dir, debug)
+
+
+def _register() -> None:
+    from stablectl.cli import cache_cmd, demo_cmd, plan_cmd, policy_cmd
+
+    for mod in (policy_cmd, plan_cmd, demo_cmd, cache_cmd):
+        cli.add_command(mod.command)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="stablectl", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.Abort:
+        err_console().print("stablectl: aborted")
+        sys.exit(1)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(2 if isinstance(e, click.UsageError) else e.exit_code)
+    except PolicyError as e:
+        for p in e.problems:
+            err_console().print(p, markup=False)
+        sys.exit(2)
+    except StablectlError as e:
+        if debug:
+            traceback.print_exc()
+        err_console().print(f"stablectl: error: {e}", markup=False)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        err_console().print("stablectl: interrupted")
+        sys.exit(130)
+    except Exception as e:
+        if debug:
+            traceback.print_exc()
+        err_console().print(
+            f"stablectl: internal error: {type(e).__name__}: {e} (run with --debug for details)",
+            markup=False,
+        )
+        sys.exit(1)
+    sys.exit(0)

@@ -1,0 +1,141 @@
+"""`stablectl plan`: what the stable branches need; changes nothing on the fork or forge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from stablectl.cli.context import obj
+from stablectl.cli.output import Reporter, console, print_json
+from stablectl.controller.plan import Engine, Plan, PlannedFix
+from stablectl.policy import load_policy
+
+_STYLE = {
+    "new-clean": "green",
+    "new-empty": "cyan",
+    "new-conflict": "bold red",
+    "new-error": "bold red",
+    "applied": "dim",
+    "in-base": "dim",
+    "reverted": "yellow",
+    "excluded": "yellow",
+}
+
+
+@click.command("plan")
+@click.option(
+    "--policy",
+    "policy_file",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Policy file.",
+)
+@click.option("--series", "series", multiple=True, help="Only this series (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (schema in docs/).")
+@click.option("--offline", is_flag=True, help="Use the cache as it is; do not fetch.")
+@click.pass_context
+def command(
+    ctx: click.Context, policy_file: Path, series: tuple[str, ...], as_json: bool, offline: bool
+) -> None:
+    """Show, per series, each flagged fix: state, chosen source and pick outcome.
+
+    Fetches upstream and the fork into the local cache, selects flagged fixes, and
+    cherry-picks them in memory, each on top of the previous, onto the stable tip.
+    Nothing is pushed and nothing on the forge changes.
+
+    \b
+    Examples:
+      stablectl plan --policy policies/cpython.yaml
+      stablectl plan --policy policies/cpython.yaml --series 3.11.2 --json
+    """
+    policy = load_policy(policy_file)
+    reporter = Reporter(not as_json)
+    engine = Engine(policy, obj(ctx).state_dir, progress=reporter.update)
+    try:
+        with reporter.running():
+            if not offline:
+                engine.fetch()
+            plan = engine.plan(list(series) or None, on_series=reporter.update)
+    finally:
+        engine.close()
+    if as_json:
+        print_json(plan.to_json())
+    else:
+        render(plan)
+    ctx.exit(1 if plan.errors else 0)
+
+
+_KIND = {
+    "own-backport": "backport",
+    "sibling-backport": "sibling",
+    "original": "original",
+    "other": "other",
+}
+
+
+def _source_text(pf: PlannedFix) -> str:
+    att = pf.chosen or (pf.attempts[0] if pf.attempts else None)
+    if att is None:
+        return ""
+    src = att.source
+    return f"{src.sha[:10]} {src.branch or ''} {_KIND[src.kind]}".strip()
+
+
+def _detail(pf: PlannedFix) -> str:
+    fx = pf.candidate.fix
+    parts: list[str] = list(fx.cves)
+    if pf.candidate.reason:
+        parts.append(pf.candidate.reason)
+    if pf.note:
+        parts.append(pf.note)
+    if pf.status == "new-conflict" and pf.attempts:
+        parts.append(
+            "conflicts: "
+            + ", ".join(
+                f"{c.path} ({c.kind}, {c.hunks} hunk{'s' if c.hunks != 1 else ''})"
+                for c in pf.attempts[0].result.conflicts
+            )
+        )
+    elif pf.status == "new-error" and pf.attempts:
+        parts.append(pf.attempts[0].result.error or "")
+    return "; ".join(p for p in parts if p)
+
+
+def render(plan: Plan) -> None:
+    con = console()
+    for sp in plan.series:
+        sel = sp.selection
+        s = sel.series
+        branch = s.stable_branch + ("" if sel.branch_exists else " (not created yet)")
+        con.print(
+            f"[bold]{s.name}[/bold]  {branch}  base {s.base} {sel.base_sha[:10]}  "
+            f"tip {sel.tip_sha[:10]}",
+        )
+        table = Table(show_edge=False, pad_edge=False, expand=False, show_lines=False)
+        table.add_column("fix", no_wrap=True)
+        table.add_column("status", no_wrap=True)
+        table.add_column("source", no_wrap=True)
+        table.add_column("subject · rule · detail", overflow="fold", ratio=1)
+        for pf in sp.fixes:
+            fx = pf.candidate.fix
+            rule = ",".join(dict.fromkeys(h.rule for h in fx.flags))
+            style = _STYLE.get(pf.status, "")
+            status = pf.status.removeprefix("new-")
+            detail = _detail(pf)
+            text = escape(fx.subject) + f"\n[dim]{escape(rule)}"
+            text += (": " + escape(detail) if detail else "") + "[/dim]"
+            table.add_row(fx.key[:10], f"[{style}]{status}[/{style}]", _source_text(pf), text)
+        if sp.fixes:
+            con.print(table)
+        else:
+            con.print("  no flagged fixes")
+        counts: dict[str, int] = {}
+        for pf in sp.fixes:
+            counts[pf.status] = counts.get(pf.status, 0) + 1
+        summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+        con.print(f"  {len(sp.fixes)} flagged: {summary or 'none'}\n")
+    for e in plan.errors:
+        con.print(f"[red]error:[/red] {escape(e)}")

@@ -1,0 +1,320 @@
+"""The plan: per series, each flagged fix with its state and the outcome of a chained,
+in-memory pick onto the stable tip. Computing it changes nothing on the fork or the forge."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pygit2
+
+from stablectl import __version__
+from stablectl.controller.selection import Candidate, Selector, SeriesSelection, Source
+from stablectl.errors import GitError, PolicyError, StablectlError
+from stablectl.gitops.cache import Progress, RepoCache
+from stablectl.gitops.pick import Committer, Picker, PickResult
+from stablectl.gitops.scan import CommitIndex
+from stablectl.policy import Policy, Series
+
+PLAN_SCHEMA = "stablectl.plan/1"
+
+
+@dataclass
+class Attempt:
+    source: Source
+    result: PickResult
+
+
+@dataclass
+class PlannedFix:
+    candidate: Candidate
+    attempts: list[Attempt] = field(default_factory=list)
+    chosen: Attempt | None = None
+    note: str = ""
+
+    @property
+    def status(self) -> str:
+        """new-clean, new-empty, new-conflict, new-error, or the candidate's state."""
+        c = self.candidate
+        if c.state != "pending":
+            return c.state
+        if self.chosen is None:
+            return "new-error" if not self.attempts else "new-conflict"
+        return f"new-{self.chosen.result.outcome}"
+
+
+@dataclass
+class SeriesPlan:
+    selection: SeriesSelection
+    fixes: list[PlannedFix]
+    final_tip: str  # the in-memory chain's tip after every clean pick
+
+    @property
+    def series(self) -> Series:
+        return self.selection.series
+
+
+@dataclass
+class Plan:
+    project: str
+    series: list[SeriesPlan]
+    errors: list[str]
+    stats: dict[str, Any]
+    created: str = field(
+        default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": PLAN_SCHEMA,
+            "stablectl": __version__,
+            "project": self.project,
+            "created": self.created,
+            "errors": self.errors,
+            "series": [_series_json(sp) for sp in self.series],
+            "stats": self.stats,
+        }
+
+
+def _series_json(sp: SeriesPlan) -> dict[str, Any]:
+    sel = sp.selection
+    return {
+        "name": sel.series.name,
+        "branch": sel.series.stable_branch,
+        "branch_exists": sel.branch_exists,
+        "base": {"tag": sel.series.base, "sha": sel.base_sha},
+        "tip": sel.tip_sha,
+        "planned_tip": sp.final_tip,
+        "errors": sel.errors,
+        "fixes": [_fix_json(pf) for pf in sp.fixes],
+    }
+
+
+def _fix_json(pf: PlannedFix) -> dict[str, Any]:
+    c = pf.candidate
+    fx = c.fix
+    chosen = pf.chosen
+    return {
+        "key": fx.key,
+        "original": fx.original,
+        "subject": fx.subject,
+        "issues": fx.issues,
+        "pr": fx.pr,
+        "cves": fx.cves,
+        "security": fx.security,
+        "flags": [
+            {"rule": h.rule, "commit": h.sha, "reason": h.reason, "security": h.security}
+            for h in fx.flags
+        ],
+        "members": fx.members,
+        "state": c.state,
+        "status": pf.status,
+        "reason": c.reason,
+        "note": pf.note,
+        "source": None
+        if chosen is None
+        else {
+            "commit": chosen.source.sha,
+            "kind": chosen.source.kind,
+            "branch": chosen.source.branch,
+        },
+        "result": None
+        if chosen is None
+        else {
+            "outcome": chosen.result.outcome,
+            "commit": chosen.result.commit,
+            "tree": chosen.result.tree,
+            "lever": chosen.result.lever,
+        },
+        "attempts": [
+            {
+                "source": a.source.sha,
+                "kind": a.source.kind,
+                "branch": a.source.branch,
+                "outcome": a.result.outcome,
+                "lever": a.result.lever,
+                "error": a.result.error,
+                "ms": round(a.result.seconds * 1000, 2),
+                "conflicts": [
+                    {"path": cf.path, "kind": cf.kind, "hunks": cf.hunks}
+                    for cf in a.result.conflicts
+                ],
+            }
+            for a in pf.attempts
+        ],
+    }
+
+
+def default_state_dir() -> Path:
+    env = os.environ.get("STABLECTL_STATE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "stablectl"
+
+
+class Engine:
+    """Binds a policy to its cache and index; computes plans."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        state_dir: Path,
+        *,
+        progress: Progress | None = None,
+        committer_time: int | None = None,
+    ) -> None:
+        self.policy = policy
+        self.state_dir = state_dir
+        self.progress = progress
+        self.cache = RepoCache(state_dir / "cache" / f"{policy.project}.git")
+        self._index: CommitIndex | None = None
+        self.committer_time = committer_time
+
+    @property
+    def index(self) -> CommitIndex:
+        if self._index is None:
+            self._index = CommitIndex(
+                self.cache.repo, self.state_dir / "cache" / f"{self.policy.project}.sqlite"
+            )
+        return self._index
+
+    def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+
+    def fetch(self) -> None:
+        """Bring the cache up to date with upstream and the fork; notice rewrites."""
+        self.cache = RepoCache.open_or_init(self.cache.path)
+        self._index = None
+        p = self.policy
+        self.cache.fetch_upstream(p.upstream.git, self.progress)
+        self.cache.fetch_fork(p.fork.git, self.progress)
+        branches = {p.upstream.main} | {b for s in p.series for b in s.sources}
+        self.cache.check_and_record_tips(sorted(branches), [s.base for s in p.series])
+
+    def semantic_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Policy problems only the repository can reveal: missing tags and branches."""
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        p = self.policy
+        if self.cache.upstream_branch(p.upstream.main) is None:
+            out.append((("upstream", "main"), f"upstream has no branch {p.upstream.main!r}"))
+        for i, s in enumerate(p.series):
+            if self.cache.upstream_tag(s.base) is None:
+                out.append((("series", i, "base"), f"upstream has no tag {s.base!r}"))
+            for j, b in enumerate(s.sources):
+                if self.cache.upstream_branch(b) is None:
+                    known = ", ".join(self.cache.upstream_branches()[:8])
+                    out.append(
+                        (("series", i, "sources", j), f"upstream has no branch {b!r} ({known})")
+                    )
+        return out
+
+    def picker(self) -> Picker:
+        ident = self.policy.identity
+        return Picker(self.cache.repo, Committer(ident.name, ident.email, self.committer_time))
+
+    def note_of(self, ref: str, sha: str) -> str | None:
+        try:
+            note = self.cache.repo.lookup_note(sha, ref)
+        except (KeyError, pygit2.GitError, ValueError):
+            return None
+        return str(note.message)
+
+    def selector(self) -> Selector:
+        cache = self.cache
+
+        def upstream_ref(ref: str) -> str | None:
+            return cache.peel(ref) if ref.startswith("refs/tags/") else cache.resolve(ref)
+
+        def stable_tip(series: Series) -> str | None:
+            return cache.fork_branch(series.stable_branch)
+
+        return Selector(
+            self.policy,
+            self.index,
+            upstream_ref=upstream_ref,
+            stable_tip=stable_tip,
+            note_of=self.note_of,
+        )
+
+    def plan(
+        self,
+        series: list[str] | None = None,
+        *,
+        on_series: Callable[[str, int, int], None] | None = None,
+    ) -> Plan:
+        problems = self.semantic_problems()
+        if problems:
+            raise PolicyError([f"policy: {'.'.join(map(str, loc))}: {m}" for loc, m in problems])
+        wanted = [self.policy.get_series(n) for n in series] if series else self.policy.series
+        selector = self.selector()
+        picker = self.picker()
+        plans: list[SeriesPlan] = []
+        for s in wanted:
+            try:
+                sel = selector.select(s)
+            except KeyError as e:
+                raise GitError(f"series {s.name}: upstream has no tag {e.args[0]!r}") from None
+            plans.append(self._chain(sel, picker, on_series))
+        errors = sorted({e for sp in plans for e in sp.selection.errors})
+        stats = dict(self.index.stats)
+        return Plan(self.policy.project, plans, errors, stats)
+
+    def _chain(
+        self,
+        sel: SeriesSelection,
+        picker: Picker,
+        on_series: Callable[[str, int, int], None] | None,
+    ) -> SeriesPlan:
+        tip = sel.tip_sha
+        fixes: list[PlannedFix] = []
+        pending = [c for c in sel.candidates if c.state == "pending"]
+        done = 0
+        for cand in sel.candidates:
+            pf = PlannedFix(cand)
+            fixes.append(pf)
+            if cand.state != "pending":
+                continue
+            pf.attempts, pf.chosen, pf.note = pick_best(picker, cand.sources, tip)
+            if pf.chosen is not None and pf.chosen.result.outcome == "clean":
+                assert pf.chosen.result.commit is not None
+                tip = pf.chosen.result.commit
+            done += 1
+            if on_series is not None:
+                on_series(sel.series.name, done, len(pending))
+        return SeriesPlan(sel, fixes, tip)
+
+
+def pick_best(
+    picker: Picker, sources: list[Source], onto: str
+) -> tuple[list[Attempt], Attempt | None, str]:
+    """Try the sources in preference order; the first clean (or empty) pick wins."""
+    attempts: list[Attempt] = []
+    if not sources:
+        return attempts, None, "no usable source commit (merge commits only, or missing)"
+    for src in sources:
+        res = picker.pick(src.sha, onto)
+        attempt = Attempt(src, res)
+        attempts.append(attempt)
+        if res.ok:
+            note = ""
+            if len(attempts) > 1:
+                first = attempts[0]
+                note = f"{first.source.describe()} {first.result.outcome}s; used {src.describe()}"
+            elif res.lever not in (None, "paths"):
+                note = f"merged with {res.lever}"
+            return attempts, attempt, note
+    return attempts, None, f"every source conflicts ({len(attempts)} tried)"
+
+
+def open_engine(policy: Policy, state_dir: Path, **kw: Any) -> Engine:
+    try:
+        return Engine(policy, state_dir, **kw)
+    except StablectlError:
+        raise

@@ -1,0 +1,252 @@
+"""A bare local cache of the upstream repository and the fork, fetched incrementally.
+
+Layout of the cache repository (one per policy project, under the state directory):
+
+- ``refs/remotes/upstream/*`` upstream branches, ``refs/tags/*`` upstream tags;
+- ``refs/remotes/fork/*`` the fork's branches, ``refs/fork-tags/*`` the fork's tags;
+- ``stablectl-tips.json`` the upstream branch tips and base tags seen by the last run, so a
+  history rewrite upstream is noticed and reported instead of silently followed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pygit2
+
+from stablectl.errors import GitError, UpstreamRewrittenError
+
+UPSTREAM = "upstream"
+FORK = "fork"
+TIPS_FILE = "stablectl-tips.json"
+
+Progress = Callable[[str, int, int], None]
+
+
+def _is_local(url: str) -> bool:
+    return "://" not in url and not (":" in url.split("/")[0] and "@" in url)
+
+
+def _url(url: str) -> str:
+    if _is_local(url):
+        return str(Path(url).expanduser().resolve())
+    return url
+
+
+class _Callbacks(pygit2.RemoteCallbacks):
+    def __init__(self, label: str, progress: Progress | None) -> None:
+        super().__init__()
+        self.label = label
+        self.progress = progress
+
+    def transfer_progress(self, stats: Any) -> None:
+        if self.progress is not None:
+            self.progress(self.label, int(stats.received_objects), int(stats.total_objects))
+
+
+@dataclass
+class FetchReport:
+    updated: dict[str, tuple[str | None, str]] = field(default_factory=dict)
+
+
+class RepoCache:
+    """The bare cache repository."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._repo: pygit2.Repository | None = None
+
+    @property
+    def repo(self) -> pygit2.Repository:
+        if self._repo is None:
+            if not (self.path / "HEAD").exists():
+                raise GitError(
+                    f"no upstream cache at {self.path}: run `stablectl plan` (it fetches) first"
+                )
+            try:
+                self._repo = pygit2.Repository(str(self.path))
+            except pygit2.GitError as e:
+                raise GitError(f"corrupt upstream cache at {self.path}: {e}") from None
+        return self._repo
+
+    def exists(self) -> bool:
+        return (self.path / "HEAD").exists()
+
+    @classmethod
+    def open_or_init(cls, path: Path) -> RepoCache:
+        cache = cls(path)
+        if not cache.exists():
+            path.mkdir(parents=True, exist_ok=True)
+            pygit2.init_repository(str(path), bare=True)
+        try:
+            cache._repo = pygit2.Repository(str(path))
+        except pygit2.GitError as e:
+            raise GitError(f"corrupt upstream cache at {path}: {e}") from None
+        return cache
+
+    # ---------------------------------------------------------------- remotes and fetching
+
+    def _ensure_remote(self, name: str, url: str, refspecs: list[str]) -> pygit2.Remote:
+        repo = self.repo
+        url = _url(url)
+        try:
+            remote = repo.remotes[name]
+        except KeyError:
+            remote = repo.remotes.create(name, url, refspecs[0])
+            for spec in refspecs[1:]:
+                repo.remotes.add_fetch(name, spec)
+            return repo.remotes[name]
+        if remote.url != url:
+            repo.remotes.set_url(name, url)
+        have = list(remote.fetch_refspecs)
+        for spec in refspecs:
+            if spec not in have:
+                repo.remotes.add_fetch(name, spec)
+        return repo.remotes[name]
+
+    def _is_promisor(self) -> bool:
+        cfg = self.repo.config
+        for entry in cfg:
+            if entry.name.endswith(".promisor") and str(entry.value).lower() == "true":
+                return True
+        return False
+
+    def _fetch(self, name: str, url: str, refspecs: list[str], progress: Progress | None) -> None:
+        remote = self._ensure_remote(name, url, refspecs)
+        if self._is_promisor():
+            # libgit2 cannot fetch into a partial clone; git can.
+            proc = subprocess.run(
+                ["git", "--git-dir", str(self.path), "fetch", "--quiet", name],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if proc.returncode != 0:
+                raise GitError(f"cannot fetch {name} ({url}): {proc.stderr.strip()}")
+            return
+        try:
+            remote.fetch(callbacks=_Callbacks(name, progress), prune=pygit2.enums.FetchPrune.PRUNE)
+        except (pygit2.GitError, KeyError, OSError) as e:
+            raise GitError(f"cannot fetch {name} ({url}): {e}") from None
+
+    def fetch_upstream(self, url: str, progress: Progress | None = None) -> None:
+        self._fetch(
+            UPSTREAM,
+            url,
+            [f"+refs/heads/*:refs/remotes/{UPSTREAM}/*", "+refs/tags/*:refs/tags/*"],
+            progress,
+        )
+
+    def fetch_fork(self, url: str, progress: Progress | None = None) -> None:
+        self._fetch(
+            FORK,
+            url,
+            [f"+refs/heads/*:refs/remotes/{FORK}/*", "+refs/tags/*:refs/fork-tags/*"],
+            progress,
+        )
+
+    # ---------------------------------------------------------------- rewrite detection
+
+    def _tips_path(self) -> Path:
+        return self.path / TIPS_FILE
+
+    def load_tips(self) -> dict[str, str]:
+        try:
+            data = json.loads(self._tips_path().read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as e:
+            raise GitError(f"unreadable {self._tips_path()}: {e}") from None
+        return {str(k): str(v) for k, v in data.items()}
+
+    def _save_tips(self, tips: dict[str, str]) -> None:
+        tmp = self._tips_path().with_suffix(".tmp")
+        tmp.write_text(json.dumps(tips, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, self._tips_path())
+
+    def check_and_record_tips(self, branches: Iterable[str], tags: Iterable[str]) -> None:
+        """Compare upstream branch tips and tags with those seen before; record the new ones.
+
+        A branch whose new tip does not descend from the old one, or a tag that moved, raises
+        UpstreamRewrittenError and keeps the old record, so every later run reports it too
+        until someone accepts the rewrite.
+        """
+        old = self.load_tips()
+        new = dict(old)
+        rewritten: UpstreamRewrittenError | None = None
+        for b in branches:
+            key = f"refs/remotes/{UPSTREAM}/{b}"
+            tip = self.resolve(key)
+            if tip is None:
+                continue
+            prev = old.get(key)
+            if prev and prev != tip and not self._descends(tip, prev):
+                rewritten = rewritten or UpstreamRewrittenError(b, prev, tip)
+                continue
+            new[key] = tip
+        for t in tags:
+            key = f"refs/tags/{t}"
+            target = self.peel(key)
+            if target is None:
+                continue
+            prev = old.get(key)
+            if prev and prev != target:
+                rewritten = rewritten or UpstreamRewrittenError(f"tag {t}", prev, target)
+                continue
+            new[key] = target
+        if new != old:
+            self._save_tips(new)
+        if rewritten:
+            raise rewritten
+
+    def accept_rewrite(self, branch: str) -> bool:
+        tips = self.load_tips()
+        removed = False
+        for key in (f"refs/remotes/{UPSTREAM}/{branch}", f"refs/tags/{branch}"):
+            if key in tips:
+                del tips[key]
+                removed = True
+        self._save_tips(tips)
+        return removed
+
+    def _descends(self, tip: str, old: str) -> bool:
+        try:
+            return bool(self.repo.descendant_of(pygit2.Oid(hex=tip), pygit2.Oid(hex=old)))
+        except (pygit2.GitError, KeyError, ValueError):
+            return False
+
+    # ---------------------------------------------------------------- lookups
+
+    def resolve(self, ref: str) -> str | None:
+        try:
+            r = self.repo.references[ref]
+        except (KeyError, pygit2.InvalidSpecError):
+            return None
+        return str(r.resolve().target)
+
+    def peel(self, ref: str) -> str | None:
+        """The commit a ref (branch or tag, annotated or not) points at."""
+        try:
+            obj = self.repo.revparse_single(ref)
+            return str(obj.peel(pygit2.Commit).id)
+        except (KeyError, pygit2.GitError, pygit2.InvalidSpecError, ValueError):
+            return None
+
+    def upstream_branch(self, name: str) -> str | None:
+        return self.resolve(f"refs/remotes/{UPSTREAM}/{name}")
+
+    def upstream_tag(self, name: str) -> str | None:
+        return self.peel(f"refs/tags/{name}")
+
+    def fork_branch(self, name: str) -> str | None:
+        return self.resolve(f"refs/remotes/{FORK}/{name}")
+
+    def upstream_branches(self) -> list[str]:
+        prefix = f"refs/remotes/{UPSTREAM}/"
+        return sorted(r[len(prefix) :] for r in self.repo.references if r.startswith(prefix))

@@ -1,0 +1,145 @@
+"""Pure parsing of commit messages: identity links, flags and git's trailer conventions."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+CHERRY_PREFIX = "(cherry picked from commit "
+_CHERRY_RE = re.compile(r"^\(cherry picked from commit ([0-9a-fA-F]{7,40})\)\s*$", re.M)
+_REVERT_RE = re.compile(r"This reverts commit ([0-9a-fA-F]{7,40})", re.I)
+_CVE_RE = re.compile(r"\bCVE-\d{4}-\d{4,}\b", re.I)
+_BRANCH_PREFIX_RE = re.compile(r"^\[([^\]\s]+)\]\s*")
+_GH_RE = re.compile(r"(?<![\w-])(gh|bpo)-(\d+)\b", re.I)
+_PR_TAIL_RE = re.compile(r"\((?:GH-|#)(\d+)\)\s*$", re.I)
+_TRAILER_LINE_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*)\s*:\s?(.*)$")
+_GIT_GENERATED = ("Signed-off-by: ", CHERRY_PREFIX)
+
+
+@dataclass(frozen=True)
+class MessageInfo:
+    """What a commit message says about the commit's identity and relations."""
+
+    subject: str
+    branch_prefix: str | None
+    issues: tuple[str, ...]  # normalised "gh-123" / "bpo-456", in order of appearance
+    pr: int | None  # the upstream PR number from "(GH-N)" / "(#N)" at the end of the subject
+    cherry_picked_from: tuple[str, ...]  # every "(cherry picked from commit X)", in order
+    reverts: tuple[str, ...]  # "This reverts commit X."
+    cves: tuple[str, ...]
+    trailers: tuple[tuple[str, str], ...] = field(default=())
+
+
+def parse_message(message: str) -> MessageInfo:
+    lines = message.splitlines()
+    subject = lines[0].strip() if lines else ""
+    m = _BRANCH_PREFIX_RE.match(subject)
+    prefix = m.group(1) if m else None
+    issues: list[str] = []
+    for kind, num in _GH_RE.findall(subject):
+        ref = f"{kind.lower()}-{int(num)}"
+        if ref not in issues:
+            issues.append(ref)
+    pr_m = _PR_TAIL_RE.search(subject)
+    pr = int(pr_m.group(1)) if pr_m else None
+    if pr is not None:
+        # "(GH-N)" names the PR, not an issue.
+        issues = [i for i in issues if i != f"gh-{pr}"] or issues
+    picks = tuple(dict.fromkeys(s.lower() for s in _CHERRY_RE.findall(message)))
+    reverts = tuple(dict.fromkeys(s.lower() for s in _REVERT_RE.findall(message)))
+    cves = tuple(dict.fromkeys(c.upper() for c in _CVE_RE.findall(message)))
+    return MessageInfo(
+        subject=subject,
+        branch_prefix=prefix,
+        issues=tuple(issues),
+        pr=pr,
+        cherry_picked_from=picks,
+        reverts=reverts,
+        cves=cves,
+        trailers=tuple(parse_trailers(message)),
+    )
+
+
+def strip_branch_prefix(subject: str) -> str:
+    return _BRANCH_PREFIX_RE.sub("", subject, count=1)
+
+
+def _paragraphs(message: str) -> list[list[str]]:
+    paras: list[list[str]] = []
+    cur: list[str] = []
+    for line in message.splitlines():
+        if line.strip() == "":
+            if cur:
+                paras.append(cur)
+                cur = []
+        else:
+            cur.append(line)
+    if cur:
+        paras.append(cur)
+    return paras
+
+
+def _is_trailer_block(lines: list[str]) -> bool:
+    """Git's rule (trailer.c): all lines are trailers, or at least one is git-generated and
+    at least 25% are trailers. Continuation lines (leading whitespace) belong to the trailer
+    above them."""
+    trailers = non = 0
+    generated = False
+    prev_trailer = False
+    for line in lines:
+        if line.startswith(_GIT_GENERATED):
+            generated = True
+            trailers += 1
+            prev_trailer = True
+            continue
+        if line[:1].isspace() and prev_trailer:
+            continue
+        m = _TRAILER_LINE_RE.match(line)
+        if m and not line[:1].isspace():
+            trailers += 1
+            prev_trailer = True
+        else:
+            non += 1
+            prev_trailer = False
+    if trailers == 0:
+        return False
+    if non == 0:
+        return True
+    return generated and trailers * 3 >= non
+
+
+def parse_trailers(message: str) -> list[tuple[str, str]]:
+    """Trailers of the last paragraph, if it is a trailer block (body only, never the subject)."""
+    paras = _paragraphs(message)
+    if len(paras) < 2 or not _is_trailer_block(paras[-1]):
+        return []
+    out: list[tuple[str, str]] = []
+    for line in paras[-1]:
+        m = _TRAILER_LINE_RE.match(line)
+        if m and not line[:1].isspace():
+            out.append((m.group(1), m.group(2).strip()))
+        elif line[:1].isspace() and out:
+            key, value = out[-1]
+            out[-1] = (key, f"{value} {line.strip()}")
+    return out
+
+
+def cherry_pick_message(message: str, source_sha: str) -> str:
+    """The message `git cherry-pick -x` writes: the original, then the origin line.
+
+    Like git, a blank line separates it unless the message already ends in a trailer block.
+    """
+    body = message.rstrip("\n") + "\n"
+    paras = _paragraphs(body)
+    sep = "" if len(paras) >= 2 and _is_trailer_block(paras[-1]) else "\n"
+    return f"{body}{sep}{CHERRY_PREFIX}{source_sha})\n"
+
+
+def backport_title(series_branch: str, message: str) -> str:
+    """CPython-style backport title: ``[3.11.2-stable] gh-N: subject (GH-N)``."""
+    subject = message.splitlines()[0].strip() if message.strip() else ""
+    subject = strip_branch_prefix(subject)
+    m = re.search(r"\(#(\d+)\)\s*$", subject)
+    if m:
+        subject = subject[: m.start()].rstrip() + f" (GH-{m.group(1)})"
+    return f"[{series_branch}] {subject}"

@@ -1,0 +1,32 @@
+"""Small typed helpers over pygit2 objects."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import pygit2
+
+
+def blob_bytes(repo: pygit2.Repository, oid: pygit2.Oid | str) -> bytes:
+    return bytes(cast(pygit2.Blob, repo[oid]).data)
+
+
+def tree(repo: pygit2.Repository, oid: pygit2.Oid | str) -> pygit2.Tree:
+    return cast(pygit2.Tree, repo[oid])
+
+
+def commit(repo: pygit2.Repository, rev: pygit2.Oid | str) -> pygit2.Commit:
+    """The commit a SHA or a ref/tag name points at (KeyError if there is none)."""
+    obj = repo[rev] if isinstance(rev, pygit2.Oid) or _is_hex(rev) else repo.revparse_single(rev)
+    return obj.peel(pygit2.Commit)
+
+
+def first_parent_diff(c: pygit2.Commit) -> pygit2.Diff:
+    """The commit's change against its first parent (against nothing for a root commit)."""
+    if c.parents:
+        return c.parents[0].tree.diff_to_tree(c.tree)
+    return c.tree.diff_to_tree(swap=True)
+
+
+def _is_hex(s: str) -> bool:
+    return len(s) == 40 and all(ch in "0123456789abcdef" for ch in s)

@@ -1,0 +1,380 @@
+"""In-memory cherry-pick: no worktree, no checkout, no index file.
+
+Three levers, tried in order until one gives a clean result:
+
+1. **paths**: only the paths the source commit changes are merged (three-way, per file, with
+   libgit2's file merge); the new tree is rebuilt along those paths only. This is what makes a
+   pick cost what the patch costs rather than what the tree costs.
+2. **libgit2**: `merge_trees` of the whole trees, with rename detection — for renames and
+   paths that moved on the stable side.
+3. **ort**: git's own merge (`git merge-tree --write-tree`, git ≥ 2.38, bare repositories
+   welcome) between a synthetic commit (the stable tip's tree on the source's parent) and the
+   source. On real stable history it resolves a share of libgit2's conflicts, usually exactly
+   as maintainers did.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, cast
+
+import pygit2
+from pygit2.enums import FileMode
+
+from stablectl.gitops.messages import cherry_pick_message
+from stablectl.gitops.objects import tree as tree_of
+
+Outcome = Literal["clean", "empty", "conflict", "error"]
+Lever = Literal["paths", "libgit2", "ort"]
+
+_TREE = int(FileMode.TREE)
+_Entry = tuple[pygit2.Oid, int] | None
+
+
+@dataclass(frozen=True)
+class ConflictFile:
+    path: str
+    kind: str  # "content", "modify/delete", "add/add", "delete/modify", "rename", ...
+    hunks: int
+
+
+@dataclass
+class PickResult:
+    """The outcome of picking one source commit onto a tip."""
+
+    source: str
+    onto: str
+    outcome: Outcome
+    tree: str | None = None  # the merged tree (clean/empty)
+    commit: str | None = None  # the new commit (clean only)
+    lever: Lever | None = None
+    conflicts: list[ConflictFile] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("clean", "empty")
+
+
+@dataclass(frozen=True)
+class Committer:
+    name: str
+    email: str
+    time: int | None = None  # fixed time for reproducible commits (None: now)
+    offset: int = 0
+
+
+class Picker:
+    """Cherry-picks commits in memory into a repository's object database."""
+
+    def __init__(
+        self,
+        repo: pygit2.Repository,
+        committer: Committer,
+        *,
+        use_ort: bool = True,
+        levers: Sequence[Lever] = ("paths", "libgit2", "ort"),
+    ) -> None:
+        self.repo = repo
+        self.committer = committer
+        self.levers = [lv for lv in levers if lv != "ort" or use_ort]
+        self._ort_ok: bool | None = None
+
+    # ------------------------------------------------------------------ public
+
+    def pick(self, source_sha: str, onto_sha: str, *, record_origin: bool = True) -> PickResult:
+        start = time.perf_counter()
+        result = self._pick(source_sha, onto_sha, record_origin)
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _pick(self, source_sha: str, onto_sha: str, record_origin: bool) -> PickResult:
+        repo = self.repo
+        try:
+            source = repo[source_sha].peel(pygit2.Commit)
+            onto = repo[onto_sha].peel(pygit2.Commit)
+        except (KeyError, ValueError, pygit2.GitError) as e:
+            return PickResult(source_sha, onto_sha, "error", error=f"missing commit: {e}")
+        if len(source.parents) != 1:
+            kind = "a merge commit" if source.parents else "a root commit"
+            return PickResult(source_sha, onto_sha, "error", error=f"{source_sha[:12]} is {kind}")
+        first: PickResult | None = None
+        for lever in self.levers:
+            try:
+                if lever == "paths":
+                    res = self._pick_paths(source, onto)
+                elif lever == "libgit2":
+                    res = self._pick_libgit2(source, onto)
+                else:
+                    if not self._ort_available():
+                        continue
+                    res = self._pick_ort(source, onto)
+            except (KeyError, pygit2.GitError, ValueError, OSError) as e:
+                res = PickResult(source_sha, onto_sha, "error", lever=lever, error=f"{lever}: {e}")
+            if res.outcome == "error" and lever == "paths":
+                # A missing object in the source is fatal for every lever.
+                return res
+            if res.ok:
+                if res.outcome == "clean":
+                    assert res.tree is not None
+                    res.commit = self._commit(source, onto, res.tree, record_origin)
+                return res
+            first = first or res
+        assert first is not None
+        return first
+
+    # ------------------------------------------------------------------ lever 1: paths
+
+    def _pick_paths(self, source: pygit2.Commit, onto: pygit2.Commit) -> PickResult:
+        repo = self.repo
+        base_tree = source.parents[0].tree
+        their_tree = source.tree
+        our_tree = onto.tree
+        diff = base_tree.diff_to_tree(their_tree)
+        changes: dict[str, _Entry] = {}
+        conflicts: list[ConflictFile] = []
+        for delta in diff.deltas:
+            for path in {delta.old_file.path, delta.new_file.path}:
+                if path in changes:
+                    continue
+                base = _entry(base_tree, path)
+                theirs = _entry(their_tree, path)
+                ours = _entry(our_tree, path)
+                if base == theirs:
+                    continue
+                if ours == base:
+                    changes[path] = theirs
+                elif ours == theirs:
+                    continue
+                elif base is None or theirs is None or ours is None:
+                    kind = (
+                        "add/add"
+                        if base is None
+                        else "modify/delete"
+                        if ours is None
+                        else "delete/modify"
+                    )
+                    conflicts.append(ConflictFile(path, kind, 1))
+                elif _is_blob(base) and _is_blob(ours) and _is_blob(theirs):
+                    merged = self._merge_file(path, base, ours, theirs)
+                    if isinstance(merged, ConflictFile):
+                        conflicts.append(merged)
+                    else:
+                        changes[path] = merged
+                else:
+                    conflicts.append(ConflictFile(path, "type", 1))
+        if conflicts:
+            return PickResult(
+                str(source.id), str(onto.id), "conflict", lever="paths", conflicts=conflicts
+            )
+        new_tree = update_tree(repo, our_tree, changes) if changes else our_tree.id
+        outcome: Outcome = "empty" if new_tree == our_tree.id else "clean"
+        return PickResult(str(source.id), str(onto.id), outcome, tree=str(new_tree), lever="paths")
+
+    def _merge_file(
+        self,
+        path: str,
+        base: tuple[pygit2.Oid, int],
+        ours: tuple[pygit2.Oid, int],
+        theirs: tuple[pygit2.Oid, int],
+    ) -> tuple[pygit2.Oid, int] | ConflictFile:
+        if base[1] != ours[1] and base[1] != theirs[1] and ours[1] != theirs[1]:
+            return ConflictFile(path, "mode", 1)
+        mode = theirs[1] if ours[1] == base[1] else ours[1]
+        if ours[0] == base[0]:
+            return (theirs[0], mode)
+        if theirs[0] == base[0]:
+            return (ours[0], mode)
+        blobs = [cast(pygit2.Blob, self.repo[e[0]]) for e in (base, ours, theirs)]
+        if any(b.is_binary for b in blobs):
+            return ConflictFile(path, "binary", 1)
+        try:
+            for b in blobs:
+                b.data.decode("utf-8")
+        except UnicodeDecodeError:
+            # libgit2's file merge returns text; leave non-UTF-8 files to the tree merge.
+            return ConflictFile(path, "encoding", 1)
+        res = self.repo.merge_file_from_index(
+            pygit2.IndexEntry(path, base[0], FileMode(base[1])),
+            pygit2.IndexEntry(path, ours[0], FileMode(ours[1])),
+            pygit2.IndexEntry(path, theirs[0], FileMode(theirs[1])),
+            use_deprecated=False,
+        )
+        if res is None:
+            return ConflictFile(path, "binary", 1)
+        if not res.automergeable:
+            return ConflictFile(path, "content", _count_hunks(res.contents))
+        oid = self.repo.create_blob(res.contents.encode("utf-8"))
+        return (oid, mode)
+
+    # ------------------------------------------------------------------ lever 2: libgit2
+
+    def _pick_libgit2(self, source: pygit2.Commit, onto: pygit2.Commit) -> PickResult:
+        index = self.repo.merge_trees(source.parents[0].tree, onto.tree, source.tree)
+        if index.conflicts is not None:
+            conflicts = []
+            for anc, ours, theirs in index.conflicts:
+                path = next(e.path for e in (ours, theirs, anc) if e is not None)
+                kind = _libgit2_kind(anc, ours, theirs)
+                hunks = 1
+                if anc is not None and ours is not None and theirs is not None:
+                    res = self.repo.merge_file_from_index(anc, ours, theirs, use_deprecated=False)
+                    if res is not None:
+                        hunks = max(1, _count_hunks(res.contents))
+                conflicts.append(ConflictFile(path, kind, hunks))
+            return PickResult(
+                str(source.id), str(onto.id), "conflict", lever="libgit2", conflicts=conflicts
+            )
+        tree = index.write_tree(self.repo)
+        outcome: Outcome = "empty" if tree == onto.tree.id else "clean"
+        return PickResult(str(source.id), str(onto.id), outcome, tree=str(tree), lever="libgit2")
+
+    # ------------------------------------------------------------------ lever 3: ort
+
+    def _ort_available(self) -> bool:
+        if self._ort_ok is None:
+            try:
+                out = subprocess.run(
+                    ["git", "version"], capture_output=True, text=True, check=True
+                ).stdout
+                m = re.search(r"(\d+)\.(\d+)", out)
+                self._ort_ok = bool(m and (int(m.group(1)), int(m.group(2))) >= (2, 38))
+            except (OSError, subprocess.CalledProcessError):
+                self._ort_ok = False
+        return self._ort_ok
+
+    def _pick_ort(self, source: pygit2.Commit, onto: pygit2.Commit) -> PickResult:
+        repo = self.repo
+        sig = pygit2.Signature("stablectl", "stablectl@localhost", 0, 0)
+        synthetic = repo.create_commit(
+            None, sig, sig, "stablectl: synthetic ours", onto.tree.id, [source.parents[0].id]
+        )
+        proc = subprocess.run(
+            [
+                "git",
+                "--git-dir",
+                repo.path,
+                "merge-tree",
+                "--write-tree",
+                "--name-only",
+                "--no-messages",
+                "-z",
+                str(synthetic),
+                str(source.id),
+            ],
+            capture_output=True,
+            check=False,
+        )
+        if proc.returncode not in (0, 1):
+            return PickResult(
+                str(source.id),
+                str(onto.id),
+                "error",
+                lever="ort",
+                error=f"git merge-tree: {proc.stderr.decode(errors='replace').strip()}",
+            )
+        fields = proc.stdout.decode("utf-8", "surrogateescape").split("\0")
+        tree = fields[0].strip()
+        if proc.returncode == 1:
+            paths = [p for p in fields[1:] if p]
+            conflicts = [ConflictFile(p, "content", 1) for p in dict.fromkeys(paths)]
+            return PickResult(
+                str(source.id), str(onto.id), "conflict", lever="ort", conflicts=conflicts
+            )
+        outcome: Outcome = "empty" if tree == str(onto.tree.id) else "clean"
+        return PickResult(str(source.id), str(onto.id), outcome, tree=tree, lever="ort")
+
+    # ------------------------------------------------------------------ commit
+
+    def _commit(
+        self, source: pygit2.Commit, onto: pygit2.Commit, tree: str, record_origin: bool
+    ) -> str:
+        a = source.author
+        author = pygit2.Signature(a.name, a.email, a.time, a.offset)
+        c = self.committer
+        when = c.time if c.time is not None else int(time.time())
+        committer = pygit2.Signature(c.name, c.email, when, c.offset)
+        message = source.message
+        if record_origin:
+            message = cherry_pick_message(message, str(source.id))
+        oid = self.repo.create_commit(
+            None, author, committer, message, pygit2.Oid(hex=tree), [onto.id]
+        )
+        return str(oid)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _entry(tree: pygit2.Tree, path: str) -> _Entry:
+    try:
+        obj = tree[path]
+    except KeyError:
+        return None
+    return (obj.id, int(obj.filemode))
+
+
+def _is_blob(e: _Entry) -> bool:
+    return e is not None and e[1] in (int(FileMode.BLOB), int(FileMode.BLOB_EXECUTABLE))
+
+
+def _count_hunks(contents: str) -> int:
+    return sum(1 for line in contents.splitlines() if line.startswith("<<<<<<<"))
+
+
+def _libgit2_kind(
+    anc: pygit2.IndexEntry | None,
+    ours: pygit2.IndexEntry | None,
+    theirs: pygit2.IndexEntry | None,
+) -> str:
+    if anc is None:
+        return "add/add"
+    if ours is None:
+        return "modify/delete"
+    if theirs is None:
+        return "delete/modify"
+    return "content"
+
+
+def update_tree(
+    repo: pygit2.Repository, tree: pygit2.Tree, changes: dict[str, _Entry]
+) -> pygit2.Oid:
+    """A new tree: `tree` with each path set to an entry (oid, mode) or removed (None).
+
+    Only the trees along changed paths are rebuilt; untouched subtrees are shared.
+    """
+    here: dict[str, _Entry] = {}
+    below: dict[str, dict[str, _Entry]] = {}
+    for path, entry in changes.items():
+        head, sep, rest = path.partition("/")
+        if sep:
+            below.setdefault(head, {})[rest] = entry
+        else:
+            here[head] = entry
+    builder = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
+    for name, sub in below.items():
+        existing = builder.get(name)
+        if existing is not None and existing.filemode == _TREE:
+            subtree = tree_of(repo, existing.id)
+        else:
+            if existing is not None:
+                builder.remove(name)
+            subtree = tree_of(repo, repo.TreeBuilder().write())
+        new_id = update_tree(repo, subtree, sub)
+        if len(tree_of(repo, new_id)) == 0:
+            if builder.get(name) is not None:
+                builder.remove(name)
+        else:
+            builder.insert(name, new_id, _TREE)
+    for name, e in here.items():
+        if e is None:
+            if builder.get(name) is not None:
+                builder.remove(name)
+        else:
+            builder.insert(name, e[0], e[1])
+    return builder.write()

@@ -1,0 +1,299 @@
+"""Walking history and indexing commits, with an sqlite cache that makes warm runs cheap.
+
+Everything cached is a pure function of immutable objects (a commit's facts, a patch-id, the
+commits between a tip and a set of hidden commits), so the cache can be deleted at any time.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import pygit2
+from pygit2.enums import SortMode
+
+from stablectl.gitops.messages import MessageInfo, parse_message
+from stablectl.gitops.objects import first_parent_diff
+
+MAX_PATHS = 5000
+_SCHEMA_VERSION = 2
+
+
+@dataclass(frozen=True)
+class CommitFacts:
+    """What stablectl needs to know of one commit; immutable, cacheable."""
+
+    sha: str
+    parents: tuple[str, ...]
+    author_name: str
+    author_email: str
+    author_time: int
+    commit_time: int
+    message: str
+    paths: tuple[str, ...]  # changed paths against the first parent (added, modified, deleted)
+    paths_truncated: bool = False
+    error: str | None = None
+
+    @cached_property
+    def info(self) -> MessageInfo:
+        return parse_message(self.message)
+
+    @property
+    def short(self) -> str:
+        return self.sha[:10]
+
+    def to_json(self) -> str:
+        return json.dumps(
+            [
+                list(self.parents),
+                self.author_name,
+                self.author_email,
+                self.author_time,
+                self.commit_time,
+                self.message,
+                list(self.paths),
+                self.paths_truncated,
+                self.error,
+            ]
+        )
+
+    @classmethod
+    def from_json(cls, sha: str, text: str) -> CommitFacts:
+        p, an, ae, at, ct, msg, paths, trunc, err = json.loads(text)
+        return cls(sha, tuple(p), an, ae, at, ct, msg, tuple(paths), trunc, err)
+
+
+def changed_paths(repo: pygit2.Repository, commit: pygit2.Commit) -> tuple[list[str], bool]:
+    """Paths a commit changes against its first parent (tree diff, no content diff)."""
+    diff = first_parent_diff(commit)
+    out: list[str] = []
+    for delta in diff.deltas:
+        out.append(delta.new_file.path)
+        if delta.old_file.path != delta.new_file.path:
+            out.append(delta.old_file.path)
+        if len(out) >= MAX_PATHS:
+            return out, True
+    return out, False
+
+
+def commit_patch_id(repo: pygit2.Repository, commit: pygit2.Commit) -> str:
+    """libgit2's patch-id of a commit against its first parent. Use it on both sides of every
+    comparison: git's own `patch-id --stable` differs on ~8% of real commits."""
+    return str(first_parent_diff(commit).patchid)
+
+
+class CommitIndex:
+    """Commit facts, patch-ids and walked ranges, memoised in memory and in sqlite."""
+
+    def __init__(self, repo: pygit2.Repository, db_path: Path | None) -> None:
+        self.repo = repo
+        self._facts: dict[str, CommitFacts | None] = {}
+        self._patch_ids: dict[str, str | None] = {}
+        self.db: sqlite3.Connection | None = None
+        self.stats = {"facts_computed": 0, "facts_cached": 0, "walked": 0, "patch_ids": 0}
+        if db_path is not None:
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(str(db_path), timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+
+    def _migrate(self) -> None:
+        assert self.db is not None
+        (version,) = self.db.execute("PRAGMA user_version").fetchone()
+        if version != _SCHEMA_VERSION:
+            with self.db:
+                for t in ("facts", "patch_ids", "ranges"):
+                    self.db.execute(f"DROP TABLE IF EXISTS {t}")
+                self.db.execute("CREATE TABLE facts (sha TEXT PRIMARY KEY, data TEXT NOT NULL)")
+                self.db.execute("CREATE TABLE patch_ids (sha TEXT PRIMARY KEY, pid TEXT)")
+                self.db.execute(
+                    "CREATE TABLE ranges (key TEXT PRIMARY KEY, tip TEXT NOT NULL, "
+                    "shas TEXT NOT NULL)"
+                )
+                self.db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group cache writes in one transaction."""
+        if self.db is None:
+            yield
+            return
+        with self.db:
+            yield
+
+    # ------------------------------------------------------------------ facts
+
+    def exists(self, sha: str) -> bool:
+        try:
+            return self.repo.get(sha) is not None
+        except (ValueError, pygit2.GitError):
+            return False
+
+    def facts(self, sha: str) -> CommitFacts | None:
+        """Facts of a commit, or None if the repository does not have it."""
+        if sha in self._facts:
+            return self._facts[sha]
+        if self.db is not None:
+            row = self.db.execute("SELECT data FROM facts WHERE sha=?", (sha,)).fetchone()
+            if row:
+                cached = CommitFacts.from_json(sha, row[0])
+                self._facts[sha] = cached
+                self.stats["facts_cached"] += 1
+                return cached
+        computed = self._compute(sha)
+        self._facts[sha] = computed
+        if computed is not None and self.db is not None:
+            self.db.execute("INSERT OR REPLACE INTO facts VALUES (?,?)", (sha, computed.to_json()))
+        return computed
+
+    def prefetch(self, shas: Sequence[str]) -> None:
+        """Load many facts from sqlite in few queries."""
+        if self.db is None:
+            return
+        todo = [s for s in shas if s not in self._facts]
+        for i in range(0, len(todo), 500):
+            chunk = todo[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            q = f"SELECT sha, data FROM facts WHERE sha IN ({marks})"
+            for sha, data in self.db.execute(q, chunk):
+                self._facts[sha] = CommitFacts.from_json(sha, data)
+                self.stats["facts_cached"] += 1
+
+    def _compute(self, sha: str) -> CommitFacts | None:
+        try:
+            obj = self.repo.get(sha)
+        except (ValueError, pygit2.GitError):
+            return None
+        if obj is None:
+            return None
+        try:
+            commit = obj.peel(pygit2.Commit)
+        except (pygit2.GitError, ValueError, KeyError):
+            return None
+        self.stats["facts_computed"] += 1
+        error: str | None = None
+        paths: list[str] = []
+        truncated = False
+        try:
+            paths, truncated = changed_paths(self.repo, commit)
+        except (KeyError, pygit2.GitError, ValueError) as e:
+            error = f"cannot read the trees of {sha[:12]}: {e}"
+        try:
+            message = commit.message
+        except (UnicodeDecodeError, LookupError):
+            message = commit.raw_message.decode("utf-8", "replace")
+        a = commit.author
+        return CommitFacts(
+            sha=sha,
+            parents=tuple(str(p) for p in commit.parent_ids),
+            author_name=_decode(a, "name"),
+            author_email=_decode(a, "email"),
+            author_time=int(a.time),
+            commit_time=int(commit.commit_time),
+            message=message,
+            paths=tuple(paths),
+            paths_truncated=truncated,
+            error=error,
+        )
+
+    # ------------------------------------------------------------------ patch-ids
+
+    def patch_id(self, sha: str) -> str | None:
+        if sha in self._patch_ids:
+            return self._patch_ids[sha]
+        if self.db is not None:
+            row = self.db.execute("SELECT pid FROM patch_ids WHERE sha=?", (sha,)).fetchone()
+            if row:
+                self._patch_ids[sha] = row[0]
+                return row[0]  # type: ignore[no-any-return]
+        pid: str | None
+        try:
+            commit = self.repo[sha].peel(pygit2.Commit)
+            pid = commit_patch_id(self.repo, commit)
+        except (KeyError, ValueError, pygit2.GitError):
+            pid = None
+        self.stats["patch_ids"] += 1
+        self._patch_ids[sha] = pid
+        if self.db is not None:
+            self.db.execute("INSERT OR REPLACE INTO patch_ids VALUES (?,?)", (sha, pid))
+        return pid
+
+    # ------------------------------------------------------------------ walking
+
+    def walk(self, tip: str, hide: Iterable[str], key: str) -> list[str]:
+        """Commits reachable from tip and not from any hidden commit, oldest first.
+
+        Cached under `key`: when the tip later moves forward, only the new commits are walked,
+        so a warm run costs what is new, not what is old.
+        """
+        hide = sorted(set(hide))
+        full_key = f"{key}|{','.join(hide)}"
+        if self.db is not None:
+            row = self.db.execute(
+                "SELECT tip, shas FROM ranges WHERE key=?", (full_key,)
+            ).fetchone()
+            if row:
+                old_tip, shas_json = row
+                if old_tip == tip:
+                    return list(json.loads(shas_json))
+                if self._is_ancestor(old_tip, tip):
+                    shas = list(json.loads(shas_json)) + self._walk(tip, [*hide, old_tip])
+                    self._store_range(full_key, tip, shas)
+                    return shas
+        shas = self._walk(tip, hide)
+        self._store_range(full_key, tip, shas)
+        return shas
+
+    def _store_range(self, key: str, tip: str, shas: list[str]) -> None:
+        if self.db is not None:
+            self.db.execute(
+                "INSERT OR REPLACE INTO ranges VALUES (?,?,?)", (key, tip, json.dumps(shas))
+            )
+
+    def _is_ancestor(self, old: str, new: str) -> bool:
+        try:
+            return bool(self.repo.descendant_of(pygit2.Oid(hex=new), pygit2.Oid(hex=old)))
+        except (pygit2.GitError, KeyError, ValueError):
+            return False
+
+    def _walk(self, tip: str, hide: Sequence[str]) -> list[str]:
+        walker = self.repo.walk(
+            pygit2.Oid(hex=tip), SortMode.TOPOLOGICAL | SortMode.TIME | SortMode.REVERSE
+        )
+        for h in hide:
+            with suppress(KeyError, pygit2.GitError, ValueError):
+                walker.hide(pygit2.Oid(hex=h))
+        out = [str(c.id) for c in walker]
+        self.stats["walked"] += len(out)
+        return out
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        if ancestor == descendant:
+            return True
+        return self._is_ancestor(ancestor, descendant)
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        try:
+            mb = self.repo.merge_base(pygit2.Oid(hex=a), pygit2.Oid(hex=b))
+        except (pygit2.GitError, KeyError, ValueError):
+            return None
+        return str(mb) if mb else None
+
+
+def _decode(sig: pygit2.Signature, attr: str) -> str:
+    try:
+        return str(getattr(sig, attr))
+    except (UnicodeDecodeError, LookupError):
+        raw: bytes = getattr(sig, f"raw_{attr}")
+        return raw.decode("utf-8", "replace")

@@ -1,0 +1,446 @@
+"""The policy: a YAML file turned into a typed, validated model.
+
+Pydantic does the validation (and gives `stablectl policy schema` a JSON Schema for free); the
+loader keeps the position of every YAML node so each problem is reported as
+``FILE:LINE:COL: field.path: message``. Scalars that YAML 1.1 resolves to numbers or booleans are
+refused wherever the model wants a string (``3.10`` would otherwise become ``3.1``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+
+from stablectl.errors import PolicyError
+
+SHA_RE = re.compile(r"^[0-9a-f]{7,40}$")
+
+Name = Annotated[str, StringConstraints(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")]
+Sha = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{7,40}$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Upstream(_Model):
+    """The project being mirrored."""
+
+    git: str = Field(description="Git URL or local path of the upstream repository.")
+    forge: str | None = Field(
+        default=None, description="Forge slug `owner/name`, used for PR links and label rules."
+    )
+    main: str = Field(default="main", description="Upstream development branch.")
+    web_url: str | None = Field(
+        default=None,
+        description="Base URL for links (default https://github.com/<forge>).",
+    )
+
+
+class Fork(_Model):
+    """The stable mirror this tool maintains."""
+
+    git: str = Field(description="Git URL or local path of the fork that holds stable branches.")
+    forge: str | None = Field(default=None, description="Forge slug `owner/name` of the fork.")
+
+
+class ForgeSettings(_Model):
+    """How stablectl talks to the forge."""
+
+    kind: Literal["github", "local"] = Field(
+        default="local", description="`github` (GitHub or GHE) or `local` (embedded SQLite)."
+    )
+    api_url: str = Field(
+        default="https://api.github.com", description="REST API base; GHE: https://HOST/api/v3."
+    )
+    token_env: str = Field(
+        default="GITHUB_TOKEN", description="Environment variable holding the token."
+    )
+    max_rate_limit_wait: int = Field(
+        default=900, ge=0, description="Longest wait (s) for a rate-limit reset before stopping."
+    )
+
+
+class Identity(_Model):
+    """Committer identity of the backport commits stablectl writes."""
+
+    name: str = "stablectl"
+    email: str = "stablectl@users.noreply.github.com"
+
+
+class Series(_Model):
+    """One stable line, anchored for life to one upstream release tag."""
+
+    name: Name = Field(description='Series name, a string such as "3.11.2" (quote it).')
+    base: str = Field(description="Upstream release tag the stable branch starts at.")
+    branch: str | None = Field(
+        default=None, description="Stable branch on the fork (default `<name>-stable`)."
+    )
+    sources: list[str] = Field(
+        min_length=1,
+        description="Upstream branches to take fixes from, in preference order "
+        '(its own maintenance branch first, e.g. ["3.11", "main"]).',
+    )
+    eol: dt.date | None = Field(default=None, description="End-of-life date (YYYY-MM-DD).")
+    since: dt.date | None = Field(
+        default=None,
+        description="Consider commits on the other sources (main) committed on or after this "
+        "date (default: the base tag's date minus `lookback_days`).",
+    )
+    lookback_days: int = Field(
+        default=30,
+        ge=0,
+        description="Without `since`: also consider main's commits from this many days before "
+        "the base tag (fixes that missed the release); those already in it are recognised.",
+    )
+
+    @property
+    def stable_branch(self) -> str:
+        return self.branch or f"{self.name}-stable"
+
+
+class NotesRule(_Model):
+    ref: str = Field(default="refs/notes/commits", description="Notes ref to read.")
+    match: str = Field(description="Regular expression searched in the note text.")
+
+    @field_validator("match")
+    @classmethod
+    def _regex(cls, v: str) -> str:
+        return _compile(v)
+
+
+class FlagRule(_Model):
+    """A rule that flags upstream commits. Conditions given together must all match."""
+
+    name: Name = Field(description="Rule name, shown in plans, PR bodies and release notes.")
+    security: bool = Field(
+        default=False, description="Fixes flagged by this rule are security fixes."
+    )
+    paths: list[str] | None = Field(
+        default=None, description="Globs; matches if the commit adds or changes such a path."
+    )
+    message: str | None = Field(
+        default=None, description="Regular expression searched in the commit message."
+    )
+    trailers: dict[str, str] | None = Field(
+        default=None, description="Trailer key → regular expression of its value."
+    )
+    labels: list[str] | None = Field(
+        default=None, description="Labels of the upstream PR (needs the forge)."
+    )
+    notes: NotesRule | None = Field(default=None, description="Git notes attached to the commit.")
+    commits: list[Sha] | None = Field(
+        default=None, description="Explicit SHAs (full or abbreviated) to flag."
+    )
+
+    @field_validator("message")
+    @classmethod
+    def _message_regex(cls, v: str | None) -> str | None:
+        return None if v is None else _compile(v)
+
+    @field_validator("trailers")
+    @classmethod
+    def _trailer_regex(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        if v is not None:
+            for value in v.values():
+                _compile(value)
+        return v
+
+    @field_validator("paths")
+    @classmethod
+    def _globs(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None:
+            for g in v:
+                if not g or g.startswith("/"):
+                    raise ValueError(f"path glob {g!r} must be relative to the repository root")
+        return v
+
+    @model_validator(mode="after")
+    def _has_condition(self) -> FlagRule:
+        if not any(
+            x is not None
+            for x in (
+                self.paths,
+                self.message,
+                self.trailers,
+                self.labels,
+                self.notes,
+                self.commits,
+            )
+        ):
+            raise ValueError(
+                "a flag rule needs at least one of paths, message, trailers, labels, notes, commits"
+            )
+        return self
+
+    def path_matches(self, path: str) -> bool:
+        return any(fnmatch.fnmatchcase(path, g) for g in self.paths or ())
+
+
+class Exclude(_Model):
+    sha: Sha = Field(description="Upstream commit never to backport (any member of its fix).")
+    reason: str = Field(description="Why; shown in plans.")
+
+
+class Approvals(_Model):
+    required: int = Field(default=1, ge=0, description="Approvals needed from maintainers.")
+    teams: list[str] = Field(
+        default_factory=list, description="Forge teams counted as maintainers."
+    )
+
+
+class Checks(_Model):
+    required: list[str] = Field(
+        default_factory=list, description="Check names or globs that must pass before merging."
+    )
+    test_command: str | None = Field(
+        default=None, description="Command the local forge's CI runs in a checkout of the PR head."
+    )
+
+
+class Release(_Model):
+    tag: str = Field(default="v{base}.{n}", description="Tag scheme; {base} and {n} expand.")
+    tarball: str = Field(
+        default="{project}-{version}", description="Tarball stem; {project}, {version} expand."
+    )
+    trigger: Literal["security", "manual"] = Field(default="security")
+    quiet_period_hours: int = Field(default=0, ge=0)
+    review_hours: int = Field(default=48, ge=0)
+    merge_method: Literal["rebase", "fast-forward"] = Field(default="rebase")
+
+
+class Policy(_Model):
+    """A stablectl policy file."""
+
+    version: Literal[1] = Field(default=1, description="Policy format version.")
+    project: Name = Field(description="Short project name (cache directory, tarball names).")
+    upstream: Upstream
+    fork: Fork
+    forge: ForgeSettings = Field(default_factory=ForgeSettings)
+    identity: Identity = Field(default_factory=Identity)
+    series: list[Series] = Field(min_length=1)
+    flags: list[FlagRule] = Field(min_length=1)
+    exclude: list[Exclude] = Field(default_factory=list)
+    maintainers: list[str] = Field(default_factory=list)
+    approvals: Approvals = Field(default_factory=Approvals)
+    checks: Checks = Field(default_factory=Checks)
+    release: Release = Field(default_factory=Release)
+    labels: dict[str, str] = Field(
+        default_factory=lambda: {
+            "backport": "backport",
+            "security": "security",
+            "conflicts": "conflicts",
+        },
+        description="Label names stablectl applies, by role.",
+    )
+
+    @model_validator(mode="after")
+    def _unique(self) -> Policy:
+        _unique_names([s.name for s in self.series], "series name")
+        _unique_names([s.stable_branch for s in self.series], "stable branch")
+        _unique_names([r.name for r in self.flags], "flag rule name")
+        return self
+
+    def get_series(self, name: str) -> Series:
+        for s in self.series:
+            if s.name == name:
+                return s
+        known = ", ".join(s.name for s in self.series)
+        raise PolicyError([f"unknown series {name!r} (policy has: {known})"])
+
+
+def _unique_names(names: Sequence[str], what: str) -> None:
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise ValueError(f"duplicate {what} {n!r}")
+        seen.add(n)
+
+
+def _compile(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as e:
+        raise ValueError(f"invalid regular expression {pattern!r}: {e}") from None
+    return pattern
+
+
+# --------------------------------------------------------------------------------------------
+# Loading with positions
+
+
+@dataclass(frozen=True)
+class Pos:
+    line: int
+    col: int
+    tag: str
+    text: str
+
+
+Path_ = tuple[str | int, ...]
+
+_NON_STRING_TAGS = {
+    "tag:yaml.org,2002:float": "a number",
+    "tag:yaml.org,2002:int": "a number",
+    "tag:yaml.org,2002:bool": "a boolean",
+    "tag:yaml.org,2002:null": "null",
+}
+
+
+class _Builder:
+    """Turns a composed YAML node tree into plain data, remembering each node's position."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.positions: dict[Path_, Pos] = {}
+        self.key_positions: dict[Path_, Pos] = {}
+        self.problems: list[str] = []
+        self._constructor = yaml.SafeLoader("")
+
+    def build(self, node: yaml.Node, path: Path_ = ()) -> Any:
+        mark = node.start_mark
+        text = node.value if isinstance(node, yaml.ScalarNode) else ""
+        self.positions[path] = Pos(mark.line + 1, mark.column + 1, node.tag, str(text))
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = self._constructor.construct_object(key_node, deep=True)
+                key_s = str(key) if not isinstance(key, str) else key
+                if key is True and key_node.value in ("on", "yes", "y", "On", "Yes"):
+                    key_s = key_node.value
+                kpath = (*path, key_s)
+                km = key_node.start_mark
+                self.key_positions[kpath] = Pos(km.line + 1, km.column + 1, key_node.tag, key_s)
+                if key_s in out:
+                    self.problems.append(
+                        f"{self.filename}:{km.line + 1}:{km.column + 1}: "
+                        f"{_fmt_path(kpath)}: duplicate key"
+                    )
+                    continue
+                out[key_s] = self.build(value_node, kpath)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
+        return self._constructor.construct_object(node, deep=True)
+
+
+def _fmt_path(path: Sequence[str | int]) -> str:
+    out = ""
+    for p in path:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += ("." if out else "") + p
+    return out or "(top level)"
+
+
+def _message(err: ErrorDetails, pos: Pos | None) -> str:
+    kind = err["type"]
+    if kind == "string_type" and pos is not None and pos.tag in _NON_STRING_TAGS:
+        what = _NON_STRING_TAGS[pos.tag]
+        return (
+            f"must be a string, but YAML reads {pos.text!r} as {what}"
+            f' ({err["input"]!r}); quote it: "{pos.text}"'
+        )
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "field required"
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def load_policy_text(text: str, filename: str = "<policy>") -> Policy:
+    """Parse and validate policy YAML; raise PolicyError listing every problem."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
+        raise PolicyError([f"{where}: (yaml): {e.problem or e}"]) from None
+    except yaml.YAMLError as e:
+        raise PolicyError([f"{filename}: (yaml): {e}"]) from None
+    if node is None:
+        raise PolicyError([f"{filename}:1:1: (top level): the policy file is empty"])
+    builder = _Builder(filename)
+    try:
+        data = builder.build(node)
+    except yaml.YAMLError as e:
+        raise PolicyError([f"{filename}: (yaml): {e}"]) from None
+    if not isinstance(data, dict):
+        raise PolicyError([f"{filename}:1:1: (top level): a policy is a mapping of fields"])
+    problems = list(builder.problems)
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as e:
+        for err in e.errors():
+            loc: Path_ = tuple(p for p in err["loc"] if isinstance(p, str | int))
+            # Pydantic appends union/validator tags to loc in some cases; trim to a known node.
+            pos = _lookup(builder, loc, err["type"])
+            where = f"{filename}:{pos.line}:{pos.col}" if pos else filename
+            problems.append(f"{where}: {_fmt_path(loc)}: {_message(err, pos)}")
+    if problems:
+        raise PolicyError(problems)
+    return policy
+
+
+def _lookup(builder: _Builder, loc: Path_, kind: str) -> Pos | None:
+    if kind == "extra_forbidden" and loc in builder.key_positions:
+        return builder.key_positions[loc]
+    probe = loc
+    while probe:
+        if probe in builder.positions:
+            return builder.positions[probe]
+        probe = probe[:-1]
+    return builder.positions.get(())
+
+
+def load_policy(path: str | Path) -> Policy:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PolicyError([f"{p}: no such policy file"]) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise PolicyError([f"{p}: cannot read policy: {e}"]) from None
+    return load_policy_text(text, str(p))
+
+
+def policy_positions(path: str | Path) -> dict[Path_, Pos]:
+    """Positions of every node of a (valid YAML) policy file, for semantic error messages."""
+    p = Path(path)
+    node = yaml.compose(p.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    b = _Builder(str(p))
+    if node is not None:
+        b.build(node)
+    return b.positions
+
+
+def format_problem(filename: str, positions: dict[Path_, Pos], loc: Path_, message: str) -> str:
+    pos = positions.get(loc)
+    where = f"{filename}:{pos.line}:{pos.col}" if pos else filename
+    return f"{where}: {_fmt_path(loc)}: {message}"
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Policy.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "stablectl policy"
+    return schema
