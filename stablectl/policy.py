@@ -216,9 +216,13 @@ class Checks(_Model):
 
 
 class Release(_Model):
-    tag: str = Field(default="v{base}.{n}", description="Tag scheme; {base} and {n} expand.")
+    tag: str = Field(
+        default="v{series}.{n}",
+        description="Release tag scheme: {series} is the series name, {n} counts from 1.",
+    )
     tarball: str = Field(
-        default="{project}-{version}", description="Tarball stem; {project}, {version} expand."
+        default="{project}-{version}",
+        description="Tarball stem: {project} and {version} (e.g. 3.11.2.1) expand.",
     )
     trigger: Literal["security", "manual"] = Field(default="security")
     quiet_period_hours: int = Field(default=0, ge=0)
@@ -423,6 +427,12 @@ def load_policy(path: str | Path) -> Policy:
     return load_policy_text(text, str(p))
 
 
+def semantic_error(path: str | Path, problems: list[tuple[Path_, str]]) -> PolicyError:
+    """A PolicyError whose lines point into the policy file."""
+    positions = policy_positions(path)
+    return PolicyError([format_problem(str(path), positions, loc, m) for loc, m in problems])
+
+
 def policy_positions(path: str | Path) -> dict[Path_, Pos]:
     """Positions of every node of a (valid YAML) policy file, for semantic error messages."""
     p = Path(path)
@@ -434,7 +444,7 @@ def policy_positions(path: str | Path) -> dict[Path_, Pos]:
 
 
 def format_problem(filename: str, positions: dict[Path_, Pos], loc: Path_, message: str) -> str:
-    pos = positions.get(loc)
+    pos = next((positions[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in positions), None)
     where = f"{filename}:{pos.line}:{pos.col}" if pos else filename
     return f"{where}: {_fmt_path(loc)}: {message}"
 

@@ -54,7 +54,7 @@ _register()
 def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name="stablectl", standalone_mode=False)
+        rc = cli.main(args=argv, prog_name="stablectl", standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.Abort:
@@ -65,16 +65,18 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2 if isinstance(e, click.UsageError) else e.exit_code)
     except PolicyError as e:
         for p in e.problems:
-            err_console().print(p, markup=False)
+            err_console().print(p, markup=False, soft_wrap=True)
         sys.exit(2)
     except StablectlError as e:
         if debug:
             traceback.print_exc()
-        err_console().print(f"stablectl: error: {e}", markup=False)
+        err_console().print(f"stablectl: error: {e}", markup=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         err_console().print("stablectl: interrupted")
         sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(1)
     except Exception as e:
         if debug:
             traceback.print_exc()
@@ -83,4 +85,4 @@ def main(argv: list[str] | None = None) -> None:
             markup=False,
         )
         sys.exit(1)
-    sys.exit(0)
+    sys.exit(rc if isinstance(rc, int) else 0)

@@ -11,7 +11,7 @@ from rich.table import Table
 from stablectl.cli.context import obj
 from stablectl.cli.output import Reporter, console, print_json
 from stablectl.controller.plan import Engine, Plan, PlannedFix
-from stablectl.policy import load_policy
+from stablectl.policy import load_policy, semantic_error
 
 _STYLE = {
     "new-clean": "green",
@@ -58,6 +58,9 @@ def command(
         with reporter.running():
             if not offline:
                 engine.fetch()
+            found = engine.semantic_problems()
+            if found:
+                raise semantic_error(policy_file, found)
             plan = engine.plan(list(series) or None, on_series=reporter.update)
     finally:
         engine.close()

@@ -10,7 +10,7 @@ import click
 from stablectl.cli.context import obj
 from stablectl.cli.output import console, print_json
 from stablectl.errors import PolicyError, StablectlError
-from stablectl.policy import format_problem, json_schema, load_policy, policy_positions
+from stablectl.policy import json_schema, load_policy, semantic_error
 
 
 @click.group("policy")
@@ -52,11 +52,9 @@ def check(ctx: click.Context, file: Path, as_json: bool, no_repo: bool) -> None:
         engine = Engine(policy, obj(ctx).state_dir)
         if engine.cache.exists():
             try:
-                positions = policy_positions(file)
-                problems += [
-                    format_problem(str(file), positions, loc, msg)
-                    for loc, msg in engine.semantic_problems()
-                ]
+                found = engine.semantic_problems()
+                if found:
+                    problems += semantic_error(file, found).problems
                 semantic = "checked"
             except StablectlError as e:
                 problems.append(f"{file}: cache: {e}")

@@ -14,7 +14,7 @@ import pygit2
 
 from stablectl import __version__
 from stablectl.controller.selection import Candidate, Selector, SeriesSelection, Source
-from stablectl.errors import GitError, PolicyError, StablectlError
+from stablectl.errors import GitError, PolicyError
 from stablectl.gitops.cache import Progress, RepoCache
 from stablectl.gitops.pick import Committer, Picker, PickResult
 from stablectl.gitops.scan import CommitIndex
@@ -43,7 +43,8 @@ class PlannedFix:
         if c.state != "pending":
             return c.state
         if self.chosen is None:
-            return "new-error" if not self.attempts else "new-conflict"
+            conflicted = any(a.result.outcome == "conflict" for a in self.attempts)
+            return "new-conflict" if conflicted else "new-error"
         return f"new-{self.chosen.result.outcome}"
 
 
@@ -311,10 +312,3 @@ def pick_best(
                 note = f"merged with {res.lever}"
             return attempts, attempt, note
     return attempts, None, f"every source conflicts ({len(attempts)} tried)"
-
-
-def open_engine(policy: Policy, state_dir: Path, **kw: Any) -> Engine:
-    try:
-        return Engine(policy, state_dir, **kw)
-    except StablectlError:
-        raise

@@ -130,10 +130,23 @@ class RepoCache:
             if proc.returncode != 0:
                 raise GitError(f"cannot fetch {name} ({url}): {proc.stderr.strip()}")
             return
+        if _is_local(url) and not Path(_url(url)).exists():
+            raise GitError(f"cannot fetch {name}: no repository at {_url(url)}")
         try:
             remote.fetch(callbacks=_Callbacks(name, progress), prune=pygit2.enums.FetchPrune.PRUNE)
+            heads = remote.list_heads()
         except (pygit2.GitError, KeyError, OSError) as e:
             raise GitError(f"cannot fetch {name} ({url}): {e}") from None
+        # libgit2 never moves an existing tag, even with a forced refspec; mirror upstream's
+        # tags exactly so that a moved tag is seen (and refused by check_and_record_tips).
+        tag_dest = "refs/tags/" if name == UPSTREAM else "refs/fork-tags/"
+        for head in heads:
+            hname = str(head.name or "")
+            if not hname.startswith("refs/tags/") or hname.endswith("^{}"):
+                continue
+            local = tag_dest + hname[len("refs/tags/") :]
+            if self.resolve(local) != str(head.oid) and head.oid in self.repo:
+                self.repo.references.create(local, head.oid, force=True)
 
     def fetch_upstream(self, url: str, progress: Progress | None = None) -> None:
         self._fetch(

@@ -124,15 +124,28 @@ def parse_trailers(message: str) -> list[tuple[str, str]]:
     return out
 
 
+def stripspace(message: str) -> str:
+    """git's whitespace cleanup: trailing spaces, repeated and outer blank lines go."""
+    out: list[str] = []
+    for line in message.splitlines():
+        line = line.rstrip()
+        if line or (out and out[-1]):
+            out.append(line)
+    while out and not out[-1]:
+        out.pop()
+    return "\n".join(out) + "\n" if out else ""
+
+
 def cherry_pick_message(message: str, source_sha: str) -> str:
     """The message `git cherry-pick -x` writes: the original, then the origin line.
 
-    Like git, a blank line separates it unless the message already ends in a trailer block.
+    Like git, a blank line separates it unless the message already ends in a trailer block,
+    and the result gets git's whitespace cleanup.
     """
-    body = message.rstrip("\n") + "\n"
+    body = message if message.endswith("\n") else message + "\n"
     paras = _paragraphs(body)
     sep = "" if len(paras) >= 2 and _is_trailer_block(paras[-1]) else "\n"
-    return f"{body}{sep}{CHERRY_PREFIX}{source_sha})\n"
+    return stripspace(f"{body}{sep}{CHERRY_PREFIX}{source_sha})\n")
 
 
 def backport_title(series_branch: str, message: str) -> str:

@@ -115,7 +115,13 @@ class Picker:
                         continue
                     res = self._pick_ort(source, onto)
             except (KeyError, pygit2.GitError, ValueError, OSError) as e:
-                res = PickResult(source_sha, onto_sha, "error", lever=lever, error=f"{lever}: {e}")
+                res = PickResult(
+                    source_sha,
+                    onto_sha,
+                    "error",
+                    lever=lever,
+                    error=f"missing or unreadable object (a partial clone?): {e}",
+                )
             if res.outcome == "error" and lever == "paths":
                 # A missing object in the source is fatal for every lever.
                 return res

@@ -1,0 +1,251 @@
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pygit2
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stablectl.gitops.messages import CHERRY_PREFIX
+from stablectl.gitops.objects import commit as get_commit
+from stablectl.gitops.pick import Committer, Picker, update_tree
+from stablectl.testing.history import History, lines
+
+COMMITTER = Committer("stablectl", "bot@example.org", time=1_700_000_000)
+
+
+def _edit(text: str, i: int, new: str) -> str:
+    ls = text.splitlines(keepends=True)
+    ls[i] = new + "\n"
+    return "".join(ls)
+
+
+@pytest.fixture
+def hist(tmp_path: Path) -> History:
+    h = History(tmp_path / "repo.git")
+    h.commit(
+        "main",
+        "base",
+        {"a.txt": lines(30, "a"), "d/b.txt": lines(30, "b"), "d/e/c.txt": lines(10, "c")},
+    )
+    return h
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@e", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+
+
+def test_clean_pick_keeps_author_and_adds_trailer(hist: History) -> None:
+    base = hist.tip("main")
+    assert base
+    hist.branch("stable", base)
+    hist.commit("stable", "stable change", {"a.txt": _edit(hist.read("main", "a.txt"), 2, "S")})
+    src = hist.commit(
+        "main",
+        "gh-1: fix (#2)",
+        {"a.txt": _edit(hist.read("main", "a.txt"), 20, "F"), "d/e/new.txt": "new\n"},
+    )
+    tip = hist.tip("stable")
+    assert tip
+    res = Picker(hist.repo, COMMITTER).pick(src, tip)
+    assert res.outcome == "clean" and res.lever == "paths"
+    assert res.commit
+    c = get_commit(hist.repo, res.commit)
+    s = get_commit(hist.repo, src)
+    assert c.author.name == s.author.name and c.author.time == s.author.time
+    assert c.committer.email == "bot@example.org"
+    assert [str(p) for p in c.parent_ids] == [tip]
+    assert c.message.endswith(f"\n\n{CHERRY_PREFIX}{src})\n")
+    text = bytes(hist.repo[c.tree["a.txt"].id].data).decode()  # type: ignore[attr-defined]
+    assert "S\n" in text and "F\n" in text
+    assert "d/e/new.txt" in c.tree
+    # Untouched subtrees are shared, not rebuilt.
+    assert c.tree["d/b.txt"].id == get_commit(hist.repo, tip).tree["d/b.txt"].id
+
+
+def test_empty_when_already_applied(hist: History) -> None:
+    base = hist.tip("main")
+    assert base
+    src = hist.commit("main", "fix", {"a.txt": _edit(hist.read("main", "a.txt"), 5, "X")})
+    hist.branch("stable", base)
+    hist.commit("stable", "same fix", {"a.txt": _edit(hist.read("stable", "a.txt"), 5, "X")})
+    tip = hist.tip("stable")
+    assert tip
+    res = Picker(hist.repo, COMMITTER).pick(src, tip)
+    assert res.outcome == "empty" and res.commit is None
+
+
+def test_conflict_reports_paths_and_hunks(hist: History) -> None:
+    base = hist.tip("main")
+    assert base
+    hist.branch("stable", base)
+    t = hist.read("main", "a.txt")
+    hist.commit("stable", "s", {"a.txt": _edit(_edit(t, 3, "S1"), 20, "S2")})
+    src = hist.commit(
+        "main",
+        "m",
+        {
+            "a.txt": _edit(_edit(t, 3, "M1"), 20, "M2"),
+            "d/b.txt": _edit(hist.read("main", "d/b.txt"), 1, "ok"),
+        },
+    )
+    tip = hist.tip("stable")
+    assert tip
+    res = Picker(hist.repo, COMMITTER, use_ort=False).pick(src, tip)
+    assert res.outcome == "conflict"
+    assert [(c.path, c.kind, c.hunks) for c in res.conflicts] == [("a.txt", "content", 2)]
+    assert res.commit is None
+
+
+def test_modify_delete_conflict(hist: History) -> None:
+    base = hist.tip("main")
+    assert base
+    hist.branch("stable", base)
+    hist.commit("stable", "drop", {"d/e/c.txt": None})
+    src = hist.commit("main", "m", {"d/e/c.txt": _edit(hist.read("main", "d/e/c.txt"), 1, "M")})
+    tip = hist.tip("stable")
+    assert tip
+    res = Picker(hist.repo, COMMITTER).pick(src, tip)
+    assert res.outcome == "conflict"
+    assert res.conflicts[0].path == "d/e/c.txt"
+
+
+def test_rename_on_stable_side_resolved_by_tree_merge(hist: History) -> None:
+    """The stable side renamed the file the fix touches: the path lever conflicts
+    (modify/delete), libgit2's rename-aware tree merge places the change."""
+    base = hist.tip("main")
+    assert base
+    hist.branch("stable", base)
+    hist.commit("stable", "rename", {"a.txt": None, "renamed.txt": hist.read("main", "a.txt")})
+    src = hist.commit("main", "fix", {"a.txt": _edit(hist.read("main", "a.txt"), 10, "FIX")})
+    tip = hist.tip("stable")
+    assert tip
+    res = Picker(hist.repo, COMMITTER).pick(src, tip)
+    assert res.outcome == "clean" and res.lever == "libgit2"
+    assert res.commit
+    tree = get_commit(hist.repo, res.commit).tree
+    assert "a.txt" not in tree
+    assert b"FIX\n" in bytes(hist.repo[tree["renamed.txt"].id].data)  # type: ignore[attr-defined]
+
+
+def test_ort_lever_alone_matches_git(hist: History, tmp_path: Path) -> None:
+    base = hist.tip("main")
+    assert base
+    hist.branch("stable", base)
+    hist.commit("stable", "s", {"a.txt": _edit(hist.read("main", "a.txt"), 2, "S")})
+    src = hist.commit("main", "m", {"a.txt": _edit(hist.read("main", "a.txt"), 25, "M")})
+    tip = hist.tip("stable")
+    assert tip
+    res = Picker(hist.repo, COMMITTER, levers=("ort",)).pick(src, tip)
+    assert res.outcome == "clean" and res.lever == "ort"
+    fast = Picker(hist.repo, COMMITTER, levers=("paths",)).pick(src, tip)
+    assert fast.tree == res.tree
+
+
+def test_missing_source_is_an_error(hist: History) -> None:
+    tip = hist.tip("main")
+    assert tip
+    res = Picker(hist.repo, COMMITTER).pick("0" * 40, tip)
+    assert res.outcome == "error" and "missing" in (res.error or "")
+
+
+def test_merge_commit_is_an_error(hist: History) -> None:
+    base = hist.tip("main")
+    assert base
+    hist.branch("side", base)
+    side = hist.commit("side", "s", {"x": "1\n"})
+    main = hist.commit("main", "m", {"y": "1\n"})
+    repo = hist.repo
+    sig = pygit2.Signature("t", "t@e", 1, 0)
+    tree = get_commit(repo, side).tree.id
+    merge = str(
+        repo.create_commit(
+            None, sig, sig, "merge", tree, [pygit2.Oid(hex=main), pygit2.Oid(hex=side)]
+        )
+    )
+    res = Picker(repo, COMMITTER).pick(merge, base)
+    assert res.outcome == "error" and "merge commit" in (res.error or "")
+
+
+def test_update_tree_removes_empty_directories(hist: History) -> None:
+    c = get_commit(hist.repo, hist.tip("main") or "")
+    new = update_tree(hist.repo, c.tree, {"d/e/c.txt": None})
+    t = hist.repo[new]
+    assert "d/e" not in t  # type: ignore[operator]
+    assert "d/b.txt" in t  # type: ignore[operator]
+
+
+# ------------------------------------------------------------ agreement with git cherry-pick
+
+EDIT = st.tuples(st.integers(0, 29), st.sampled_from(["X", "Y", "Z"]))
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    ours=st.lists(EDIT, max_size=3),
+    theirs=st.lists(EDIT, min_size=1, max_size=3),
+    add_file=st.booleans(),
+    delete_b=st.booleans(),
+)
+def test_pick_agrees_with_git_cherry_pick(
+    tmp_path_factory: pytest.TempPathFactory,
+    ours: list[tuple[int, str]],
+    theirs: list[tuple[int, str]],
+    add_file: bool,
+    delete_b: bool,
+) -> None:
+    tmp = tmp_path_factory.mktemp("agree")
+    h = History(tmp / "repo.git")
+    a0 = lines(30, "a")
+    base = h.commit("main", "base", {"a.txt": a0, "d/b.txt": lines(5, "b")})
+    h.branch("stable", base)
+    text = a0
+    for i, v in ours:
+        text = _edit(text, i, f"ours {v}")
+    h.commit("stable", "ours", {"a.txt": text})
+    text = a0
+    for i, v in theirs:
+        text = _edit(text, i, f"theirs {v}")
+    files: dict[str, str | None] = {"a.txt": text}
+    if add_file:
+        files["d/new.txt"] = "new\n"
+    if delete_b:
+        files["d/b.txt"] = None
+    src = h.commit("main", "theirs", files)
+    tip = h.tip("stable")
+    assert tip
+    res = Picker(h.repo, COMMITTER).pick(src, tip)
+    wt = tmp / "wt"
+    subprocess.run(["git", "clone", "-q", "-b", "stable", str(h.path), str(wt)], check=True)
+    proc = subprocess.run(
+        [
+            "git",
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@e",
+            "cherry-pick",
+            "-x",
+            "--allow-empty",
+            "--keep-redundant-commits",
+            src,
+        ],
+        cwd=wt,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    git_clean = proc.returncode == 0
+    assert res.ok == git_clean, (res, proc.stdout, proc.stderr)
+    if git_clean:
+        assert res.tree == git(wt, "rev-parse", "HEAD^{tree}")
