@@ -81,8 +81,11 @@ class ForgeSettings(_Model):
 class Identity(_Model):
     """Committer identity of the backport commits stablectl writes."""
 
-    name: str = "stablectl"
-    email: str = "stablectl@users.noreply.github.com"
+    name: str = Field(default="stablectl", description="Committer name of backport commits.")
+    email: str = Field(
+        default="stablectl@users.noreply.github.com",
+        description="Committer email of backport commits (authors are kept from upstream).",
+    )
 
 
 class Series(_Model):
@@ -224,10 +227,21 @@ class Release(_Model):
         default="{project}-{version}",
         description="Tarball stem: {project} and {version} (e.g. 3.11.2.1) expand.",
     )
-    trigger: Literal["security", "manual"] = Field(default="security")
-    quiet_period_hours: int = Field(default=0, ge=0)
-    review_hours: int = Field(default=48, ge=0)
-    merge_method: Literal["rebase", "fast-forward"] = Field(default="rebase")
+    trigger: Literal["security", "manual"] = Field(
+        default="security",
+        description="`security`: release when a merged security fix is unreleased; "
+        "`manual`: only on request.",
+    )
+    quiet_period_hours: int = Field(
+        default=0, ge=0, description="Wait this long after the last merge before releasing."
+    )
+    review_hours: int = Field(
+        default=48, ge=0, description="Review window stated on release PRs before tagging."
+    )
+    merge_method: Literal["rebase", "fast-forward"] = Field(
+        default="rebase",
+        description="How backport PRs are merged; both keep the cherry-pick commit and trailer.",
+    )
 
 
 class Policy(_Model):
@@ -235,17 +249,24 @@ class Policy(_Model):
 
     version: Literal[1] = Field(default=1, description="Policy format version.")
     project: Name = Field(description="Short project name (cache directory, tarball names).")
-    upstream: Upstream
-    fork: Fork
-    forge: ForgeSettings = Field(default_factory=ForgeSettings)
-    identity: Identity = Field(default_factory=Identity)
-    series: list[Series] = Field(min_length=1)
-    flags: list[FlagRule] = Field(min_length=1)
-    exclude: list[Exclude] = Field(default_factory=list)
-    maintainers: list[str] = Field(default_factory=list)
-    approvals: Approvals = Field(default_factory=Approvals)
-    checks: Checks = Field(default_factory=Checks)
-    release: Release = Field(default_factory=Release)
+    upstream: Upstream = Field(description="The project being mirrored.")
+    fork: Fork = Field(description="The stable mirror.")
+    forge: ForgeSettings = Field(default_factory=ForgeSettings, description="Forge access.")
+    identity: Identity = Field(default_factory=Identity, description="Committer identity.")
+    series: list[Series] = Field(min_length=1, description="Stable lines, one per base tag.")
+    flags: list[FlagRule] = Field(
+        min_length=1, description="Rules that flag upstream commits (any rule flags)."
+    )
+    exclude: list[Exclude] = Field(
+        default_factory=list, description="Fixes never to backport, with reasons."
+    )
+    maintainers: list[str] = Field(
+        default_factory=list,
+        description="Forge logins whose reviews count and whose commands are obeyed.",
+    )
+    approvals: Approvals = Field(default_factory=Approvals, description="The approval gate.")
+    checks: Checks = Field(default_factory=Checks, description="Checks gating merges.")
+    release: Release = Field(default_factory=Release, description="Point releases.")
     labels: dict[str, str] = Field(
         default_factory=lambda: {
             "backport": "backport",

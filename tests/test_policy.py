@@ -170,3 +170,29 @@ def test_schema_is_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert schema["title"] == "stablectl policy"
     assert "series" in schema["properties"]
     assert schema["$defs"]["Series"]["properties"]["name"]["type"] == "string"
+
+
+def test_docs_cover_every_field() -> None:
+    """docs/policy.md names every field of the model (a new field needs its doc line)."""
+    import typing
+
+    from pydantic import BaseModel
+
+    from stablectl.policy import Policy
+
+    doc = (ROOT / "docs" / "policy.md").read_text()
+    missing: list[str] = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, f in model.model_fields.items():
+            path = prefix + name
+            if f"`{path}`" not in doc:
+                missing.append(path)
+            ann = f.annotation
+            list_like = typing.get_origin(ann) is list
+            for a in typing.get_args(ann) or (ann,):
+                if isinstance(a, type) and issubclass(a, BaseModel):
+                    walk(a, path + ("[]." if list_like else "."))
+
+    walk(Policy, "")
+    assert missing == []
