@@ -218,7 +218,11 @@ class Engine:
 
     def picker(self) -> Picker:
         ident = self.policy.identity
-        return Picker(self.cache.repo, Committer(ident.name, ident.email, self.committer_time))
+        return Picker(
+            self.cache.repo,
+            Committer(ident.name, ident.email, self.committer_time),
+            memo=self.index,
+        )
 
     def note_of(self, ref: str, sha: str) -> str | None:
         try:
@@ -236,12 +240,15 @@ class Engine:
         def stable_tip(series: Series) -> str | None:
             return cache.fork_branch(series.stable_branch)
 
+        notes_refs = sorted({r.notes.ref for r in self.policy.flags if r.notes})
+        notes_tips = ",".join(f"{r}={cache.resolve(r)}" for r in notes_refs)
         return Selector(
             self.policy,
             self.index,
             upstream_ref=upstream_ref,
             stable_tip=stable_tip,
             note_of=self.note_of,
+            notes_tips=notes_tips,
         )
 
     def plan(
@@ -264,7 +271,10 @@ class Engine:
                 raise GitError(f"series {s.name}: upstream has no tag {e.args[0]!r}") from None
             plans.append(self._chain(sel, picker, on_series))
         errors = sorted({e for sp in plans for e in sp.selection.errors})
-        stats = dict(self.index.stats)
+        stats: dict[str, Any] = dict(self.index.stats)
+        stats.update({f"picks_{k}": v for k, v in picker.stats.items()})
+        if self.index.db is not None:
+            self.index.db.commit()
         return Plan(self.policy.project, plans, errors, stats)
 
     def _chain(
@@ -282,7 +292,10 @@ class Engine:
             fixes.append(pf)
             if cand.state != "pending":
                 continue
-            pf.attempts, pf.chosen, pf.note = pick_best(picker, cand.sources, tip)
+            with self.index.batch():
+                pf.attempts, pf.chosen, pf.note = pick_best(
+                    picker, cand.sources, tip, self.index
+                )
             if pf.chosen is not None and pf.chosen.result.outcome == "clean":
                 assert pf.chosen.result.commit is not None
                 tip = pf.chosen.result.commit
@@ -293,14 +306,16 @@ class Engine:
 
 
 def pick_best(
-    picker: Picker, sources: list[Source], onto: str
+    picker: Picker, sources: list[Source], onto: str, index: CommitIndex | None = None
 ) -> tuple[list[Attempt], Attempt | None, str]:
     """Try the sources in preference order; the first clean (or empty) pick wins."""
     attempts: list[Attempt] = []
     if not sources:
         return attempts, None, "no usable source commit (merge commits only, or missing)"
     for src in sources:
-        res = picker.pick(src.sha, onto)
+        facts = index.facts(src.sha) if index is not None else None
+        paths = facts.paths if facts is not None and not facts.paths_truncated else None
+        res = picker.pick(src.sha, onto, paths=paths)
         attempt = Attempt(src, res)
         attempts.append(attempt)
         if res.ok:

@@ -7,10 +7,13 @@ number (``(GH-N)`` / ``(#N)``). Patch-ids link what carries no trailer.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import pygit2
 
@@ -18,7 +21,7 @@ from stablectl.gitops.scan import CommitFacts, CommitIndex
 from stablectl.policy import FlagRule, Policy, Series
 
 FixState = Literal["pending", "applied", "in-base", "reverted", "excluded"]
-LabelLookup = Callable[[CommitFacts], set[str]]
+LabeledPRs = Callable[[str], set[int]]  # label -> upstream PR numbers carrying it
 NoteLookup = Callable[[str, str], str | None]
 
 
@@ -103,10 +106,14 @@ def evaluate_flags(
     facts: CommitFacts,
     rules: Sequence[FlagRule],
     *,
-    labels_of: LabelLookup | None = None,
     note_of: NoteLookup | None = None,
+    labels: set[str] | None = None,
 ) -> list[FlagHit]:
-    """Which rules flag this commit, and why. Conditions in one rule must all match."""
+    """Which rules flag this commit, and why. Conditions in one rule must all match.
+
+    `labels` are the upstream PR's labels; None means "not known here": label conditions are
+    then assumed to match and left for the caller to check (see `Selector`).
+    """
     hits: list[FlagHit] = []
     for rule in rules:
         reasons: list[str] = []
@@ -140,8 +147,7 @@ def evaluate_flags(
             ok = m is not None
             if m:
                 reasons.append(f"note {m.group(0)!r}")
-        if ok and rule.labels is not None:
-            labels = labels_of(facts) if labels_of else set()
+        if ok and rule.labels is not None and labels is not None:
             hit = sorted(labels & set(rule.labels))
             ok = bool(hit)
             if ok:
@@ -151,12 +157,38 @@ def evaluate_flags(
     return hits
 
 
+# A window summary is plain JSON (cached in sqlite, extended incrementally):
+#   n        number of commits folded in
+#   meta     sha -> [position, commit time]       for commits with hits, links or reverts
+#   hits     sha -> [[rule, reason, security]]    rules without label conditions
+#   pending  sha -> [rule names]                  rules whose label condition needs the forge
+#   links    sha -> [sha named by "(cherry picked from commit …)"]
+#   reverts  sha -> [sha named by "This reverts commit …"]
+#   prs      "N" -> [sha, position, commit time]  upstream PR number of each commit
+#   paths    path -> [sha]                        (only in summaries of applied ranges)
+Summary = dict[str, Any]
+SUMMARY_VERSION = 1
+
+
+def _empty_summary() -> Summary:
+    return {
+        "n": 0,
+        "meta": {},
+        "hits": {},
+        "pending": {},
+        "links": {},
+        "reverts": {},
+        "prs": {},
+        "paths": {},
+    }
+
+
 @dataclass
 class Window:
     """Commits of one upstream branch a series considers."""
 
     branch: str
-    shas: list[str]
+    summary: Summary
     role: Literal["own", "source", "sibling"]
 
 
@@ -170,16 +202,76 @@ class Selector:
         *,
         upstream_ref: Callable[[str], str | None],
         stable_tip: Callable[[Series], str | None],
-        labels_of: LabelLookup | None = None,
+        labeled_prs: LabeledPRs | None = None,
         note_of: NoteLookup | None = None,
+        notes_tips: str = "",
     ) -> None:
         self.policy = policy
         self.index = index
         self.upstream_ref = upstream_ref
         self.stable_tip = stable_tip
-        self.labels_of = labels_of
+        self.labeled_prs = labeled_prs
         self.note_of = note_of
-        self.errors: list[str] = []
+        rules = [r.model_dump(mode="json") for r in policy.flags]
+        digest = hashlib.sha256(
+            json.dumps([SUMMARY_VERSION, rules, notes_tips], sort_keys=True).encode()
+        ).hexdigest()
+        self.fingerprint = digest[:16]
+
+    # ------------------------------------------------------------------ summaries
+
+    def _fold(self, with_paths: bool) -> Callable[[Any, list[str]], Any]:
+        index, rules = self.index, self.policy.flags
+
+        def fold(old: Summary | None, new: list[str]) -> Summary:
+            data = old or _empty_summary()
+            index.prefetch(new)
+            with index.batch():
+                for sha in new:
+                    pos = data["n"]
+                    data["n"] += 1
+                    f = index.facts(sha)
+                    if f is None:
+                        continue
+                    info = f.info
+                    interesting = False
+                    if len(f.parents) <= 1:
+                        hits = evaluate_flags(f, rules, note_of=self.note_of)
+                        static = [
+                            [h.rule, h.reason, h.security]
+                            for h in hits
+                            if _rule(rules, h.rule).labels is None
+                        ]
+                        pending = [h.rule for h in hits if _rule(rules, h.rule).labels is not None]
+                        if static and not info.reverts:
+                            data["hits"][sha] = static
+                            interesting = True
+                        if pending and not info.reverts:
+                            data["pending"][sha] = pending
+                            interesting = True
+                        if info.pr is not None and not info.reverts:
+                            data["prs"].setdefault(str(info.pr), [sha, pos, f.commit_time])
+                    if info.cherry_picked_from:
+                        data["links"][sha] = [_full(index, x) for x in info.cherry_picked_from]
+                        interesting = True
+                    if info.reverts:
+                        data["reverts"][sha] = [_full(index, x) for x in info.reverts]
+                        interesting = True
+                    if interesting:
+                        data["meta"][sha] = [pos, f.commit_time]
+                    if with_paths:
+                        for p in f.paths:
+                            data["paths"].setdefault(p, []).append(sha)
+            return data
+
+        return fold
+
+    def summary(self, key: str, tip: str, hide: list[str], with_paths: bool = False) -> Summary:
+        return dict(
+            self.index.range_data(
+                f"summary/{self.fingerprint}/{key}", tip, hide, self._fold(with_paths)
+            )
+        )
 
     # ------------------------------------------------------------------ windows
 
@@ -189,9 +281,14 @@ class Selector:
             raise KeyError(series.base)
         return sha
 
-    def windows(self, series: Series, base: str) -> list[Window]:
-        """Commits of the series' sources (and its siblings' maintenance branches)."""
-        since = self._since(series, base)
+    def windows(self, series: Series, base: str, errors: list[str]) -> list[Window]:
+        """Summaries of the series' sources (and its siblings' maintenance branches).
+
+        Each window holds the branch's commits that the base tag does not have; for a branch
+        other than main, only its own commits (not main's history since it branched).
+        """
+        main = self.policy.upstream.main
+        main_tip = self.upstream_ref(f"refs/remotes/upstream/{main}")
         out: list[Window] = []
         for i, branch in enumerate(self._branches(series)):
             role: Literal["own", "source", "sibling"] = (
@@ -199,17 +296,17 @@ class Selector:
             )
             tip = self.upstream_ref(f"refs/remotes/upstream/{branch}")
             if tip is None:
-                self.errors.append(f"series {series.name}: upstream branch {branch!r} not found")
+                errors.append(f"series {series.name}: upstream branch {branch!r} not found")
                 continue
             hide = [base]
             mb = self.index.merge_base(tip, base)
             if mb:
                 hide.append(mb)
-            shas = self.index.walk(tip, hide, key=f"upstream/{branch}")
-            if role != "own":
-                self.index.prefetch(shas)
-                shas = [s for s in shas if self._time(s) >= since]
-            out.append(Window(branch, shas, role))
+            if branch != main and main_tip is not None:
+                fork_point = self.index.merge_base(tip, main_tip)
+                if fork_point:
+                    hide.append(fork_point)
+            out.append(Window(branch, self.summary(f"upstream/{branch}", tip, hide), role))
         return out
 
     def _branches(self, series: Series) -> list[str]:
@@ -238,8 +335,6 @@ class Selector:
 
     def _since(self, series: Series, base: str) -> int:
         if series.since is not None:
-            import datetime as dt
-
             return int(dt.datetime.combine(series.since, dt.time(), tzinfo=dt.UTC).timestamp())
         return self._time(base) - series.lookback_days * 86400
 
@@ -250,77 +345,89 @@ class Selector:
     # ------------------------------------------------------------------ selection
 
     def select(self, series: Series) -> SeriesSelection:
+        index = self.index
+        errors: list[str] = []
         base = self.base_of(series)
         tip = self.stable_tip(series)
         branch_exists = tip is not None
         tip = tip or base
-        windows = self.windows(series, base)
-        index = self.index
+        since = self._since(series, base)
+        windows = self.windows(series, base, errors)
+        candidate_windows = [w for w in windows if w.role != "sibling"]
+        # Which window each commit of interest was seen in (PR-number finds are added below).
         on_branch: dict[str, str] = {}
         for w in windows:
-            for s in w.shas:
-                on_branch.setdefault(s, w.branch)
-        stable_shas = index.walk(tip, [base], key=f"stable/{series.stable_branch}")
-        # The maintenance branch's own commits before the base tag: backports already shipped.
-        pre_base: list[str] = []
+            for sha in w.summary["meta"]:
+                on_branch.setdefault(sha, w.branch)
+
+        # What the stable branch and the base already carry.
+        stable = self.summary(f"stable/{series.stable_branch}", tip, [base], with_paths=True)
+        stable_shas = set(stable["meta"]) | {v[0] for v in stable["prs"].values()}
+        pre_base: Summary = _empty_summary()
         main_tip = self.upstream_ref(f"refs/remotes/upstream/{self.policy.upstream.main}")
         if main_tip:
             mb = index.merge_base(main_tip, base)
             if mb and mb != base:
-                pre_base = index.walk(base, [mb], key=f"pre-base/{series.base}")
-        index.prefetch(stable_shas + pre_base)
+                pre_base = self.summary(f"pre-base/{series.base}", base, [mb], with_paths=True)
 
+        # Fixes: commits linked by trailers are one fix.
         uf = _UnionFind()
-        by_pr: dict[int, str] = {}
-        all_shas = [s for w in windows for s in w.shas] + stable_shas + pre_base
-        index.prefetch(all_shas)
-        with index.batch():
-            for sha in all_shas:
-                f = index.facts(sha)
-                if f is None:
-                    continue
-                self._link(uf, by_pr, f)
+        for summ in [*(w.summary for w in windows), stable, pre_base]:
+            for sha, targets in summ["links"].items():
+                for t in targets:
+                    uf.union(t, sha)
 
-        candidate_windows = [w for w in windows if w.role != "sibling"]
         flagged: dict[str, list[FlagHit]] = {}
         order: dict[str, tuple[int, int]] = {}
-        with index.batch():
-            for wi, w in enumerate(candidate_windows):
-                for pos, sha in enumerate(w.shas):
-                    f = index.facts(sha)
-                    if f is None or len(f.parents) > 1:
+        labeled: dict[str, set[int]] = {}
+        for wi, w in enumerate(candidate_windows):
+            summ = w.summary
+            prs_of = {v[0]: int(k) for k, v in summ["prs"].items()} if summ["pending"] else {}
+            shas = set(summ["hits"]) | set(summ["pending"])
+            for sha in shas:
+                pos, when = summ["meta"][sha]
+                if w.role != "own" and when < since:
+                    continue
+                hits = [
+                    FlagHit(r, sha, reason, sec) for r, reason, sec in summ["hits"].get(sha, [])
+                ]
+                for rname in summ["pending"].get(sha, []):
+                    rule = _rule(self.policy.flags, rname)
+                    pr = prs_of.get(sha)
+                    if pr is None or rule.labels is None:
                         continue
-                    if f.error:
-                        self.errors.append(f"{series.name}: {f.error}")
-                    hits = evaluate_flags(
-                        f, self.policy.flags, labels_of=self.labels_of, note_of=self.note_of
-                    )
-                    if hits:
-                        root = uf.find(sha)
-                        flagged.setdefault(root, []).extend(hits)
-                        if root not in order or w.role == "own":
-                            order[root] = (f.commit_time, wi * 10_000_000 + pos)
-        groups: dict[str, list[str]] = {}
-        for sha in list(uf.parent):
-            groups.setdefault(uf.find(sha), []).append(sha)
+                    for label in rule.labels:
+                        if label not in labeled:
+                            labeled[label] = self.labeled_prs(label) if self.labeled_prs else set()
+                        if pr in labeled[label]:
+                            hits.append(FlagHit(rname, sha, f"label {label}", rule.security))
+                            break
+                if not hits:
+                    continue
+                root = uf.find(sha)
+                flagged.setdefault(root, []).extend(hits)
+                key = (when, wi * 10_000_000 + pos)
+                if root not in order or w.role == "own":
+                    order[root] = key
+        if self.labeled_prs is None and any(r.labels for r in self.policy.flags):
+            errors.append(
+                "label rules need the forge: "
+                + ", ".join(r.name for r in self.policy.flags if r.labels)
+                + " not evaluated"
+            )
 
-        stable_trailers: set[str] = set()
-        stable_prs: set[int] = set()
-        for sha in stable_shas:
-            f = index.facts(sha)
-            if f is not None:
-                stable_trailers.update(f.info.cherry_picked_from)
-                stable_trailers.add(sha)
-                if f.info.pr is not None:
-                    stable_prs.add(f.info.pr)
-        pre_base_set = set(pre_base)
-        # Reverts: a fix is reverted if a revert of one of its members is not reverted itself.
+        groups: dict[str, set[str]] = {}
+        for sha in list(uf.parent):
+            groups.setdefault(uf.find(sha), set()).add(sha)
+        # No-trailer backports: the same upstream PR number is the same fix.
+        all_prs: list[tuple[str | None, dict[str, list[Any]]]] = [
+            (w.branch, w.summary["prs"]) for w in windows
+        ] + [(None, stable["prs"]), (None, pre_base["prs"])]
         reverted_by: dict[str, list[str]] = {}
-        for sha in [s for w in candidate_windows for s in w.shas]:
-            f = index.facts(sha)
-            if f is not None:
-                for target in f.info.reverts:
-                    reverted_by.setdefault(uf.find(_full(index, target)), []).append(uf.find(sha))
+        for w in candidate_windows:
+            for sha, targets in w.summary["reverts"].items():
+                for t in targets:
+                    reverted_by.setdefault(uf.find(t), []).append(uf.find(sha))
 
         def is_reverted(root: str, depth: int = 0) -> bool:
             if depth > 20:
@@ -328,62 +435,64 @@ class Selector:
             return any(not is_reverted(r, depth + 1) for r in reverted_by.get(root, ()))
 
         excluded = {e.sha.lower(): e.reason for e in self.policy.exclude}
+        stable_named = {t for targets in stable["links"].values() for t in targets}
+        pre_base_known = set(pre_base["meta"]) | {v[0] for v in pre_base["prs"].values()}
+        base_time = self._time(base)
         candidates: list[Candidate] = []
         for root, hits in flagged.items():
-            members = sorted(set(groups.get(root, [root])))
-            fix = self._fix(root, members, hits)
-            # Revert commits are not fixes of their own here.
-            if all((index.facts(m) or _NOFACTS).info.reverts for m in members if index.facts(m)):
-                continue
+            members = set(groups.get(root, {root}))
+            for m in list(members):
+                f = index.facts(m)
+                if f is not None and f.info.pr is not None:
+                    for branch, prs in all_prs:
+                        hit = prs.get(str(f.info.pr))
+                        if hit is not None:
+                            members.add(hit[0])
+                            if branch is not None:
+                                on_branch.setdefault(hit[0], branch)
+            fix = self._fix(root, sorted(members), hits)
             cand = Candidate(fix, "pending", "", order=order.get(root, (0, 0)))
-            every = set(fix.members) | ({fix.key} if fix.key else set())
+            every = set(fix.members) | {fix.key}
             ex = next((r for s, r in excluded.items() for m in every if m.startswith(s)), None)
             if ex is not None:
                 cand.state, cand.reason = "excluded", ex
-            elif every & stable_trailers:
-                hit = sorted(every & stable_trailers)[0]
+            elif every & stable_named:
+                hit = sorted(every & stable_named)[0]
                 cand.state, cand.reason = "applied", f"trailer names {hit[:10]}"
-            elif fix.pr is not None and fix.pr in stable_prs:
-                cand.state, cand.reason = "applied", f"GH-{fix.pr} is on the stable branch"
-            elif every & pre_base_set:
-                hit = sorted(every & pre_base_set)[0]
+            elif every & stable_shas:
+                hit = sorted(every & stable_shas)[0]
+                cand.state, cand.reason = "applied", f"{hit[:10]} is on the stable branch"
+            elif every & pre_base_known:
+                hit = sorted(every & pre_base_known)[0]
                 cand.state, cand.reason = "in-base", f"{hit[:10]} is in {series.base}"
-            elif (anc := self._in_base(every, base, on_branch)) is not None:
+            elif (anc := self._in_base(every, base, base_time, on_branch)) is not None:
                 cand.state, cand.reason = "in-base", f"{anc[:10]} is in {series.base}"
             elif is_reverted(root):
                 cand.state, cand.reason = "reverted", "reverted upstream"
             else:
-                pid_hit = self._patch_id_match(fix, stable_shas, pre_base)
+                pid_hit = self._patch_id_match(fix, stable, pre_base)
                 if pid_hit is not None:
-                    where = "in " + series.base if pid_hit in pre_base_set else "applied"
-                    cand.state = "in-base" if pid_hit in pre_base_set else "applied"
+                    in_base = pid_hit in pre_base["meta"] or _in_paths(pid_hit, pre_base)
+                    cand.state = "in-base" if in_base else "applied"
+                    where = f"in {series.base}" if in_base else "applied"
                     cand.reason = f"same patch-id as {pid_hit[:10]} ({where}, no trailer)"
-            cand.sources = self._sources(series, fix, on_branch, windows)
+            cand.sources = self._sources(fix, on_branch, windows)
             candidates.append(cand)
         candidates.sort(key=lambda c: c.order)
-        return SeriesSelection(series, base, tip, branch_exists, candidates, list(self.errors))
-
-    def _link(self, uf: _UnionFind, by_pr: dict[int, str], f: CommitFacts) -> None:
-        uf.find(f.sha)
-        for src in f.info.cherry_picked_from:
-            uf.union(_full(self.index, src), f.sha)
-        if f.info.pr is not None and not f.info.reverts:
-            other = by_pr.setdefault(f.info.pr, f.sha)
-            if other != f.sha:
-                uf.union(other, f.sha)
+        return SeriesSelection(series, base, tip, branch_exists, candidates, errors)
 
     def _fix(self, root: str, members: list[str], hits: list[FlagHit]) -> Fix:
         facts = [f for m in members if (f := self.index.facts(m)) is not None]
-        named = {s for f in facts for s in f.info.cherry_picked_from}
         originals = [f for f in facts if not f.info.cherry_picked_from]
-        original = originals[0].sha if originals else None
-        if original is None:
+        main_branch_originals = [f for f in originals if not f.info.branch_prefix]
+        candidates = main_branch_originals or originals
+        pick = candidates[0] if candidates else None
+        if pick is not None:
+            key = pick.sha
+        else:
             # A trailer names a commit the cache does not have (a private or deleted branch).
             chain = [_full(self.index, s) for f in facts for s in f.info.cherry_picked_from]
             key = chain[0] if chain else root
-        else:
-            key = original
-        main = next((f for f in facts if f.sha == original), facts[0] if facts else None)
         issues: list[str] = []
         cves: list[str] = []
         pr = None
@@ -391,25 +500,32 @@ class Selector:
             issues += [i for i in f.info.issues if i not in issues]
             cves += [c for c in f.info.cves if c not in cves]
             pr = pr or f.info.pr
-        del named
         seen: set[tuple[str, str]] = set()
         uniq = []
         for h in hits:
             if (h.rule, h.sha) not in seen:
                 seen.add((h.rule, h.sha))
                 uniq.append(h)
+        main = pick or (facts[0] if facts else None)
         subject = main.info.subject if main else ""
+        original = pick.sha if pick else None
         return Fix(key, members, original, subject, issues, pr, cves, uniq)
 
-    def _in_base(self, every: Iterable[str], base: str, on_branch: dict[str, str]) -> str | None:
+    def _in_base(
+        self, every: Iterable[str], base: str, base_time: int, on_branch: dict[str, str]
+    ) -> str | None:
         for m in sorted(every):
             if m in on_branch:
-                continue  # walked windows exclude the base by construction
-            if self.index.exists(m) and self.index.is_ancestor(m, base):
+                continue  # windows exclude the base by construction
+            f = self.index.facts(m)
+            # A commit made after the base tag cannot be in it (a day of clock skew allowed).
+            if f is None or f.commit_time > base_time + 86400:
+                continue
+            if self.index.is_ancestor(m, base):
                 return m
         return None
 
-    def _patch_id_match(self, fix: Fix, stable_shas: list[str], pre_base: list[str]) -> str | None:
+    def _patch_id_match(self, fix: Fix, stable: Summary, pre_base: Summary) -> str | None:
         index = self.index
         paths: set[str] = set()
         pids: set[str] = set()
@@ -423,17 +539,16 @@ class Selector:
                 pids.add(pid)
         if not pids:
             return None
-        for sha in [*stable_shas, *pre_base]:
-            f = index.facts(sha)
-            if f is None or sha in fix.members or not paths.intersection(f.paths):
-                continue
+        others: set[str] = set()
+        for summ in (stable, pre_base):
+            for p in paths:
+                others.update(summ["paths"].get(p, ()))
+        for sha in sorted(others - set(fix.members)):
             if index.patch_id(sha) in pids:
                 return sha
         return None
 
-    def _sources(
-        self, series: Series, fix: Fix, on_branch: dict[str, str], windows: list[Window]
-    ) -> list[Source]:
+    def _sources(self, fix: Fix, on_branch: dict[str, str], windows: list[Window]) -> list[Source]:
         branch_rank = {w.branch: i for i, w in enumerate(windows)}
         roles = {w.branch: w.role for w in windows}
         ranked: list[tuple[int, int, Source]] = []
@@ -471,7 +586,12 @@ class Selector:
         return out
 
 
-_NOFACTS = CommitFacts("", (), "", "", 0, 0, "", ())
+def _in_paths(sha: str, summ: Summary) -> bool:
+    return any(sha in shas for shas in summ["paths"].values())
+
+
+def _rule(rules: Sequence[FlagRule], name: str) -> FlagRule:
+    return next(r for r in rules if r.name == name)
 
 
 def _full(index: CommitIndex, sha: str) -> str:

@@ -152,7 +152,11 @@ class RepoCache:
         self._fetch(
             UPSTREAM,
             url,
-            [f"+refs/heads/*:refs/remotes/{UPSTREAM}/*", "+refs/tags/*:refs/tags/*"],
+            [
+                f"+refs/heads/*:refs/remotes/{UPSTREAM}/*",
+                "+refs/tags/*:refs/tags/*",
+                "+refs/notes/*:refs/notes/*",
+            ],
             progress,
         )
 

@@ -20,7 +20,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 import pygit2
 from pygit2.enums import FileMode
@@ -63,10 +63,19 @@ class PickResult:
 
 @dataclass(frozen=True)
 class Committer:
+    """Committer of the picks. With no fixed time, a pick is committed at the later of the
+    source's and the tip's commit times: picks are then pure functions of their inputs, so
+    the same pick gives the same SHA on every run (idempotent branches, cacheable plans)."""
+
     name: str
     email: str
-    time: int | None = None  # fixed time for reproducible commits (None: now)
+    time: int | None = None
     offset: int = 0
+
+
+class PickMemo(Protocol):
+    def memo_get(self, table: str, key: str) -> Any: ...
+    def memo_put(self, table: str, key: str, data: Any) -> None: ...
 
 
 class Picker:
@@ -79,21 +88,60 @@ class Picker:
         *,
         use_ort: bool = True,
         levers: Sequence[Lever] = ("paths", "libgit2", "ort"),
+        memo: PickMemo | None = None,
     ) -> None:
         self.repo = repo
         self.committer = committer
         self.levers = [lv for lv in levers if lv != "ort" or use_ort]
         self._ort_ok: bool | None = None
+        self.memo = memo
+        self.stats = {"picks": 0, "cached": 0}
 
     # ------------------------------------------------------------------ public
 
-    def pick(self, source_sha: str, onto_sha: str, *, record_origin: bool = True) -> PickResult:
+    def pick(
+        self,
+        source_sha: str,
+        onto_sha: str,
+        *,
+        record_origin: bool = True,
+        paths: Sequence[str] | None = None,
+    ) -> PickResult:
+        """Pick `source_sha` onto `onto_sha`. `paths`, if given, are the paths the source
+        changes against its first parent (the scan knows them): the tree diff is skipped."""
         start = time.perf_counter()
-        result = self._pick(source_sha, onto_sha, record_origin)
+        key = self._memo_key(source_sha, onto_sha, record_origin)
+        if key is not None and self.memo is not None:
+            hit = _from_json(self.memo.memo_get("picks", key))
+            if hit is not None and (hit.commit is None or hit.commit in self.repo):
+                self.stats["cached"] += 1
+                hit.seconds = time.perf_counter() - start
+                return hit
+        result = self._pick(source_sha, onto_sha, record_origin, paths)
+        self.stats["picks"] += 1
         result.seconds = time.perf_counter() - start
+        if key is not None and self.memo is not None and result.outcome != "error":
+            self.memo.memo_put("picks", key, _to_json(result))
         return result
 
-    def _pick(self, source_sha: str, onto_sha: str, record_origin: bool) -> PickResult:
+    def _memo_key(self, source: str, onto: str, record_origin: bool) -> str | None:
+        c = self.committer
+        return "|".join(
+            [
+                source,
+                onto,
+                ",".join(self.levers),
+                c.name,
+                c.email,
+                str(c.time),
+                str(c.offset),
+                str(record_origin),
+            ]
+        )
+
+    def _pick(
+        self, source_sha: str, onto_sha: str, record_origin: bool, paths: Sequence[str] | None
+    ) -> PickResult:
         repo = self.repo
         try:
             source = repo[source_sha].peel(pygit2.Commit)
@@ -107,7 +155,7 @@ class Picker:
         for lever in self.levers:
             try:
                 if lever == "paths":
-                    res = self._pick_paths(source, onto)
+                    res = self._pick_paths(source, onto, paths)
                 elif lever == "libgit2":
                     res = self._pick_libgit2(source, onto)
                 else:
@@ -136,44 +184,45 @@ class Picker:
 
     # ------------------------------------------------------------------ lever 1: paths
 
-    def _pick_paths(self, source: pygit2.Commit, onto: pygit2.Commit) -> PickResult:
+    def _pick_paths(
+        self, source: pygit2.Commit, onto: pygit2.Commit, paths: Sequence[str] | None
+    ) -> PickResult:
         repo = self.repo
         base_tree = source.parents[0].tree
         their_tree = source.tree
         our_tree = onto.tree
-        diff = base_tree.diff_to_tree(their_tree)
+        if paths is None:
+            diff = base_tree.diff_to_tree(their_tree)
+            paths = [p for d in diff.deltas for p in (d.old_file.path, d.new_file.path)]
         changes: dict[str, _Entry] = {}
         conflicts: list[ConflictFile] = []
-        for delta in diff.deltas:
-            for path in {delta.old_file.path, delta.new_file.path}:
-                if path in changes:
-                    continue
-                base = _entry(base_tree, path)
-                theirs = _entry(their_tree, path)
-                ours = _entry(our_tree, path)
-                if base == theirs:
-                    continue
-                if ours == base:
-                    changes[path] = theirs
-                elif ours == theirs:
-                    continue
-                elif base is None or theirs is None or ours is None:
-                    kind = (
-                        "add/add"
-                        if base is None
-                        else "modify/delete"
-                        if ours is None
-                        else "delete/modify"
-                    )
-                    conflicts.append(ConflictFile(path, kind, 1))
-                elif _is_blob(base) and _is_blob(ours) and _is_blob(theirs):
-                    merged = self._merge_file(path, base, ours, theirs)
-                    if isinstance(merged, ConflictFile):
-                        conflicts.append(merged)
-                    else:
-                        changes[path] = merged
+        for path in dict.fromkeys(paths):
+            base = _entry(base_tree, path)
+            theirs = _entry(their_tree, path)
+            ours = _entry(our_tree, path)
+            if base == theirs:
+                continue
+            if ours == base:
+                changes[path] = theirs
+            elif ours == theirs:
+                continue
+            elif base is None or theirs is None or ours is None:
+                kind = (
+                    "add/add"
+                    if base is None
+                    else "modify/delete"
+                    if ours is None
+                    else "delete/modify"
+                )
+                conflicts.append(ConflictFile(path, kind, 1))
+            elif _is_blob(base) and _is_blob(ours) and _is_blob(theirs):
+                merged = self._merge_file(path, base, ours, theirs)
+                if isinstance(merged, ConflictFile):
+                    conflicts.append(merged)
                 else:
-                    conflicts.append(ConflictFile(path, "type", 1))
+                    changes[path] = merged
+            else:
+                conflicts.append(ConflictFile(path, "type", 1))
         if conflicts:
             return PickResult(
                 str(source.id), str(onto.id), "conflict", lever="paths", conflicts=conflicts
@@ -303,7 +352,7 @@ class Picker:
         a = source.author
         author = pygit2.Signature(a.name, a.email, a.time, a.offset)
         c = self.committer
-        when = c.time if c.time is not None else int(time.time())
+        when = c.time if c.time is not None else max(source.commit_time, onto.commit_time)
         committer = pygit2.Signature(c.name, c.email, when, c.offset)
         message = source.message
         if record_origin:
@@ -315,6 +364,34 @@ class Picker:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _to_json(r: PickResult) -> dict[str, Any]:
+    return {
+        "source": r.source,
+        "onto": r.onto,
+        "outcome": r.outcome,
+        "tree": r.tree,
+        "commit": r.commit,
+        "lever": r.lever,
+        "conflicts": [[c.path, c.kind, c.hunks] for c in r.conflicts],
+        "error": r.error,
+    }
+
+
+def _from_json(d: Any) -> PickResult | None:
+    if not isinstance(d, dict):
+        return None
+    return PickResult(
+        d["source"],
+        d["onto"],
+        d["outcome"],
+        tree=d["tree"],
+        commit=d["commit"],
+        lever=d["lever"],
+        conflicts=[ConflictFile(p, k, h) for p, k, h in d["conflicts"]],
+        error=d["error"],
+    )
 
 
 def _entry(tree: pygit2.Tree, path: str) -> _Entry:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import pygit2
 from pygit2.enums import SortMode
@@ -21,7 +22,7 @@ from stablectl.gitops.messages import MessageInfo, parse_message
 from stablectl.gitops.objects import first_parent_diff
 
 MAX_PATHS = 5000
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,8 @@ class CommitIndex:
         self.repo = repo
         self._facts: dict[str, CommitFacts | None] = {}
         self._patch_ids: dict[str, str | None] = {}
+        self._ranges: dict[str, tuple[str, Any]] = {}
+        self._memo: dict[tuple[str, str], Any] = {}
         self.db: sqlite3.Connection | None = None
         self.stats = {"facts_computed": 0, "facts_cached": 0, "walked": 0, "patch_ids": 0}
         if db_path is not None:
@@ -108,8 +111,10 @@ class CommitIndex:
         (version,) = self.db.execute("PRAGMA user_version").fetchone()
         if version != _SCHEMA_VERSION:
             with self.db:
-                for t in ("facts", "patch_ids", "ranges"):
+                for t in ("facts", "patch_ids", "ranges", "picks", "ancestry"):
                     self.db.execute(f"DROP TABLE IF EXISTS {t}")
+                self.db.execute("CREATE TABLE picks (key TEXT PRIMARY KEY, data TEXT NOT NULL)")
+                self.db.execute("CREATE TABLE ancestry (key TEXT PRIMARY KEY, data TEXT NOT NULL)")
                 self.db.execute("CREATE TABLE facts (sha TEXT PRIMARY KEY, data TEXT NOT NULL)")
                 self.db.execute("CREATE TABLE patch_ids (sha TEXT PRIMARY KEY, pid TEXT)")
                 self.db.execute(
@@ -120,6 +125,7 @@ class CommitIndex:
 
     def close(self) -> None:
         if self.db is not None:
+            self.db.commit()
             self.db.close()
             self.db = None
 
@@ -232,34 +238,75 @@ class CommitIndex:
     # ------------------------------------------------------------------ walking
 
     def walk(self, tip: str, hide: Iterable[str], key: str) -> list[str]:
-        """Commits reachable from tip and not from any hidden commit, oldest first.
+        """Commits reachable from tip and not from any hidden commit, oldest first (cached)."""
 
-        Cached under `key`: when the tip later moves forward, only the new commits are walked,
-        so a warm run costs what is new, not what is old.
+        def extend(old: Any, new: list[str]) -> Any:
+            return (list(old) if old else []) + new
+
+        return list(self.range_data(key, tip, hide, extend))
+
+    def range_data(
+        self,
+        key: str,
+        tip: str,
+        hide: Iterable[str],
+        extend: Callable[[Any, list[str]], Any],
+    ) -> Any:
+        """Data derived from the commits of a range (tip minus hidden), cached under `key`.
+
+        `extend(old_data, new_commits)` folds commits (oldest first) into the data. When the
+        tip later moves forward, only the new commits are walked and folded, so a warm run
+        costs what is new, not what is old. A tip that moved elsewhere rebuilds the data.
         """
         hide = sorted(set(hide))
         full_key = f"{key}|{','.join(hide)}"
+        if full_key in self._ranges:
+            old_tip, data = self._ranges[full_key]
+            if old_tip == tip:
+                return data
+        row = None
         if self.db is not None:
             row = self.db.execute(
                 "SELECT tip, shas FROM ranges WHERE key=?", (full_key,)
             ).fetchone()
-            if row:
-                old_tip, shas_json = row
-                if old_tip == tip:
-                    return list(json.loads(shas_json))
-                if self._is_ancestor(old_tip, tip):
-                    shas = list(json.loads(shas_json)) + self._walk(tip, [*hide, old_tip])
-                    self._store_range(full_key, tip, shas)
-                    return shas
-        shas = self._walk(tip, hide)
-        self._store_range(full_key, tip, shas)
-        return shas
+        if row:
+            old_tip, blob = row
+            if old_tip == tip:
+                data = json.loads(blob)
+                self._ranges[full_key] = (tip, data)
+                return data
+            if self._is_ancestor(old_tip, tip):
+                data = extend(json.loads(blob), self._walk(tip, [*hide, old_tip]))
+                self._store_range(full_key, tip, data)
+                return data
+        data = extend(None, self._walk(tip, hide))
+        self._store_range(full_key, tip, data)
+        return data
 
-    def _store_range(self, key: str, tip: str, shas: list[str]) -> None:
+    def _store_range(self, key: str, tip: str, data: Any) -> None:
+        self._ranges[key] = (tip, data)
         if self.db is not None:
             self.db.execute(
-                "INSERT OR REPLACE INTO ranges VALUES (?,?,?)", (key, tip, json.dumps(shas))
+                "INSERT OR REPLACE INTO ranges VALUES (?,?,?)",
+                (key, tip, json.dumps(data, separators=(",", ":"))),
             )
+
+    # ------------------------------------------------------------------ generic memo
+
+    def memo_get(self, table: str, key: str) -> Any:
+        if self.db is None:
+            return self._memo.get((table, key))
+        row = self.db.execute(f"SELECT data FROM {table} WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def memo_put(self, table: str, key: str, data: Any) -> None:
+        if self.db is None:
+            self._memo[(table, key)] = data
+            return
+        self.db.execute(
+            f"INSERT OR REPLACE INTO {table} VALUES (?,?)",
+            (key, json.dumps(data, separators=(",", ":"))),
+        )
 
     def _is_ancestor(self, old: str, new: str) -> bool:
         try:
@@ -279,16 +326,30 @@ class CommitIndex:
         return out
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """Ancestry, memoised (it never changes for two given commits)."""
         if ancestor == descendant:
             return True
-        return self._is_ancestor(ancestor, descendant)
+        key = f"{ancestor}:{descendant}"
+        cached = self.memo_get("ancestry", key)
+        if cached is not None:
+            return bool(cached)
+        result = self._is_ancestor(ancestor, descendant)
+        self.memo_put("ancestry", key, result)
+        return result
 
     def merge_base(self, a: str, b: str) -> str | None:
+        """Merge base of two commits, memoised (it never changes for two given commits)."""
+        key = f"mb:{a}:{b}"
+        cached = self.memo_get("ancestry", key)
+        if cached is not None:
+            return str(cached) or None
         try:
             mb = self.repo.merge_base(pygit2.Oid(hex=a), pygit2.Oid(hex=b))
         except (pygit2.GitError, KeyError, ValueError):
             return None
-        return str(mb) if mb else None
+        result = str(mb) if mb else ""
+        self.memo_put("ancestry", key, result)
+        return result or None
 
 
 def _decode(sig: pygit2.Signature, attr: str) -> str:
