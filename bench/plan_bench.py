@@ -28,12 +28,12 @@ import pygit2
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from synth import Params, generate  # noqa: E402
+from synth import Params, generate
 
-from stablectl.controller.plan import Engine  # noqa: E402
-from stablectl.gitops.pick import Committer, Picker  # noqa: E402
-from stablectl.gitops.scan import CommitFacts, CommitIndex  # noqa: E402
-from stablectl.policy import load_policy_text  # noqa: E402
+from stablectl.controller.plan import Engine
+from stablectl.gitops.pick import Committer, Picker
+from stablectl.gitops.scan import CommitFacts, CommitIndex
+from stablectl.policy import load_policy_text
 
 SERIES = [("3.10.5", "3.10"), ("3.11.4", "3.11"), ("3.12.3", "3.12"), ("3.13.1", "3.13")]
 
@@ -47,7 +47,10 @@ def timed(fn: Callable[[], object]) -> float:
 def git(*args: str, cwd: Path | None = None, check: bool = True) -> str:
     proc = subprocess.run(
         ["git", "-c", "user.name=b", "-c", "user.email=b@e", *args],
-        cwd=cwd, capture_output=True, text=True, check=False,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if check and proc.returncode != 0:
         raise SystemExit(f"git {' '.join(args)}: {proc.stderr}")
@@ -93,8 +96,12 @@ def add_commits(repo: pygit2.Repository, n: int) -> None:
             mb.insert("NEWS.d", nb.write(), pygit2.enums.FileMode.TREE)
             tb.insert("Misc", mb.write(), pygit2.enums.FileMode.TREE)
         oid = repo.create_commit(
-            "refs/heads/main", sig, sig, f"gh-{900000 + i}: New (#{900001 + i})\n",
-            tb.write(), [tip.id],
+            "refs/heads/main",
+            sig,
+            sig,
+            f"gh-{900000 + i}: New (#{900001 + i})\n",
+            tb.write(),
+            [tip.id],
         )
         tip = repo[oid].peel(pygit2.Commit)
 
@@ -105,8 +112,16 @@ def git_scan(upstream: Path, engine: Engine) -> float:
     for name, branch in SERIES:
         base = f"v{name}"
         for ref in (branch, "main"):
-            git("--git-dir", str(upstream), "log", "--no-merges", "--name-only",
-                "--format=%H%n%B", ref, f"^{base}")
+            git(
+                "--git-dir",
+                str(upstream),
+                "log",
+                "--no-merges",
+                "--name-only",
+                "--format=%H%n%B",
+                ref,
+                f"^{base}",
+            )
     return time.perf_counter() - t
 
 
@@ -146,21 +161,42 @@ def bench_synthetic(args: argparse.Namespace) -> None:
         t_warm = statistics.median(warm_runs)
         policy_file = work / "p.yaml"
         policy_file.write_text(policy_text(upstream))
-        cmd = [sys.executable, "-m", "stablectl", "--state-dir", str(state), "plan",
-               "--offline", "--json", "--policy", str(policy_file)]
-        proc_runs = [timed(lambda: subprocess.run(cmd, capture_output=True, check=True))
-                     for _ in range(3)]
-        print(f"flagged fixes: {flagged:,} over 4 series ({pending:,} to pick, "
-              f"{conflicts} conflicting)\n")
+        cmd = [
+            sys.executable,
+            "-m",
+            "stablectl",
+            "--state-dir",
+            str(state),
+            "plan",
+            "--offline",
+            "--json",
+            "--policy",
+            str(policy_file),
+        ]
+        proc_runs = [
+            timed(lambda: subprocess.run(cmd, capture_output=True, check=True)) for _ in range(3)
+        ]
+        print(
+            f"flagged fixes: {flagged:,} over 4 series ({pending:,} to pick, "
+            f"{conflicts} conflicting)\n"
+        )
         print(f"{'measure':44} {'stablectl':>10} {'git CLI':>10} {'ratio':>8}")
-        print(f"{'fetch into empty cache (git: clone --mirror)':44} {t_fetch:9.2f}s "
-              f"{t_clone:9.2f}s {t_fetch / t_clone:7.1f}x")
-        print(f"{'cold plan (scan+select+pick, git: log scan)':44} {t_cold:9.2f}s "
-              f"{t_git:9.2f}s {t_cold / t_git:7.1f}x")
-        print(f"{'warm plan, nothing new (in process)':44} {t_warm:9.3f}s "
-              f"{t_git:9.2f}s {t_warm / t_git:7.3f}x")
-        print(f"{'warm plan, nothing new (stablectl process)':44} "
-              f"{statistics.median(proc_runs):9.3f}s")
+        print(
+            f"{'fetch into empty cache (git: clone --mirror)':44} {t_fetch:9.2f}s "
+            f"{t_clone:9.2f}s {t_fetch / t_clone:7.1f}x"
+        )
+        print(
+            f"{'cold plan (scan+select+pick, git: log scan)':44} {t_cold:9.2f}s "
+            f"{t_git:9.2f}s {t_cold / t_git:7.1f}x"
+        )
+        print(
+            f"{'warm plan, nothing new (in process)':44} {t_warm:9.3f}s "
+            f"{t_git:9.2f}s {t_warm / t_git:7.3f}x"
+        )
+        print(
+            f"{'warm plan, nothing new (stablectl process)':44} "
+            f"{statistics.median(proc_runs):9.3f}s"
+        )
         for n in (10, 100, 1000):
             add_commits(pygit2.Repository(str(upstream)), n)
             e = Engine(policy, state)
@@ -168,8 +204,10 @@ def bench_synthetic(args: argparse.Namespace) -> None:
             t_inc = timed(lambda e=e: e.plan())  # type: ignore[misc]
             walked = e.index.stats["walked"]
             e.close()
-            print(f"{f'warm plan after +{n} commits on main':44} {t_inc:9.3f}s "
-                  f"{'':>10} {'':>8}  (walked {walked} new commits)")
+            print(
+                f"{f'warm plan after +{n} commits on main':44} {t_inc:9.3f}s "
+                f"{'':>10} {'':>8}  (walked {walked} new commits)"
+            )
         print()
         bench_picks(upstream, "v3.11.4", "3.11.4", plan, args.picks, work)
     finally:
@@ -208,14 +246,17 @@ def compare_picks(upstream: Path, base: str, sources: list[str], work: Path, lab
     t_mem, clean = min(chain(picker, True) for _ in range(2))
     t_full, clean_full = min(chain(full, False) for _ in range(2))
     wt = work / f"wt-{len(sources)}-{time.time_ns()}"
-    t_checkout = timed(lambda: git("--git-dir", str(upstream), "worktree", "add", "-q",
-                                   "--detach", str(wt), onto))
+    t_checkout = timed(
+        lambda: git("--git-dir", str(upstream), "worktree", "add", "-q", "--detach", str(wt), onto)
+    )
     t = time.perf_counter()
     clean_git = 0
     for s in sources:
         proc = subprocess.run(
             ["git", "-c", "user.name=b", "-c", "user.email=b@e", "cherry-pick", "-x", s],
-            cwd=wt, capture_output=True, check=False,
+            cwd=wt,
+            capture_output=True,
+            check=False,
         )
         if proc.returncode == 0:
             clean_git += 1
@@ -224,17 +265,26 @@ def compare_picks(upstream: Path, base: str, sources: list[str], work: Path, lab
     t_git = time.perf_counter() - t
     git("--git-dir", str(upstream), "worktree", "remove", "--force", str(wt))
     n = len(sources)
-    print(f"picks ({label}): {n} chained picks; clean: stablectl {clean}, "
-          f"whole-tree merge {clean_full}, git {clean_git}")
+    print(
+        f"picks ({label}): {n} chained picks; clean: stablectl {clean}, "
+        f"whole-tree merge {clean_full}, git {clean_git}"
+    )
     print(f"{'measure':44} {'ms/pick':>10} {'vs git':>10}")
-    print(f"{'git cherry-pick -x in a worktree (baseline)':44} {t_git / n * 1000:10.2f} "
-          f"{1.0:9.1f}x")
-    print(f"{'stablectl in-memory pick, as in plan':44} {t_mem / n * 1000:10.2f} "
-          f"{t_git / t_mem:9.1f}x faster")
-    print(f"{'  same, computing its own tree diff':44} {t_own / n * 1000:10.2f} "
-          f"{t_git / t_own:9.1f}x faster")
-    print(f"{'libgit2 merge_trees of whole trees':44} {t_full / n * 1000:10.2f} "
-          f"{t_git / t_full:9.1f}x faster")
+    print(
+        f"{'git cherry-pick -x in a worktree (baseline)':44} {t_git / n * 1000:10.2f} {1.0:9.1f}x"
+    )
+    print(
+        f"{'stablectl in-memory pick, as in plan':44} {t_mem / n * 1000:10.2f} "
+        f"{t_git / t_mem:9.1f}x faster"
+    )
+    print(
+        f"{'  same, computing its own tree diff':44} {t_own / n * 1000:10.2f} "
+        f"{t_git / t_own:9.1f}x faster"
+    )
+    print(
+        f"{'libgit2 merge_trees of whole trees':44} {t_full / n * 1000:10.2f} "
+        f"{t_git / t_full:9.1f}x faster"
+    )
     print(f"{'(worktree checkout, paid once per run)':44} {t_checkout * 1000:10.0f}ms\n")
 
 
@@ -260,8 +310,11 @@ def bench_debian(orig: Path, debian: Path, work_root: Path) -> None:
         git("tag", "v3.11.2", cwd=src)
         files = len(git("ls-files", cwd=src).splitlines())
         patches = work / "deb" / "debian" / "patches"
-        order = [ln.split()[0] for ln in (patches / "series").read_text().splitlines()
-                 if ln.strip() and not ln.startswith("#")]
+        order = [
+            ln.split()[0]
+            for ln in (patches / "series").read_text().splitlines()
+            if ln.strip() and not ln.startswith("#")
+        ]
         applied = 0
         for name in order:
             p = patches / name
@@ -269,7 +322,9 @@ def bench_debian(orig: Path, debian: Path, work_root: Path) -> None:
                 continue
             proc = subprocess.run(
                 ["git", "-c", "user.name=b", "-c", "user.email=b@e", "am", "-q", "-3", str(p)],
-                cwd=src, capture_output=True, check=False,
+                cwd=src,
+                capture_output=True,
+                check=False,
             )
             if proc.returncode != 0:
                 subprocess.run(["git", "am", "--abort"], cwd=src, capture_output=True)
@@ -278,8 +333,10 @@ def bench_debian(orig: Path, debian: Path, work_root: Path) -> None:
         shas = git("rev-list", "--reverse", "v3.11.2..main", cwd=src).split()
         bare = work / "repo.git"
         git("clone", "-q", "--bare", str(src), str(bare))
-        print(f"real CPython 3.11.2: {files:,} files; {applied} of Debian's format-patch "
-              f"exports applied as commits")
+        print(
+            f"real CPython 3.11.2: {files:,} files; {applied} of Debian's format-patch "
+            f"exports applied as commits"
+        )
         compare_picks(bare, "v3.11.2", shas, work, "Debian's security commits onto v3.11.2")
     finally:
         shutil.rmtree(work, ignore_errors=True)

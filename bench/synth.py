@@ -112,12 +112,13 @@ def generate(root: Path, p: Params) -> Path:
         content[path][line] = text
         security = rnd.random() < p.security_rate
         issue = 10_000 + n
-        subject = f"gh-{issue}: {'Fix' if security else 'Improve'} {path.rsplit('/', 1)[1]} (#{issue + 1})"
+        verb = "Fix" if security else "Improve"
+        subject = f"gh-{issue}: {verb} {path.rsplit('/', 1)[1]} (#{issue + 1})"
         ch = _Change(n, path, line, text, security, subject)
         s.line("commit refs/heads/main")
         s.line(f"mark :{n}")
         when = EPOCH + n * 600
-        s.line(f"author {_sig('Dev %d' % (n % 97), f'dev{n % 97}@example.org', when)}")
+        s.line(f"author {_sig(f'Dev {n % 97}', f'dev{n % 97}@example.org', when)}")
         s.line(f"committer {_sig('GitHub', 'noreply@github.com', when)}")
         body = subject + "\n"
         if security:
@@ -172,7 +173,10 @@ def generate(root: Path, p: Params) -> Path:
                 s.line(f"author {_sig('Dev', 'dev@example.org', EPOCH + b.index * 600)}")
                 s.line(f"committer {_sig('Miss Islington (bot)', 'mi@example.org', when)}")
                 subj = b.subject.replace("(#", "(GH-")
-                msg = f"[{name}] {subj}\n\nHarden input handling.\n(cherry picked from commit {sha_of[b.index]})\n"
+                msg = (
+                    f"[{name}] {subj}\n\nHarden input handling.\n"
+                    f"(cherry picked from commit {sha_of[b.index]})\n"
+                )
                 s.data(msg.encode())
                 s.line(f"from {prev}")
                 s.line(f"M 100644 inline {b.path}")

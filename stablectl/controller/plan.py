@@ -293,9 +293,7 @@ class Engine:
             if cand.state != "pending":
                 continue
             with self.index.batch():
-                pf.attempts, pf.chosen, pf.note = pick_best(
-                    picker, cand.sources, tip, self.index
-                )
+                pf.attempts, pf.chosen, pf.note = pick_best(picker, cand.sources, tip, self.index)
             if pf.chosen is not None and pf.chosen.result.outcome == "clean":
                 assert pf.chosen.result.commit is not None
                 tip = pf.chosen.result.commit
