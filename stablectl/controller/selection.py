@@ -445,11 +445,11 @@ class Selector:
                 f = index.facts(m)
                 if f is not None and f.info.pr is not None:
                     for branch, prs in all_prs:
-                        hit = prs.get(str(f.info.pr))
-                        if hit is not None:
-                            members.add(hit[0])
+                        found = prs.get(str(f.info.pr))
+                        if found is not None:
+                            members.add(found[0])
                             if branch is not None:
-                                on_branch.setdefault(hit[0], branch)
+                                on_branch.setdefault(found[0], branch)
             fix = self._fix(root, sorted(members), hits)
             cand = Candidate(fix, "pending", "", order=order.get(root, (0, 0)))
             every = set(fix.members) | {fix.key}
