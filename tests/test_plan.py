@@ -163,6 +163,16 @@ def test_new_upstream_commits_are_walked_incrementally(example: Example, tmp_pat
     assert eng2.index.stats["walked"] == 1
     assert plan[new]["status"] == "new-clean"
     eng2.close()
+    # The incrementally extended cache gives exactly what a cold run computes.
+    fresh = engine_for(example, tmp_path / "fresh")
+    fresh.fetch()
+    cold = by_key(fresh.plan(["3.11.2"]).to_json(), "3.11.2")
+    fresh.close()
+    for fixes in (plan, cold):
+        for f in fixes.values():
+            for a in f["attempts"]:
+                a.pop("ms")
+    assert plan == cold
 
 
 def test_upstream_rewrite_is_refused(
@@ -333,3 +343,41 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_git_error_type() -> None:
     assert GitError("x").exit_code == 1
+
+
+def test_commits_rule_flags_backports_of_a_listed_original_not_in_the_repo(
+    tmp_path: Path,
+) -> None:
+    """A listed SHA names a fix even when the original is absent: a commit whose trailer
+    names it is flagged and picked (systemd-stable's trailers often name such commits)."""
+    h = History(tmp_path / "up.git")
+    base = h.commit("main", "base", {"a.txt": "1\n2\n3\n"})
+    h.tag("v1", base)
+    h.branch("v2-stable", base)
+    ghost = "1234567890abcdef1234567890abcdef12345678"
+    bp = h.commit(
+        "v2-stable",
+        f"fix a\n\n(cherry picked from commit {ghost})\n",
+        {"a.txt": "1\n2\nthree\n"},
+    )
+    fork = History(tmp_path / "fork.git")
+    fork.repo.remotes.create("u", str(h.path)).fetch(["+refs/tags/*:refs/tags/*"])
+    fork.branch("v1-stable", base)
+    policy = load_policy_text(f"""\
+project: ghost
+upstream: {{git: {h.path}, main: main}}
+fork: {{git: {fork.path}}}
+series:
+  - {{name: "1", base: v1, branch: v1-stable, sources: [main, v2-stable], since: 2000-01-01}}
+flags:
+  - {{name: listed, commits: ["{ghost[:12]}"]}}
+""")
+    eng = Engine(policy, tmp_path / "state", committer_time=1)
+    eng.fetch()
+    fixes = by_key(eng.plan().to_json(), "1")
+    eng.close()
+    assert list(fixes) == [ghost]
+    f = fixes[ghost]
+    assert f["original"] is None
+    assert f["flags"][0]["reason"] == f"backport of listed {ghost[:10]}"
+    assert f["status"] == "new-clean" and f["source"]["commit"] == bp

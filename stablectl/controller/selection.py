@@ -119,10 +119,12 @@ def evaluate_flags(
         reasons: list[str] = []
         ok = True
         if rule.commits is not None:
-            sha = next((c for c in rule.commits if facts.sha.startswith(c.lower())), None)
+            # A listed SHA names a fix: the commit itself, or one whose trailer names it.
+            named = (facts.sha, *facts.info.cherry_picked_from)
+            sha = next((n for c in rule.commits for n in named if n.startswith(c.lower())), None)
             ok = sha is not None
-            if ok:
-                reasons.append("listed")
+            if sha is not None:
+                reasons.append("listed" if sha == facts.sha else f"backport of listed {sha[:10]}")
         if ok and rule.paths is not None:
             path = next((p for p in facts.paths if rule.path_matches(p)), None)
             ok = path is not None
@@ -220,15 +222,14 @@ class Selector:
 
     # ------------------------------------------------------------------ summaries
 
-    def _fold(self, with_paths: bool) -> Callable[[Any, list[str]], Any]:
+    def _fold(self, with_paths: bool) -> Callable[[int, list[str]], Any]:
         index, rules = self.index, self.policy.flags
 
-        def fold(old: Summary | None, new: list[str]) -> Summary:
-            data = old or _empty_summary()
+        def fold(start: int, new: list[str]) -> Summary:
+            data = _empty_summary()
             index.prefetch(new)
             with index.batch():
-                for sha in new:
-                    pos = data["n"]
+                for pos, sha in enumerate(new, start):
                     data["n"] += 1
                     f = index.facts(sha)
                     if f is None:
@@ -269,7 +270,11 @@ class Selector:
     def summary(self, key: str, tip: str, hide: list[str], with_paths: bool = False) -> Summary:
         return dict(
             self.index.range_data(
-                f"summary/{self.fingerprint}/{key}", tip, hide, self._fold(with_paths)
+                f"summary/{self.fingerprint}/{key}",
+                tip,
+                hide,
+                self._fold(with_paths),
+                _merge_summaries,
             )
         )
 
@@ -584,6 +589,22 @@ class Selector:
                 seen.add(src.sha)
                 out.append(src)
         return out
+
+
+def _merge_summaries(chunks: list[Summary]) -> Summary:
+    """Chunks of one range, oldest first, as one summary."""
+    if len(chunks) == 1:
+        return chunks[0]
+    out = _empty_summary()
+    for c in chunks:
+        out["n"] += c["n"]
+        for k in ("meta", "hits", "pending", "links", "reverts"):
+            out[k].update(c[k])
+        for pr, v in c["prs"].items():
+            out["prs"].setdefault(pr, v)
+        for path, shas in c["paths"].items():
+            out["paths"].setdefault(path, []).extend(shas)
+    return out
 
 
 def _in_paths(sha: str, summ: Summary) -> bool:

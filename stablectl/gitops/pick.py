@@ -26,7 +26,6 @@ import pygit2
 from pygit2.enums import FileMode
 
 from stablectl.gitops.messages import cherry_pick_message
-from stablectl.gitops.objects import tree as tree_of
 
 Outcome = Literal["clean", "empty", "conflict", "error"]
 Lever = Literal["paths", "libgit2", "ort"]
@@ -425,12 +424,20 @@ def _libgit2_kind(
 
 
 def update_tree(
-    repo: pygit2.Repository, tree: pygit2.Tree, changes: dict[str, _Entry]
+    repo: pygit2.Repository, tree: pygit2.Tree | pygit2.Oid | None, changes: dict[str, _Entry]
 ) -> pygit2.Oid:
     """A new tree: `tree` with each path set to an entry (oid, mode) or removed (None).
 
-    Only the trees along changed paths are rebuilt; untouched subtrees are shared.
+    Only the trees along changed paths are rebuilt; untouched subtrees are shared, and no
+    tree is read that the change does not go through.
     """
+    oid, _ = _update_tree(repo, tree, changes)
+    return oid
+
+
+def _update_tree(
+    repo: pygit2.Repository, tree: pygit2.Tree | pygit2.Oid | None, changes: dict[str, _Entry]
+) -> tuple[pygit2.Oid, int]:
     here: dict[str, _Entry] = {}
     below: dict[str, dict[str, _Entry]] = {}
     for path, entry in changes.items():
@@ -442,14 +449,13 @@ def update_tree(
     builder = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
     for name, sub in below.items():
         existing = builder.get(name)
+        subtree: pygit2.Oid | None = None
         if existing is not None and existing.filemode == _TREE:
-            subtree = tree_of(repo, existing.id)
-        else:
-            if existing is not None:
-                builder.remove(name)
-            subtree = tree_of(repo, repo.TreeBuilder().write())
-        new_id = update_tree(repo, subtree, sub)
-        if len(tree_of(repo, new_id)) == 0:
+            subtree = existing.id
+        elif existing is not None:
+            builder.remove(name)
+        new_id, count = _update_tree(repo, subtree, sub)
+        if count == 0:
             if builder.get(name) is not None:
                 builder.remove(name)
         else:
@@ -460,4 +466,4 @@ def update_tree(
                 builder.remove(name)
         else:
             builder.insert(name, e[0], e[1])
-    return builder.write()
+    return builder.write(), len(builder)

@@ -22,7 +22,7 @@ from stablectl.gitops.messages import MessageInfo, parse_message
 from stablectl.gitops.objects import first_parent_diff
 
 MAX_PATHS = 5000
-_SCHEMA_VERSION = 3
+_SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -111,15 +111,16 @@ class CommitIndex:
         (version,) = self.db.execute("PRAGMA user_version").fetchone()
         if version != _SCHEMA_VERSION:
             with self.db:
-                for t in ("facts", "patch_ids", "ranges", "picks", "ancestry"):
+                for t in ("facts", "patch_ids", "ranges", "range_chunks", "picks", "ancestry"):
                     self.db.execute(f"DROP TABLE IF EXISTS {t}")
                 self.db.execute("CREATE TABLE picks (key TEXT PRIMARY KEY, data TEXT NOT NULL)")
                 self.db.execute("CREATE TABLE ancestry (key TEXT PRIMARY KEY, data TEXT NOT NULL)")
                 self.db.execute("CREATE TABLE facts (sha TEXT PRIMARY KEY, data TEXT NOT NULL)")
                 self.db.execute("CREATE TABLE patch_ids (sha TEXT PRIMARY KEY, pid TEXT)")
                 self.db.execute(
-                    "CREATE TABLE ranges (key TEXT PRIMARY KEY, tip TEXT NOT NULL, "
-                    "shas TEXT NOT NULL)"
+                    "CREATE TABLE range_chunks (key TEXT NOT NULL, seq INTEGER NOT NULL, "
+                    "tip TEXT NOT NULL, n INTEGER NOT NULL, data TEXT NOT NULL, "
+                    "PRIMARY KEY (key, seq))"
                 )
                 self.db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
@@ -240,73 +241,76 @@ class CommitIndex:
     def walk(self, tip: str, hide: Iterable[str], key: str) -> list[str]:
         """Commits reachable from tip and not from any hidden commit, oldest first (cached)."""
 
-        def extend(old: Any, new: list[str]) -> Any:
-            return (list(old) if old else []) + new
+        def fold(start: int, new: list[str]) -> list[str]:
+            return new
 
-        return list(self.range_data(key, tip, hide, extend))
+        def merge(chunks: list[Any]) -> list[str]:
+            return [sha for chunk in chunks for sha in chunk]
+
+        return list(self.range_data(key, tip, hide, fold, merge))
 
     def range_data(
         self,
         key: str,
         tip: str,
         hide: Iterable[str],
-        extend: Callable[[Any, list[str]], Any],
+        fold: Callable[[int, list[str]], Any],
+        merge: Callable[[list[Any]], Any],
     ) -> Any:
         """Data derived from the commits of a range (tip minus hidden), cached under `key`.
 
-        `extend(old_data, new_commits)` folds commits (oldest first) into the data. When the
-        tip later moves forward, only the new commits are walked and folded, so a warm run
-        costs what is new, not what is old. A tip that moved elsewhere rebuilds the data.
+        `fold(start, commits)` turns commits (oldest first; `start` is the position of the
+        first) into a chunk of data; `merge(chunks)` combines chunks in order. When the tip
+        later moves forward, only the new commits are walked and folded, and their chunk is
+        appended: a warm run costs what is new, not what is old. A tip that moved elsewhere
+        rebuilds the range; many small chunks are compacted into one now and then.
         """
         hide = sorted(set(hide))
         full_key = f"{key}|{','.join(hide)}"
-        if full_key in self._ranges:
-            old_tip, data = self._ranges[full_key]
-            if old_tip == tip:
-                return data
-        row = None
+        cached = self._ranges.get(full_key)
+        if cached is not None and cached[0] == tip:
+            return cached[1]
+        chunks: list[tuple[int, str, int, Any]] = []  # (seq, tip, count, data)
         if self.db is not None:
-            row = self.db.execute(
-                "SELECT tip, shas FROM ranges WHERE key=?", (full_key,)
-            ).fetchone()
-        if row:
-            old_tip, blob = row
-            if old_tip == tip:
-                data = json.loads(blob)
-                self._ranges[full_key] = (tip, data)
-                return data
-            if self._is_ancestor(old_tip, tip):
-                data = extend(json.loads(blob), self._walk(tip, [*hide, old_tip]))
-                self._store_range(full_key, tip, data)
-                return data
-        data = extend(None, self._walk(tip, hide))
-        self._store_range(full_key, tip, data)
+            for seq, ctip, count, blob in self.db.execute(
+                "SELECT seq, tip, n, data FROM range_chunks WHERE key=? ORDER BY seq",
+                (full_key,),
+            ):
+                chunks.append((seq, ctip, count, json.loads(blob)))
+        if chunks and chunks[-1][1] == tip:
+            data = merge([c[3] for c in chunks])
+        elif chunks and self._is_ancestor(chunks[-1][1], tip):
+            start = sum(c[2] for c in chunks)
+            new = self._walk(tip, [*hide, chunks[-1][1]])
+            chunk = (chunks[-1][0] + 1, tip, len(new), fold(start, new))
+            chunks.append(chunk)
+            if len(chunks) > 32:
+                whole = merge([c[3] for c in chunks])
+                self._write_chunks(full_key, [(0, tip, start + len(new), whole)])
+                chunks = [(0, tip, start + len(new), whole)]
+            else:
+                self._write_chunks(full_key, [chunk], replace=False)
+            data = merge([c[3] for c in chunks])
+        else:
+            new = self._walk(tip, hide)
+            data = fold(0, new)
+            self._write_chunks(full_key, [(0, tip, len(new), data)])
+            data = merge([data])
+        self._ranges[full_key] = (tip, data)
         return data
 
-    def _store_range(self, key: str, tip: str, data: Any) -> None:
-        self._ranges[key] = (tip, data)
-        if self.db is not None:
-            self.db.execute(
-                "INSERT OR REPLACE INTO ranges VALUES (?,?,?)",
-                (key, tip, json.dumps(data, separators=(",", ":"))),
-            )
-
-    # ------------------------------------------------------------------ generic memo
-
-    def memo_get(self, table: str, key: str) -> Any:
+    def _write_chunks(
+        self, key: str, chunks: list[tuple[int, str, int, Any]], replace: bool = True
+    ) -> None:
         if self.db is None:
-            return self._memo.get((table, key))
-        row = self.db.execute(f"SELECT data FROM {table} WHERE key=?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
-
-    def memo_put(self, table: str, key: str, data: Any) -> None:
-        if self.db is None:
-            self._memo[(table, key)] = data
             return
-        self.db.execute(
-            f"INSERT OR REPLACE INTO {table} VALUES (?,?)",
-            (key, json.dumps(data, separators=(",", ":"))),
-        )
+        if replace:
+            self.db.execute("DELETE FROM range_chunks WHERE key=?", (key,))
+        for seq, tip, count, data in chunks:
+            self.db.execute(
+                "INSERT OR REPLACE INTO range_chunks VALUES (?,?,?,?,?)",
+                (key, seq, tip, count, json.dumps(data, separators=(",", ":"))),
+            )
 
     def _is_ancestor(self, old: str, new: str) -> bool:
         try:
@@ -350,6 +354,23 @@ class CommitIndex:
         result = str(mb) if mb else ""
         self.memo_put("ancestry", key, result)
         return result or None
+
+    # ------------------------------------------------------------------ generic memo
+
+    def memo_get(self, table: str, key: str) -> Any:
+        if self.db is None:
+            return self._memo.get((table, key))
+        row = self.db.execute(f"SELECT data FROM {table} WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def memo_put(self, table: str, key: str, data: Any) -> None:
+        if self.db is None:
+            self._memo[(table, key)] = data
+            return
+        self.db.execute(
+            f"INSERT OR REPLACE INTO {table} VALUES (?,?)",
+            (key, json.dumps(data, separators=(",", ":"))),
+        )
 
 
 def _decode(sig: pygit2.Signature, attr: str) -> str:
