@@ -13,6 +13,7 @@ worktree, which is what cherry_picker does). No assertion on time: this is run b
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -143,7 +144,13 @@ def bench_synthetic(args: argparse.Namespace) -> None:
 
         engine = Engine(policy, state)
         t_fetch = timed(engine.fetch)
-        t_clone = timed(lambda: git("clone", "-q", "--mirror", str(upstream), str(work / "m.git")))
+        # --no-local: a real pack transfer, as from a remote (not hard links).
+        t_clone = timed(
+            lambda: git("clone", "-q", "--mirror", "--no-local", str(upstream), str(work / "m.git"))
+        )
+        os.environ["STABLECTL_FETCH"] = "pygit2"
+        t_fetch_lg2 = timed(Engine(policy, work / "state-pygit2").fetch)
+        del os.environ["STABLECTL_FETCH"]
         t_cold = timed(lambda: engine.plan())
         plan = engine.plan()
         engine.close()

@@ -206,7 +206,7 @@ def test_upstream_rewrite_is_refused(
     assert r.code == 0, r.err
 
 
-def test_moved_base_tag_is_refused(example: Example, tmp_path: Path) -> None:
+def test_moved_base_tag_is_refused(example: Example, tmp_path: Path, fetch_backend: str) -> None:
     state = tmp_path / "state"
     eng = engine_for(example, state)
     eng.fetch()
