@@ -189,8 +189,12 @@ def bench_synthetic(args: argparse.Namespace) -> None:
         )
         print(f"{'measure':44} {'stablectl':>10} {'git CLI':>10} {'ratio':>8}")
         print(
-            f"{'fetch into empty cache (git: clone --mirror)':44} {t_fetch:9.2f}s "
+            f"{'first fetch (git: clone --mirror --no-local)':44} {t_fetch:9.2f}s "
             f"{t_clone:9.2f}s {t_fetch / t_clone:7.1f}x"
+        )
+        print(
+            f"{'  same with STABLECTL_FETCH=pygit2':44} {t_fetch_lg2:9.2f}s "
+            f"{t_clone:9.2f}s {t_fetch_lg2 / t_clone:7.1f}x"
         )
         print(
             f"{'cold plan (scan+select+pick, git: log scan)':44} {t_cold:9.2f}s "

@@ -175,8 +175,14 @@ def test_new_upstream_commits_are_walked_incrementally(example: Example, tmp_pat
     assert plan == cold
 
 
+@pytest.fixture(params=["git", "pygit2"])
+def fetch_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("STABLECTL_FETCH", request.param)
+    return str(request.param)
+
+
 def test_upstream_rewrite_is_refused(
-    example: Example, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    example: Example, tmp_path: Path, fetch_backend: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     state = tmp_path / "state"
     eng = engine_for(example, state)
