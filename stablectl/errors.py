@@ -39,3 +39,20 @@ class UpstreamRewrittenError(GitError):
             f"{old[:12]} seen before; refusing to continue (inspect it, then run "
             f"`stablectl cache accept-rewrite {branch}` to trust the new history)"
         )
+
+
+_SECRETS: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret (a token) so that `redact` hides it from every message."""
+    if value and len(value) >= 4:
+        _SECRETS.add(value)
+
+
+def redact(text: str) -> str:
+    """`text` with every registered secret replaced by `***`."""
+    for s in _SECRETS:
+        if s in text:
+            text = text.replace(s, "***")
+    return text

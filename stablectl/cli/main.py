@@ -11,7 +11,7 @@ import click
 from stablectl import __version__
 from stablectl.cli.context import Context
 from stablectl.cli.output import err_console
-from stablectl.errors import PolicyError, StablectlError
+from stablectl.errors import PolicyError, StablectlError, redact
 
 EPILOG = """\b
 Examples:
@@ -69,8 +69,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except StablectlError as e:
         if debug:
-            traceback.print_exc()
-        err_console().print(f"stablectl: error: {e}", markup=False, soft_wrap=True)
+            sys.stderr.write(redact(traceback.format_exc()))
+        err_console().print(redact(f"stablectl: error: {e}"), markup=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         err_console().print("stablectl: interrupted")
@@ -79,9 +79,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except Exception as e:
         if debug:
-            traceback.print_exc()
+            sys.stderr.write(redact(traceback.format_exc()))
         err_console().print(
-            f"stablectl: internal error: {type(e).__name__}: {e} (run with --debug for details)",
+            redact(
+                f"stablectl: internal error: {type(e).__name__}: {e} "
+                "(run with --debug for details)"
+            ),
             markup=False,
         )
         sys.exit(1)

@@ -1,0 +1,314 @@
+"""The forge seam: types, the `Forge` protocol, errors and the PR marker.
+
+The controller only ever sees these types; `github.py` and `local.py` implement the protocol
+and pass the same contract suite (tests/test_forge_contract.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+from stablectl.errors import StablectlError
+
+PRState = Literal["open", "closed", "merged"]
+ReviewState = Literal["APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED", "PENDING"]
+CheckStatus = Literal["queued", "in_progress", "completed"]
+StatusState = Literal["pending", "success", "failure", "error"]
+MergeMethod = Literal["rebase", "fast-forward", "merge", "squash"]
+
+MARKER_RE = re.compile(r"<!--\s*stablectl:marker\s+(\{.*?\})\s*-->", re.S)
+
+
+# ---------------------------------------------------------------- errors
+
+
+class ForgeError(StablectlError):
+    """A forge call failed for a reason retrying will not fix; the message names the object."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class NotFoundError(ForgeError):
+    """The repository, PR, release or ref does not exist (or the token cannot see it)."""
+
+
+class AuthError(ForgeError):
+    """The token is missing, invalid (401) or lacks a permission (403)."""
+
+
+class ConflictError(ForgeError):
+    """The forge refused a write that contradicts its state (PR exists, not mergeable, ...)."""
+
+
+class HeadMovedError(ConflictError):
+    """A PR's head is not the commit the caller expected (pushed after approval)."""
+
+
+class RateLimitError(ForgeError):
+    """Rate limited for longer than the policy allows to wait."""
+
+
+class ForgeUnavailableError(ForgeError):
+    """5xx or connection failures persisted through every retry."""
+
+
+# ---------------------------------------------------------------- marker
+
+
+@dataclass(frozen=True)
+class Marker:
+    """Machine-readable payload stablectl hides in the bodies of the PRs it opens."""
+
+    kind: str
+    series: str
+    original: str = ""
+    source: str = ""
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def render(self) -> str:
+        payload: dict[str, object] = {"v": 1, "kind": self.kind, "series": self.series}
+        if self.original:
+            payload["original"] = self.original
+        if self.source:
+            payload["source"] = self.source
+        if self.extra:
+            payload["extra"] = dict(sorted(self.extra.items()))
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return f"<!-- stablectl:marker {text} -->"
+
+    @classmethod
+    def parse(cls, body: str | None) -> Marker | None:
+        """The marker in a PR body, or None (a damaged marker counts as none)."""
+        if not body:
+            return None
+        m = MARKER_RE.search(body)
+        if not m:
+            return None
+        try:
+            data = json.loads(m.group(1))
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
+            return None
+        extra = data.get("extra") or {}
+        return cls(
+            kind=data["kind"],
+            series=str(data.get("series", "")),
+            original=str(data.get("original", "")),
+            source=str(data.get("source", "")),
+            extra={str(k): str(v) for k, v in extra.items()} if isinstance(extra, dict) else {},
+        )
+
+
+# ---------------------------------------------------------------- types
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    number: int
+    title: str
+    body: str
+    head: str
+    base: str
+    head_sha: str
+    state: PRState
+    draft: bool
+    labels: tuple[str, ...]
+    author: str
+    url: str
+    merge_sha: str | None = None
+
+    @property
+    def marker(self) -> Marker | None:
+        return Marker.parse(self.body)
+
+
+@dataclass(frozen=True)
+class Review:
+    id: int
+    user: str
+    state: ReviewState
+    commit: str
+    submitted_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class CheckState:
+    """One check on a commit; commit statuses and check runs in one shape."""
+
+    name: str
+    status: CheckStatus
+    conclusion: str | None
+    url: str
+    kind: Literal["status", "check_run"]
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "completed" and self.conclusion in ("success", "neutral", "skipped")
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "completed" and not self.ok
+
+
+@dataclass(frozen=True)
+class Asset:
+    name: str
+    size: int
+    url: str
+
+
+@dataclass(frozen=True)
+class Release:
+    id: int
+    tag: str
+    name: str
+    body: str
+    draft: bool
+    prerelease: bool
+    url: str
+    assets: tuple[Asset, ...] = ()
+
+
+@dataclass(frozen=True)
+class Comment:
+    id: int
+    number: int
+    user: str
+    body: str
+    created_at: dt.datetime
+    url: str
+
+
+@dataclass
+class ForgeStats:
+    """What a run cost: operations, API requests per operation, writes, retries, waits."""
+
+    ops: Counter[str] = field(default_factory=Counter)
+    requests: Counter[str] = field(default_factory=Counter)
+    writes: int = 0
+    not_modified: int = 0
+    retries: int = 0
+    waited_seconds: float = 0.0
+    current: str = "-"
+
+    @contextmanager
+    def op(self, name: str, *, write: bool = False) -> Iterator[None]:
+        outer, self.current = self.current, name
+        self.ops[name] += 1
+        if write:
+            self.writes += 1
+        try:
+            yield
+        finally:
+            self.current = outer
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "operations": dict(sorted(self.ops.items())),
+            "api_requests": sum(self.requests.values()),
+            "api_requests_by_operation": dict(sorted(self.requests.items())),
+            "writes": self.writes,
+            "not_modified": self.not_modified,
+            "retries": self.retries,
+            "waited_seconds": round(self.waited_seconds, 3),
+        }
+
+
+@runtime_checkable
+class Forge(Protocol):
+    """What stablectl needs from a forge. Implementations: GitHubForge, LocalForge."""
+
+    kind: str
+    stats: ForgeStats
+
+    def list_prs(self, state: Literal["open", "all"] = "open") -> list[PullRequest]:
+        """PRs on the fork that carry stablectl's marker."""
+        ...
+
+    def get_pr(self, number: int) -> PullRequest: ...
+
+    def open_pr(
+        self,
+        head: str,
+        base: str,
+        title: str,
+        body: str,
+        *,
+        draft: bool = False,
+        labels: Sequence[str] = (),
+    ) -> PullRequest:
+        """Open a PR from branch `head` of the fork into `base`; an open PR for the same head
+        is returned as is (so a retried or concurrent call never makes a duplicate)."""
+        ...
+
+    def update_pr(
+        self, number: int, *, title: str | None = None, body: str | None = None
+    ) -> PullRequest: ...
+
+    def close_pr(self, number: int, comment: str | None = None) -> PullRequest: ...
+
+    def set_labels(self, number: int, labels: Sequence[str]) -> None: ...
+
+    def comment(self, number: int, body: str) -> Comment: ...
+
+    def comments_since(self, since: dt.datetime) -> list[Comment]:
+        """Comments on the fork's issues and PRs created at or after `since`."""
+        ...
+
+    def reviews(self, number: int) -> list[Review]: ...
+
+    def checks(self, sha: str) -> list[CheckState]:
+        """Commit statuses and check runs of `sha`, latest per name."""
+        ...
+
+    def set_status(
+        self, sha: str, name: str, state: StatusState, url: str = "", description: str = ""
+    ) -> None: ...
+
+    def merge(self, number: int, expected_head: str, method: MergeMethod) -> str:
+        """Merge PR `number` if its head is still `expected_head`; returns the new base tip."""
+        ...
+
+    def get_release(self, tag: str) -> Release | None: ...
+
+    def create_release(
+        self, tag: str, name: str, body: str, *, draft: bool = False, prerelease: bool = False
+    ) -> Release:
+        """Create the release for an existing tag; an existing release is returned as is."""
+        ...
+
+    def upload_asset(
+        self, release: Release, name: str, data: bytes, content_type: str
+    ) -> Asset:
+        """Attach an asset; one of the same name and size already there is kept."""
+        ...
+
+    def upstream_pr_labels(self, sha: str) -> list[str]:
+        """Labels of the upstream PR(s) that introduced commit `sha`."""
+        ...
+
+
+def parse_time(value: str | dt.datetime | None) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if not value:
+        return dt.datetime.fromtimestamp(0, dt.UTC)
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def status_to_check(name: str, state: str, url: str) -> CheckState:
+    """A commit status in CheckState's shape (pending → in progress; error → failure)."""
+    if state == "pending":
+        return CheckState(name, "in_progress", None, url, "status")
+    conclusion = "success" if state == "success" else "failure"
+    return CheckState(name, "completed", conclusion, url, "status")

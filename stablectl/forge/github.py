@@ -1,0 +1,447 @@
+"""GitHub (and GitHub Enterprise) behind the `Forge` protocol, with github3.py.
+
+Transport concerns (retries, rate limits, ETags, counting) live in `http.StableSession`; this
+module maps operations onto REST calls and GitHub's answers onto stablectl's types and errors.
+The endpoints used and what each operation costs are listed in docs/forge.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import github3
+import github3.exceptions as gh_exc
+from github3.pulls import PullRequest as GhPullRequest
+from github3.pulls import ShortPullRequest as GhShortPullRequest
+from github3.repos.release import Release as GhRelease
+from github3.repos.repo import Repository as GhRepository
+
+from stablectl.errors import redact, register_secret
+from stablectl.forge.base import (
+    Asset,
+    AuthError,
+    CheckState,
+    Comment,
+    ConflictError,
+    ForgeError,
+    ForgeStats,
+    ForgeUnavailableError,
+    HeadMovedError,
+    MergeMethod,
+    NotFoundError,
+    PullRequest,
+    Release,
+    Review,
+    StatusState,
+    parse_time,
+    status_to_check,
+)
+from stablectl.forge.http import EtagCache, StableSession
+
+DOTCOM = "https://api.github.com"
+
+
+def _split(slug: str, what: str) -> tuple[str, str]:
+    owner, _, name = slug.partition("/")
+    if not owner or not name or "/" in name:
+        raise ForgeError(f"{what} forge slug {slug!r} is not 'owner/name'")
+    return owner, name
+
+
+class GitHubForge:
+    kind = "github"
+
+    def __init__(
+        self,
+        *,
+        api_url: str,
+        fork: str,
+        upstream: str | None,
+        token: str | None,
+        token_env: str = "GITHUB_TOKEN",
+        max_rate_limit_wait: float = 900,
+        state_dir: Path | None = None,
+        attempts: int = 6,
+        backoff: tuple[float, float] = (1.0, 30.0),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not token:
+            raise AuthError(
+                f"no GitHub token: set ${token_env} (a token with contents, pull-requests and "
+                "issues write access to the fork)"
+            )
+        register_secret(token)
+        self.api_url = api_url.rstrip("/")
+        self.fork_slug, self.upstream_slug = fork, upstream
+        self._owner, self._name = _split(fork, "fork")
+        self.stats = ForgeStats()
+        etags = EtagCache(
+            state_dir / "github-etags.sqlite" if state_dir else None, f"{self.api_url}\0{token}"
+        )
+        self.session = StableSession(
+            token=token,
+            stats=self.stats,
+            max_rate_limit_wait=max_rate_limit_wait,
+            attempts=attempts,
+            backoff=backoff,
+            sleep=sleep,
+            etags=etags,
+        )
+        self.session.base_url = self.api_url
+        self.gh = github3.GitHub(session=self.session)
+        self._repo: GhRepository | None = None
+        self._gh_releases: dict[int, GhRelease] = {}
+
+    # ---------------------------------------------------------- plumbing
+
+    @contextmanager
+    def _op(self, name: str, what: str, *, write: bool = False) -> Iterator[None]:
+        """Count the operation and turn github3's exceptions into clear ForgeErrors."""
+        with self.stats.op(name, write=write):
+            try:
+                yield
+            except gh_exc.AuthenticationFailed as e:
+                raise AuthError(
+                    redact(f"{what}: GitHub rejected the token (401 {_msg(e)})"), status=401
+                ) from None
+            except gh_exc.ForbiddenError as e:
+                raise AuthError(
+                    redact(f"{what}: forbidden (403 {_msg(e)}); the token lacks a permission"),
+                    status=403,
+                ) from None
+            except gh_exc.NotFoundError as e:
+                raise NotFoundError(
+                    redact(f"{what}: not found (404 {_msg(e)}); it does not exist or the token "
+                           "cannot see it"),
+                    status=404,
+                ) from None
+            except (gh_exc.MethodNotAllowed, gh_exc.Conflict) as e:
+                raise ConflictError(redact(f"{what}: {_msg(e)} ({e.code})"), status=e.code) \
+                    from None
+            except gh_exc.UnprocessableEntity as e:
+                raise ForgeError(redact(f"{what}: GitHub refused it (422 {_msg(e)})"),
+                                 status=422) from None
+            except gh_exc.ServerError as e:
+                raise ForgeUnavailableError(
+                    redact(f"{what}: GitHub kept failing ({e.code} {_msg(e)}) through every "
+                           "retry; run again later"),
+                    status=e.code,
+                ) from None
+            except gh_exc.IncompleteResponse as e:
+                raise ForgeError(redact(f"{what}: GitHub's answer lacked fields ({e})")) \
+                    from None
+            except gh_exc.TransportError as e:
+                raise ForgeUnavailableError(redact(f"{what}: {e}")) from None
+            except gh_exc.GitHubError as e:
+                raise ForgeError(redact(f"{what}: {_msg(e)} ({e.code})"), status=e.code) \
+                    from None
+
+    @property
+    def repo(self) -> GhRepository:
+        if self._repo is None:
+            with self._op("get_repo", f"fork repository {self.fork_slug}"):
+                self._repo = cast(GhRepository, self.gh.repository(self._owner, self._name))
+        return self._repo
+
+    def _url(self, *parts: object, slug: str | None = None) -> str:
+        return "/".join([self.api_url, "repos", slug or self.fork_slug, *map(str, parts)])
+
+    def _json(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: Any = None,
+        params: dict[str, str] | None = None,
+        expect: int = 200,
+    ) -> Any:
+        kwargs: dict[str, Any] = {"params": params}
+        if data is not None:
+            kwargs["data"] = json.dumps(data)
+        resp = self.session.request(method, url, **kwargs)
+        if resp.status_code != expect:
+            if resp.status_code >= 400:
+                raise gh_exc.error_for(resp)
+            raise ForgeError(f"unexpected HTTP {resp.status_code} for {method} {url}")
+        return resp.json() if resp.content else None
+
+    def _pages(self, url: str, params: dict[str, str] | None = None,
+               list_key: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every item of a paginated list, following Link: rel="next"."""
+        next_url: str | None = url
+        query: dict[str, str] | None = {"per_page": "100", **(params or {})}
+        while next_url:
+            resp = self.session.request("GET", next_url, params=query)
+            if resp.status_code != 200:
+                raise gh_exc.error_for(resp)
+            data = resp.json()
+            items = data[list_key] if list_key else data
+            yield from items
+            next_url = resp.links.get("next", {}).get("url")
+            query = None  # the next link carries the query
+
+    def _pr(self, p: GhPullRequest | GhShortPullRequest) -> PullRequest:
+        raw = p.as_dict()
+        merged = bool(raw.get("merged_at"))
+        state: Literal["open", "closed", "merged"] = (
+            "merged" if merged else ("open" if p.state == "open" else "closed")
+        )
+        return PullRequest(
+            number=int(p.number),
+            title=p.title or "",
+            body=p.body or "",
+            head=p.head.ref,
+            base=p.base.ref,
+            head_sha=p.head.sha,
+            state=state,
+            draft=bool(raw.get("draft", False)),
+            labels=tuple(sorted(lb["name"] for lb in raw.get("labels") or [])),
+            author=p.user.login if p.user else "",
+            url=p.html_url,
+            merge_sha=raw.get("merge_commit_sha") if merged else None,
+        )
+
+    # ---------------------------------------------------------- pull requests
+
+    def list_prs(self, state: Literal["open", "all"] = "open") -> list[PullRequest]:
+        with self._op("list_prs", f"listing PRs of {self.fork_slug}"):
+            prs = [
+                self._pr(GhShortPullRequest(item, self.session))
+                for item in self._pages(
+                    self._url("pulls"), {"state": state, "sort": "created", "direction": "asc"}
+                )
+            ]
+            return [p for p in prs if p.marker is not None]
+
+    def get_pr(self, number: int) -> PullRequest:
+        with self._op("get_pr", f"PR #{number} of {self.fork_slug}"):
+            return self._pr(GhPullRequest(self._json("GET", self._url("pulls", number)),
+                                          self.session))
+
+    def open_pr(
+        self,
+        head: str,
+        base: str,
+        title: str,
+        body: str,
+        *,
+        draft: bool = False,
+        labels: Sequence[str] = (),
+    ) -> PullRequest:
+        what = f"opening a PR {head} → {base} on {self.fork_slug}"
+        with self._op("open_pr", what, write=True):
+            data = {"title": title, "body": body, "head": head, "base": base, "draft": draft}
+            try:
+                raw = self._json("POST", self._url("pulls"), data=data, expect=201)
+            except gh_exc.UnprocessableEntity as e:
+                if "already exists" not in _msg(e):
+                    raise
+                found = list(self._pages(self._url("pulls"),
+                                         {"state": "open", "head": f"{self._owner}:{head}"}))
+                if not found:
+                    raise
+                raw = self._json("GET", self._url("pulls", found[0]["number"]))
+                return self._pr(GhPullRequest(raw, self.session))
+            pr = self._pr(GhPullRequest(raw, self.session))
+        if labels:
+            self.set_labels(pr.number, labels)
+            pr = PullRequest(**{**pr.__dict__, "labels": tuple(sorted(set(labels)))})
+        return pr
+
+    def update_pr(
+        self, number: int, *, title: str | None = None, body: str | None = None
+    ) -> PullRequest:
+        with self._op("update_pr", f"updating PR #{number} of {self.fork_slug}", write=True):
+            data = {k: v for k, v in (("title", title), ("body", body)) if v is not None}
+            raw = self._json("PATCH", self._url("pulls", number), data=data)
+            return self._pr(GhPullRequest(raw, self.session))
+
+    def close_pr(self, number: int, comment: str | None = None) -> PullRequest:
+        if comment:
+            self.comment(number, comment)
+        with self._op("close_pr", f"closing PR #{number} of {self.fork_slug}", write=True):
+            raw = self._json("PATCH", self._url("pulls", number), data={"state": "closed"})
+            return self._pr(GhPullRequest(raw, self.session))
+
+    def set_labels(self, number: int, labels: Sequence[str]) -> None:
+        with self._op("set_labels", f"labels of #{number} of {self.fork_slug}", write=True):
+            self._json("PUT", self._url("issues", number, "labels"),
+                       data={"labels": sorted(set(labels))})
+
+    # ---------------------------------------------------------- comments and reviews
+
+    def _comment(self, raw: dict[str, Any]) -> Comment:
+        number = int(str(raw["issue_url"]).rstrip("/").rsplit("/", 1)[1])
+        return Comment(int(raw["id"]), number, (raw.get("user") or {}).get("login", ""),
+                       raw.get("body") or "", parse_time(raw["created_at"]), raw["html_url"])
+
+    def comment(self, number: int, body: str) -> Comment:
+        with self._op("comment", f"commenting on #{number} of {self.fork_slug}", write=True):
+            return self._comment(self._json("POST", self._url("issues", number, "comments"),
+                                            data={"body": body}, expect=201))
+
+    def comments_since(self, since: dt.datetime) -> list[Comment]:
+        stamp = since.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        with self._op("comments_since", f"comments of {self.fork_slug} since {stamp}"):
+            params = {"since": stamp, "sort": "created", "direction": "asc"}
+            out = [self._comment(c) for c in self._pages(self._url("issues", "comments"), params)]
+            # `since` filters on update time; keep what was created in the window.
+            return [c for c in out if c.created_at >= since]
+
+    def reviews(self, number: int) -> list[Review]:
+        with self._op("reviews", f"reviews of PR #{number} of {self.fork_slug}"):
+            return [
+                Review(int(r["id"]), (r.get("user") or {}).get("login", ""), r["state"],
+                       r.get("commit_id") or "", parse_time(r.get("submitted_at")))
+                for r in self._pages(self._url("pulls", number, "reviews"))
+            ]
+
+    # ---------------------------------------------------------- checks
+
+    def checks(self, sha: str) -> list[CheckState]:
+        with self._op("checks", f"checks of {sha[:12]} on {self.fork_slug}"):
+            found: dict[str, CheckState] = {}
+            combined = self._json("GET", self._url("commits", sha, "status"))
+            for s in combined.get("statuses") or []:
+                found[s["context"]] = status_to_check(s["context"], s["state"],
+                                                      s.get("target_url") or "")
+            runs = sorted(
+                self._pages(self._url("commits", sha, "check-runs"), list_key="check_runs"),
+                key=lambda r: (r.get("started_at") or "", r["id"]),
+            )
+            for r in runs:  # latest run per name wins
+                found[r["name"]] = CheckState(r["name"], r["status"], r.get("conclusion"),
+                                              r.get("html_url") or r.get("details_url") or "",
+                                              "check_run")
+            return [found[k] for k in sorted(found)]
+
+    def set_status(
+        self, sha: str, name: str, state: StatusState, url: str = "", description: str = ""
+    ) -> None:
+        with self._op("set_status", f"status {name} of {sha[:12]}", write=True):
+            data = {"state": state, "context": name, "description": description[:140]}
+            if url:
+                data["target_url"] = url
+            self._json("POST", self._url("statuses", sha), data=data, expect=201)
+
+    # ---------------------------------------------------------- merge
+
+    def merge(self, number: int, expected_head: str, method: MergeMethod) -> str:
+        pr = self.get_pr(number)
+        what = f"merging PR #{number} of {self.fork_slug}"
+        if pr.state == "merged":
+            raise ConflictError(f"{what}: it is already merged (as {pr.merge_sha})")
+        if pr.state != "open":
+            raise ConflictError(f"{what}: it is closed; reopen it before merging")
+        if pr.head_sha != expected_head:
+            raise HeadMovedError(
+                f"{what}: head is {pr.head_sha[:12]}, not {expected_head[:12]} as expected "
+                "(pushed to since it was approved?); not merging"
+            )
+        with self._op("merge", what, write=True):
+            if method == "fast-forward":
+                try:
+                    self._json("PATCH", self._url("git", "refs", "heads", pr.base),
+                               data={"sha": expected_head, "force": False})
+                except gh_exc.UnprocessableEntity as e:
+                    raise ConflictError(
+                        f"{what}: {pr.base} cannot be fast-forwarded to {expected_head[:12]} "
+                        f"({_msg(e)}); refresh the backport or use merge_method: rebase",
+                        status=422,
+                    ) from None
+                return expected_head
+            try:
+                raw = self._json("PUT", self._url("pulls", number, "merge"),
+                                 data={"sha": expected_head, "merge_method": "rebase"})
+            except gh_exc.Conflict as e:
+                raise HeadMovedError(f"{what}: {_msg(e)} (409)", status=409) from None
+            except gh_exc.MethodNotAllowed as e:
+                raise ConflictError(f"{what}: {_msg(e)} (405)", status=405) from None
+            return str(raw["sha"])
+
+    # ---------------------------------------------------------- releases
+
+    def _release(self, r: GhRelease) -> Release:
+        self._gh_releases[int(r.id)] = r
+        return Release(
+            id=int(r.id), tag=r.tag_name, name=r.name or "", body=r.body or "",
+            draft=bool(r.draft), prerelease=bool(r.prerelease), url=r.html_url,
+            assets=tuple(Asset(a.name, int(a.size), a.browser_download_url)
+                         for a in r.original_assets),
+        )
+
+    def get_release(self, tag: str) -> Release | None:
+        with self._op("get_release", f"release {tag} of {self.fork_slug}"):
+            try:
+                raw = self._json("GET", self._url("releases", "tags", tag))
+            except gh_exc.NotFoundError:
+                return None
+            return self._release(GhRelease(raw, self.session))
+
+    def create_release(
+        self, tag: str, name: str, body: str, *, draft: bool = False, prerelease: bool = False
+    ) -> Release:
+        existing = self.get_release(tag)
+        if existing is not None:
+            return existing
+        with self._op("create_release", f"creating release {tag} on {self.fork_slug}",
+                      write=True):
+            r = self.repo.create_release(tag_name=tag, name=name, body=body, draft=draft,
+                                         prerelease=prerelease)
+            return self._release(cast(GhRelease, r))
+
+    def upload_asset(
+        self, release: Release, name: str, data: bytes, content_type: str
+    ) -> Asset:
+        for a in release.assets:
+            if a.name == name:
+                if a.size != len(data):
+                    raise ConflictError(
+                        f"release {release.tag} already has an asset {name!r} of another size"
+                    )
+                return a
+        what = f"uploading {name} to release {release.tag} of {self.fork_slug}"
+        with self._op("upload_asset", what, write=True):
+            gh_release = self._gh_releases.get(release.id)
+            if gh_release is None:
+                raw = self._json("GET", self._url("releases", release.id))
+                gh_release = GhRelease(raw, self.session)
+            asset = gh_release.upload_asset(content_type=content_type, name=name, asset=data)
+            if asset is None:
+                raise ForgeError(f"{what}: GitHub returned no asset")
+            return Asset(asset.name, int(asset.size), asset.browser_download_url)
+
+    # ---------------------------------------------------------- upstream
+
+    def upstream_pr_labels(self, sha: str) -> list[str]:
+        if not self.upstream_slug:
+            return []
+        with self._op("upstream_pr_labels", f"PRs of {sha[:12]} on {self.upstream_slug}"):
+            try:
+                prs = list(self._pages(self._url("commits", sha, "pulls",
+                                                 slug=self.upstream_slug)))
+            except (gh_exc.NotFoundError, gh_exc.UnprocessableEntity):
+                return []  # the commit is not on the upstream forge
+            return sorted({lb["name"] for p in prs for lb in p.get("labels") or []})
+
+    def close(self) -> None:
+        if self.session.etags is not None:
+            self.session.etags.close()
+        self.session.close()
+
+
+def _msg(e: gh_exc.GitHubError) -> str:
+    msg = str(getattr(e, "msg", "") or "")
+    errors = getattr(e, "errors", None) or []
+    details = "; ".join(
+        str(x.get("message") or x.get("code") or x) if isinstance(x, dict) else str(x)
+        for x in errors
+    )
+    return f"{msg}: {details}" if details else msg
+

@@ -1,0 +1,518 @@
+"""The embedded forge: one SQLite file under the state directory, the fork a local bare repo.
+
+It is what `stablectl demo` and people without GitHub run on. Semantics follow GitHub's where
+the controller can tell the difference: one open PR per head branch, a PR's head follows its
+branch, reviews record the commit they were given on, a merge names the head it expects and
+only ever moves the base branch forward (compare-and-swap on the ref).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import sqlite3
+import subprocess
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+import pygit2
+
+from stablectl.errors import UsageError
+from stablectl.forge.base import (
+    Asset,
+    CheckState,
+    Comment,
+    ConflictError,
+    ForgeError,
+    ForgeStats,
+    HeadMovedError,
+    MergeMethod,
+    NotFoundError,
+    PullRequest,
+    Release,
+    Review,
+    ReviewState,
+    StatusState,
+    parse_time,
+    status_to_check,
+)
+from stablectl.gitops.replay import ReplayConflict, commits_between, replay
+
+SCHEMA_VERSION = 2
+
+# Each entry migrates from version i to i + 1; a new version appends, never edits.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE prs(
+        number INTEGER PRIMARY KEY AUTOINCREMENT,
+        title TEXT NOT NULL, body TEXT NOT NULL, head TEXT NOT NULL, base TEXT NOT NULL,
+        head_sha TEXT NOT NULL, state TEXT NOT NULL, draft INTEGER NOT NULL,
+        author TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+        merge_sha TEXT);
+    CREATE UNIQUE INDEX prs_open_head ON prs(head) WHERE state = 'open';
+    CREATE TABLE labels(pr INTEGER NOT NULL, name TEXT NOT NULL, PRIMARY KEY(pr, name));
+    CREATE TABLE comments(
+        id INTEGER PRIMARY KEY AUTOINCREMENT, pr INTEGER NOT NULL, user TEXT NOT NULL,
+        body TEXT NOT NULL, created_at TEXT NOT NULL);
+    CREATE INDEX comments_time ON comments(created_at);
+    CREATE TABLE reviews(
+        id INTEGER PRIMARY KEY AUTOINCREMENT, pr INTEGER NOT NULL, user TEXT NOT NULL,
+        state TEXT NOT NULL, commit_sha TEXT NOT NULL, body TEXT NOT NULL,
+        submitted_at TEXT NOT NULL);
+    CREATE TABLE checks(
+        sha TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
+        conclusion TEXT, url TEXT NOT NULL, updated_at TEXT NOT NULL,
+        PRIMARY KEY(sha, name));
+    CREATE TABLE releases(
+        id INTEGER PRIMARY KEY AUTOINCREMENT, tag TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
+        body TEXT NOT NULL, draft INTEGER NOT NULL, prerelease INTEGER NOT NULL,
+        created_at TEXT NOT NULL);
+    CREATE TABLE assets(
+        release INTEGER NOT NULL, name TEXT NOT NULL, content_type TEXT NOT NULL,
+        size INTEGER NOT NULL, sha256 TEXT NOT NULL, data BLOB NOT NULL,
+        PRIMARY KEY(release, name));
+    """,
+    """
+    CREATE TABLE upstream_prs(number INTEGER PRIMARY KEY, labels TEXT NOT NULL);
+    CREATE TABLE upstream_pr_commits(
+        sha TEXT NOT NULL, number INTEGER NOT NULL, PRIMARY KEY(sha, number));
+    """,
+]
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+def fork_path(url: str) -> Path:
+    """The local fork repository a policy's `fork.git` names (a path or a file:// URL)."""
+    if url.startswith("file://"):
+        url = url[7:]
+    if "://" in url or url.startswith("git@"):
+        raise UsageError(
+            f"forge.kind is 'local' but fork.git is a remote URL ({url}); the local forge "
+            "needs a local bare repository (or set forge.kind: github)"
+        )
+    return Path(url).expanduser()
+
+
+class LocalForge:
+    kind = "local"
+
+    def __init__(self, db_path: Path, fork_git: Path, *, slug: str, actor: str) -> None:
+        self.db_path = db_path
+        self.fork_git = fork_git
+        self.slug = slug
+        self.actor = actor
+        self.stats = ForgeStats()
+        if not (fork_git / "HEAD").exists() and not (fork_git / ".git").exists():
+            raise NotFoundError(f"local fork repository {fork_git} does not exist")
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(db_path, timeout=30, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._migrate()
+
+    # ---------------------------------------------------------- plumbing
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _migrate(self) -> None:
+        with self._tx():
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise ForgeError(
+                    f"{self.db_path} has schema version {version}, newer than this stablectl "
+                    f"understands ({SCHEMA_VERSION}); upgrade stablectl"
+                )
+            for i in range(version, SCHEMA_VERSION):
+                for stmt in MIGRATIONS[i].split(";"):
+                    if stmt.strip():
+                        self._db.execute(stmt)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _repo(self) -> pygit2.Repository:
+        return pygit2.Repository(str(self.fork_git))
+
+    def _branch_sha(self, branch: str) -> str | None:
+        ref = self._repo().references.get(f"refs/heads/{branch}")
+        return str(ref.resolve().target) if ref is not None else None
+
+    def _url(self, kind: str, number: int) -> str:
+        return f"local://{self.slug}/{kind}/{number}"
+
+    def _row(self, number: int) -> sqlite3.Row:
+        row: sqlite3.Row | None = self._db.execute(
+            "SELECT * FROM prs WHERE number = ?", (number,)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"PR #{number} not found on {self.slug}")
+        return row
+
+    def _pr(self, row: sqlite3.Row) -> PullRequest:
+        head_sha = row["head_sha"]
+        if row["state"] == "open":
+            live = self._branch_sha(row["head"])
+            if live is not None and live != head_sha:
+                head_sha = live
+                self._db.execute(
+                    "UPDATE prs SET head_sha = ?, updated_at = ? WHERE number = ?",
+                    (live, _now(), row["number"]),
+                )
+        labels = tuple(
+            r[0]
+            for r in self._db.execute(
+                "SELECT name FROM labels WHERE pr = ? ORDER BY name", (row["number"],)
+            )
+        )
+        return PullRequest(
+            number=row["number"],
+            title=row["title"],
+            body=row["body"],
+            head=row["head"],
+            base=row["base"],
+            head_sha=head_sha,
+            state=row["state"],
+            draft=bool(row["draft"]),
+            labels=labels,
+            author=row["author"],
+            url=self._url("pull", row["number"]),
+            merge_sha=row["merge_sha"],
+        )
+
+    # ---------------------------------------------------------- pull requests
+
+    def list_prs(self, state: Literal["open", "all"] = "open") -> list[PullRequest]:
+        with self.stats.op("list_prs"):
+            sql = "SELECT * FROM prs" + (" WHERE state = 'open'" if state == "open" else "")
+            rows = self._db.execute(sql + " ORDER BY number").fetchall()
+            prs = [self._pr(r) for r in rows]
+            return [p for p in prs if p.marker is not None]
+
+    def get_pr(self, number: int) -> PullRequest:
+        with self.stats.op("get_pr"):
+            return self._pr(self._row(number))
+
+    def open_pr(
+        self,
+        head: str,
+        base: str,
+        title: str,
+        body: str,
+        *,
+        draft: bool = False,
+        labels: Sequence[str] = (),
+    ) -> PullRequest:
+        with self.stats.op("open_pr", write=True):
+            head_sha = self._branch_sha(head)
+            if head_sha is None:
+                raise NotFoundError(f"cannot open PR: branch {head!r} is not on {self.slug}")
+            if self._branch_sha(base) is None:
+                raise NotFoundError(f"cannot open PR: base branch {base!r} is not on {self.slug}")
+            now = _now()
+            with self._tx() as db:
+                existing = db.execute(
+                    "SELECT number FROM prs WHERE head = ? AND state = 'open'", (head,)
+                ).fetchone()
+                if existing is not None:
+                    number = int(existing[0])
+                else:
+                    cur = db.execute(
+                        "INSERT INTO prs(title, body, head, base, head_sha, state, draft, author,"
+                        " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?, ?)",
+                        (title, body, head, base, head_sha, int(draft), self.actor, now, now),
+                    )
+                    number = int(cur.lastrowid or 0)
+                    db.executemany(
+                        "INSERT OR IGNORE INTO labels(pr, name) VALUES (?, ?)",
+                        [(number, name) for name in labels],
+                    )
+            return self._pr(self._row(number))
+
+    def update_pr(
+        self, number: int, *, title: str | None = None, body: str | None = None
+    ) -> PullRequest:
+        with self.stats.op("update_pr", write=True), self._tx() as db:
+            row = self._row(number)
+            db.execute(
+                "UPDATE prs SET title = ?, body = ?, updated_at = ? WHERE number = ?",
+                (title if title is not None else row["title"],
+                 body if body is not None else row["body"], _now(), number),
+            )
+        return self._pr(self._row(number))
+
+    def close_pr(self, number: int, comment: str | None = None) -> PullRequest:
+        if comment:
+            self.comment(number, comment)
+        with self.stats.op("close_pr", write=True), self._tx() as db:
+            row = self._row(number)
+            if row["state"] == "merged":
+                raise ConflictError(f"PR #{number} is already merged; it cannot be closed")
+            db.execute(
+                "UPDATE prs SET state = 'closed', updated_at = ? WHERE number = ?",
+                (_now(), number),
+            )
+        return self._pr(self._row(number))
+
+    def set_labels(self, number: int, labels: Sequence[str]) -> None:
+        with self.stats.op("set_labels", write=True), self._tx() as db:
+            self._row(number)
+            db.execute("DELETE FROM labels WHERE pr = ?", (number,))
+            db.executemany(
+                "INSERT OR IGNORE INTO labels(pr, name) VALUES (?, ?)",
+                [(number, n) for n in labels],
+            )
+
+    # ---------------------------------------------------------- comments and reviews
+
+    def comment(self, number: int, body: str, *, user: str | None = None) -> Comment:
+        with self.stats.op("comment", write=True), self._tx() as db:
+            self._row(number)
+            now = _now()
+            cur = db.execute(
+                "INSERT INTO comments(pr, user, body, created_at) VALUES (?, ?, ?, ?)",
+                (number, user or self.actor, body, now),
+            )
+            cid = int(cur.lastrowid or 0)
+        return Comment(cid, number, user or self.actor, body, parse_time(now),
+                       self._url("pull", number) + f"#comment-{cid}")
+
+    def comments_since(self, since: dt.datetime) -> list[Comment]:
+        with self.stats.op("comments_since"):
+            rows = self._db.execute(
+                "SELECT * FROM comments WHERE created_at >= ? ORDER BY created_at, id",
+                (since.astimezone(dt.UTC).isoformat(timespec="microseconds"),),
+            ).fetchall()
+            return [
+                Comment(r["id"], r["pr"], r["user"], r["body"], parse_time(r["created_at"]),
+                        self._url("pull", r["pr"]) + f"#comment-{r['id']}")
+                for r in rows
+            ]
+
+    def review(self, number: int, user: str, state: ReviewState, body: str = "") -> Review:
+        """Record a review on the PR's current head (the local forge's `stablectl review`)."""
+        with self.stats.op("review", write=True):
+            pr = self._pr(self._row(number))
+            if pr.state != "open":
+                raise ConflictError(f"PR #{number} is {pr.state}; it cannot be reviewed")
+            now = _now()
+            with self._tx() as db:
+                cur = db.execute(
+                    "INSERT INTO reviews(pr, user, state, commit_sha, body, submitted_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (number, user, state, pr.head_sha, body, now),
+                )
+            return Review(int(cur.lastrowid or 0), user, state, pr.head_sha, parse_time(now))
+
+    def reviews(self, number: int) -> list[Review]:
+        with self.stats.op("reviews"):
+            self._row(number)
+            rows = self._db.execute(
+                "SELECT * FROM reviews WHERE pr = ? ORDER BY id", (number,)
+            ).fetchall()
+            return [
+                Review(r["id"], r["user"], r["state"], r["commit_sha"],
+                       parse_time(r["submitted_at"]))
+                for r in rows
+            ]
+
+    # ---------------------------------------------------------- checks
+
+    def checks(self, sha: str) -> list[CheckState]:
+        with self.stats.op("checks"):
+            rows = self._db.execute(
+                "SELECT * FROM checks WHERE sha = ? ORDER BY name", (sha,)
+            ).fetchall()
+            return [
+                CheckState(r["name"], r["status"], r["conclusion"], r["url"], r["kind"])
+                for r in rows
+            ]
+
+    def set_status(
+        self, sha: str, name: str, state: StatusState, url: str = "", description: str = ""
+    ) -> None:
+        c = status_to_check(name, state, url)
+        self.record_check(c.name, sha, c.status, c.conclusion, c.url, kind="status")
+
+    def record_check(
+        self,
+        name: str,
+        sha: str,
+        status: str,
+        conclusion: str | None,
+        url: str,
+        *,
+        kind: str = "check_run",
+    ) -> None:
+        with self.stats.op("set_check", write=True), self._tx() as db:
+            db.execute(
+                "INSERT INTO checks(sha, name, kind, status, conclusion, url, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(sha, name) DO UPDATE SET"
+                " kind = excluded.kind, status = excluded.status,"
+                " conclusion = excluded.conclusion, url = excluded.url,"
+                " updated_at = excluded.updated_at",
+                (sha, name, kind, status, conclusion, url, _now()),
+            )
+
+    # ---------------------------------------------------------- merge
+
+    def merge(self, number: int, expected_head: str, method: MergeMethod) -> str:
+        with self.stats.op("merge", write=True):
+            pr = self._pr(self._row(number))
+            if pr.state == "merged":
+                raise ConflictError(f"PR #{number} is already merged (as {pr.merge_sha})")
+            if pr.state != "open":
+                raise ConflictError(f"PR #{number} is closed; reopen it before merging")
+            if pr.head_sha != expected_head:
+                raise HeadMovedError(
+                    f"PR #{number} head is {pr.head_sha[:12]}, not {expected_head[:12]} as "
+                    "expected (pushed to since it was approved?); not merging"
+                )
+            base_sha = self._branch_sha(pr.base)
+            if base_sha is None:
+                raise NotFoundError(f"base branch {pr.base!r} of PR #{number} is gone")
+            repo = self._repo()
+            head_oid = pygit2.Oid(hex=pr.head_sha)
+            is_ff = repo.descendant_of(head_oid, pygit2.Oid(hex=base_sha)) or (
+                str(head_oid) == base_sha
+            )
+            if is_ff:
+                new = pr.head_sha
+            elif method == "fast-forward":
+                raise ConflictError(
+                    f"PR #{number} cannot be fast-forwarded: {pr.base} moved to {base_sha[:12]} "
+                    "since the backport was made (refresh it, or use merge_method: rebase)"
+                )
+            else:
+                mb = repo.merge_base(head_oid, pygit2.Oid(hex=base_sha))
+                commits = commits_between(repo, str(mb), pr.head_sha)
+                sig = pygit2.Signature(self.actor, f"{self.actor}@localhost")
+                try:
+                    new = replay(repo, commits, base_sha, sig)
+                except ReplayConflict as e:
+                    raise ConflictError(f"PR #{number} is not mergeable: {e}") from None
+            self._cas_ref(f"refs/heads/{pr.base}", new, base_sha)
+            with self._tx() as db:
+                db.execute(
+                    "UPDATE prs SET state = 'merged', merge_sha = ?, head_sha = ?,"
+                    " updated_at = ? WHERE number = ?",
+                    (new, pr.head_sha, _now(), number),
+                )
+            return new
+
+    def _cas_ref(self, ref: str, new: str, old: str) -> None:
+        """Move `ref` from `old` to `new` atomically (git's lockfile), or fail if it moved."""
+        r = subprocess.run(
+            ["git", f"--git-dir={self.fork_git}", "update-ref", "-m", "stablectl merge",
+             ref, new, old],
+            capture_output=True,
+            text=True,
+        )
+        if r.returncode != 0:
+            raise ConflictError(
+                f"{ref} moved while merging ({r.stderr.strip()}); run again"
+            )
+
+    # ---------------------------------------------------------- releases
+
+    def _release(self, row: sqlite3.Row) -> Release:
+        assets = tuple(
+            Asset(a["name"], a["size"], self._url("releases", row["id"]) + f"/{a['name']}")
+            for a in self._db.execute(
+                "SELECT name, size FROM assets WHERE release = ? ORDER BY name", (row["id"],)
+            )
+        )
+        return Release(row["id"], row["tag"], row["name"], row["body"], bool(row["draft"]),
+                       bool(row["prerelease"]), self._url("releases", row["id"]), assets)
+
+    def get_release(self, tag: str) -> Release | None:
+        with self.stats.op("get_release"):
+            row = self._db.execute("SELECT * FROM releases WHERE tag = ?", (tag,)).fetchone()
+            return self._release(row) if row is not None else None
+
+    def create_release(
+        self, tag: str, name: str, body: str, *, draft: bool = False, prerelease: bool = False
+    ) -> Release:
+        with self.stats.op("create_release", write=True):
+            if self._repo().references.get(f"refs/tags/{tag}") is None:
+                raise NotFoundError(f"cannot create release: tag {tag!r} is not on {self.slug}")
+            with self._tx() as db:
+                db.execute(
+                    "INSERT OR IGNORE INTO releases(tag, name, body, draft, prerelease,"
+                    " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (tag, name, body, int(draft), int(prerelease), _now()),
+                )
+            row = self._db.execute("SELECT * FROM releases WHERE tag = ?", (tag,)).fetchone()
+            return self._release(row)
+
+    def upload_asset(
+        self, release: Release, name: str, data: bytes, content_type: str
+    ) -> Asset:
+        with self.stats.op("upload_asset", write=True), self._tx() as db:
+            digest = hashlib.sha256(data).hexdigest()
+            row = db.execute(
+                "SELECT sha256 FROM assets WHERE release = ? AND name = ?", (release.id, name)
+            ).fetchone()
+            if row is not None and row[0] != digest:
+                raise ConflictError(
+                    f"release {release.tag} already has an asset {name!r} with other content"
+                )
+            if row is None:
+                db.execute(
+                    "INSERT INTO assets(release, name, content_type, size, sha256, data)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (release.id, name, content_type, len(data), digest, data),
+                )
+        return Asset(name, len(data), self._url("releases", release.id) + f"/{name}")
+
+    def asset_bytes(self, release: Release, name: str) -> bytes:
+        row = self._db.execute(
+            "SELECT data FROM assets WHERE release = ? AND name = ?", (release.id, name)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"release {release.tag} has no asset {name!r}")
+        return bytes(row[0])
+
+    # ---------------------------------------------------------- upstream PRs
+
+    def upstream_pr_labels(self, sha: str) -> list[str]:
+        with self.stats.op("upstream_pr_labels"):
+            labels: set[str] = set()
+            for (text,) in self._db.execute(
+                "SELECT p.labels FROM upstream_pr_commits c JOIN upstream_prs p"
+                " ON p.number = c.number WHERE c.sha = ?",
+                (sha,),
+            ):
+                labels.update(json.loads(text))
+            return sorted(labels)
+
+    def record_upstream_pr(self, number: int, labels: Sequence[str], shas: Sequence[str]) -> None:
+        """Tell the local forge which labels an upstream PR had and which commits it produced
+        (what GitHub knows by itself; used by the demo and by offline label rules)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO upstream_prs(number, labels) VALUES (?, ?) ON CONFLICT(number)"
+                " DO UPDATE SET labels = excluded.labels",
+                (number, json.dumps(sorted(set(labels)))),
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO upstream_pr_commits(sha, number) VALUES (?, ?)",
+                [(s, number) for s in shas],
+            )
+
