@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from stablectl.testing.history import Example, build_example
+from tests.forges import GitHubHarness, Harness, LocalHarness
+from tests.ghserver.openapi import Spec, load_spec
+from tests.ghserver.server import FakeGitHub
 
 
 @pytest.fixture(scope="session")
@@ -16,3 +20,36 @@ def example_template(tmp_path_factory: pytest.TempPathFactory) -> Example:
 def example(tmp_path: Path) -> Example:
     """A fresh copy of the example upstream and fork (tests may change them)."""
     return build_example(tmp_path / "ex")
+
+
+@pytest.fixture(scope="session")
+def github_spec() -> Spec:
+    return load_spec()
+
+
+@pytest.fixture
+def fake_github(github_spec: Spec, request: pytest.FixtureRequest) -> Iterator[FakeGitHub]:
+    """The GitHub-compatible server on 127.0.0.1. Any answer off GitHub's published schema,
+    or any request the description rejects, fails the test that caused it."""
+    fake = FakeGitHub(github_spec)
+    fake.start()
+    yield fake
+    fake.stop()
+    if request.node.get_closest_marker("off_schema") is None:
+        assert not fake.schema_errors, "answers off GitHub's schema:\n" + "\n".join(
+            fake.schema_errors
+        )
+        assert not fake.request_errors, "requests GitHub would reject:\n" + "\n".join(
+            fake.request_errors
+        )
+
+
+@pytest.fixture(params=["local", "github"])
+def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
+    h: Harness
+    if request.param == "local":
+        h = LocalHarness(tmp_path)
+    else:
+        h = GitHubHarness(tmp_path, request.getfixturevalue("fake_github"))
+    yield h
+    h.close()

@@ -19,9 +19,12 @@ Examples:
   stablectl policy check policies/cpython.yaml # every problem as FILE:LINE:COL: field: msg
   stablectl plan --policy policies/cpython.yaml --series 3.11.2
   stablectl plan --policy p.yaml --json > plan.json
+  stablectl prs --policy p.yaml                # backport PRs, CI state, approvals
+  stablectl review approve 3 --policy p.yaml --as alice   # local forge
 
 Exit codes: 0 done, 1 failure, 2 bad usage or bad policy.
-Environment: STABLECTL_STATE (state/cache directory), NO_COLOR.
+Environment: STABLECTL_STATE (state/cache directory), GITHUB_TOKEN (or the
+variable forge.token_env names), STABLECTL_USER (local reviewer), NO_COLOR.
 """
 
 
@@ -42,10 +45,13 @@ def cli(ctx: click.Context, state_dir: Path | None, debug: bool) -> None:
 
 
 def _register() -> None:
-    from stablectl.cli import cache_cmd, demo_cmd, plan_cmd, policy_cmd
+    from stablectl.cli import cache_cmd, demo_cmd, forge_cmd, plan_cmd, policy_cmd
 
     for mod in (policy_cmd, plan_cmd, demo_cmd, cache_cmd):
         cli.add_command(mod.command)
+    cli.add_command(forge_cmd.prs_command)
+    cli.add_command(forge_cmd.review_command)
+    cli.add_command(forge_cmd.ci_group)
 
 
 _register()
@@ -82,8 +88,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.stderr.write(redact(traceback.format_exc()))
         err_console().print(
             redact(
-                f"stablectl: internal error: {type(e).__name__}: {e} "
-                "(run with --debug for details)"
+                f"stablectl: internal error: {type(e).__name__}: {e} (run with --debug for details)"
             ),
             markup=False,
         )

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
-from stablectl.errors import StablectlError
+from stablectl.errors import StablectlError, redact
 
 PRState = Literal["open", "closed", "merged"]
 ReviewState = Literal["APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED", "PENDING"]
@@ -34,7 +34,7 @@ class ForgeError(StablectlError):
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         self.status = status
-        super().__init__(message)
+        super().__init__(redact(message))  # GitHub may echo what it was sent
 
 
 class NotFoundError(ForgeError):
@@ -287,9 +287,7 @@ class Forge(Protocol):
         """Create the release for an existing tag; an existing release is returned as is."""
         ...
 
-    def upload_asset(
-        self, release: Release, name: str, data: bytes, content_type: str
-    ) -> Asset:
+    def upload_asset(self, release: Release, name: str, data: bytes, content_type: str) -> Asset:
         """Attach an asset; one of the same name and size already there is kept."""
         ...
 

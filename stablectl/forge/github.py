@@ -117,30 +117,34 @@ class GitHubForge:
                 ) from None
             except gh_exc.NotFoundError as e:
                 raise NotFoundError(
-                    redact(f"{what}: not found (404 {_msg(e)}); it does not exist or the token "
-                           "cannot see it"),
+                    redact(
+                        f"{what}: not found (404 {_msg(e)}); it does not exist or the token "
+                        "cannot see it"
+                    ),
                     status=404,
                 ) from None
             except (gh_exc.MethodNotAllowed, gh_exc.Conflict) as e:
-                raise ConflictError(redact(f"{what}: {_msg(e)} ({e.code})"), status=e.code) \
-                    from None
+                raise ConflictError(
+                    redact(f"{what}: {_msg(e)} ({e.code})"), status=e.code
+                ) from None
             except gh_exc.UnprocessableEntity as e:
-                raise ForgeError(redact(f"{what}: GitHub refused it (422 {_msg(e)})"),
-                                 status=422) from None
+                raise ForgeError(
+                    redact(f"{what}: GitHub refused it (422 {_msg(e)})"), status=422
+                ) from None
             except gh_exc.ServerError as e:
                 raise ForgeUnavailableError(
-                    redact(f"{what}: GitHub kept failing ({e.code} {_msg(e)}) through every "
-                           "retry; run again later"),
+                    redact(
+                        f"{what}: GitHub kept failing ({e.code} {_msg(e)}) through every "
+                        "retry; run again later"
+                    ),
                     status=e.code,
                 ) from None
             except gh_exc.IncompleteResponse as e:
-                raise ForgeError(redact(f"{what}: GitHub's answer lacked fields ({e})")) \
-                    from None
+                raise ForgeError(redact(f"{what}: GitHub's answer lacked fields ({e})")) from None
             except gh_exc.TransportError as e:
                 raise ForgeUnavailableError(redact(f"{what}: {e}")) from None
             except gh_exc.GitHubError as e:
-                raise ForgeError(redact(f"{what}: {_msg(e)} ({e.code})"), status=e.code) \
-                    from None
+                raise ForgeError(redact(f"{what}: {_msg(e)} ({e.code})"), status=e.code) from None
 
     @property
     def repo(self) -> GhRepository:
@@ -171,8 +175,9 @@ class GitHubForge:
             raise ForgeError(f"unexpected HTTP {resp.status_code} for {method} {url}")
         return resp.json() if resp.content else None
 
-    def _pages(self, url: str, params: dict[str, str] | None = None,
-               list_key: str | None = None) -> Iterator[dict[str, Any]]:
+    def _pages(
+        self, url: str, params: dict[str, str] | None = None, list_key: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Every item of a paginated list, following Link: rel="next"."""
         next_url: str | None = url
         query: dict[str, str] | None = {"per_page": "100", **(params or {})}
@@ -221,8 +226,9 @@ class GitHubForge:
 
     def get_pr(self, number: int) -> PullRequest:
         with self._op("get_pr", f"PR #{number} of {self.fork_slug}"):
-            return self._pr(GhPullRequest(self._json("GET", self._url("pulls", number)),
-                                          self.session))
+            return self._pr(
+                GhPullRequest(self._json("GET", self._url("pulls", number)), self.session)
+            )
 
     def open_pr(
         self,
@@ -240,10 +246,20 @@ class GitHubForge:
             try:
                 raw = self._json("POST", self._url("pulls"), data=data, expect=201)
             except gh_exc.UnprocessableEntity as e:
+                bad = {x.get("field") for x in e.errors or [] if isinstance(x, dict)}
+                if bad & {"head", "base"}:
+                    missing = head if "head" in bad else base
+                    raise NotFoundError(
+                        f"{what}: branch {missing!r} is not on {self.fork_slug} (422 {_msg(e)})",
+                        status=422,
+                    ) from None
                 if "already exists" not in _msg(e):
                     raise
-                found = list(self._pages(self._url("pulls"),
-                                         {"state": "open", "head": f"{self._owner}:{head}"}))
+                found = list(
+                    self._pages(
+                        self._url("pulls"), {"state": "open", "head": f"{self._owner}:{head}"}
+                    )
+                )
                 if not found:
                     raise
                 raw = self._json("GET", self._url("pulls", found[0]["number"]))
@@ -271,20 +287,35 @@ class GitHubForge:
 
     def set_labels(self, number: int, labels: Sequence[str]) -> None:
         with self._op("set_labels", f"labels of #{number} of {self.fork_slug}", write=True):
-            self._json("PUT", self._url("issues", number, "labels"),
-                       data={"labels": sorted(set(labels))})
+            if labels:
+                self._json(
+                    "PUT",
+                    self._url("issues", number, "labels"),
+                    data={"labels": sorted(set(labels))},
+                )
+            else:  # GitHub's PUT wants at least one label; removing all is a DELETE
+                self._json("DELETE", self._url("issues", number, "labels"), expect=204)
 
     # ---------------------------------------------------------- comments and reviews
 
     def _comment(self, raw: dict[str, Any]) -> Comment:
         number = int(str(raw["issue_url"]).rstrip("/").rsplit("/", 1)[1])
-        return Comment(int(raw["id"]), number, (raw.get("user") or {}).get("login", ""),
-                       raw.get("body") or "", parse_time(raw["created_at"]), raw["html_url"])
+        return Comment(
+            int(raw["id"]),
+            number,
+            (raw.get("user") or {}).get("login", ""),
+            raw.get("body") or "",
+            parse_time(raw["created_at"]),
+            raw["html_url"],
+        )
 
     def comment(self, number: int, body: str) -> Comment:
         with self._op("comment", f"commenting on #{number} of {self.fork_slug}", write=True):
-            return self._comment(self._json("POST", self._url("issues", number, "comments"),
-                                            data={"body": body}, expect=201))
+            return self._comment(
+                self._json(
+                    "POST", self._url("issues", number, "comments"), data={"body": body}, expect=201
+                )
+            )
 
     def comments_since(self, since: dt.datetime) -> list[Comment]:
         stamp = since.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -297,8 +328,13 @@ class GitHubForge:
     def reviews(self, number: int) -> list[Review]:
         with self._op("reviews", f"reviews of PR #{number} of {self.fork_slug}"):
             return [
-                Review(int(r["id"]), (r.get("user") or {}).get("login", ""), r["state"],
-                       r.get("commit_id") or "", parse_time(r.get("submitted_at")))
+                Review(
+                    int(r["id"]),
+                    (r.get("user") or {}).get("login", ""),
+                    r["state"],
+                    r.get("commit_id") or "",
+                    parse_time(r.get("submitted_at")),
+                )
                 for r in self._pages(self._url("pulls", number, "reviews"))
             ]
 
@@ -309,16 +345,21 @@ class GitHubForge:
             found: dict[str, CheckState] = {}
             combined = self._json("GET", self._url("commits", sha, "status"))
             for s in combined.get("statuses") or []:
-                found[s["context"]] = status_to_check(s["context"], s["state"],
-                                                      s.get("target_url") or "")
+                found[s["context"]] = status_to_check(
+                    s["context"], s["state"], s.get("target_url") or ""
+                )
             runs = sorted(
                 self._pages(self._url("commits", sha, "check-runs"), list_key="check_runs"),
                 key=lambda r: (r.get("started_at") or "", r["id"]),
             )
             for r in runs:  # latest run per name wins
-                found[r["name"]] = CheckState(r["name"], r["status"], r.get("conclusion"),
-                                              r.get("html_url") or r.get("details_url") or "",
-                                              "check_run")
+                found[r["name"]] = CheckState(
+                    r["name"],
+                    r["status"],
+                    r.get("conclusion"),
+                    r.get("html_url") or r.get("details_url") or "",
+                    "check_run",
+                )
             return [found[k] for k in sorted(found)]
 
     def set_status(
@@ -347,8 +388,11 @@ class GitHubForge:
         with self._op("merge", what, write=True):
             if method == "fast-forward":
                 try:
-                    self._json("PATCH", self._url("git", "refs", "heads", pr.base),
-                               data={"sha": expected_head, "force": False})
+                    self._json(
+                        "PATCH",
+                        self._url("git", "refs", "heads", pr.base),
+                        data={"sha": expected_head, "force": False},
+                    )
                 except gh_exc.UnprocessableEntity as e:
                     raise ConflictError(
                         f"{what}: {pr.base} cannot be fast-forwarded to {expected_head[:12]} "
@@ -357,8 +401,11 @@ class GitHubForge:
                     ) from None
                 return expected_head
             try:
-                raw = self._json("PUT", self._url("pulls", number, "merge"),
-                                 data={"sha": expected_head, "merge_method": "rebase"})
+                raw = self._json(
+                    "PUT",
+                    self._url("pulls", number, "merge"),
+                    data={"sha": expected_head, "merge_method": "rebase"},
+                )
             except gh_exc.Conflict as e:
                 raise HeadMovedError(f"{what}: {_msg(e)} (409)", status=409) from None
             except gh_exc.MethodNotAllowed as e:
@@ -370,10 +417,16 @@ class GitHubForge:
     def _release(self, r: GhRelease) -> Release:
         self._gh_releases[int(r.id)] = r
         return Release(
-            id=int(r.id), tag=r.tag_name, name=r.name or "", body=r.body or "",
-            draft=bool(r.draft), prerelease=bool(r.prerelease), url=r.html_url,
-            assets=tuple(Asset(a.name, int(a.size), a.browser_download_url)
-                         for a in r.original_assets),
+            id=int(r.id),
+            tag=r.tag_name,
+            name=r.name or "",
+            body=r.body or "",
+            draft=bool(r.draft),
+            prerelease=bool(r.prerelease),
+            url=r.html_url,
+            assets=tuple(
+                Asset(a.name, int(a.size), a.browser_download_url) for a in r.original_assets
+            ),
         )
 
     def get_release(self, tag: str) -> Release | None:
@@ -390,15 +443,26 @@ class GitHubForge:
         existing = self.get_release(tag)
         if existing is not None:
             return existing
-        with self._op("create_release", f"creating release {tag} on {self.fork_slug}",
-                      write=True):
-            r = self.repo.create_release(tag_name=tag, name=name, body=body, draft=draft,
-                                         prerelease=prerelease)
-            return self._release(cast(GhRelease, r))
+        with self._op("create_release", f"creating release {tag} on {self.fork_slug}", write=True):
+            data = {
+                "tag_name": tag,
+                "name": name,
+                "body": body,
+                "draft": draft,
+                "prerelease": prerelease,
+            }
+            try:
+                raw = self._json("POST", self._url("releases"), data=data, expect=201)
+            except gh_exc.UnprocessableEntity as e:
+                if "already_exists" not in _msg(e):
+                    raise
+                found = self.get_release(tag)  # created by a concurrent or retried run
+                if found is None:
+                    raise
+                return found
+            return self._release(GhRelease(raw, self.session))
 
-    def upload_asset(
-        self, release: Release, name: str, data: bytes, content_type: str
-    ) -> Asset:
+    def upload_asset(self, release: Release, name: str, data: bytes, content_type: str) -> Asset:
         for a in release.assets:
             if a.name == name:
                 if a.size != len(data):
@@ -424,8 +488,7 @@ class GitHubForge:
             return []
         with self._op("upstream_pr_labels", f"PRs of {sha[:12]} on {self.upstream_slug}"):
             try:
-                prs = list(self._pages(self._url("commits", sha, "pulls",
-                                                 slug=self.upstream_slug)))
+                prs = list(self._pages(self._url("commits", sha, "pulls", slug=self.upstream_slug)))
             except (gh_exc.NotFoundError, gh_exc.UnprocessableEntity):
                 return []  # the commit is not on the upstream forge
             return sorted({lb["name"] for p in prs for lb in p.get("labels") or []})
@@ -440,8 +503,9 @@ def _msg(e: gh_exc.GitHubError) -> str:
     msg = str(getattr(e, "msg", "") or "")
     errors = getattr(e, "errors", None) or []
     details = "; ".join(
-        str(x.get("message") or x.get("code") or x) if isinstance(x, dict) else str(x)
+        str(x.get("message") or " ".join(str(x[k]) for k in ("field", "code") if x.get(k)))
+        if isinstance(x, dict)
+        else str(x)
         for x in errors
     )
     return f"{msg}: {details}" if details else msg
-

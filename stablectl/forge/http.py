@@ -181,8 +181,7 @@ class StableSession(GitHubSession):  # type: ignore[misc]
                 headers["If-None-Match"] = cached[0]
         self.stats.requests[self.stats.current] += 1
         try:
-            resp: requests.Response = super().request(method, url, *args, headers=headers,
-                                                      **kwargs)
+            resp: requests.Response = super().request(method, url, *args, headers=headers, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as e:
             raise _Retry(f"{type(e).__name__} on {method} {_path(url)}", None, None) from e
         self._note_quota(resp)
@@ -194,8 +193,9 @@ class StableSession(GitHubSession):  # type: ignore[misc]
         wait = rate_limit_wait(resp)
         if wait is not None:
             if self.rate_limited_seconds + wait > self.max_rate_limit_wait:
-                raise RateLimitError(_limit_message(resp, wait, self.max_rate_limit_wait),
-                                     status=resp.status_code)
+                raise RateLimitError(
+                    _limit_message(resp, wait, self.max_rate_limit_wait), status=resp.status_code
+                )
             self.rate_limited_seconds += wait
             raise _Retry(f"rate limited on {method} {_path(url)}", wait, resp)
         if cache_key is not None and resp.status_code == 200 and resp.headers.get("ETag"):
@@ -237,14 +237,19 @@ def _path(url: str) -> str:
     return urllib.parse.urlsplit(url).path
 
 
-def _from_cache(resp: requests.Response, cached: tuple[str, int, dict[str, str], bytes]
-                ) -> requests.Response:
+def _from_cache(
+    resp: requests.Response, cached: tuple[str, int, dict[str, str], bytes]
+) -> requests.Response:
     etag, status, headers, body = cached
     out = requests.Response()
     out.status_code = status
     out._content = body
-    out.headers = CaseInsensitiveDict({**headers, **{
-        k: v for k, v in resp.headers.items() if k.lower().startswith("x-ratelimit")}})
+    out.headers = CaseInsensitiveDict(
+        {
+            **headers,
+            **{k: v for k, v in resp.headers.items() if k.lower().startswith("x-ratelimit")},
+        }
+    )
     out.headers["ETag"] = etag
     out.url = resp.url
     out.request = resp.request

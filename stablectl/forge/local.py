@@ -252,8 +252,12 @@ class LocalForge:
             row = self._row(number)
             db.execute(
                 "UPDATE prs SET title = ?, body = ?, updated_at = ? WHERE number = ?",
-                (title if title is not None else row["title"],
-                 body if body is not None else row["body"], _now(), number),
+                (
+                    title if title is not None else row["title"],
+                    body if body is not None else row["body"],
+                    _now(),
+                    number,
+                ),
             )
         return self._pr(self._row(number))
 
@@ -290,8 +294,14 @@ class LocalForge:
                 (number, user or self.actor, body, now),
             )
             cid = int(cur.lastrowid or 0)
-        return Comment(cid, number, user or self.actor, body, parse_time(now),
-                       self._url("pull", number) + f"#comment-{cid}")
+        return Comment(
+            cid,
+            number,
+            user or self.actor,
+            body,
+            parse_time(now),
+            self._url("pull", number) + f"#comment-{cid}",
+        )
 
     def comments_since(self, since: dt.datetime) -> list[Comment]:
         with self.stats.op("comments_since"):
@@ -300,8 +310,14 @@ class LocalForge:
                 (since.astimezone(dt.UTC).isoformat(timespec="microseconds"),),
             ).fetchall()
             return [
-                Comment(r["id"], r["pr"], r["user"], r["body"], parse_time(r["created_at"]),
-                        self._url("pull", r["pr"]) + f"#comment-{r['id']}")
+                Comment(
+                    r["id"],
+                    r["pr"],
+                    r["user"],
+                    r["body"],
+                    parse_time(r["created_at"]),
+                    self._url("pull", r["pr"]) + f"#comment-{r['id']}",
+                )
                 for r in rows
             ]
 
@@ -327,8 +343,9 @@ class LocalForge:
                 "SELECT * FROM reviews WHERE pr = ? ORDER BY id", (number,)
             ).fetchall()
             return [
-                Review(r["id"], r["user"], r["state"], r["commit_sha"],
-                       parse_time(r["submitted_at"]))
+                Review(
+                    r["id"], r["user"], r["state"], r["commit_sha"], parse_time(r["submitted_at"])
+                )
                 for r in rows
             ]
 
@@ -419,15 +436,21 @@ class LocalForge:
     def _cas_ref(self, ref: str, new: str, old: str) -> None:
         """Move `ref` from `old` to `new` atomically (git's lockfile), or fail if it moved."""
         r = subprocess.run(
-            ["git", f"--git-dir={self.fork_git}", "update-ref", "-m", "stablectl merge",
-             ref, new, old],
+            [
+                "git",
+                f"--git-dir={self.fork_git}",
+                "update-ref",
+                "-m",
+                "stablectl merge",
+                ref,
+                new,
+                old,
+            ],
             capture_output=True,
             text=True,
         )
         if r.returncode != 0:
-            raise ConflictError(
-                f"{ref} moved while merging ({r.stderr.strip()}); run again"
-            )
+            raise ConflictError(f"{ref} moved while merging ({r.stderr.strip()}); run again")
 
     # ---------------------------------------------------------- releases
 
@@ -438,8 +461,16 @@ class LocalForge:
                 "SELECT name, size FROM assets WHERE release = ? ORDER BY name", (row["id"],)
             )
         )
-        return Release(row["id"], row["tag"], row["name"], row["body"], bool(row["draft"]),
-                       bool(row["prerelease"]), self._url("releases", row["id"]), assets)
+        return Release(
+            row["id"],
+            row["tag"],
+            row["name"],
+            row["body"],
+            bool(row["draft"]),
+            bool(row["prerelease"]),
+            self._url("releases", row["id"]),
+            assets,
+        )
 
     def get_release(self, tag: str) -> Release | None:
         with self.stats.op("get_release"):
@@ -461,9 +492,7 @@ class LocalForge:
             row = self._db.execute("SELECT * FROM releases WHERE tag = ?", (tag,)).fetchone()
             return self._release(row)
 
-    def upload_asset(
-        self, release: Release, name: str, data: bytes, content_type: str
-    ) -> Asset:
+    def upload_asset(self, release: Release, name: str, data: bytes, content_type: str) -> Asset:
         with self.stats.op("upload_asset", write=True), self._tx() as db:
             digest = hashlib.sha256(data).hexdigest()
             row = db.execute(
@@ -515,4 +544,3 @@ class LocalForge:
                 "INSERT OR IGNORE INTO upstream_pr_commits(sha, number) VALUES (?, ?)",
                 [(s, number) for s in shas],
             )
-

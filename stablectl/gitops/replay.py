@@ -35,13 +35,14 @@ def replay(
             raise GitError(f"cannot replay root commit {c.id}")
         index = repo.merge_trees(c.parents[0].tree, tip.tree, c.tree)
         if index.conflicts is not None:
-            paths = sorted(
-                {(e.path) for entry in index.conflicts for e in entry if e is not None}
-            )
+            paths = sorted({(e.path) for entry in index.conflicts for e in entry if e is not None})
             raise ReplayConflict(str(c.id), paths)
         tree = index.write_tree(repo)
-        oid = repo.create_commit(
-            None, c.author, committer, c.message, tree, [tip.id], encoding=c.message_encoding
-        )
+        if c.message_encoding:
+            oid = repo.create_commit(
+                None, c.author, committer, c.message, tree, [tip.id], c.message_encoding
+            )
+        else:
+            oid = repo.create_commit(None, c.author, committer, c.message, tree, [tip.id])
         tip = repo[oid].peel(pygit2.Commit)
     return str(tip.id)

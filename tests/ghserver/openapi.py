@@ -32,17 +32,21 @@ def spec_path() -> Path:
 class Spec:
     def __init__(self, path: Path) -> None:
         self.raw: dict[str, Any] = json.loads(path.read_text())
+        _nullable_enums(self.raw)
         from openapi_core import Config
 
         self.openapi = OpenAPI.from_dict(self.raw, config=Config(spec_validator_cls=None))
         self._templates = [
-            (re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", p) + "$"), p)
-            for p in self.raw["paths"]
+            (re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", p) + "$"), p) for p in self.raw["paths"]
         ]
         # A last parameter may hold slashes (git/refs/{ref} with ref = heads/a/b).
         self._greedy = [
-            (re.compile("^" + re.sub(r"\{[^}]+\}$", ".+", re.sub(r"\{[^}]+\}(?=/)", "[^/]+", p))
-                        + "$"), p)
+            (
+                re.compile(
+                    "^" + re.sub(r"\{[^}]+\}$", ".+", re.sub(r"\{[^}]+\}(?=/)", "[^/]+", p)) + "$"
+                ),
+                p,
+            )
             for p in self.raw["paths"]
         ]
         self.version = self.raw["info"]["version"]
@@ -74,8 +78,9 @@ class Spec:
         resp = self.resolve(op["responses"][str(status)])
         return self.resolve(resp["content"]["application/json"]["schema"])
 
-    def item_schema(self, path: str, method: str, status: int, key: str | None = None
-                    ) -> dict[str, Any]:
+    def item_schema(
+        self, path: str, method: str, status: int, key: str | None = None
+    ) -> dict[str, Any]:
         schema = self.response_schema(path, method, status)
         if key is not None:
             schema = self.resolve(schema["properties"][key])
@@ -128,6 +133,16 @@ class Spec:
 
     # ---------------------------------------------------------- validation
 
+    def _for_matching(self, path: str) -> str:
+        """openapi-core matches a path parameter within one segment; GitHub's `git/refs/{ref}`
+        takes `heads/a/b`. Encode the slashes of such a trailing parameter."""
+        if any(rx.match(path) for rx, _ in self._templates):
+            return path
+        template = self.template(path)
+        fixed = template.rsplit("/", 1)[0].count("/")
+        parts = path.split("/")
+        return "/".join([*parts[: fixed + 1], "%2F".join(parts[fixed + 1 :])])
+
     def validate_response(
         self,
         host: str,
@@ -140,24 +155,42 @@ class Spec:
         headers: dict[str, str],
     ) -> None:
         self.openapi.validate_response(
-            _Request(host, method, path, query, b"", "application/json"),
+            _Request(host, method, self._for_matching(path), query, b"", "application/json"),
             _Response(status, body, content_type, headers),
         )
+
+    def documents(self, method: str, path: str, status: int) -> bool:
+        try:
+            op = self.raw["paths"][self.template(path)][method.lower()]
+        except KeyError:
+            return False
+        return str(status) in op["responses"]
 
     def validate_request(
         self, host: str, method: str, path: str, query: dict[str, str], body: bytes, ctype: str
     ) -> None:
-        self.openapi.validate_request(_Request(host, method, path, query, body, ctype))
+        self.openapi.validate_request(
+            _Request(host, method, self._for_matching(path), query, body, ctype)
+        )
 
 
 class _Request:
-    def __init__(self, host: str, method: str, path: str, query: dict[str, str], body: bytes,
-                 content_type: str) -> None:
+    def __init__(
+        self,
+        host: str,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        body: bytes,
+        content_type: str,
+    ) -> None:
         self.host_url = host
         self.path = path
         self.method = method.lower()
         self.parameters = RequestParameters(
-            query=ImmutableMultiDict(query), header=Headers(), cookie=ImmutableMultiDict(),
+            query=ImmutableMultiDict(query),
+            header=Headers(),
+            cookie=ImmutableMultiDict(),
             path={},
         )
         self.body = body or None
@@ -174,6 +207,20 @@ class _Response:
         self.data = body
         self.content_type = content_type
         self.headers = Headers(headers)
+
+
+def _nullable_enums(node: Any) -> None:
+    """GitHub's description marks fields such as a check run's `conclusion` `nullable` with an
+    `enum` that lacks null, and GitHub answers null there (a run in progress); OpenAPI 3.0.3
+    says the enum must list null for that to validate. Add it, so real answers validate."""
+    if isinstance(node, dict):
+        if node.get("nullable") and isinstance(node.get("enum"), list) and None not in node["enum"]:
+            node["enum"].append(None)
+        for v in node.values():
+            _nullable_enums(v)
+    elif isinstance(node, list):
+        for v in node:
+            _nullable_enums(v)
 
 
 @lru_cache(maxsize=1)

@@ -15,12 +15,13 @@ Result = tuple[int, Any, dict[str, str]]
 R = r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)"
 
 
-def _paginate(fake: FakeGitHub, path: str, query: dict[str, str], items: list[Any]
-              ) -> tuple[list[Any], dict[str, str]]:
+def _paginate(
+    fake: FakeGitHub, path: str, query: dict[str, str], items: list[Any]
+) -> tuple[list[Any], dict[str, str]]:
     per_page = min(100, int(query.get("per_page", "30")))
     page = max(1, int(query.get("page", "1")))
     last = max(1, (len(items) + per_page - 1) // per_page)
-    chunk = items[(page - 1) * per_page: page * per_page]
+    chunk = items[(page - 1) * per_page : page * per_page]
     links = []
 
     def url(p: int) -> str:
@@ -50,23 +51,25 @@ def _need(data: Any, *keys: str) -> dict[str, Any]:
         raise HTTPError(400, "Problems parsing JSON")
     for k in keys:
         if k not in data:
-            raise HTTPError(422, "Invalid request.\n\n\"" + k + "\" wasn't supplied.")
+            raise HTTPError(422, 'Invalid request.\n\n"' + k + "\" wasn't supplied.")
     return data
 
 
 # ---------------------------------------------------------------- repository
 
 
-def get_repo(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any,
-             login: str) -> Result:
+def get_repo(
+    fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any, login: str
+) -> Result:
     return 200, fake.repo_full(st, path), {}
 
 
 # ---------------------------------------------------------------- pulls
 
 
-def list_pulls(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any,
-               login: str) -> Result:
+def list_pulls(
+    fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any, login: str
+) -> Result:
     state = q.get("state", "open")
     prs = [_pr(st, str(n)) for n in sorted(st.prs)]
     if state != "all":
@@ -74,14 +77,15 @@ def list_pulls(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], da
     if "head" in q:
         owner, _, branch = q["head"].partition(":")
         prs = [p for p in prs if p.head == branch and owner.lower() == st.slug.split("/")[0]]
-    if q.get("direction", "desc" if q.get("sort") else "desc") == "desc" and q.get("sort"):
+    if q.get("sort") and q.get("direction", "desc") == "desc":  # GitHub's default order
         prs.reverse()
     page, headers = _paginate(fake, path, q, prs)
     return 200, [fake.pr_obj(st, p, path, simple=True) for p in page], headers
 
 
-def create_pull(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any,
-                login: str) -> Result:
+def create_pull(
+    fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any, login: str
+) -> Result:
     d = _need(data, "head", "base")
     head, base = d["head"].split(":")[-1], d["base"]
     head_sha, base_sha = st.branch_sha(head), st.branch_sha(base)
@@ -95,28 +99,71 @@ def create_pull(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], d
     assert head_sha and base_sha
     for p in st.prs.values():
         if p.state == "open" and p.head == head:
-            raise HTTPError(422, "Validation Failed", [{
-                "resource": "PullRequest", "code": "custom",
-                "message": f"A pull request already exists for {st.slug.split('/')[0]}:{head}."}])
+            raise HTTPError(
+                422,
+                "Validation Failed",
+                [
+                    {
+                        "resource": "PullRequest",
+                        "code": "custom",
+                        "message": "A pull request already exists for "
+                        f"{st.slug.split('/')[0]}:{head}.",
+                    }
+                ],
+            )
     if head_sha == base_sha:
-        raise HTTPError(422, "Validation Failed", [{
-            "resource": "PullRequest", "code": "custom",
-            "message": f"No commits between {base} and {head}"}])
+        raise HTTPError(
+            422,
+            "Validation Failed",
+            [
+                {
+                    "resource": "PullRequest",
+                    "code": "custom",
+                    "message": f"No commits between {base} and {head}",
+                }
+            ],
+        )
     number = max([0, *st.prs, *(c["number"] for c in st.comments)]) + 1
-    pr = PR(number, d.get("title") or head, d.get("body") or "", head, base, head_sha, base_sha,
-            login, bool(d.get("draft", False)))
+    pr = PR(
+        number,
+        d.get("title") or head,
+        d.get("body") or "",
+        head,
+        base,
+        head_sha,
+        base_sha,
+        login,
+        bool(d.get("draft", False)),
+    )
     st.prs[number] = pr
-    return 201, fake.pr_obj(st, pr, f"/repos/{st.slug}/pulls/{number}"), {
-        "Location": f"{fake.base}/repos/{st.slug}/pulls/{number}"}
+    return (
+        201,
+        fake.pr_obj(st, pr, f"/repos/{st.slug}/pulls/{number}"),
+        {"Location": f"{fake.base}/repos/{st.slug}/pulls/{number}"},
+    )
 
 
-def get_pull(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any,
-             login: str, number: str) -> Result:
+def get_pull(
+    fake: FakeGitHub,
+    st: RepoState,
+    path: str,
+    q: dict[str, str],
+    data: Any,
+    login: str,
+    number: str,
+) -> Result:
     return 200, fake.pr_obj(st, _pr(st, number), path), {}
 
 
-def update_pull(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any,
-                login: str, number: str) -> Result:
+def update_pull(
+    fake: FakeGitHub,
+    st: RepoState,
+    path: str,
+    q: dict[str, str],
+    data: Any,
+    login: str,
+    number: str,
+) -> Result:
     pr = _pr(st, number)
     d = _need(data)
     if "title" in d:
@@ -131,8 +178,15 @@ def update_pull(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], d
     return 200, fake.pr_obj(st, pr, path), {}
 
 
-def merge_pull(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any,
-               login: str, number: str) -> Result:
+def merge_pull(
+    fake: FakeGitHub,
+    st: RepoState,
+    path: str,
+    q: dict[str, str],
+    data: Any,
+    login: str,
+    number: str,
+) -> Result:
     pr = _pr(st, number)
     d = _need(data)
     if pr.merged_at or pr.state != "open":
@@ -147,44 +201,81 @@ def merge_pull(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], da
     return 200, {"sha": new, "merged": True, "message": "Pull Request successfully merged"}, {}
 
 
-def list_reviews(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any,
-                 login: str, number: str) -> Result:
+def list_reviews(
+    fake: FakeGitHub,
+    st: RepoState,
+    path: str,
+    q: dict[str, str],
+    data: Any,
+    login: str,
+    number: str,
+) -> Result:
     _pr(st, number)
     page, headers = _paginate(fake, path, q, st.reviews.get(int(number), []))
     return 200, [_review_obj(fake, st, r, path) for r in page], headers
 
 
-def create_review(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any,
-                  login: str, number: str) -> Result:
+def create_review(
+    fake: FakeGitHub,
+    st: RepoState,
+    path: str,
+    q: dict[str, str],
+    data: Any,
+    login: str,
+    number: str,
+) -> Result:
     pr = _pr(st, number)
     d = _need(data, "event")
     event = d["event"]
-    states = {"APPROVE": "APPROVED", "REQUEST_CHANGES": "CHANGES_REQUESTED",
-              "COMMENT": "COMMENTED"}
+    states = {"APPROVE": "APPROVED", "REQUEST_CHANGES": "CHANGES_REQUESTED", "COMMENT": "COMMENTED"}
     if event not in states:
         raise HTTPError(422, "Unprocessable Entity", [f"Invalid event {event}"])
     if login == pr.user and event != "COMMENT":
-        raise HTTPError(422, "Unprocessable Entity",
-                        ["Can not approve your own pull request" if event == "APPROVE"
-                         else "Can not request changes on your own pull request"])
+        raise HTTPError(
+            422,
+            "Unprocessable Entity",
+            [
+                "Can not approve your own pull request"
+                if event == "APPROVE"
+                else "Can not request changes on your own pull request"
+            ],
+        )
     rid = next(fake.ids)
-    r = {"id": rid, "user": login, "state": states[event], "body": d.get("body") or "",
-         "commit_id": d.get("commit_id") or pr.head_sha, "submitted_at": _now(),
-         "number": pr.number}
+    r = {
+        "id": rid,
+        "user": login,
+        "state": states[event],
+        "body": d.get("body") or "",
+        "commit_id": d.get("commit_id") or pr.head_sha,
+        "submitted_at": _now(),
+        "number": pr.number,
+    }
     st.reviews.setdefault(pr.number, []).append(r)
     return 200, _review_obj(fake, st, r, path, single=True), {}
 
 
-def _review_obj(fake: FakeGitHub, st: RepoState, r: dict[str, Any], path: str,
-                single: bool = False) -> dict[str, Any]:
+def _review_obj(
+    fake: FakeGitHub, st: RepoState, r: dict[str, Any], path: str, single: bool = False
+) -> dict[str, Any]:
     api = f"{fake.base}/repos/{st.slug}"
-    ov = {"id": r["id"], "node_id": f"PRR_{r['id']}", "user": fake.user(r["user"]),
-          "body": r["body"], "body_html": r["body"], "body_text": r["body"],
-          "state": r["state"], "commit_id": r["commit_id"], "submitted_at": r["submitted_at"],
-          "html_url": f"{api}/pull/{r['number']}#pullrequestreview-{r['id']}",
-          "pull_request_url": f"{api}/pulls/{r['number']}", "author_association": "MEMBER",
-          "_links": {"html": {"href": f"{api}/pull/{r['number']}"},
-                     "pull_request": {"href": f"{api}/pulls/{r['number']}"}}}
+    ov = {
+        "id": r["id"],
+        "node_id": f"PRR_{r['id']}",
+        "user": fake.user(r["user"]),
+        "body": r["body"],
+        "body_html": r["body"],
+        "body_text": r["body"],
+        "state": r["state"],
+        "commit_id": r["commit_id"],
+        "submitted_at": r["submitted_at"],
+        "html_url": f"{api}/pull/{r['number']}#pullrequestreview-{r['id']}",
+        "pull_request_url": f"{api}/pulls/{r['number']}",
+        "author_association": "MEMBER",
+        "_links": {
+            "html": {"href": f"{api}/pull/{r['number']}"},
+            "pull_request": {"href": f"{api}/pulls/{r['number']}"},
+        },
+    }
     if single:
         return fake.synth(path, "post", 200, ov)
     return fake.synth(path, "get", 200, ov, list_item=True)
@@ -193,8 +284,15 @@ def _review_obj(fake: FakeGitHub, st: RepoState, r: dict[str, Any], path: str,
 # ---------------------------------------------------------------- issues: labels, comments
 
 
-def set_labels(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any,
-               login: str, number: str) -> Result:
+def set_labels(
+    fake: FakeGitHub,
+    st: RepoState,
+    path: str,
+    q: dict[str, str],
+    data: Any,
+    login: str,
+    number: str,
+) -> Result:
     pr = _pr(st, number)
     names = data.get("labels", []) if isinstance(data, dict) else data
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -203,79 +301,140 @@ def set_labels(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], da
     return 200, [fake.label(st, n) for n in pr.labels], {}
 
 
-def create_comment(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any,
-                   login: str, number: str) -> Result:
+def clear_labels(
+    fake: FakeGitHub,
+    st: RepoState,
+    path: str,
+    q: dict[str, str],
+    data: Any,
+    login: str,
+    number: str,
+) -> Result:
+    _pr(st, number).labels = []
+    return 204, None, {}
+
+
+def create_comment(
+    fake: FakeGitHub,
+    st: RepoState,
+    path: str,
+    q: dict[str, str],
+    data: Any,
+    login: str,
+    number: str,
+) -> Result:
     d = _need(data, "body")
     if int(number) not in st.prs:
         raise HTTPError(404, "Not Found")
-    c = {"id": next(fake.ids), "number": int(number), "user": login, "body": d["body"],
-         "created_at": _now()}
+    c = {
+        "id": next(fake.ids),
+        "number": int(number),
+        "user": login,
+        "body": d["body"],
+        "created_at": _now(),
+    }
     st.comments.append(c)
     return 201, fake.comment_obj(st, c, path, "post", 201), {}
 
 
-def list_repo_comments(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str],
-                       data: Any, login: str) -> Result:
+def list_repo_comments(
+    fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any, login: str
+) -> Result:
     since = q.get("since", "")
     items = [c for c in st.comments if c["created_at"] >= since]
     if q.get("direction") == "desc":
         items.reverse()
     page, headers = _paginate(fake, path, q, items)
-    return 200, [fake.comment_obj(st, c, path, "get", 200, list_item=True) for c in page], \
-        headers
+    return 200, [fake.comment_obj(st, c, path, "get", 200, list_item=True) for c in page], headers
 
 
 # ---------------------------------------------------------------- statuses and checks
 
 
-def create_status(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any,
-                  login: str, sha: str) -> Result:
+def create_status(
+    fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any, login: str, sha: str
+) -> Result:
     d = _need(data, "state")
     if d["state"] not in ("error", "failure", "pending", "success"):
-        raise HTTPError(422, "Validation Failed", [{"resource": "Status", "field": "state",
-                                                    "code": "custom"}])
+        raise HTTPError(
+            422, "Validation Failed", [{"resource": "Status", "field": "state", "code": "custom"}]
+        )
     try:
         st.git[pygit2.Oid(hex=sha)]
     except (KeyError, ValueError):
         raise HTTPError(422, f"No commit found for SHA: {sha}") from None
     sid = next(fake.ids)
-    s = {"id": sid, "state": d["state"], "context": d.get("context", "default"),
-         "description": d.get("description"), "target_url": d.get("target_url"),
-         "created_at": _now(), "creator": login}
+    s = {
+        "id": sid,
+        "state": d["state"],
+        "context": d.get("context", "default"),
+        "description": d.get("description"),
+        "target_url": d.get("target_url"),
+        "created_at": _now(),
+        "creator": login,
+    }
     st.statuses.setdefault(sha, []).append(s)
     return 201, _status_obj(fake, st, s, sha, path), {}
 
 
-def _status_obj(fake: FakeGitHub, st: RepoState, s: dict[str, Any], sha: str, path: str
-                ) -> dict[str, Any]:
+def _status_obj(
+    fake: FakeGitHub, st: RepoState, s: dict[str, Any], sha: str, path: str
+) -> dict[str, Any]:
     api = f"{fake.base}/repos/{st.slug}"
-    return fake.synth(path, "post", 201, {
-        "id": s["id"], "node_id": f"SC_{s['id']}", "url": f"{api}/statuses/{sha}",
-        "avatar_url": None, "state": s["state"], "context": s["context"],
-        "description": s["description"], "target_url": s["target_url"],
-        "created_at": s["created_at"], "updated_at": s["created_at"],
-        "creator": fake.user(s["creator"])})
+    return fake.synth(
+        path,
+        "post",
+        201,
+        {
+            "id": s["id"],
+            "node_id": f"SC_{s['id']}",
+            "url": f"{api}/statuses/{sha}",
+            "avatar_url": None,
+            "state": s["state"],
+            "context": s["context"],
+            "description": s["description"],
+            "target_url": s["target_url"],
+            "created_at": s["created_at"],
+            "updated_at": s["created_at"],
+            "creator": fake.user(s["creator"]),
+        },
+    )
 
 
-def combined_status(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any,
-                    login: str, ref: str) -> Result:
+def combined_status(
+    fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any, login: str, ref: str
+) -> Result:
     sha = _resolve(st, ref)
     latest: dict[str, dict[str, Any]] = {}
     for s in st.statuses.get(sha, []):
         latest[s["context"]] = s
     statuses = list(latest.values())
     states = {s["state"] for s in statuses}
-    state = ("failure" if states & {"failure", "error"} else
-             "pending" if "pending" in states or not states else "success")
+    state = (
+        "failure"
+        if states & {"failure", "error"}
+        else "pending"
+        if "pending" in states or not states
+        else "success"
+    )
     api = f"{fake.base}/repos/{st.slug}"
     rstat = fake.spec.resolve({"$ref": "#/components/schemas/simple-commit-status"})
     items = []
     for s in statuses:
         obj = fake.spec.synth(rstat, fake.base)
-        obj.update(id=s["id"], node_id=f"SC_{s['id']}", url=f"{api}/statuses/{sha}",
-                   avatar_url=None, state=s["state"], context=s["context"],
-                   description=s["description"], target_url=s["target_url"],
-                   created_at=s["created_at"], updated_at=s["created_at"], required=False)
+        obj.update(
+            id=s["id"],
+            node_id=f"SC_{s['id']}",
+            url=f"{api}/statuses/{sha}",
+            avatar_url=None,
+            state=s["state"],
+            context=s["context"],
+            description=s["description"],
+            target_url=s["target_url"],
+            created_at=s["created_at"],
+            updated_at=s["created_at"],
+            required=False,
+        )
         items.append(obj)
     repo = fake.synth(f"/repos/{st.slug}", "get", 200, fake.repo_obj(st))
     mini = fake.spec.resolve({"$ref": "#/components/schemas/minimal-repository"})
@@ -283,52 +442,107 @@ def combined_status(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str
     repo.update(fake.repo_obj(st))
     repo = {k: v for k, v in repo.items() if k in mini.get("properties", {})}
     repo.pop("temp_clone_token", None)
-    return 200, fake.synth(path, "get", 200, {
-        "state": state, "statuses": items, "sha": sha, "total_count": len(items),
-        "repository": repo, "commit_url": f"{api}/commits/{sha}",
-        "url": f"{api}/commits/{sha}/status"}), {}
+    return (
+        200,
+        fake.synth(
+            path,
+            "get",
+            200,
+            {
+                "state": state,
+                "statuses": items,
+                "sha": sha,
+                "total_count": len(items),
+                "repository": repo,
+                "commit_url": f"{api}/commits/{sha}",
+                "url": f"{api}/commits/{sha}/status",
+            },
+        ),
+        {},
+    )
 
 
-def create_check_run(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str],
-                     data: Any, login: str) -> Result:
+def create_check_run(
+    fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any, login: str
+) -> Result:
     d = _need(data, "name", "head_sha")
     cid = next(fake.ids)
-    run = {"id": cid, "name": d["name"], "head_sha": d["head_sha"],
-           "status": d.get("status", "queued"), "conclusion": d.get("conclusion"),
-           "details_url": d.get("details_url"), "started_at": _now()}
+    run = {
+        "id": cid,
+        "name": d["name"],
+        "head_sha": d["head_sha"],
+        "status": d.get("status", "queued"),
+        "conclusion": d.get("conclusion"),
+        "details_url": d.get("details_url"),
+        "started_at": _now(),
+    }
     if run["conclusion"] is not None:
         run["status"] = "completed"
     st.check_runs.setdefault(d["head_sha"], []).append(run)
     return 201, _check_obj(fake, st, run, path, "post", 201), {}
 
 
-def _check_obj(fake: FakeGitHub, st: RepoState, r: dict[str, Any], path: str, method: str,
-               status: int, item_key: str | None = None) -> dict[str, Any]:
+def _check_obj(
+    fake: FakeGitHub,
+    st: RepoState,
+    r: dict[str, Any],
+    path: str,
+    method: str,
+    status: int,
+    item_key: str | None = None,
+) -> dict[str, Any]:
     api = f"{fake.base}/repos/{st.slug}"
-    ov = {"id": r["id"], "node_id": f"CR_{r['id']}", "head_sha": r["head_sha"],
-          "name": r["name"], "status": r["status"], "conclusion": r["conclusion"],
-          "url": f"{api}/check-runs/{r['id']}", "html_url": f"{fake.base}/runs/{r['id']}",
-          "details_url": r["details_url"], "external_id": None, "started_at": r["started_at"],
-          "completed_at": r["started_at"] if r["status"] == "completed" else None,
-          "output": {"title": None, "summary": None, "text": None, "annotations_count": 0,
-                     "annotations_url": f"{api}/check-runs/{r['id']}/annotations"},
-          "check_suite": None, "app": None, "pull_requests": [], "deployment": None}
+    ov = {
+        "id": r["id"],
+        "node_id": f"CR_{r['id']}",
+        "head_sha": r["head_sha"],
+        "name": r["name"],
+        "status": r["status"],
+        "conclusion": r["conclusion"],
+        "url": f"{api}/check-runs/{r['id']}",
+        "html_url": f"{fake.base}/runs/{r['id']}",
+        "details_url": r["details_url"],
+        "external_id": None,
+        "started_at": r["started_at"],
+        "completed_at": r["started_at"] if r["status"] == "completed" else None,
+        "output": {
+            "title": None,
+            "summary": None,
+            "text": None,
+            "annotations_count": 0,
+            "annotations_url": f"{api}/check-runs/{r['id']}/annotations",
+        },
+        "check_suite": None,
+        "app": None,
+        "pull_requests": [],
+        "deployment": None,
+    }
     obj = fake.synth(path, method, status, ov, item_key=item_key)
     obj.pop("deployment", None)
     return obj
 
 
-def list_check_runs(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any,
-                    login: str, ref: str) -> Result:
+def list_check_runs(
+    fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any, login: str, ref: str
+) -> Result:
     sha = _resolve(st, ref)
     runs = st.check_runs.get(sha, [])
     page, headers = _paginate(fake, path, q, runs)
-    return 200, {"total_count": len(runs), "check_runs": [
-        _check_obj(fake, st, r, path, "get", 200, item_key="check_runs") for r in page]}, headers
+    return (
+        200,
+        {
+            "total_count": len(runs),
+            "check_runs": [
+                _check_obj(fake, st, r, path, "get", 200, item_key="check_runs") for r in page
+            ],
+        },
+        headers,
+    )
 
 
-def commit_pulls(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any,
-                 login: str, sha: str) -> Result:
+def commit_pulls(
+    fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any, login: str, sha: str
+) -> Result:
     if not re.fullmatch(r"[0-9a-f]{7,40}", sha) or not _has(st, sha):
         raise HTTPError(422, f"No commit found for SHA: {sha}")
     prs = [st.prs[n] for n in st.commit_pulls.get(_resolve(st, sha), []) if n in st.prs]
@@ -354,8 +568,9 @@ def _resolve(st: RepoState, ref: str) -> str:
 # ---------------------------------------------------------------- refs
 
 
-def update_ref(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any,
-               login: str, ref: str) -> Result:
+def update_ref(
+    fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any, login: str, ref: str
+) -> Result:
     d = _need(data, "sha")
     name = f"refs/{ref}"
     cur = st.git.references.get(name)
@@ -365,71 +580,116 @@ def update_ref(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], da
     if not _has(st, new):
         raise HTTPError(422, "Object does not exist")
     old = str(cur.target)
-    if not d.get("force") and new != old and not st.git.descendant_of(
-            pygit2.Oid(hex=new), pygit2.Oid(hex=old)):
+    if (
+        not d.get("force")
+        and new != old
+        and not st.git.descendant_of(pygit2.Oid(hex=new), pygit2.Oid(hex=old))
+    ):
         raise HTTPError(422, "Update is not a fast forward")
     st.git.references.create(name, pygit2.Oid(hex=new), force=True)
     if ref.startswith("heads/"):
-        fake.mark_merged_by_ref(st, ref[len("heads/"):])
+        fake.mark_merged_by_ref(st, ref[len("heads/") :])
     api = f"{fake.base}/repos/{st.slug}"
-    return 200, fake.synth(path, "patch", 200, {
-        "ref": name, "node_id": f"REF_{new[:8]}", "url": f"{api}/git/{name}",
-        "object": {"type": "commit", "sha": new, "url": f"{api}/git/commits/{new}"}}), {}
+    return (
+        200,
+        fake.synth(
+            path,
+            "patch",
+            200,
+            {
+                "ref": name,
+                "node_id": f"REF_{new[:8]}",
+                "url": f"{api}/git/{name}",
+                "object": {"type": "commit", "sha": new, "url": f"{api}/git/commits/{new}"},
+            },
+        ),
+        {},
+    )
 
 
 # ---------------------------------------------------------------- releases
 
 
-def create_release(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any,
-                   login: str) -> Result:
+def create_release(
+    fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any, login: str
+) -> Result:
     d = _need(data, "tag_name")
     if any(r["tag_name"] == d["tag_name"] for r in st.releases.values()):
-        raise HTTPError(422, "Validation Failed", [
-            {"resource": "Release", "code": "already_exists", "field": "tag_name"}])
+        raise HTTPError(
+            422,
+            "Validation Failed",
+            [{"resource": "Release", "code": "already_exists", "field": "tag_name"}],
+        )
     rid = next(fake.ids)
-    r = {"id": rid, "tag_name": d["tag_name"], "name": d.get("name") or d["tag_name"],
-         "body": d.get("body") or "", "draft": bool(d.get("draft")),
-         "prerelease": bool(d.get("prerelease")),
-         "target_commitish": d.get("target_commitish") or "main", "created_at": _now(),
-         "author": login}
+    r = {
+        "id": rid,
+        "tag_name": d["tag_name"],
+        "name": d.get("name") or d["tag_name"],
+        "body": d.get("body") or "",
+        "draft": bool(d.get("draft")),
+        "prerelease": bool(d.get("prerelease")),
+        "target_commitish": d.get("target_commitish") or "main",
+        "created_at": _now(),
+        "author": login,
+    }
     st.releases[rid] = r
-    return 201, fake.release_obj(st, r, path, "post", 201), {
-        "Location": f"{fake.base}/repos/{st.slug}/releases/{rid}"}
+    return (
+        201,
+        fake.release_obj(st, r, path, "post", 201),
+        {"Location": f"{fake.base}/repos/{st.slug}/releases/{rid}"},
+    )
 
 
-def get_release(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any,
-                login: str, id: str) -> Result:  # noqa: A002
+def get_release(
+    fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any, login: str, id: str
+) -> Result:
     r = st.releases.get(int(id))
     if r is None:
         raise HTTPError(404, "Not Found")
     return 200, fake.release_obj(st, r, path, "get", 200), {}
 
 
-def release_by_tag(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any,
-                   login: str, tag: str) -> Result:
+def release_by_tag(
+    fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any, login: str, tag: str
+) -> Result:
     for r in st.releases.values():
         if r["tag_name"] == urllib.parse.unquote(tag):
             return 200, fake.release_obj(st, r, path, "get", 200), {}
     raise HTTPError(404, "Not Found")
 
 
-def upload_asset(fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any,
-                 login: str, id: str) -> Result:  # noqa: A002
+def upload_asset(
+    fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any, login: str, id: str
+) -> Result:
     r = st.releases.get(int(id))
     if r is None:
         raise HTTPError(404, "Not Found")
     name = q.get("name")
     if not name:
-        raise HTTPError(422, "Validation Failed", [{"resource": "ReleaseAsset",
-                                                    "code": "missing_field", "field": "name"}])
+        raise HTTPError(
+            422,
+            "Validation Failed",
+            [{"resource": "ReleaseAsset", "code": "missing_field", "field": "name"}],
+        )
     assets = st.assets.setdefault(r["id"], [])
     if any(a["name"] == name for a in assets):
-        raise HTTPError(422, "Validation Failed", [{"resource": "ReleaseAsset",
-                                                    "code": "already_exists", "field": "name"}])
+        raise HTTPError(
+            422,
+            "Validation Failed",
+            [{"resource": "ReleaseAsset", "code": "already_exists", "field": "name"}],
+        )
     blob = data if isinstance(data, bytes) else b""
-    a = {"id": next(fake.ids), "name": name, "size": len(blob), "tag": r["tag_name"],
-         "sha256": hashlib.sha256(blob).hexdigest(), "content_type": "application/octet-stream",
-         "created_at": _now(), "uploader": login, "data": blob}
+    a = {
+        "id": next(fake.ids),
+        "name": name,
+        "size": len(blob),
+        "tag": r["tag_name"],
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "content_type": "application/octet-stream",
+        "created_at": _now(),
+        "uploader": login,
+        "data": blob,
+    }
     assets.append(a)
     return 201, fake.asset_obj(st, a), {}
 
@@ -446,6 +706,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Any]] = [
         ("GET", r"/pulls/(?P<number>\d+)/reviews", list_reviews),
         ("POST", r"/pulls/(?P<number>\d+)/reviews", create_review),
         ("PUT", r"/issues/(?P<number>\d+)/labels", set_labels),
+        ("DELETE", r"/issues/(?P<number>\d+)/labels", clear_labels),
         ("POST", r"/issues/(?P<number>\d+)/comments", create_comment),
         ("GET", r"/issues/comments", list_repo_comments),
         ("POST", r"/statuses/(?P<sha>[0-9a-f]{40})", create_status),

@@ -1,0 +1,92 @@
+"""The local forge's CI: run the policy's test command on a PR head and record a check.
+
+Each run checks the head out into a temporary directory (a `git clone --shared`, so the fork
+is only read), runs `checks.test_command` there through the shell with a time limit, keeps the
+log under the state directory and records check `local-ci` (in progress, then its outcome) on
+the head commit, where the approval gate reads it like any GitHub check.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from stablectl.errors import GitError
+from stablectl.forge.base import PullRequest
+from stablectl.forge.local import LocalForge
+
+CHECK_NAME = "local-ci"
+
+
+@dataclass(frozen=True)
+class CIResult:
+    pr: int
+    sha: str
+    conclusion: str  # success | failure | timed_out | skipped
+    seconds: float
+    log: Path
+    returncode: int | None
+
+
+def run_ci(
+    forge: LocalForge,
+    command: str,
+    log_dir: Path,
+    pr: PullRequest,
+    *,
+    timeout: float = 3600,
+) -> CIResult:
+    sha = pr.head_sha
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"pr{pr.number}-{sha[:12]}.log"
+    url = log.as_uri()
+    forge.record_check(CHECK_NAME, sha, "in_progress", None, url)
+    t0 = time.perf_counter()
+    rc: int | None = None
+    with tempfile.TemporaryDirectory(prefix=f"stablectl-ci-{pr.number}-") as tmp:
+        work = Path(tmp) / "src"
+        _checkout(forge.fork_git, sha, work)
+        env = dict(
+            os.environ, STABLECTL_PR=str(pr.number), STABLECTL_SHA=sha, STABLECTL_BASE=pr.base
+        )
+        with log.open("wb") as out:
+            out.write(f"$ {command}\n# PR #{pr.number} at {sha}\n".encode())
+            out.flush()
+            try:
+                proc = subprocess.run(
+                    command,
+                    shell=True,
+                    cwd=work,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    timeout=timeout,
+                )
+                rc = proc.returncode
+                conclusion = "success" if rc == 0 else "failure"
+            except subprocess.TimeoutExpired:
+                conclusion = "timed_out"
+            out.write(f"\n# exit {rc} → {conclusion}\n".encode())
+    forge.record_check(CHECK_NAME, sha, "completed", conclusion, url)
+    return CIResult(pr.number, sha, conclusion, time.perf_counter() - t0, log, rc)
+
+
+def needs_run(forge: LocalForge, pr: PullRequest) -> bool:
+    """No finished `local-ci` check on the PR's current head yet."""
+    return not any(
+        c.name == CHECK_NAME and c.status == "completed" for c in forge.checks(pr.head_sha)
+    )
+
+
+def _checkout(fork: Path, sha: str, dest: Path) -> None:
+    for args in (
+        ["git", "clone", "-q", "--shared", "--no-checkout", str(fork), str(dest)],
+        ["git", "-C", str(dest), "checkout", "-q", "--detach", sha],
+    ):
+        r = subprocess.run(args, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise GitError(f"cannot check out {sha[:12]} for CI: {r.stderr.strip()}")
