@@ -387,3 +387,42 @@ flags:
     assert f["original"] is None
     assert f["flags"][0]["reason"] == f"backport of listed {ghost[:10]}"
     assert f["status"] == "new-clean" and f["source"]["commit"] == bp
+
+
+def test_release_commit_deleting_security_news_is_not_a_fix(tmp_path: Path) -> None:
+    """CPython's release commits ("Python 3.12.0a1") consolidate NEWS entries: they delete
+    Misc/NEWS.d/next/Security/*.rst. Path rules match files a commit adds or changes, so such a
+    commit is not flagged (found on real CPython history: bench/real_history.py)."""
+    h = History(tmp_path / "up.git")
+    base = h.commit("main", "base", {"Lib/a.py": "1\n"})
+    h.tag("v1", base)
+    fix = h.commit(
+        "main",
+        "gh-1: fix a",
+        {"Lib/a.py": "2\n", "Misc/NEWS.d/next/Security/2023-01-01.gh-issue-1.abc.rst": "Fix.\n"},
+    )
+    h.commit(
+        "main",
+        "Python 3.12.0a1",
+        {
+            "Misc/NEWS.d/next/Security/2023-01-01.gh-issue-1.abc.rst": None,
+            "Misc/NEWS.d/3.12.0a1.rst": "Security: Fix.\n",
+        },
+    )
+    fork = History(tmp_path / "fork.git")
+    fork.repo.remotes.create("u", str(h.path)).fetch(["+refs/tags/*:refs/tags/*"])
+    fork.branch("v1-stable", base)
+    policy = load_policy_text(f"""\
+project: rel
+upstream: {{git: {h.path}, main: main}}
+fork: {{git: {fork.path}}}
+series:
+  - {{name: "1", base: v1, branch: v1-stable, sources: [main], since: 2000-01-01}}
+flags:
+  - {{name: security-news, paths: ["Misc/NEWS.d/next/Security/*.rst"]}}
+""")
+    eng = Engine(policy, tmp_path / "state", committer_time=1)
+    eng.fetch()
+    fixes = by_key(eng.plan().to_json(), "1")
+    eng.close()
+    assert list(fixes) == [fix]

@@ -126,7 +126,7 @@ def evaluate_flags(
             if sha is not None:
                 reasons.append("listed" if sha == facts.sha else f"backport of listed {sha[:10]}")
         if ok and rule.paths is not None:
-            path = next((p for p in facts.paths if rule.path_matches(p)), None)
+            path = next((p for p in facts.written_paths if rule.path_matches(p)), None)
             ok = path is not None
             if ok:
                 reasons.append(f"touches {path}")

@@ -22,7 +22,7 @@ from stablectl.gitops.messages import MessageInfo, parse_message
 from stablectl.gitops.objects import first_parent_diff
 
 MAX_PATHS = 5000
-_SCHEMA_VERSION = 4
+_SCHEMA_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class CommitFacts:
     paths: tuple[str, ...]  # changed paths against the first parent (added, modified, deleted)
     paths_truncated: bool = False
     error: str | None = None
+    deleted: frozenset[str] = frozenset()  # of `paths`, those the commit deletes
 
     @cached_property
     def info(self) -> MessageInfo:
@@ -60,23 +61,36 @@ class CommitFacts:
                 list(self.paths),
                 self.paths_truncated,
                 self.error,
+                sorted(self.deleted),
             ]
         )
 
     @classmethod
     def from_json(cls, sha: str, text: str) -> CommitFacts:
-        p, an, ae, at, ct, msg, paths, trunc, err = json.loads(text)
-        return cls(sha, tuple(p), an, ae, at, ct, msg, tuple(paths), trunc, err)
+        p, an, ae, at, ct, msg, paths, trunc, err, deleted = json.loads(text)
+        return cls(sha, tuple(p), an, ae, at, ct, msg, tuple(paths), trunc, err, frozenset(deleted))
+
+    @property
+    def written_paths(self) -> tuple[str, ...]:
+        """Changed paths the commit adds or modifies (renames by both names), not deletes."""
+        if not self.deleted:
+            return self.paths
+        return tuple(p for p in self.paths if p not in self.deleted)
 
 
-def changed_paths(repo: pygit2.Repository, commit: pygit2.Commit) -> tuple[list[str], bool]:
-    """Paths a commit changes against its first parent (tree diff, no content diff)."""
+def changed_paths(
+    repo: pygit2.Repository, commit: pygit2.Commit, deleted: set[str] | None = None
+) -> tuple[list[str], bool]:
+    """Paths a commit changes against its first parent (tree diff, no content diff); the
+    deleted ones are also added to `deleted` when given."""
     diff = first_parent_diff(commit)
     out: list[str] = []
     for delta in diff.deltas:
         out.append(delta.new_file.path)
         if delta.old_file.path != delta.new_file.path:
             out.append(delta.old_file.path)
+        if deleted is not None and delta.status == pygit2.enums.DeltaStatus.DELETED:
+            deleted.add(delta.old_file.path)
         if len(out) >= MAX_PATHS:
             return out, True
     return out, False
@@ -191,9 +205,10 @@ class CommitIndex:
         self.stats["facts_computed"] += 1
         error: str | None = None
         paths: list[str] = []
+        deleted: set[str] = set()
         truncated = False
         try:
-            paths, truncated = changed_paths(self.repo, commit)
+            paths, truncated = changed_paths(self.repo, commit, deleted)
         except (KeyError, pygit2.GitError, ValueError) as e:
             error = f"cannot read the trees of {sha[:12]}: {e}"
         try:
@@ -212,6 +227,7 @@ class CommitIndex:
             paths=tuple(paths),
             paths_truncated=truncated,
             error=error,
+            deleted=frozenset(deleted),
         )
 
     # ------------------------------------------------------------------ patch-ids
