@@ -279,3 +279,65 @@ def test_waits_are_counted(gh: GitHubHarness) -> None:
     gh.forge.list_prs()
     assert gh.forge.stats.retries == 2
     assert gh.forge.stats.waited_seconds == pytest.approx(sum(gh.sleeps))
+
+
+def _gh_policy(tmp_path: Path, gh: GitHubHarness, fork: str = SLUG) -> Path:
+    p = tmp_path / "gh-policy.yaml"
+    p.write_text(
+        f"""\
+project: gh
+upstream: {{git: {gh.fork.bare}, forge: python/cpython}}
+fork: {{git: {gh.fork.bare}, forge: {fork}}}
+forge: {{kind: github, api_url: "{gh.fake.base}", token_env: STABLE_TEST_TOKEN}}
+series:
+  - {{name: "3.11.2", base: v3.11.2, sources: [main]}}
+flags:
+  - {{name: security-news, paths: ["Misc/NEWS.d/next/Security/*.rst"]}}
+maintainers: [alice]
+"""
+    )
+    return p
+
+
+def test_cli_on_github_errors_exit_1_without_the_token(
+    tmp_path: Path,
+    gh: GitHubHarness,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.helpers import run_cli
+
+    state = str(tmp_path / "state")
+    canary = "ghp_CANARY_0123456789abcdef"
+    monkeypatch.setenv("STABLE_TEST_TOKEN", canary)
+    r = run_cli(capsys, "--state-dir", state, "prs", "--policy", str(_gh_policy(tmp_path, gh)))
+    assert r.code == 1 and "rejected the token (401" in r.err
+    r2 = run_cli(
+        capsys, "--debug", "--state-dir", state, "prs", "--policy", str(_gh_policy(tmp_path, gh))
+    )
+    assert r2.code == 1 and "Traceback" in r2.err
+    assert canary not in r.out + r.err + r2.out + r2.err
+
+    monkeypatch.setenv("STABLE_TEST_TOKEN", TOKENS["stablectl-bot"])
+    r = run_cli(
+        capsys,
+        "--state-dir",
+        state,
+        "prs",
+        "--policy",
+        str(_gh_policy(tmp_path, gh, fork="acme/gone")),
+    )
+    assert r.code == 1 and "acme/gone" in r.err and "404" in r.err
+
+    gh.forge.open_pr(HEAD_A, STABLE, "[3.11.2-stable] gh-1: fix", BODY)
+    gh.review(1, "alice", "APPROVED")
+    r = run_cli(
+        capsys, "--state-dir", state, "prs", "--policy", str(_gh_policy(tmp_path, gh)), "--json"
+    )
+    assert r.code == 0, r.err
+    data = r.json()
+    assert data["forge"] == "github" and data["prs"][0]["approvals"] == "1/1"
+    assert data["api"]["api_requests"] == 4  # list, statuses, check runs, reviews
+    monkeypatch.delenv("STABLE_TEST_TOKEN")
+    r = run_cli(capsys, "--state-dir", state, "prs", "--policy", str(_gh_policy(tmp_path, gh)))
+    assert r.code == 1 and "set $STABLE_TEST_TOKEN" in r.err
