@@ -218,6 +218,14 @@ class Checks(_Model):
     )
 
 
+class Commands(_Model):
+    lookback_days: int = Field(
+        default=30,
+        ge=1,
+        description="How far back sync reads comments for maintainer commands (`/stablectl …`).",
+    )
+
+
 class Release(_Model):
     tag: str = Field(
         default="v{series}.{n}",
@@ -267,11 +275,15 @@ class Policy(_Model):
     approvals: Approvals = Field(default_factory=Approvals, description="The approval gate.")
     checks: Checks = Field(default_factory=Checks, description="Checks gating merges.")
     release: Release = Field(default_factory=Release, description="Point releases.")
+    commands: Commands = Field(
+        default_factory=Commands, description="Maintainer commands in forge comments."
+    )
     labels: dict[str, str] = Field(
         default_factory=lambda: {
             "backport": "backport",
             "security": "security",
             "conflicts": "conflicts",
+            "skip": "skipped",
         },
         description="Label names stablectl applies, by role.",
     )

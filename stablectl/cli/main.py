@@ -19,6 +19,8 @@ Examples:
   stablectl policy check policies/cpython.yaml # every problem as FILE:LINE:COL: field: msg
   stablectl plan --policy policies/cpython.yaml --series 3.11.2
   stablectl plan --policy p.yaml --json > plan.json
+  stablectl sync --policy p.yaml --dry-run     # what sync would push, open, close, merge
+  stablectl sync --policy p.yaml               # open/update/close/merge backport PRs
   stablectl prs --policy p.yaml                # backport PRs, CI state, approvals
   stablectl review approve 3 --policy p.yaml --as alice   # local forge
 
@@ -45,13 +47,24 @@ def cli(ctx: click.Context, state_dir: Path | None, debug: bool) -> None:
 
 
 def _register() -> None:
-    from stablectl.cli import cache_cmd, demo_cmd, forge_cmd, plan_cmd, policy_cmd
+    from stablectl.cli import (
+        backport_cmd,
+        cache_cmd,
+        demo_cmd,
+        forge_cmd,
+        plan_cmd,
+        policy_cmd,
+        sync_cmd,
+    )
 
-    for mod in (policy_cmd, plan_cmd, demo_cmd, cache_cmd):
+    for mod in (policy_cmd, plan_cmd, sync_cmd, demo_cmd, cache_cmd):
         cli.add_command(mod.command)
     cli.add_command(forge_cmd.prs_command)
     cli.add_command(forge_cmd.review_command)
     cli.add_command(forge_cmd.ci_group)
+    cli.add_command(backport_cmd.backport_command)
+    cli.add_command(backport_cmd.skip_command)
+    cli.add_command(backport_cmd.retest_command)
 
 
 _register()

@@ -192,7 +192,7 @@ class Engine:
     def fetch(self) -> None:
         """Bring the cache up to date with upstream and the fork; notice rewrites."""
         self.cache = RepoCache.open_or_init(self.cache.path)
-        self._index = None
+        self.close()  # the index holds the old repository object; reopen it on demand
         p = self.policy
         self.cache.fetch_upstream(p.upstream.git, self.progress)
         self.cache.fetch_fork(p.fork.git, self.progress)

@@ -267,6 +267,11 @@ class Forge(Protocol):
 
     def reviews(self, number: int) -> list[Review]: ...
 
+    def approved_prs(self, base: str) -> set[int]:
+        """Open PRs into `base` with at least one approving review (one request on GitHub,
+        so that a quiet run does not read every PR's reviews)."""
+        ...
+
     def checks(self, sha: str) -> list[CheckState]:
         """Commit statuses and check runs of `sha`, latest per name."""
         ...

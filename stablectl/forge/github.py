@@ -338,6 +338,12 @@ class GitHubForge:
                 for r in self._pages(self._url("pulls", number, "reviews"))
             ]
 
+    def approved_prs(self, base: str) -> set[int]:
+        query = f"repo:{self.fork_slug} is:pr is:open review:approved base:{base}"
+        with self._op("approved_prs", f"approved PRs into {base} on {self.fork_slug}"):
+            items = self._pages(f"{self.api_url}/search/issues", {"q": query}, list_key="items")
+            return {int(i["number"]) for i in items}
+
     # ---------------------------------------------------------- checks
 
     def checks(self, sha: str) -> list[CheckState]:

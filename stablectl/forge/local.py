@@ -349,6 +349,15 @@ class LocalForge:
                 for r in rows
             ]
 
+    def approved_prs(self, base: str) -> set[int]:
+        with self.stats.op("approved_prs"):
+            rows = self._db.execute(
+                "SELECT DISTINCT p.number FROM prs p JOIN reviews r ON r.pr = p.number"
+                " WHERE p.state = 'open' AND p.base = ? AND r.state = 'APPROVED'",
+                (base,),
+            ).fetchall()
+            return {int(r[0]) for r in rows}
+
     # ---------------------------------------------------------- checks
 
     def checks(self, sha: str) -> list[CheckState]:

@@ -285,6 +285,20 @@ class RepoCache:
     def fork_branch(self, name: str) -> str | None:
         return self.resolve(f"refs/remotes/{FORK}/{name}")
 
+    def fork_branches(self, prefix: str = "") -> list[str]:
+        """The fork's branches (as last fetched) whose names start with `prefix`."""
+        base = "refs/remotes/fork/"
+        return sorted(r[len(base) :] for r in self.repo.references if r.startswith(base + prefix))
+
+    def set_fork_branch(self, name: str, sha: str | None) -> None:
+        """Record a push this run made, as the next fetch would see it."""
+        ref = f"refs/remotes/fork/{name}"
+        if sha is None:
+            if ref in self.repo.references:
+                self.repo.references.delete(ref)
+        else:
+            self.repo.references.create(ref, pygit2.Oid(hex=sha), force=True)
+
     def upstream_branches(self) -> list[str]:
         prefix = f"refs/remotes/{UPSTREAM}/"
         return sorted(r[len(prefix) :] for r in self.repo.references if r.startswith(prefix))

@@ -343,6 +343,51 @@ class Picker:
         outcome: Outcome = "empty" if tree == str(onto.tree.id) else "clean"
         return PickResult(str(source.id), str(onto.id), outcome, tree=tree, lever="ort")
 
+    # ------------------------------------------------------------------ conflicts
+
+    def conflict_commit(self, source_sha: str, onto_sha: str, message: str) -> str | None:
+        """A commit on `onto` whose tree is git's own merge of the pick with conflict markers
+        left in (what `git cherry-pick` leaves in a work tree), for a draft PR that shows the
+        conflict. Deterministic like picks. None without git >= 2.38."""
+        if not self._ort_available():
+            return None
+        repo = self.repo
+        try:
+            source = repo[source_sha].peel(pygit2.Commit)
+            onto = repo[onto_sha].peel(pygit2.Commit)
+        except (KeyError, ValueError, pygit2.GitError):
+            return None
+        if len(source.parents) != 1:
+            return None
+        sig = pygit2.Signature("stablectl", "stablectl@localhost", 0, 0)
+        synthetic = repo.create_commit(
+            None, sig, sig, "stablectl: synthetic ours", onto.tree.id, [source.parents[0].id]
+        )
+        proc = subprocess.run(
+            [
+                "git",
+                "--git-dir",
+                repo.path,
+                "merge-tree",
+                "--write-tree",
+                "--no-messages",
+                str(synthetic),
+                str(source.id),
+            ],
+            capture_output=True,
+            check=False,
+        )
+        if proc.returncode not in (0, 1):
+            return None
+        tree = proc.stdout.decode().split("\n", 1)[0].strip()
+        a = source.author
+        author = pygit2.Signature(a.name, a.email, a.time, a.offset)
+        c = self.committer
+        when = c.time if c.time is not None else max(source.commit_time, onto.commit_time)
+        committer = pygit2.Signature(c.name, c.email, when, c.offset)
+        oid = repo.create_commit(None, author, committer, message, pygit2.Oid(hex=tree), [onto.id])
+        return str(oid)
+
     # ------------------------------------------------------------------ commit
 
     def _commit(

@@ -244,7 +244,7 @@ maintainers: [maint]
 approvals:
   required: 1
 checks:
-  required: ["tests"]
+  required: ["local-ci"]
   test_command: "python3 -m unittest discover -s Lib/test -q"
 {extra}"""
 

@@ -694,6 +694,96 @@ def upload_asset(
     return 201, fake.asset_obj(st, a), {}
 
 
+def search_issues(fake: FakeGitHub, path: str, q: dict[str, str]) -> Result:
+    """The qualifiers stablectl uses: repo:, is:pr, is:open, review:approved, base:."""
+    terms = q.get("q", "").split()
+    repo = next((t[5:] for t in terms if t.startswith("repo:")), None)
+    st = fake.repos.get((repo or "").lower())
+    if st is None:
+        raise HTTPError(
+            422,
+            "Validation Failed",
+            [
+                {
+                    "message": "The listed users and repositories cannot be searched either because "
+                    "the resources do not exist or you do not have permission to view them.",
+                    "resource": "Search",
+                    "field": "q",
+                    "code": "invalid",
+                }
+            ],
+        )
+    base = next((t[5:] for t in terms if t.startswith("base:")), None)
+    prs = [
+        p
+        for p in (_pr(st, str(n)) for n in sorted(st.prs))
+        if ("is:open" not in terms or p.state == "open")
+        and (base is None or p.base == base)
+        and ("review:approved" not in terms or _approved(st, p))
+    ]
+    page, headers = _paginate(fake, path, q, prs)
+    items = []
+    api = f"{fake.base}/repos/{st.slug}"
+    for p in page:
+        item = fake.synth(
+            path,
+            "get",
+            200,
+            {
+                "number": p.number,
+                "title": p.title,
+                "state": "open" if p.state == "open" else "closed",
+                "url": f"{api}/issues/{p.number}",
+                "repository_url": api,
+                "html_url": f"https://github.invalid/{st.slug}/pull/{p.number}",
+                "user": fake.user(p.user),
+                "labels": [],
+                "assignee": None,
+                "milestone": None,
+                "closed_at": p.closed_at,
+                "body": p.body,
+                "pull_request": {
+                    "url": f"{api}/pulls/{p.number}",
+                    "html_url": None,
+                    "diff_url": None,
+                    "patch_url": None,
+                    "merged_at": p.merged_at,
+                },
+                "performed_via_github_app": None,
+                "reactions": None,
+                "text_matches": None,
+                "repository": None,
+                "type": None,
+                "sub_issues_summary": None,
+                "issue_dependencies_summary": None,
+                "pinned_comment": None,
+                "issue_field_values": None,
+            },
+            item_key="items",
+        )
+        for k in (
+            "reactions",
+            "text_matches",
+            "repository",
+            "type",
+            "sub_issues_summary",
+            "issue_dependencies_summary",
+            "pinned_comment",
+            "issue_field_values",
+        ):
+            if item.get(k) is None:
+                item.pop(k, None)
+        items.append(item)
+    return 200, {"total_count": len(prs), "incomplete_results": False, "items": items}, headers
+
+
+def _approved(st: RepoState, pr: PR) -> bool:
+    latest: dict[str, str] = {}
+    for r in st.reviews.get(pr.number, []):
+        latest[r["user"]] = r["state"]
+    return "APPROVED" in latest.values()
+
+
 ROUTES: list[tuple[str, re.Pattern[str], Any]] = [
     (m, re.compile("^" + R + p + "$"), fn)
     for m, p, fn in [

@@ -722,6 +722,8 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> tuple[int, Any, dict[str, str]]:
         from tests.ghserver import routes
 
+        if method == "GET" and path == "/search/issues":
+            return routes.search_issues(self.server_state, path, query)
         for m, rx, fn in routes.ROUTES:
             if m == method:
                 match = rx.match(path)

@@ -1,0 +1,283 @@
+"""`stablectl backport`, `skip`, `retest`: what maintainers' `/stablectl` commands do, from
+the command line; `backport` also resolves conflicts by hand."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import click
+import pygit2
+
+from stablectl.cli.context import obj
+from stablectl.cli.output import console
+from stablectl.controller.plan import Engine
+from stablectl.controller.sync import branch_name
+from stablectl.errors import GitError, UsageError
+from stablectl.forge import open_forge
+from stablectl.forge.base import Forge, Marker, PullRequest
+from stablectl.gitops.messages import backport_title
+from stablectl.gitops.push import ForkPusher, RefUpdate
+from stablectl.policy import Policy, load_policy
+
+STATE_FILE = "stablectl-backport.json"
+
+
+def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise GitError(f"git {' '.join(args)}: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc
+
+
+@click.command("backport")
+@click.argument("sha", required=False)
+@click.option("--series", help="Series to backport to.")
+@click.option(
+    "--policy", "policy_file", type=click.Path(path_type=Path, dir_okay=False), help="Policy file."
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Work tree to prepare (default ./stablectl-<series>-<sha>).",
+)
+@click.option(
+    "--continue",
+    "cont",
+    is_flag=True,
+    help="After resolving: commit, push to the backport branch, update the PR.",
+)
+@click.option("--offline", is_flag=True, help="Do not fetch first.")
+@click.pass_context
+def backport_command(
+    ctx: click.Context,
+    sha: str | None,
+    series: str | None,
+    policy_file: Path | None,
+    directory: Path | None,
+    cont: bool,
+    offline: bool,
+) -> None:
+    """Backport SHA to a series by hand: prepare a work tree with the cherry-pick (and its
+    conflicts), then, once resolved, push it to the backport PR.
+
+    \b
+    Examples:
+      stablectl backport 3230650 --series 3.11.2 --policy p.yaml
+      cd stablectl-3.11.2-3230650 && $EDITOR Lib/ssl.py && git add -A
+      stablectl backport --continue
+    """
+    if cont:
+        _continue(ctx, directory or Path.cwd())
+        return
+    if not sha or not series or policy_file is None:
+        raise UsageError("give SHA, --series and --policy (or --continue in a prepared tree)")
+    policy = load_policy(policy_file)
+    s = policy.get_series(series)
+    state = obj(ctx).state_dir
+    engine = Engine(policy, state)
+    try:
+        if not offline:
+            engine.fetch()
+        repo = engine.cache.repo
+        try:
+            full = str(repo.revparse_single(sha).peel(pygit2.Commit).id)
+        except (KeyError, ValueError):
+            raise UsageError(
+                f"no commit {sha!r} upstream (fetched into {engine.cache.path})"
+            ) from None
+        tip = engine.cache.fork_branch(s.stable_branch)
+        if tip is None:
+            raise UsageError(f"the fork has no branch {s.stable_branch}; run `stablectl sync`")
+        facts = engine.index.facts(full)
+        key = facts.info.cherry_picked_from[0] if facts and facts.info.cherry_picked_from else full
+    finally:
+        engine.close()
+    work = (directory or Path.cwd() / f"stablectl-{series}-{full[:7]}").resolve()
+    if work.exists() and any(work.iterdir()):
+        raise UsageError(f"{work} exists and is not empty")
+    branch = branch_name(series, key)
+    _git(Path.cwd(), "clone", "-q", "--no-checkout", str(engine.cache.path), str(work))
+    _git(work, "checkout", "-q", "-b", branch, tip)
+    _git(work, "config", "user.name", policy.identity.name)
+    _git(work, "config", "user.email", policy.identity.email)
+    pick = _git(work, "cherry-pick", "-x", full, check=False)
+    (work / ".git" / STATE_FILE).write_text(
+        json.dumps(
+            {
+                "policy": str(policy_file.resolve()),
+                "series": series,
+                "sha": full,
+                "key": key,
+                "branch": branch,
+                "onto": tip,
+                "state_dir": str(state.resolve()),
+            }
+        )
+    )
+    con = console()
+    if pick.returncode == 0:
+        con.print(
+            f"{full[:10]} applies cleanly onto {s.stable_branch}; review it in {work}, "
+            "then `stablectl backport --continue` there to push it.",
+            markup=False,
+        )
+        return
+    conflicted = _git(work, "diff", "--name-only", "--diff-filter=U").stdout.split()
+    con.print(
+        f"Prepared {work}: {full[:10]} onto {s.stable_branch} {tip[:10]} conflicts in:",
+        markup=False,
+    )
+    for p in conflicted:
+        con.print(f"  {p}", markup=False)
+    con.print(
+        "Resolve them, `git add` the files, then run there:\n  stablectl backport --continue",
+        markup=False,
+    )
+
+
+def _continue(ctx: click.Context, work: Path) -> None:
+    state_path = work / ".git" / STATE_FILE
+    if not state_path.exists():
+        raise UsageError(f"{work} is not a work tree prepared by `stablectl backport`")
+    st: dict[str, Any] = json.loads(state_path.read_text())
+    if (work / ".git" / "CHERRY_PICK_HEAD").exists():
+        unmerged = _git(work, "diff", "--name-only", "--diff-filter=U").stdout.split()
+        if unmerged:
+            raise UsageError("still unresolved: " + ", ".join(unmerged) + " (git add them)")
+        _git(work, "-c", "core.editor=true", "cherry-pick", "--continue")
+    head = _git(work, "rev-parse", "HEAD").stdout.strip()
+    if head == st["onto"]:
+        raise UsageError("nothing committed on top of the stable branch")
+    changed = _git(work, "diff", "--name-only", st["onto"], head).stdout.split()
+    marked = [p for p in changed if (work / p).is_file() and _has_markers(work / p)]
+    if marked:
+        raise UsageError("conflict markers left in: " + ", ".join(marked))
+    msg = _git(work, "log", "-1", "--format=%B").stdout
+    if f"(cherry picked from commit {st['sha']})" not in msg:
+        raise UsageError("the commit message lost its `(cherry picked from commit …)` trailer")
+    policy = load_policy(Path(st["policy"]))
+    forge = open_forge(policy, Path(st["state_dir"]))
+    token = os.environ.get(policy.forge.token_env) if policy.forge.kind == "github" else None
+    current = _remote_sha(work, policy.fork.git, st["branch"])
+    ForkPusher(work / ".git", policy.fork.git, token).push(
+        [RefUpdate(f"refs/heads/{st['branch']}", head, current)]
+    )
+    pr = _open_resolved(forge, policy, st, head, msg)
+    console().print(f"pushed {head[:10]} to {st['branch']}; PR #{pr.number} {pr.url}", markup=False)
+
+
+def _has_markers(path: Path) -> bool:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return False
+    return any(line.startswith(("<<<<<<< ", ">>>>>>> ")) for line in text.splitlines())
+
+
+def _remote_sha(work: Path, url: str, branch: str) -> str | None:
+    out = _git(work, "ls-remote", url, f"refs/heads/{branch}").stdout.split()
+    return out[0] if out else None
+
+
+def _open_resolved(
+    forge: Forge, policy: Policy, st: dict[str, Any], head: str, msg: str
+) -> PullRequest:
+    """The resolved backport as a ready PR; a draft conflict PR for the branch is superseded
+    (GitHub's REST API cannot turn a draft into a ready PR)."""
+    series = policy.get_series(st["series"])
+    marker = Marker(
+        "backport",
+        st["series"],
+        original=st["key"],
+        source=st["sha"],
+        extra={"pushed": head, "status": "clean", "manual": "1"},
+    )
+    title = backport_title(series.stable_branch, msg.splitlines()[0])
+    old = next((p for p in forge.list_prs() if p.head == st["branch"]), None)
+    body = (
+        f"Backport of `{st['sha'][:10]}` to `{series.stable_branch}`, conflicts resolved "
+        "by hand (`stablectl backport --continue`).\n\n"
+    )
+    if old is not None:
+        body += f"Supersedes #{old.number}.\n\n"
+        if not old.draft:
+            return forge.update_pr(old.number, title=title, body=body + marker.render())
+        forge.close_pr(
+            old.number,
+            comment="Conflicts resolved by hand; superseded by a new "
+            "PR from the same branch.\n\n"
+            + Marker("closing", st["series"], extra={"pr": str(old.number)}).render(),
+        )
+    labels = [policy.labels.get("backport", "backport")]
+    return forge.open_pr(
+        st["branch"], series.stable_branch, title, body + marker.render(), labels=labels
+    )
+
+
+def _find_pr(forge: Forge, number: int) -> PullRequest:
+    pr = forge.get_pr(number)
+    if pr.marker is None or pr.marker.kind != "backport":
+        raise UsageError(f"PR #{number} is not a stablectl backport PR")
+    return pr
+
+
+@click.command("skip")
+@click.argument("number", type=int)
+@click.option(
+    "--policy",
+    "policy_file",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Policy file.",
+)
+@click.option("--reason", default="", help="Why (kept in a comment).")
+@click.pass_context
+def skip_command(ctx: click.Context, number: int, policy_file: Path, reason: str) -> None:
+    """Close backport PR NUMBER for good (`/stablectl skip`): sync will not reopen it.
+
+    \b
+    Example:
+      stablectl skip 7 --policy p.yaml --reason "needs a new API"
+    """
+    policy = load_policy(policy_file)
+    forge = open_forge(policy, obj(ctx).state_dir)
+    pr = _find_pr(forge, number)
+    forge.set_labels(number, sorted({*pr.labels, policy.labels.get("skip", "skipped")}))
+    note = f"Skipped from the command line{': ' + reason if reason else ''}."
+    forge.close_pr(number, comment=note)
+    console().print(f"PR #{number} closed and labelled skip", markup=False)
+
+
+@click.command("retest")
+@click.argument("number", type=int)
+@click.option(
+    "--policy",
+    "policy_file",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Policy file.",
+)
+@click.pass_context
+def retest_command(ctx: click.Context, number: int, policy_file: Path) -> None:
+    """Ask for the tests of backport PR NUMBER to run again (`/stablectl retest`).
+
+    \b
+    Example:
+      stablectl retest 7 --policy p.yaml && stablectl ci run --policy p.yaml
+    """
+    from stablectl.forge.local import LocalForge
+    from stablectl.forge.localci import CHECK_NAME
+
+    policy = load_policy(policy_file)
+    forge = open_forge(policy, obj(ctx).state_dir)
+    pr = _find_pr(forge, number)
+    if isinstance(forge, LocalForge):
+        forge.record_check(CHECK_NAME, pr.head_sha, "queued", None, "")
+    else:
+        forge.set_status(pr.head_sha, "stablectl/retest", "pending", "", "tests requested again")
+    console().print(f"PR #{number}: tests requested again on {pr.head_sha[:10]}", markup=False)

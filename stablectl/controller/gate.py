@@ -1,0 +1,77 @@
+"""The approval gate: may this backport PR be merged now?
+
+Approvals count only from policy maintainers (logins compared case-insensitively, as GitHub
+does), only the latest review of each counts, only when given on the PR's current head (a push
+after approval makes it stale), never the PR author's own; any maintainer's outstanding change
+request blocks; every required check (names or globs) must have run on the head and passed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+from stablectl.forge.base import Forge, PullRequest, Review
+from stablectl.policy import Policy
+
+
+@dataclass(frozen=True)
+class GateResult:
+    ok: bool
+    reason: str
+    approvers: tuple[str, ...] = ()
+
+
+def evaluate_gate(policy: Policy, forge: Forge, pr: PullRequest) -> GateResult:
+    maint = {m.lower() for m in policy.maintainers}
+    author = pr.author.lower()
+    latest: dict[str, Review] = {}
+    for r in forge.reviews(pr.number):
+        if r.state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
+            latest[r.user.lower()] = r
+    blockers = sorted(u for u, r in latest.items() if r.state == "CHANGES_REQUESTED" and u in maint)
+    if blockers:
+        return GateResult(False, f"changes requested by {', '.join(blockers)}")
+    approvers = sorted(
+        u
+        for u, r in latest.items()
+        if r.state == "APPROVED" and u in maint and u != author and r.commit == pr.head_sha
+    )
+    stale = sorted(
+        u
+        for u, r in latest.items()
+        if r.state == "APPROVED" and u in maint and r.commit != pr.head_sha
+    )
+    need = policy.approvals.required
+    if len(approvers) < need:
+        extra = f" (stale after a push: {', '.join(stale)})" if stale else ""
+        return GateResult(
+            False,
+            f"{len(approvers)}/{need} maintainer approvals on {pr.head_sha[:10]}{extra}",
+            tuple(approvers),
+        )
+    checks = forge.checks(pr.head_sha) if policy.checks.required else []
+    for pattern in policy.checks.required:
+        found = [c for c in checks if fnmatch.fnmatchcase(c.name, pattern)]
+        if not found:
+            return GateResult(
+                False,
+                f"required check {pattern!r} has not run on {pr.head_sha[:10]}",
+                tuple(approvers),
+            )
+        failed = [c.name for c in found if c.failed]
+        if failed:
+            return GateResult(
+                False, f"required check failed: {', '.join(failed)}", tuple(approvers)
+            )
+        running = [c.name for c in found if not c.ok]
+        if running:
+            return GateResult(
+                False, f"required check not finished: {', '.join(running)}", tuple(approvers)
+            )
+    checks_text = "checks green" if policy.checks.required else "no required checks"
+    return GateResult(
+        True,
+        f"approved by {', '.join(approvers) or 'nobody needed'}; {checks_text}",
+        tuple(approvers),
+    )
