@@ -705,8 +705,9 @@ def search_issues(fake: FakeGitHub, path: str, q: dict[str, str]) -> Result:
             "Validation Failed",
             [
                 {
-                    "message": "The listed users and repositories cannot be searched either because "
-                    "the resources do not exist or you do not have permission to view them.",
+                    "message": "The listed users and repositories cannot be searched "
+                    "either because the resources do not exist or you do not have "
+                    "permission to view them.",
                     "resource": "Search",
                     "field": "q",
                     "code": "invalid",
