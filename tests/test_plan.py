@@ -329,14 +329,6 @@ def test_plan_cli_json_and_table(
     assert r.code == 2 and "unknown series '9.9'" in r.err
 
 
-def test_demo_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    r = run_cli(capsys, "demo", "--dir", str(tmp_path / "demo"))
-    assert r.code == 0, r.err
-    assert "new-clean" in r.out or "clean" in r.out
-    assert str(tmp_path / "demo" / "policy.yaml") in r.out.replace("\n", "")
-    r = run_cli(capsys, "demo", "--dir", str(tmp_path / "demo"))
-    assert r.code == 2 and "not empty" in r.err
-
 
 def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
     r = run_cli(capsys, "--help")

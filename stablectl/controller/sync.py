@@ -19,11 +19,14 @@ at once converge on the same branches and PRs.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import fnmatch
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import pygit2
@@ -114,6 +117,17 @@ class SyncReport:
         }
 
 
+@contextmanager
+def state_lock(state_dir: Path) -> Iterator[None]:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with open(state_dir / "sync.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def branch_name(series: str, key: str) -> str:
     return f"stablectl/{series}/{key[:12]}"
 
@@ -160,6 +174,12 @@ class Syncer:
     def run(
         self, *, dry_run: bool = False, series: list[str] | None = None, fetch: bool = True
     ) -> SyncReport:
+        # Runs sharing a state directory (one machine) take turns: they share the cache and,
+        # with the local forge, the forge itself. Runs on different machines need no lock.
+        with state_lock(self.engine.state_dir):
+            return self._run(dry_run=dry_run, series=series, fetch=fetch)
+
+    def _run(self, *, dry_run: bool, series: list[str] | None, fetch: bool) -> SyncReport:
         if fetch:
             self.engine.fetch()
         self.pusher = ForkPusher(self.engine.cache.path, self.policy.fork.git, self.pusher.token)

@@ -775,7 +775,13 @@ def search_issues(fake: FakeGitHub, path: str, q: dict[str, str]) -> Result:
             if item.get(k) is None:
                 item.pop(k, None)
         items.append(item)
-    return 200, {"total_count": len(prs), "incomplete_results": False, "items": items}, headers
+    body = {
+        "total_count": len(prs),
+        "incomplete_results": False,
+        "items": items,
+        "search_type": "lexical",
+    }
+    return 200, body, headers
 
 
 def _approved(st: RepoState, pr: PR) -> bool:
