@@ -329,7 +329,6 @@ def test_plan_cli_json_and_table(
     assert r.code == 2 and "unknown series '9.9'" in r.err
 
 
-
 def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
     r = run_cli(capsys, "--help")
     assert r.code == 0 and "Examples:" in r.out and "Exit codes" in r.out

@@ -447,3 +447,21 @@ def test_crash_after_each_write_point_recovers(
         assert r.returncode == 0, (n, r.stderr)
         assert e.picture() == expected, n
         assert e.sync().api["writes"] == 0, n
+
+
+def test_pr_follows_a_better_source(env: SyncEnv) -> None:
+    """Fix B was picked from its original on main; then upstream backports it to 3.11: the
+    PR moves to that backport (the series' own branch ranks first) and says so."""
+    env.sync()
+    s = env.example.shas
+    prs = {p.marker.original: p for p in env.open_prs() if p.marker.series == "3.11.2"}
+    b = prs[s["B"]]
+    assert b.marker is not None and b.marker.source == s["B"]
+    up = History(env.example.upstream, clock=2_000_000_000)
+    bp = up.backport(s["B"], "3.11")
+    report = env.sync()
+    assert {a.kind for a in report.applied} == {"push", "update"}
+    now = env.new_forge().get_pr(b.number)
+    assert now.marker is not None and now.marker.source == bp
+    assert now.head_sha != b.head_sha and bp[:10] in now.body
+    assert env.sync().api["writes"] == 0
