@@ -435,8 +435,10 @@ def test_crash_after_each_write_point_recovers(
     import json
 
     data = json.loads(r.stdout)
-    writes = data["applied"]
-    assert writes == 10  # 5 branches pushed + 5 PRs opened (labels go with the open)
+    assert data["applied"] == 10  # 5 branches pushed + 5 PRs opened (labels go with them)
+    writes = data["write_points"]
+    # One `git push` for the 5 branches, then 5 PR opens (GitHub: each open, then its labels).
+    assert writes == (6 if kind == "local" else 11)
     assert data["api"]["writes"] == (5 if kind == "local" else 10)  # GitHub: open + labels
     expected = ref.picture()
     for n in range(1, writes + 1):

@@ -101,6 +101,7 @@ class SyncReport:
     prs: dict[str, list[dict[str, Any]]]
     api: dict[str, Any]
     dry_run: bool
+    write_points: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -109,6 +110,7 @@ class SyncReport:
             "dry_run": self.dry_run,
             "actions": [a.to_json() for a in self.actions],
             "applied": len(self.applied),
+            "write_points": self.write_points,
             "problems": self.problems,
             "notices": self.notices,
             "prs": self.prs,
@@ -166,6 +168,7 @@ class Syncer:
         self.pusher = ForkPusher(engine.cache.path, self.policy.fork.git, token)
         self.now = now
         self.crash = _Crash()
+        forge.stats.after_write = self.crash.wrote
         self.problems: list[str] = []
         self.notices: list[str] = []
 
@@ -221,6 +224,7 @@ class Syncer:
             pr_view,
             self.forge.stats.as_dict(),
             dry_run,
+            self.crash.writes,
         )
 
     def _fork_branch(self, name: str) -> str | None:
@@ -912,7 +916,33 @@ class Syncer:
 
     def _apply(self, actions: list[Action]) -> list[Action]:
         done: list[Action] = []
+        # Branch updates first, all in one `git push` (each ref checked on its own); a PR is
+        # then opened only for a branch that made it.
+        refs = [a for a in actions if a.kind in ("create-stable", "push")]
+        failed_refs: set[str] = set()
+        if refs:
+            updates = [
+                RefUpdate(f"refs/heads/{a.target}", a.data["sha"], None)
+                if a.kind == "create-stable"
+                else RefUpdate(f"refs/heads/{a.data['ref']}", a.data["new"], a.data["old"])
+                for a in refs
+            ]
+            failed = self.pusher.push_each(updates)
+            for a, u in zip(refs, updates, strict=True):
+                name = u.ref.removeprefix("refs/heads/")
+                if u.ref in failed:
+                    self.problems.append(f"{a.kind} {name}: refused by the fork: {failed[u.ref]}")
+                    failed_refs.add(name)
+                else:
+                    assert u.new is not None
+                    self._set_fork_ref(name, u.new)
+                    done.append(a)
+            self.crash.wrote()
         for a in actions:
+            if a.kind in ("create-stable", "push"):
+                continue
+            if a.kind == "open" and a.data["head"] in failed_refs:
+                continue
             try:
                 self._apply_one(a)
             except (StablectlError, GitError) as e:
@@ -926,15 +956,10 @@ class Syncer:
     def _apply_one(self, a: Action) -> None:
         f = self.forge
         d = a.data
-        if a.kind == "create-stable":
-            self.pusher.push([RefUpdate(f"refs/heads/{a.target}", d["sha"], None)])
-            self._set_fork_ref(a.target, d["sha"])
-        elif a.kind == "push":
-            self.pusher.push([RefUpdate(f"refs/heads/{d['ref']}", d["new"], d["old"])])
-            self._set_fork_ref(d["ref"], d["new"])
-        elif a.kind == "delete-branch":
+        if a.kind == "delete-branch":
             self.pusher.push([RefUpdate(f"refs/heads/{d['ref']}", None, d["old"])])
             self._set_fork_ref(d["ref"], None)
+            self.crash.wrote()
         elif a.kind == "open":
             f.open_pr(
                 d["head"], d["base"], d["title"], d["body"], draft=d["draft"], labels=d["labels"]
@@ -956,22 +981,23 @@ class Syncer:
                 marker=marker,
             )
             f.close_pr(d["pr"], comment=body)
-            self.crash.wrote()
             if d.get("branch"):
-                old = self._fork_branch(d["branch"])
-                if old is not None:
-                    self.pusher.push([RefUpdate(f"refs/heads/{d['branch']}", None, old)])
-                    self._set_fork_ref(d["branch"], None)
+                self._delete_branch(d["branch"])
         elif a.kind == "skip":
             pr = f.get_pr(d["pr"])
             f.set_labels(d["pr"], sorted({*pr.labels, self.policy.labels.get("skip", "skipped")}))
-            self.crash.wrote()
             f.close_pr(d["pr"])
         elif a.kind == "retest":
             self._retest(d["pr"], d["sha"])
         elif a.kind == "merge":
             self._merge(a)
-        self.crash.wrote()
+
+    def _delete_branch(self, branch: str) -> None:
+        old = self._fork_branch(branch)
+        if old is not None:
+            self.pusher.push([RefUpdate(f"refs/heads/{branch}", None, old)])
+            self._set_fork_ref(branch, None)
+            self.crash.wrote()
 
     def _stable(self, series: str) -> str:
         return self.policy.get_series(series).stable_branch if series else ""
@@ -993,7 +1019,6 @@ class Syncer:
         repo = self.engine.cache.repo
         before = self._fork_branch(d["stable"])
         new = self.forge.merge(d["pr"], d["head"], self.policy.release.merge_method)
-        self.crash.wrote()
         self.engine.cache.fetch_fork(self.policy.fork.git)
         after = self._fork_branch(d["stable"])
         if (
@@ -1008,10 +1033,7 @@ class Syncer:
             )
         if after != new:
             self.notices.append(f"{a.target}: merged as {new[:10]}, fork shows {after}")
-        old = self._fork_branch(d["branch"])
-        if old is not None:
-            self.pusher.push([RefUpdate(f"refs/heads/{d['branch']}", None, old)])
-            self._set_fork_ref(d["branch"], None)
+        self._delete_branch(d["branch"])
 
     def _set_fork_ref(self, branch: str, sha: str | None) -> None:
         self.engine.cache.set_fork_branch(branch, sha)

@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
@@ -200,6 +200,7 @@ class ForgeStats:
     retries: int = 0
     waited_seconds: float = 0.0
     current: str = "-"
+    after_write: Callable[[], None] | None = field(default=None, repr=False)
 
     @contextmanager
     def op(self, name: str, *, write: bool = False) -> Iterator[None]:
@@ -211,6 +212,8 @@ class ForgeStats:
             yield
         finally:
             self.current = outer
+        if write and self.after_write is not None:
+            self.after_write()  # a write point (tests kill the process here)
 
     def as_dict(self) -> dict[str, object]:
         return {

@@ -51,7 +51,24 @@ class ForkPusher:
         """Apply the updates atomically (all or none, where the server supports it)."""
         if not updates:
             return
-        args = ["git", "--git-dir", str(self.repo_path), "push", "--porcelain", "--atomic"]
+        failed = self._push(updates, atomic=True)
+        if failed:
+            raise GitError(
+                redact(
+                    "push to the fork was refused: "
+                    + "; ".join(f"{ref}: {why}" for ref, why in failed.items())
+                )
+            )
+
+    def push_each(self, updates: list[RefUpdate]) -> dict[str, str]:
+        """Apply the updates in one connection, each on its own; returns the refused ones
+        (ref → reason). One `git push` for many branches costs about what one costs."""
+        return self._push(updates, atomic=False) if updates else {}
+
+    def _push(self, updates: list[RefUpdate], *, atomic: bool) -> dict[str, str]:
+        args = ["git", "--git-dir", str(self.repo_path), "push", "--porcelain"]
+        if atomic:
+            args.append("--atomic")
         specs = []
         for u in updates:
             own = u.ref.startswith(OWN_PREFIX)
@@ -69,8 +86,20 @@ class ForkPusher:
         proc = subprocess.run(
             [*args, self.url, *specs], capture_output=True, text=True, env=self._env()
         )
-        rejected = [line for line in proc.stdout.splitlines() if line.startswith("!")]
-        if proc.returncode != 0 or rejected:
-            detail = "; ".join(rejected) or proc.stderr.strip().splitlines()[-1:] or ["?"]
-            text = detail if isinstance(detail, str) else " ".join(detail)
-            raise GitError(redact(f"push to the fork was refused: {text}"))
+        wanted = {u.ref for u in updates}
+        done: set[str] = set()
+        failed: dict[str, str] = {}
+        for line in proc.stdout.splitlines():
+            parts = line.split("\t")
+            if len(parts) < 3 or ":" not in parts[1]:
+                continue
+            ref = parts[1].split(":", 1)[1]
+            if parts[0].strip() == "!":
+                failed[ref] = parts[2]
+            else:
+                done.add(ref)
+        if proc.returncode != 0:
+            lines = proc.stderr.strip().splitlines() or [f"git push exited {proc.returncode}"]
+            for ref in wanted - done:
+                failed.setdefault(ref, redact(lines[-1]))
+        return failed
