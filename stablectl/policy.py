@@ -218,6 +218,55 @@ class Checks(_Model):
     )
 
 
+class CI(_Model):
+    """The fork's GitHub Actions workflows (`stablectl workflows`, `stablectl init`)."""
+
+    trigger: Literal["dispatch", "app"] = Field(
+        default="dispatch",
+        description="How backport PRs get tested: `dispatch` (sync dispatches stable-tests for "
+        "each new PR head; works with the workflow's own GITHUB_TOKEN) or `app` (PRs opened "
+        "with a GitHub App token trigger `pull_request` runs; the workflow must be on the "
+        "stable branches).",
+    )
+    control_branch: str = Field(
+        default="main",
+        description="Fork branch holding the policy and the workflows (the default branch).",
+    )
+    schedule: str = Field(
+        default="17 */4 * * *", description="Cron schedule of the controller workflow (UTC)."
+    )
+    runners: list[str] = Field(
+        default_factory=lambda: ["ubuntu-24.04"],
+        min_length=1,
+        description="Test matrix: runner labels (Linux always; macos-*/windows-* optional).",
+    )
+    configure: list[str] = Field(
+        default_factory=lambda: ["--with-pydebug"],
+        description="./configure options (POSIX runners).",
+    )
+    test_args: list[str] = Field(
+        default_factory=lambda: [
+            "-j0",
+            "--fail-env-changed",
+            "--timeout=1200",
+            "-u",
+            "all,-cpu,-network,-urlfetch",
+        ],
+        description="Arguments of `python -m test`.",
+    )
+    timeout_minutes: int = Field(default=150, ge=10, description="Job time limit.")
+    status_name: str = Field(
+        default="stable-tests",
+        description="Commit status the test workflow reports on the PR head (gate on it).",
+    )
+    python: str = Field(default="3.12", description="Python running stablectl in Actions.")
+    install: str = Field(
+        default="stablectl",
+        description="pip requirement installing stablectl in the controller workflow; pin it "
+        "(`stablectl==X.Y.Z` or a VCS URL at a commit SHA).",
+    )
+
+
 class Commands(_Model):
     lookback_days: int = Field(
         default=30,
@@ -275,6 +324,7 @@ class Policy(_Model):
     approvals: Approvals = Field(default_factory=Approvals, description="The approval gate.")
     checks: Checks = Field(default_factory=Checks, description="Checks gating merges.")
     release: Release = Field(default_factory=Release, description="Point releases.")
+    ci: CI = Field(default_factory=CI, description="The fork's GitHub Actions workflows.")
     commands: Commands = Field(
         default_factory=Commands, description="Maintainer commands in forge comments."
     )

@@ -146,6 +146,26 @@ class SyncEnv:
         return tuple(prs), tuple(sorted(self.fork_refs().items()))
 
 
+def install_workflows(ex: Example) -> None:
+    """The fork's control branch with the rendered workflows (what `stablectl init` does)."""
+    from stablectl.controller.init import commit_files
+    from stablectl.controller.workflows import render_workflows
+
+    repo = pygit2.Repository(str(ex.fork))
+    policy = load_policy_text_for(ex)
+    files = {r.path: r.text.encode() for r in render_workflows(policy, "policy.yaml")}
+    sig = pygit2.Signature("t", "t@example.org", 1_700_000_000, 0)
+    new = commit_files(repo, None, files, "workflows\n", sig)
+    assert new is not None
+    repo.references.create("refs/heads/main", pygit2.Oid(hex=new), force=True)
+
+
+def load_policy_text_for(ex: Example) -> Any:
+    from stablectl.policy import load_policy_text
+
+    return load_policy_text(ex.policy_yaml())
+
+
 def make_env(kind: str, root: Path, fake: FakeGitHub | None, *, series: str = "") -> SyncEnv:
     ex = build_example(root / "ex")
     forge = "kind: local"
@@ -155,6 +175,7 @@ def make_env(kind: str, root: Path, fake: FakeGitHub | None, *, series: str = ""
             fake.add_token(token, login)
         fake.add_token(TOKENS[BOT], BOT)
         fake.add_repo(FORK_SLUG, ex.fork, writers={BOT, "maint"})
+        install_workflows(ex)
         forge = f'kind: github\n  api_url: "{fake.base}"\n  token_env: STABLE_GH_TOKEN'
     text = ex.policy_yaml().replace("forge:\n  kind: local", "forge:\n  " + forge)
     text = text.replace("identity:\n  name: stablectl", f"identity:\n  name: {BOT}")
@@ -437,9 +458,10 @@ def test_crash_after_each_write_point_recovers(
     data = json.loads(r.stdout)
     assert data["applied"] == 10  # 5 branches pushed + 5 PRs opened (labels go with them)
     writes = data["write_points"]
-    # One `git push` for the 5 branches, then 5 PR opens (GitHub: each open, then its labels).
-    assert writes == (6 if kind == "local" else 11)
-    assert data["api"]["writes"] == (5 if kind == "local" else 10)  # GitHub: open + labels
+    # One `git push` for the 5 branches, then 5 PR opens (GitHub: each open and its labels,
+    # and for the 3 clean ones the dispatch of stable-tests and the pending status).
+    assert writes == (6 if kind == "local" else 17)
+    assert data["api"]["writes"] == (5 if kind == "local" else 16)
     expected = ref.picture()
     for n in range(1, writes + 1):
         e = make_env(kind, tmp_path / f"crash{n}", fake, series="3.11.2")

@@ -22,6 +22,8 @@ Examples:
   stablectl sync --policy p.yaml --dry-run     # what sync would push, open, close, merge
   stablectl sync --policy p.yaml               # open/update/close/merge backport PRs
   stablectl prs --policy p.yaml                # backport PRs, CI state, approvals
+  stablectl init --policy p.yaml               # stable branches, workflows, labels
+  stablectl workflows --policy p.yaml --check  # do the fork's workflows match?
   stablectl review approve 3 --policy p.yaml --as alice   # local forge
 
 Exit codes: 0 done, 1 failure, 2 bad usage or bad policy.
@@ -55,6 +57,7 @@ def _register() -> None:
         plan_cmd,
         policy_cmd,
         sync_cmd,
+        workflows_cmd,
     )
 
     for mod in (policy_cmd, plan_cmd, sync_cmd, demo_cmd, cache_cmd):
@@ -65,6 +68,8 @@ def _register() -> None:
     cli.add_command(backport_cmd.backport_command)
     cli.add_command(backport_cmd.skip_command)
     cli.add_command(backport_cmd.retest_command)
+    cli.add_command(workflows_cmd.workflows_command)
+    cli.add_command(workflows_cmd.init_command)
 
 
 _register()

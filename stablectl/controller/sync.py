@@ -35,6 +35,7 @@ from stablectl import __version__
 from stablectl.controller.commands import Command, Problem, parse_commands
 from stablectl.controller.gate import GateResult, evaluate_gate
 from stablectl.controller.plan import Engine, Plan, PlannedFix, SeriesPlan
+from stablectl.controller.workflows import TEST_WORKFLOW
 from stablectl.errors import GitError, StablectlError
 from stablectl.forge.base import Comment, Forge, Marker, PullRequest
 from stablectl.gitops.messages import backport_title
@@ -783,7 +784,14 @@ class Syncer:
                         s.name,
                         f"#{pr.number}",
                         "title/body",
-                        {"pr": pr.number, "title": w.title, "body": w.body},
+                        {
+                            "pr": pr.number,
+                            "title": w.title,
+                            "body": w.body,
+                            "test_sha": w.head
+                            if w.status == "clean" and current != w.head
+                            else None,
+                        },
                     )
                 )
             if tuple(sorted(pr.labels)) != w.labels:
@@ -861,6 +869,7 @@ class Syncer:
                 "body": w.body,
                 "draft": w.status == "conflict",
                 "labels": list(w.labels),
+                "test_sha": w.head if w.status == "clean" else None,
             },
         )
 
@@ -961,11 +970,15 @@ class Syncer:
             self._set_fork_ref(d["ref"], None)
             self.crash.wrote()
         elif a.kind == "open":
-            f.open_pr(
+            pr = f.open_pr(
                 d["head"], d["base"], d["title"], d["body"], draft=d["draft"], labels=d["labels"]
             )
+            if d.get("test_sha"):
+                self._request_tests(pr.number, d["test_sha"])
         elif a.kind == "update":
             f.update_pr(d["pr"], title=d["title"], body=d["body"])
+            if d.get("test_sha"):
+                self._request_tests(d["pr"], d["test_sha"])
         elif a.kind == "labels":
             f.set_labels(d["pr"], d["labels"])
         elif a.kind == "comment":
@@ -1002,6 +1015,24 @@ class Syncer:
     def _stable(self, series: str) -> str:
         return self.policy.get_series(series).stable_branch if series else ""
 
+    def _request_tests(self, number: int, sha: str) -> None:
+        """On GitHub in `dispatch` mode: PRs opened with the workflow's GITHUB_TOKEN start no
+        `pull_request` runs, so start stable-tests for the head and mark it pending."""
+        ci = self.policy.ci
+        if self.forge.kind != "github" or ci.trigger != "dispatch":
+            return
+        try:
+            self.forge.dispatch_workflow(
+                TEST_WORKFLOW, ci.control_branch, {"sha": sha, "pr": str(number)}
+            )
+        except StablectlError as e:
+            self.problems.append(
+                f"#{number}: could not start {TEST_WORKFLOW} on {ci.control_branch} ({e}); "
+                "is it installed? run `stablectl init`"
+            )
+            return
+        self.forge.set_status(sha, ci.status_name, "pending", "", "dispatched by stablectl")
+
     def _retest(self, number: int, sha: str) -> None:
         from stablectl.forge.local import LocalForge
 
@@ -1009,9 +1040,11 @@ class Syncer:
             from stablectl.forge.localci import CHECK_NAME
 
             self.forge.record_check(CHECK_NAME, sha, "queued", None, "")
+        elif self.policy.ci.trigger == "dispatch":
+            self._request_tests(number, sha)
         else:
             self.forge.set_status(
-                sha, "stablectl/retest", "pending", "", "tests requested again by a maintainer"
+                sha, self.policy.ci.status_name, "pending", "", "tests requested again"
             )
 
     def _merge(self, a: Action) -> None:

@@ -303,6 +303,15 @@ class Forge(Protocol):
         """Labels of the upstream PR(s) that introduced commit `sha`."""
         ...
 
+    def ensure_labels(self, labels: Mapping[str, tuple[str, str]]) -> list[str]:
+        """Create the labels (name → (colour, description)) the fork lacks; returns those
+        created."""
+        ...
+
+    def dispatch_workflow(self, workflow: str, ref: str, inputs: Mapping[str, str]) -> None:
+        """Start a `workflow_dispatch` run of `workflow` (file name) on `ref`."""
+        ...
+
 
 def parse_time(value: str | dt.datetime | None) -> dt.datetime:
     if isinstance(value, dt.datetime):

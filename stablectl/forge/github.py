@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -498,6 +498,44 @@ class GitHubForge:
             except (gh_exc.NotFoundError, gh_exc.UnprocessableEntity):
                 return []  # the commit is not on the upstream forge
             return sorted({lb["name"] for p in prs for lb in p.get("labels") or []})
+
+    def ensure_labels(self, labels: Mapping[str, tuple[str, str]]) -> list[str]:
+        with self._op("ensure_labels", f"labels of {self.fork_slug}"):
+            have = {lb["name"].lower() for lb in self._pages(self._url("labels"))}
+        created = []
+        for name, (color, description) in sorted(labels.items()):
+            if name.lower() in have:
+                continue
+            with self._op(
+                "ensure_labels", f"creating label {name!r} on {self.fork_slug}", write=True
+            ):
+                try:
+                    self._json(
+                        "POST",
+                        self._url("labels"),
+                        expect=201,
+                        data={
+                            "name": name,
+                            "color": color.lstrip("#"),
+                            "description": description[:100],
+                        },
+                    )
+                except gh_exc.UnprocessableEntity as e:
+                    if "already_exists" not in _msg(e):
+                        raise
+                    continue
+            created.append(name)
+        return created
+
+    def dispatch_workflow(self, workflow: str, ref: str, inputs: Mapping[str, str]) -> None:
+        what = f"dispatching {workflow} on {ref} of {self.fork_slug}"
+        with self._op("dispatch_workflow", what, write=True):
+            self._json(
+                "POST",
+                self._url("actions", "workflows", workflow, "dispatches"),
+                data={"ref": ref, "inputs": dict(inputs)},
+                expect=204,
+            )
 
     def close(self) -> None:
         if self.session.etags is not None:

@@ -13,7 +13,7 @@ import hashlib
 import json
 import sqlite3
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
@@ -539,6 +539,14 @@ class LocalForge:
             ):
                 labels.update(json.loads(text))
             return sorted(labels)
+
+    def ensure_labels(self, labels: Mapping[str, tuple[str, str]]) -> list[str]:
+        """Labels need no creation here: any name can be set on a PR."""
+        return []
+
+    def dispatch_workflow(self, workflow: str, ref: str, inputs: Mapping[str, str]) -> None:
+        """No workflows here: `stablectl ci run` tests every PR head without a result."""
+        return None
 
     def record_upstream_pr(self, number: int, labels: Sequence[str], shas: Sequence[str]) -> None:
         """Tell the local forge which labels an upstream PR had and which commits it produced

@@ -791,6 +791,57 @@ def _approved(st: RepoState, pr: PR) -> bool:
     return "APPROVED" in latest.values()
 
 
+def list_labels(
+    fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any, login: str
+) -> Result:
+    names = sorted(st.labels)
+    page, headers = _paginate(fake, path, q, names)
+    return 200, [fake.label(st, n) for n in page], headers
+
+
+def create_label(
+    fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any, login: str
+) -> Result:
+    d = _need(data, "name")
+    if d["name"].lower() in {n.lower() for n in st.labels}:
+        raise HTTPError(
+            422,
+            "Validation Failed",
+            [{"resource": "Label", "code": "already_exists", "field": "name"}],
+        )
+    obj = fake.label(st, d["name"])
+    obj.update(color=d.get("color", "ededed"), description=d.get("description") or "")
+    fake.label_meta[(st.slug, d["name"])] = (obj["color"], obj["description"])
+    return 201, obj, {}
+
+
+def dispatch(
+    fake: FakeGitHub,
+    st: RepoState,
+    path: str,
+    q: dict[str, str],
+    data: Any,
+    login: str,
+    workflow: str,
+) -> Result:
+    d = _need(data, "ref")
+    if st.branch_sha(d["ref"]) is None:
+        raise HTTPError(422, f"No ref found for: {d['ref']}")
+    files = fake.workflow_files(st, d["ref"])
+    if workflow not in files:
+        raise HTTPError(404, "Not Found")
+    fake.dispatches.append(
+        {
+            "repo": st.slug,
+            "workflow": workflow,
+            "ref": d["ref"],
+            "inputs": d.get("inputs") or {},
+            "by": login,
+        }
+    )
+    return 204, None, {}
+
+
 ROUTES: list[tuple[str, re.Pattern[str], Any]] = [
     (m, re.compile("^" + R + p + "$"), fn)
     for m, p, fn in [
@@ -816,5 +867,8 @@ ROUTES: list[tuple[str, re.Pattern[str], Any]] = [
         ("GET", r"/releases/tags/(?P<tag>.+)", release_by_tag),
         ("GET", r"/releases/(?P<id>\d+)", get_release),
         ("POST", r"/releases/(?P<id>\d+)/assets", upload_asset),
+        ("GET", r"/labels", list_labels),
+        ("POST", r"/labels", create_label),
+        ("POST", r"/actions/workflows/(?P<workflow>[^/]+)/dispatches", dispatch),
     ]
 ]

@@ -129,6 +129,8 @@ class FakeGitHub:
         self.schema_errors: list[str] = []
         self.request_errors: list[str] = []
         self.received_auth: list[str] = []
+        self.dispatches: list[dict[str, Any]] = []
+        self.label_meta: dict[tuple[str, str], tuple[str, str]] = {}
         self._server: ThreadingHTTPServer | None = None
         self.base = ""
 
@@ -273,13 +275,14 @@ class FakeGitHub:
 
     def label(self, st: RepoState, name: str) -> dict[str, Any]:
         lid = st.labels.setdefault(name, next(self.ids))
+        color, description = self.label_meta.get((st.slug, name), ("ededed", ""))
         return {
             "id": lid,
             "node_id": f"LA_{lid}",
             "url": f"{self.base}/repos/{st.slug}/labels/" + urllib.parse.quote(name),
             "name": name,
-            "description": "",
-            "color": "ededed",
+            "description": description,
+            "color": color,
             "default": False,
         }
 
@@ -477,6 +480,17 @@ class FakeGitHub:
             },
         )
         return obj
+
+    def workflow_files(self, st: RepoState, ref: str) -> set[str]:
+        sha = st.branch_sha(ref)
+        if sha is None:
+            return set()
+        tree = st.git[pygit2.Oid(hex=sha)].peel(pygit2.Commit).tree
+        try:
+            wf = tree[".github/workflows"]
+        except KeyError:
+            return set()
+        return {e.name for e in st.git[wf.id]}  # type: ignore[attr-defined]
 
     # ---------------------------------------------------------- merges in git
 

@@ -1,0 +1,138 @@
+"""`stablectl init`: make a fork ready — stable branches at their base tags, the workflows and
+the policy on the control branch, the labels. Idempotent: a second run changes nothing.
+
+Where the workflows live: on the control branch (the fork's default branch) only, in the
+default `dispatch` mode. `schedule`, `workflow_dispatch` and `issue_comment` runs always use the
+default branch's files, and sync dispatches `stable-tests` there for each PR head, so every
+stable branch's PRs are tested while the stable branches carry nothing but upstream code and
+backports. In `app` mode PRs trigger `pull_request` runs, which read the workflow from the PR's
+merge commit: init then also commits `stable-tests.yml` onto each stable branch, marked with a
+`Stablectl-Infrastructure: workflows` trailer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pygit2
+
+from stablectl import __version__
+from stablectl.controller.plan import Engine
+from stablectl.controller.workflows import (
+    POLICY_IN_FORK,
+    TEST_WORKFLOW,
+    WORKFLOW_DIR,
+    render_workflows,
+)
+from stablectl.forge.base import Forge
+from stablectl.gitops.pick import update_tree
+from stablectl.gitops.push import ForkPusher, RefUpdate
+from stablectl.policy import Policy
+
+INFRA_TRAILER = "Stablectl-Infrastructure: workflows"
+LABELS = {
+    "backport": ("0e8a16", "A backport opened by stablectl"),
+    "security": ("b60205", "Fixes a security issue"),
+    "conflicts": ("fbca04", "Does not apply cleanly; resolve with stablectl backport"),
+    "skip": ("cccccc", "A maintainer decided not to backport this"),
+}
+
+
+@dataclass
+class InitReport:
+    branches: list[str] = field(default_factory=list)
+    control: str | None = None
+    stable_infra: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.branches or self.control or self.stable_infra or self.labels)
+
+
+def commit_files(
+    repo: pygit2.Repository,
+    parent: str | None,
+    files: dict[str, bytes],
+    message: str,
+    who: pygit2.Signature,
+) -> str | None:
+    """A commit on `parent` setting `files`; None when they are already so."""
+    base_tree = repo[pygit2.Oid(hex=parent)].peel(pygit2.Commit).tree if parent else None
+    changes: dict[str, tuple[pygit2.Oid, int] | None] = {
+        path: (repo.create_blob(data), int(pygit2.enums.FileMode.BLOB))
+        for path, data in files.items()
+    }
+    tree = update_tree(repo, base_tree, changes)
+    if base_tree is not None and tree == base_tree.id:
+        return None
+    parents = [pygit2.Oid(hex=parent)] if parent else []
+    return str(repo.create_commit(None, who, who, message, tree, parents))
+
+
+def init_fork(
+    engine: Engine,
+    forge: Forge,
+    *,
+    policy_text: bytes,
+    policy_name: str,
+    token: str | None,
+    dry_run: bool = False,
+) -> InitReport:
+    policy: Policy = engine.policy
+    cache = engine.cache
+    repo = cache.repo
+    ident = policy.identity
+    who = pygit2.Signature(ident.name, ident.email)
+    report = InitReport()
+    updates: list[RefUpdate] = []
+    tips: dict[str, str] = {}
+    for s in policy.series:
+        tip = cache.fork_branch(s.stable_branch)
+        if tip is None:
+            base = cache.peel(f"refs/tags/{s.base}")
+            if base is None:
+                raise KeyError(s.base)
+            updates.append(RefUpdate(f"refs/heads/{s.stable_branch}", base, None))
+            report.branches.append(s.stable_branch)
+            tip = base
+        tips[s.stable_branch] = tip
+    rendered = render_workflows(policy, policy_name)
+    files = {r.path: r.text.encode() for r in rendered}
+    files[POLICY_IN_FORK] = policy_text
+    control = policy.ci.control_branch
+    old = cache.fork_branch(control)
+    new = commit_files(
+        repo,
+        old,
+        files,
+        f"stablectl: workflows and policy for the stable mirror\n\n"
+        f"Rendered by stablectl {__version__} from {policy_name}.\n",
+        who,
+    )
+    if new is not None:
+        updates.append(RefUpdate(f"refs/heads/{control}", new, old))
+        report.control = new
+    if policy.ci.trigger == "app":
+        test = next(r for r in rendered if r.path.endswith(TEST_WORKFLOW))
+        for branch, tip in tips.items():
+            infra = commit_files(
+                repo,
+                tip,
+                {f"{WORKFLOW_DIR}/{TEST_WORKFLOW}": test.text.encode()},
+                f"stablectl: test workflow for {branch}\n\n{INFRA_TRAILER}\n",
+                who,
+            )
+            if infra is not None:
+                updates.append(RefUpdate(f"refs/heads/{branch}", infra, tip))
+                report.stable_infra.append(branch)
+    labels = {policy.labels.get(role, role): LABELS[role] for role in LABELS}
+    if dry_run:
+        report.labels = sorted(labels)
+        return report
+    ForkPusher(cache.path, policy.fork.git, token).push(updates)
+    for u in updates:
+        assert u.new is not None
+        cache.set_fork_branch(u.ref.removeprefix("refs/heads/"), u.new)
+    report.labels = forge.ensure_labels(labels)
+    return report

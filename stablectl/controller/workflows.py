@@ -1,0 +1,86 @@
+"""The fork's GitHub Actions workflows, rendered from the policy (jinja2), and their drift.
+
+Workflow templates use `<< >>` and `<% %>` as jinja2 delimiters so that GitHub's own
+`${{ }}` expressions stay as they are.
+"""
+
+from __future__ import annotations
+
+import difflib
+import shlex
+from dataclasses import dataclass
+from functools import lru_cache
+
+import jinja2
+
+from stablectl import __version__
+from stablectl.policy import Policy
+
+# Actions pinned to full commit SHAs of their current releases (read from the public
+# repositories actions/checkout, actions/setup-python, actions/upload-artifact: node24).
+ACTIONS = {
+    "checkout": "actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1  # v7.0.1",
+    "setup_python": "actions/setup-python@5fda3b95a4ea91299a34e894583c3862153e4b97  # v7.0.0",
+    "upload_artifact": "actions/upload-artifact@bbbca2ddaa5d8feaa63e36b76fdaad77386f024f  # v7.0.0",
+}
+WORKFLOW_DIR = ".github/workflows"
+TEST_WORKFLOW = "stable-tests.yml"
+CONTROLLER_WORKFLOW = "stablectl.yml"
+POLICY_IN_FORK = ".github/stablectl/policy.yaml"
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("stablectl", "templates/workflows"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        variable_start_string="<<",
+        variable_end_string=">>",
+        block_start_string="<%",
+        block_end_string="%>",
+        autoescape=False,  # YAML
+    )
+    env.filters["shquote"] = lambda v: shlex.quote(str(v))
+    env.filters["pwshquote"] = lambda v: "'" + str(v).replace("'", "''") + "'"
+    return env
+
+
+@dataclass(frozen=True)
+class Rendered:
+    path: str  # inside the fork's tree
+    text: str
+
+
+def render_workflows(policy: Policy, policy_name: str) -> list[Rendered]:
+    ctx = {
+        "version": __version__,
+        "policy_name": policy_name,
+        "policy_path": POLICY_IN_FORK,
+        "ci": policy.ci,
+        "actions": ACTIONS,
+        "token_env": policy.forge.token_env,
+    }
+    return [
+        Rendered(f"{WORKFLOW_DIR}/{name}", _env().get_template(f"{name}.j2").render(**ctx))
+        for name in (TEST_WORKFLOW, CONTROLLER_WORKFLOW)
+    ]
+
+
+def drift(rendered: list[Rendered], current: dict[str, str | None]) -> str:
+    """A unified diff from what is there (`current`: path → text or None) to what the policy
+    wants; empty when they match."""
+    out: list[str] = []
+    for r in rendered:
+        have = current.get(r.path)
+        if have == r.text:
+            continue
+        out += difflib.unified_diff(
+            (have or "").splitlines(True),
+            r.text.splitlines(True),
+            fromfile=f"fork:{r.path}" if have is not None else "/dev/null",
+            tofile=f"policy:{r.path}",
+        )
+    return "".join(out)
