@@ -85,15 +85,16 @@ def init_fork(
     ident = policy.identity
     who = pygit2.Signature(ident.name, ident.email)
     report = InitReport()
-    updates: list[RefUpdate] = []
+    updates: dict[str, RefUpdate] = {}
     tips: dict[str, str] = {}
     for s in policy.series:
+        ref = f"refs/heads/{s.stable_branch}"
         tip = cache.fork_branch(s.stable_branch)
         if tip is None:
             base = cache.peel(f"refs/tags/{s.base}")
             if base is None:
                 raise KeyError(s.base)
-            updates.append(RefUpdate(f"refs/heads/{s.stable_branch}", base, None))
+            updates[ref] = RefUpdate(ref, base, None)
             report.branches.append(s.stable_branch)
             tip = base
         tips[s.stable_branch] = tip
@@ -111,7 +112,7 @@ def init_fork(
         who,
     )
     if new is not None:
-        updates.append(RefUpdate(f"refs/heads/{control}", new, old))
+        updates[f"refs/heads/{control}"] = RefUpdate(f"refs/heads/{control}", new, old)
         report.control = new
     if policy.ci.trigger == "app":
         test = next(r for r in rendered if r.path.endswith(TEST_WORKFLOW))
@@ -124,14 +125,16 @@ def init_fork(
                 who,
             )
             if infra is not None:
-                updates.append(RefUpdate(f"refs/heads/{branch}", infra, tip))
+                ref = f"refs/heads/{branch}"
+                created = updates.get(ref)  # a branch created in this run starts there
+                updates[ref] = RefUpdate(ref, infra, created.old if created else tip)
                 report.stable_infra.append(branch)
     labels = {policy.labels.get(role, role): LABELS[role] for role in LABELS}
     if dry_run:
         report.labels = sorted(labels)
         return report
-    ForkPusher(cache.path, policy.fork.git, token).push(updates)
-    for u in updates:
+    ForkPusher(cache.path, policy.fork.git, token).push(list(updates.values()))
+    for u in updates.values():
         assert u.new is not None
         cache.set_fork_branch(u.ref.removeprefix("refs/heads/"), u.new)
     report.labels = forge.ensure_labels(labels)
