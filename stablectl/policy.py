@@ -334,6 +334,7 @@ class Policy(_Model):
             "security": "security",
             "conflicts": "conflicts",
             "skip": "skipped",
+            "tests-failed": "tests-failed",
         },
         description="Label names stablectl applies, by role.",
     )

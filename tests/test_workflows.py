@@ -109,7 +109,12 @@ def test_stable_tests_content(tmp_path: Path) -> None:
     assert steps["Check out the backport"]["with"]["persist-credentials"] is False
     assert steps["Configure"]["run"] == "./configure --with-pydebug"
     assert "-j0 --fail-env-changed" in steps["Test"]["run"]
-    assert tests["jobs"]["report"]["permissions"] == {"statuses": "write"}
+    assert tests["jobs"]["report"]["permissions"] == {
+        "statuses": "write",
+        "actions": "read",
+        "pull-requests": "write",
+    }
+    assert "actions/checkout" not in yaml.safe_dump(tests["jobs"]["report"])  # no PR code
     assert "secrets." not in texts["stable-tests.yml"]
     for text in texts.values():
         for uses in re.findall(r"^\s*(?:- )?uses: (\S+)", text, re.M):
@@ -176,7 +181,13 @@ def test_init_is_idempotent_and_check_sees_drift(
     }
     assert repo[tree[".github/stablectl/policy.yaml"].id].data == senv.policy_path.read_bytes()
     if senv.kind == "github":
-        assert sorted(first["labels_created"]) == ["backport", "conflicts", "security", "skipped"]
+        assert sorted(first["labels_created"]) == [
+            "backport",
+            "conflicts",
+            "security",
+            "skipped",
+            "tests-failed",
+        ]
     r = run_cli(capsys, *base, "init", "--policy", str(senv.policy_path), "--json")
     again = r.json()
     assert again == {
@@ -311,3 +322,124 @@ def test_gate_refuses_the_authors_own_and_stale_approvals(harness: Harness) -> N
     res = evaluate_gate(policy, f, pr)
     assert not res.ok and "stale after a push: alice" in res.reason
     assert FORK_SLUG  # the same fork slug as the sync scenarios
+
+
+def _run_scripts(text: str) -> list[tuple[str, str]]:
+    """(step name, script) of every POSIX-shell `run:` step."""
+    out = []
+    doc = yaml.safe_load(text)
+    for job in doc["jobs"].values():
+        for step in job["steps"]:
+            if "run" in step and step.get("shell") != "pwsh":
+                out.append((step.get("name", "?"), step["run"]))
+    return out
+
+
+def test_run_scripts_pass_shellcheck(tmp_path: Path) -> None:
+    policy = load_policy(CPYTHON)
+    for r in render_workflows(policy, "cpython.yaml"):
+        for name, script in _run_scripts(r.text):
+            f = tmp_path / "script.sh"
+            f.write_text("#!/bin/bash\nset -e\n" + script)
+            p = subprocess.run(
+                [_tool("shellcheck"), "-s", "bash", str(f)], capture_output=True, text=True
+            )
+            assert p.returncode == 0, f"{r.path} / {name}:\n{p.stdout}"
+
+
+GH_SHIM = """#!{python}
+import json, os, sys
+with open(os.environ["GH_LOG"], "a") as log:
+    args = sys.argv[1:]
+    body = None
+    if "-F" in args:
+        spec = args[args.index("-F") + 1]
+        body = open(spec.split("=@", 1)[1]).read()
+    log.write(json.dumps({{"args": args, "body": body}}) + "\\n")
+if "--jq" in args:  # the jobs of the run, as jq would print them
+    print("- [test (ubuntu-24.04)](https://github.invalid/job/1): failure")
+"""
+
+
+@pytest.mark.parametrize("result", ["success", "failure"])
+def test_report_job_script(tmp_path: Path, result: str) -> None:
+    """The `report` job's script, run with a stand-in for the `gh` CLI (GitHub Actions is not
+    reachable here): the status it sets and, on failure, the comment and the label."""
+    policy = load_policy(CPYTHON)
+    text = next(
+        r.text
+        for r in render_workflows(policy, "cpython.yaml")
+        if r.path.endswith("stable-tests.yml")
+    )
+    ((_name, script),) = [(n, s) for n, s in _run_scripts(text) if n.startswith("Report")]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    gh = bin_dir / "gh"
+    gh.write_text(GH_SHIM.format(python=sys.executable))
+    gh.chmod(0o755)
+    log = tmp_path / "gh.log"
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "GH_LOG": str(log),
+        "SHA": "a" * 40,
+        "PR": "12",
+        "RESULT": result,
+        "RUN_ID": "99",
+        "RUN_URL": "https://run.invalid/99",
+        "LABEL": "tests-failed",
+        "GITHUB_REPOSITORY": "example/cpython-stable",
+        "GH_TOKEN": "x",
+    }
+    p = subprocess.run(
+        ["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert p.returncode == 0, p.stderr
+    calls = [__import__("json").loads(line) for line in log.read_text().splitlines()]
+    status = calls[0]["args"]
+    assert status[:3] == ["api", "--method", "POST"]
+    assert status[3] == f"repos/example/cpython-stable/statuses/{'a' * 40}"
+    assert f"state={'success' if result == 'success' else 'failure'}" in status
+    if result == "success":
+        assert len(calls) == 1
+        return
+    comment = next(c for c in calls if c["body"])
+    assert comment["args"][3] == "repos/example/cpython-stable/issues/12/comments"
+    assert "test (ubuntu-24.04)" in comment["body"] and "/stablectl retest" in comment["body"]
+    m = Marker.parse(comment["body"])
+    assert m is not None and m.kind == "tests-failed" and m.extra["sha"] == "a" * 40
+    assert calls[-1]["args"][3] == "repos/example/cpython-stable/issues/12/labels"
+    assert "labels[]=tests-failed" in calls[-1]["args"]
+
+
+def test_local_ci_failure_is_reported_and_retest_clears_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    e = make_env("local", tmp_path, None, series="3.11.2")
+    e.policy_path.write_text(
+        e.policy_path.read_text().replace(
+            'test_command: "python3 -m unittest discover -s Lib/test -q"',
+            'test_command: "grep -q harden Lib/ssl.py || exit 3"',
+        )
+    )
+    e.sync()
+    base = ["--state-dir", str(e.state)]
+    r = run_cli(capsys, *base, "ci", "run", "--policy", str(e.policy_path), "--json")
+    assert r.code == 1
+    f = e.new_forge()
+    failed = [p for p in f.list_prs() if "tests-failed" in p.labels]
+    assert failed and all(not p.draft for p in failed)
+    pr = failed[0]
+    comments = [
+        c
+        for c in f.comments_since(
+            __import__("datetime").datetime(2000, 1, 1, tzinfo=__import__("datetime").UTC)
+        )
+        if c.number == pr.number
+    ]
+    assert comments and "exit 3" in comments[-1].body and "file://" in comments[-1].body
+    e.comment(pr.number, "/stablectl retest", "maint")
+    e.sync()
+    now = f.get_pr(pr.number)
+    assert "tests-failed" not in now.labels
+    (check,) = f.checks(now.head_sha)
+    assert check.status == "queued"

@@ -15,7 +15,7 @@ from stablectl.controller.plan import Engine
 from stablectl.controller.sync import Syncer, SyncReport
 from stablectl.forge import open_forge
 from stablectl.forge.local import LocalForge
-from stablectl.forge.localci import needs_run, run_ci
+from stablectl.forge.localci import needs_run, report, run_ci
 from stablectl.policy import load_policy
 from stablectl.testing.history import build_example
 
@@ -63,8 +63,9 @@ def command(directory: Path | None, as_json: bool) -> None:
         ci = []
         assert policy.checks.test_command
         for pr in forge.list_prs():
-            if needs_run(forge, pr):
+            if not pr.draft and needs_run(forge, pr):
                 res = run_ci(forge, policy.checks.test_command, state / "ci-logs", pr, timeout=300)
+                report(forge, pr, res, policy.labels.get("tests-failed", "tests-failed"))
                 ci.append({"pr": pr.number, "conclusion": res.conclusion, "log": str(res.log)})
         steps.append({"step": "ci", "runs": ci})
         approved = []

@@ -192,14 +192,16 @@ def ci_run_command(
 ) -> None:
     """Run the policy's checks.test_command on open PR heads and record check `local-ci`.
 
-    Heads that already have a result are skipped unless --force. Exit 1 if any run failed.
+    Heads that already have a result are skipped unless --force, drafts (conflicts) unless
+    named with --pr. A failure comments on the PR with the log and labels it tests-failed.
+    Exit 1 if any run failed.
 
     \b
     Examples:
       stablectl ci run --policy p.yaml
       stablectl ci run --policy p.yaml --pr 3 --force
     """
-    from stablectl.forge.localci import needs_run, run_ci
+    from stablectl.forge.localci import needs_run, report, run_ci
 
     policy = load_policy(policy_file)
     command = policy.checks.test_command
@@ -207,7 +209,13 @@ def ci_run_command(
         raise UsageError(f"{policy_file}: checks.test_command is not set; nothing to run")
     state_dir = obj(ctx).state_dir
     forge = _local(open_forge(policy, state_dir), "stablectl ci run")
-    prs = [forge.get_pr(n) for n in numbers] if numbers else forge.list_prs()
+    # Draft PRs carry conflict markers: their tests would only fail. Name one with --pr to run
+    # it anyway.
+    prs = (
+        [forge.get_pr(n) for n in numbers]
+        if numbers
+        else [p for p in forge.list_prs() if not p.draft]
+    )
     results = []
     con = console()
     for pr in prs:
@@ -218,6 +226,7 @@ def ci_run_command(
         if not as_json:
             con.print(f"PR #{pr.number} {pr.head_sha[:10]}: {escape(command)} …")
         res = run_ci(forge, command, state_dir / "ci-logs", pr, timeout=timeout)
+        report(forge, pr, res, policy.labels.get("tests-failed", "tests-failed"))
         results.append(res)
         if not as_json:
             style = "green" if res.conclusion == "success" else "red"

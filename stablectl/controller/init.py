@@ -35,6 +35,7 @@ LABELS = {
     "security": ("b60205", "Fixes a security issue"),
     "conflicts": ("fbca04", "Does not apply cleanly; resolve with stablectl backport"),
     "skip": ("cccccc", "A maintainer decided not to backport this"),
+    "tests-failed": ("d93f0b", "The test suite failed on this backport's head"),
 }
 
 

@@ -1036,6 +1036,10 @@ class Syncer:
     def _retest(self, number: int, sha: str) -> None:
         from stablectl.forge.local import LocalForge
 
+        failed = self.policy.labels.get("tests-failed", "tests-failed")
+        pr = self.forge.get_pr(number)
+        if failed in pr.labels:
+            self.forge.set_labels(number, [lb for lb in pr.labels if lb != failed])
         if isinstance(self.forge, LocalForge):
             from stablectl.forge.localci import CHECK_NAME
 

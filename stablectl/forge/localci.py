@@ -75,6 +75,27 @@ def run_ci(
     return CIResult(pr.number, sha, conclusion, time.perf_counter() - t0, log, rc)
 
 
+def report(forge: LocalForge, pr: PullRequest, res: CIResult, label: str) -> None:
+    """What the GitHub test workflow's `report` job does: on failure a comment naming the run
+    and its log, and the label; on success the label goes."""
+    from stablectl.forge.base import Marker
+
+    has = label in pr.labels
+    if res.conclusion == "success":
+        if has:
+            forge.set_labels(pr.number, [lb for lb in pr.labels if lb != label])
+        return
+    marker = Marker("tests-failed", "", extra={"sha": res.sha}).render()
+    forge.comment(
+        pr.number,
+        f"The test suite failed on {res.sha} ({res.conclusion}, exit {res.returncode}); "
+        f"log: {res.log.as_uri()}\n\nA maintainer can run it again with "
+        f"`/stablectl retest`.\n\n{marker}",
+    )
+    if not has:
+        forge.set_labels(pr.number, sorted({*pr.labels, label}))
+
+
 def needs_run(forge: LocalForge, pr: PullRequest) -> bool:
     """No finished `local-ci` check on the PR's current head yet."""
     return not any(
