@@ -70,22 +70,47 @@ def command(directory: Path | None, as_json: bool) -> None:
         steps.append({"step": "ci", "runs": ci})
         approved = []
         for pr in forge.list_prs():
-            if not pr.draft and pr.author.lower() != MAINTAINER:
+            # Backports only: the release PR follows the merges (it is re-proposed with them).
+            kind = pr.marker.kind if pr.marker else ""
+            if kind == "backport" and not pr.draft and pr.author.lower() != MAINTAINER:
                 forge.review(pr.number, MAINTAINER, "APPROVED")
                 approved.append(pr.number)
         steps.append({"step": "approve", "as": MAINTAINER, "prs": approved})
         second = Syncer(engine, forge, policy_file=str(policy_path)).run()
         steps.append({"step": "sync", "report": _brief(second)})
-        third = Syncer(engine, forge, policy_file=str(policy_path)).run()
+        release_prs = []
+        for pr in forge.list_prs():
+            if pr.state == "open" and pr.marker is not None and pr.marker.kind == "release":
+                forge.review(pr.number, MAINTAINER, "APPROVED")
+                release_prs.append(pr.number)
+        steps.append({"step": "approve-release", "as": MAINTAINER, "prs": release_prs})
+        syncer = Syncer(engine, forge, policy_file=str(policy_path))
+        third = syncer.run()
         steps.append({"step": "sync", "report": _brief(third)})
+        fourth = Syncer(engine, forge, policy_file=str(policy_path)).run()
+        steps.append({"step": "sync", "report": _brief(fourth)})
     finally:
         engine.close()
     prs = forge.list_prs("all")
+    releases: list[dict[str, Any]] = []
+    for tag in sorted({a.target for a in third.applied if a.kind == "tag"}):
+        published = forge.get_release(tag)
+        d = state / "releases" / policy.project / tag
+        if published is not None and (d / "SHA256SUMS").exists():
+            releases.append(
+                {
+                    "tag": tag,
+                    "assets": [a.name for a in published.assets],
+                    "directory": str(d),
+                    "sha256sums": (d / "SHA256SUMS").read_text(),
+                }
+            )
     if as_json:
         print_json(
             {
                 "root": str(root),
                 "steps": steps,
+                "releases": releases,
                 "prs": [
                     {
                         "number": p.number,
@@ -111,7 +136,12 @@ def command(directory: Path | None, as_json: bool) -> None:
         f"3. [bold]approve[/bold] as {MAINTAINER}: PRs " + ", ".join(f"#{n}" for n in approved)
     )
     con.print(f"4. [bold]sync[/bold]: {_counts(second)}")
-    con.print(f"5. [bold]sync[/bold] again: {_counts(third)}\n")
+    con.print(
+        f"5. [bold]approve[/bold] the release PRs as {MAINTAINER}: "
+        + ", ".join(f"#{n}" for n in release_prs)
+    )
+    con.print(f"6. [bold]sync[/bold]: {_counts(third)}")
+    con.print(f"7. [bold]sync[/bold] again: {_counts(fourth)}\n")
     table = Table(show_edge=False, pad_edge=False)
     for col in ("#", "series", "state", "title"):
         table.add_column(col, no_wrap=col != "title")
@@ -127,6 +157,13 @@ def command(directory: Path | None, as_json: bool) -> None:
             str(p.number), p.marker.series if p.marker else "", state_text, escape(p.title)
         )
     con.print(table)
+    for r in releases:
+        con.print(f"\n[bold]Released {r['tag']}[/bold] in {escape(str(r['directory']))}")
+        for line in str(r["sha256sums"]).splitlines():
+            digest, name = line.split("  ", 1)
+            con.print(f"  {name}  sha256 {digest}", markup=False)
+    if releases:
+        con.print("  check: cd DIR && sha256sum -c SHA256SUMS; manifest.json lists every fix")
     s = f"stablectl --state-dir {state}"
     conflict = next((p for p in prs if p.draft and p.state == "open"), None)
     con.print("\nWhere to look:")

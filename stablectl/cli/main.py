@@ -70,6 +70,7 @@ def _register() -> None:
     cli.add_command(backport_cmd.retest_command)
     cli.add_command(workflows_cmd.workflows_command)
     cli.add_command(workflows_cmd.init_command)
+    cli.add_command(sync_cmd.release_command)
 
 
 _register()

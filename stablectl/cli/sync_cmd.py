@@ -87,6 +87,51 @@ def command(
     ctx.exit(1 if report.problems else 0)
 
 
+@click.command("release")
+@click.option(
+    "--policy",
+    "policy_file",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Policy file.",
+)
+@click.option(
+    "--series", "series", multiple=True, required=True, help="Series to release (repeatable)."
+)
+@click.option("--dry-run", is_flag=True, help="Show what would happen; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+@click.pass_context
+def release_command(
+    ctx: click.Context, policy_file: Path, series: tuple[str, ...], dry_run: bool, as_json: bool
+) -> None:
+    """Propose a point release now (`/stablectl release SERIES`): a sync that opens the
+    release PR for SERIES if it has unreleased fixes, whatever release.trigger says. The PR is
+    merged, tagged and published by a later sync, once approved and past its review deadline.
+
+    \b
+    Example:
+      stablectl release --policy policies/cpython.yaml --series 3.11.2
+    """
+    policy = load_policy(policy_file)
+    for name in series:
+        policy.get_series(name)
+    state = obj(ctx).state_dir
+    engine = Engine(policy, state)
+    forge = open_forge(policy, state)
+    token = os.environ.get(policy.forge.token_env) if policy.forge.kind == "github" else None
+    try:
+        syncer = Syncer(engine, forge, policy_file=str(policy_file), token=token)
+        syncer.release_requests.update(series)
+        report = syncer.run(dry_run=dry_run)
+    finally:
+        engine.close()
+    if as_json:
+        print_json(report.to_json())
+    else:
+        show(report)
+    ctx.exit(1 if report.problems else 0)
+
+
 def show(report: SyncReport) -> None:
     con = console()
     if report.dry_run:

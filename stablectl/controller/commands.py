@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-CommandKind = Literal["backport", "skip", "retest"]
+CommandKind = Literal["backport", "skip", "retest", "release"]
 _LINE = re.compile(r"^\s*/stablectl(?:\s+(.*?))?\s*$", re.M)
 _SHA = re.compile(r"^[0-9a-fA-F]{7,40}$")
 _SERIES = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -47,7 +47,10 @@ def parse_commands(body: str) -> list[Command | Problem]:
 
 
 def _parse(words: list[str]) -> Command | Problem:
-    usage = "usage: /stablectl backport SHA [to SERIES] | /stablectl skip | /stablectl retest"
+    usage = (
+        "usage: /stablectl backport SHA [to SERIES] | /stablectl skip | /stablectl retest | "
+        "/stablectl release [SERIES]"
+    )
     if not words:
         return Problem(usage)
     verb, args = words[0].lower(), words[1:]
@@ -55,6 +58,10 @@ def _parse(words: list[str]) -> Command | Problem:
         if args:
             return Problem(f"/stablectl {verb} takes no arguments; {usage}")
         return Command(verb)  # type: ignore[arg-type]
+    if verb == "release":
+        if len(args) > 1 or (args and not _SERIES.match(args[0])):
+            return Problem(f"/stablectl release takes at most a series name; {usage}")
+        return Command("release", None, args[0] if args else None)
     if verb == "backport":
         if not args or not _SHA.match(args[0]):
             return Problem(f"/stablectl backport needs a commit SHA (7-40 hex digits); {usage}")

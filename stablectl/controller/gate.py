@@ -22,7 +22,11 @@ class GateResult:
     approvers: tuple[str, ...] = ()
 
 
-def evaluate_gate(policy: Policy, forge: Forge, pr: PullRequest) -> GateResult:
+def evaluate_gate(
+    policy: Policy, forge: Forge, pr: PullRequest, *, checks: bool = True
+) -> GateResult:
+    """`checks=False` for release PRs: their commit is empty (the tree is the stable tip's,
+    which went through the backports' checks)."""
     maint = {m.lower() for m in policy.maintainers}
     author = pr.author.lower()
     latest: dict[str, Review] = {}
@@ -50,9 +54,10 @@ def evaluate_gate(policy: Policy, forge: Forge, pr: PullRequest) -> GateResult:
             f"{len(approvers)}/{need} maintainer approvals on {pr.head_sha[:10]}{extra}",
             tuple(approvers),
         )
-    checks = forge.checks(pr.head_sha) if policy.checks.required else []
-    for pattern in policy.checks.required:
-        found = [c for c in checks if fnmatch.fnmatchcase(c.name, pattern)]
+    required = policy.checks.required if checks else []
+    found_checks = forge.checks(pr.head_sha) if required else []
+    for pattern in required:
+        found = [c for c in found_checks if fnmatch.fnmatchcase(c.name, pattern)]
         if not found:
             return GateResult(
                 False,
@@ -69,7 +74,7 @@ def evaluate_gate(policy: Policy, forge: Forge, pr: PullRequest) -> GateResult:
             return GateResult(
                 False, f"required check not finished: {', '.join(running)}", tuple(approvers)
             )
-    checks_text = "checks green" if policy.checks.required else "no required checks"
+    checks_text = "checks green" if required else "no required checks"
     return GateResult(
         True,
         f"approved by {', '.join(approvers) or 'nobody needed'}; {checks_text}",

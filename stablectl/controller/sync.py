@@ -55,6 +55,8 @@ ActionKind = Literal[
     "merge",
     "skip",
     "retest",
+    "tag",
+    "release",
 ]
 NEWS_GLOB = "Misc/NEWS.d/next/*"
 
@@ -172,6 +174,8 @@ class Syncer:
         forge.stats.after_write = self.crash.wrote
         self.problems: list[str] = []
         self.notices: list[str] = []
+        self.release_requests: set[str] = set()  # series asked to release now (manual)
+        self.last_release: Any = None
 
     # ------------------------------------------------------------------ view
 
@@ -213,8 +217,12 @@ class Syncer:
             merges = self._gate(plan, wanted_all, mine)
             applied += self._apply(merges)
             actions += merges
+            done = self._releases(plan, prs, dry_run=False)
+            applied += done
+            actions += done
         else:
             actions += self._gate(plan, wanted_all, mine)
+            actions += self._releases(plan, prs, dry_run=True)
         pr_view = self._pr_view(self.forge.list_prs("all") if applied else prs)
         return SyncReport(
             plan,
@@ -291,6 +299,25 @@ class Syncer:
                                 "reply-done",
                                 f"`{sha[:10]}` is requested for {series or 'every series'}; "
                                 "its backport PR follows in this run.",
+                            )
+                        )
+                elif cmd.kind == "release":
+                    if not done:
+                        names = {x.name for x in self.policy.series}
+                        if cmd.series is not None and cmd.series not in names:
+                            actions.append(
+                                self._reply(
+                                    c, "reply-error", f"no series {cmd.series!r} in the policy"
+                                )
+                            )
+                            continue
+                        self.release_requests.update([cmd.series] if cmd.series else names)
+                        actions.append(
+                            self._reply(
+                                c,
+                                "reply-done",
+                                f"a release PR for {cmd.series or 'every series'} with unreleased "
+                                "fixes follows in this run.",
                             )
                         )
                 elif not done:
@@ -1011,6 +1038,240 @@ class Syncer:
             self.pusher.push([RefUpdate(f"refs/heads/{branch}", None, old)])
             self._set_fork_ref(branch, None)
             self.crash.wrote()
+
+    # ------------------------------------------------------------------ releases
+
+    def _releases(self, plan: Plan, prs: list[PullRequest], *, dry_run: bool) -> list[Action]:
+        from stablectl.controller import release as rel
+
+        out: list[Action] = []
+        for sp in plan.series:
+            if not sp.selection.branch_exists:
+                continue
+            try:
+                out += self._release_series(rel, sp, prs, dry_run)
+            except StablectlError as e:
+                self.problems.append(f"{sp.series.name}: release: {e}")
+        return out
+
+    def _release_series(
+        self, rel: Any, sp: SeriesPlan, prs: list[PullRequest], dry_run: bool
+    ) -> list[Action]:
+        s = sp.series
+        p = self.policy
+        repo = self.engine.cache.repo
+        out: list[Action] = []
+        rpr = next(
+            (
+                x
+                for x in prs
+                if x.state == "open"
+                and x.marker is not None
+                and x.marker.kind == "release"
+                and x.marker.series == s.name
+            ),
+            None,
+        )
+        # 1. A reviewed release PR past its deadline is merged.
+        if rpr is not None and rpr.marker is not None:
+            deadline = dt.datetime.fromisoformat(rpr.marker.extra.get("deadline", "9999-01-01"))
+            ours = rpr.marker.extra.get("pushed") == rpr.head_sha
+            if (
+                ours
+                and self.now() >= deadline
+                and rpr.number in self.forge.approved_prs(s.stable_branch)
+            ):
+                res = evaluate_gate(p, self.forge, rpr, checks=False)
+                if res.ok:
+                    a = Action(
+                        "merge",
+                        s.name,
+                        f"#{rpr.number}",
+                        f"release {rpr.marker.extra.get('version')}: {res.reason}",
+                        {
+                            "pr": rpr.number,
+                            "head": rpr.head_sha,
+                            "branch": rpr.head,
+                            "stable": s.stable_branch,
+                        },
+                    )
+                    out.append(a)
+                    if dry_run:
+                        return out
+                    self._merge(a)
+                    rpr = None
+                else:
+                    self.notices.append(f"{s.name}: release PR #{rpr.number}: {res.reason}")
+            elif ours and self.now() < deadline:
+                self.notices.append(
+                    f"{s.name}: release PR #{rpr.number} is under review "
+                    f"until {deadline:%Y-%m-%d %H:%M} UTC"
+                )
+        tip = self._fork_branch(s.stable_branch)
+        if tip is None:
+            return out
+        sr = rel.scan_series(repo, sp, tip)
+        # 2. The newest release commit has its tag, artifacts and forge release.
+        if sr.releases:
+            n = len(sr.releases)
+            out += self._publish(rel, sp, sr.releases[-1], rel.tag_of(p, s, n), prs, dry_run)
+        # 3. Unreleased fixes: propose the next release when the trigger says so.
+        if not sr.unreleased:
+            return out
+        version = rel.version_of(p, s, sr.next_n)
+        tag = rel.tag_of(p, s, sr.next_n)
+        head = rel.release_commit(repo, p, s, tip, version, sr.unreleased)
+        quiet = dt.timedelta(hours=p.release.quiet_period_hours)
+        tip_time = dt.datetime.fromtimestamp(
+            repo[pygit2.Oid(hex=tip)].peel(pygit2.Commit).commit_time, dt.UTC
+        )
+        wanted = (
+            rpr is not None
+            or s.name in self.release_requests
+            or (
+                p.release.trigger == "security"
+                and rel.unreleased_security(sr)
+                and self.now() - tip_time >= quiet
+            )
+        )
+        if not wanted:
+            if p.release.trigger == "security" and rel.unreleased_security(sr):
+                self.notices.append(f"{s.name}: release waits for the quiet period")
+            return out
+        branch = f"stablectl/release/{s.name}"
+        if rpr is not None and rpr.head_sha == head:
+            return out
+        deadline = (self.now() + dt.timedelta(hours=p.release.review_hours)).replace(microsecond=0)
+        marker = Marker(
+            "release",
+            s.name,
+            extra={
+                "version": version,
+                "tag": tag,
+                "pushed": head,
+                "deadline": deadline.isoformat(),
+            },
+        )
+        body = rel.release_pr_body(p, s, version, tag, sr.unreleased, deadline, marker)
+        title = f"[{s.stable_branch}] Release {version}"
+        current = self._fork_branch(branch)
+        push = Action(
+            "push",
+            s.name,
+            branch,
+            f"release commit {head[:10]}",
+            {"ref": branch, "new": head, "old": current},
+        )
+        if rpr is not None:
+            act = Action(
+                "update",
+                s.name,
+                f"#{rpr.number}",
+                f"release {version}: new fixes",
+                {"pr": rpr.number, "title": title, "body": body},
+            )
+        else:
+            act = Action(
+                "open",
+                s.name,
+                branch,
+                title,
+                {
+                    "head": branch,
+                    "base": s.stable_branch,
+                    "title": title,
+                    "body": body,
+                    "draft": False,
+                    "labels": ["release"],
+                    "test_sha": None,
+                },
+            )
+        out += [push, act]
+        if not dry_run:
+            self._apply([push, act])
+        return out
+
+    def _publish(
+        self, rel: Any, sp: SeriesPlan, rc: Any, tag: str, prs: list[PullRequest], dry_run: bool
+    ) -> list[Action]:
+        """Tag the release commit (once; an existing tag is never moved), build the artifacts,
+        and make sure the forge release has them all."""
+        cache = self.engine.cache
+        p = self.policy
+        out: list[Action] = []
+        have = cache.peel(f"refs/fork-tags/{tag}")
+        tag_obj = cache.resolve(f"refs/fork-tags/{tag}")
+        if have is not None and have != rc.commit:
+            raise GitError(
+                f"tag {tag} exists at {have[:10]}, not at the release commit "
+                f"{rc.commit[:10]}; tags are never moved: inspect the fork"
+            )
+        if have is None:
+            out.append(
+                Action("tag", sp.series.name, tag, f"on {rc.commit[:10]}", {"commit": rc.commit})
+            )
+            if dry_run:
+                return out
+            message = f"{p.project} {rc.version}\n\nPoint release of {sp.series.stable_branch}.\n"
+            rel.create_tag(cache.path, p, tag, rc.commit, message)
+            tag_obj = cache.resolve(f"refs/tags/{tag}")
+            assert tag_obj is not None
+            self.pusher.push([RefUpdate(f"refs/tags/{tag}", tag_obj, None)])
+            cache.repo.references.create(
+                f"refs/fork-tags/{tag}", pygit2.Oid(hex=tag_obj), force=True
+            )
+            cache.repo.references.delete(f"refs/tags/{tag}")
+            self.crash.wrote()
+        release = self.forge.get_release(tag)
+        names = {a.name for a in release.assets} if release else set()
+        web_fork = (
+            f"https://github.com/{p.fork.forge}"
+            if p.fork.forge and p.forge.kind == "github"
+            else None
+        )
+        web_up = p.upstream.web_url or (
+            f"https://github.com/{p.upstream.forge}" if p.upstream.forge else None
+        )
+        out_dir = self.engine.state_dir / "releases" / p.project
+        built = rel.build_release(
+            cache.repo,
+            p,
+            sp,
+            rc,
+            tag,
+            tag_obj,
+            out_dir,
+            self.forge.list_prs("all") if release is None or not names else prs,
+            self.forge.checks,
+            web_fork,
+            web_up,
+        )
+        missing = [f for f in built.files if f.name not in names]
+        if release is not None and not missing:
+            self.last_release = built
+            return out
+        out.append(
+            Action(
+                "release",
+                sp.series.name,
+                tag,
+                f"{len(missing)} files" + ("" if release else ", new release"),
+                {"tag": tag},
+            )
+        )
+        if dry_run:
+            return out
+        if release is None:
+            release = self.forge.create_release(tag, f"{p.project} {rc.version}", built.notes)
+        for f in missing:
+            ctype = {
+                ".xz": "application/x-xz",
+                ".tgz": "application/gzip",
+                ".json": "application/json",
+            }.get(f.suffix, "text/plain")
+            self.forge.upload_asset(release, f.name, f.read_bytes(), ctype)
+        self.last_release = built
+        return out
 
     def _stable(self, series: str) -> str:
         return self.policy.get_series(series).stable_branch if series else ""

@@ -246,6 +246,9 @@ approvals:
 checks:
   required: ["local-ci"]
   test_command: "python3 -m unittest discover -s Lib/test -q"
+release:
+  tarball: "Python-{{version}}"
+  review_hours: 0
 {extra}"""
 
 
