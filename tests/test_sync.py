@@ -4,6 +4,7 @@ crash after any write point recovers; concurrent syncs never duplicate."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -166,7 +167,9 @@ def load_policy_text_for(ex: Example) -> Any:
     return load_policy_text(ex.policy_yaml())
 
 
-def make_env(kind: str, root: Path, fake: FakeGitHub | None, *, series: str = "") -> SyncEnv:
+def make_env(
+    kind: str, root: Path, fake: FakeGitHub | None, *, series: str = "", releases: bool = False
+) -> SyncEnv:
     ex = build_example(root / "ex")
     forge = "kind: local"
     if kind == "github":
@@ -184,6 +187,10 @@ def make_env(kind: str, root: Path, fake: FakeGitHub | None, *, series: str = ""
         start = text.index('  - name: "3.12.1"')
         end = text.index("flags:")
         text = text[:start] + text[end:]
+    if not releases:
+        # Backport scenarios: releases only on request (tests/test_release.py covers them).
+        assert text.rstrip().endswith("review_hours: 0")
+        text += "  trigger: manual\n"
     p = root / "policy.yaml"
     p.write_text(text)
     return SyncEnv(kind, root, ex, p, root / "state", fake)
@@ -360,19 +367,30 @@ def test_demo_runs_the_cycle(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     r = run_cli(capsys, "demo", "--dir", str(tmp_path / "demo"), "--json")
     assert r.code == 0, r.err
     data = r.json()
-    steps = {i: s for i, s in enumerate(data["steps"])}
-    first = steps[0]["report"]["actions"]
+    steps = [s["step"] for s in data["steps"]]
+    assert steps == ["sync", "ci", "approve", "sync", "approve-release", "sync", "sync"]
+    first = data["steps"][0]["report"]["actions"]
     opened = [a for a in first if a["action"] == "open"]
-    assert len(opened) == 12
+    assert len(opened) == 12 + 1  # 12 backports and the release PR of 3.11.2 (H, I on it)
     assert sum(1 for p in data["prs"] if p["draft"]) == 2
-    assert all(r["conclusion"] == "success" for r in steps[1]["runs"])
-    merged = [a for a in steps[3]["report"]["actions"] if a["action"] == "merge"]
-    assert len(merged) == len(steps[2]["prs"]) == 10
-    assert steps[4]["report"]["actions"] == []
+    assert all(r["conclusion"] == "success" for r in data["steps"][1]["runs"])
+    merged = [a for a in data["steps"][3]["report"]["actions"] if a["action"] == "merge"]
+    assert len(merged) == len(data["steps"][2]["prs"]) == 10
+    assert len(data["steps"][4]["prs"]) == 2  # a release PR per series
+    released = {a["target"] for a in data["steps"][5]["report"]["actions"] if a["action"] == "tag"}
+    assert released == {"v3.11.2.1", "v3.12.1.1"}
+    assert data["steps"][6]["report"]["actions"] == []
+    (r311,) = [x for x in data["releases"] if x["tag"] == "v3.11.2.1"]
+    assert "Python-3.11.2.1.tar.xz" in r311["assets"] and "SHA256SUMS" in r311["assets"]
+    sums = r311["sha256sums"].splitlines()
+    for line in sums:
+        digest, name = line.split("  ")
+        assert hashlib.sha256((Path(r311["directory"]) / name).read_bytes()).hexdigest() == digest
     r = run_cli(capsys, "demo", "--dir", str(tmp_path / "demo"))
     assert r.code == 2 and "not empty" in r.err
     r = run_cli(capsys, "demo", "--dir", str(tmp_path / "demo2"))
     assert r.code == 0 and "10 merged" in r.out and "draft: conflict" in r.out
+    assert "Released v3.11.2.1" in r.out and "Python-3.11.2.1.tar.xz  sha256" in r.out
 
 
 def test_resolve_a_conflict_by_hand(tmp_path: Path) -> None:

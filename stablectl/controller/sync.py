@@ -1075,7 +1075,11 @@ class Syncer:
         # 1. A reviewed release PR past its deadline is merged.
         if rpr is not None and rpr.marker is not None:
             deadline = dt.datetime.fromisoformat(rpr.marker.extra.get("deadline", "9999-01-01"))
-            ours = rpr.marker.extra.get("pushed") == rpr.head_sha
+            # Only as reviewed: stablectl's head, on the stable tip it was proposed on (fixes
+            # merged since make it a different release, re-proposed below).
+            ours = rpr.marker.extra.get("pushed") == rpr.head_sha and rpr.marker.extra.get(
+                "onto"
+            ) == self._fork_branch(s.stable_branch)
             if (
                 ours
                 and self.now() >= deadline
@@ -1149,6 +1153,7 @@ class Syncer:
                 "version": version,
                 "tag": tag,
                 "pushed": head,
+                "onto": tip,
                 "deadline": deadline.isoformat(),
             },
         )

@@ -1,0 +1,198 @@
+"""Point releases on both forges: the full lifecycle (flag → PR → CI → approval → merge →
+release PR → approval → tag → assets), stale approvals, review deadlines, an existing tag, the
+no-op, manual triggers, and reproducible tarballs."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import lzma
+import tarfile
+from pathlib import Path
+
+import pygit2
+import pytest
+
+from stablectl.gitops.archive import build_tarballs, tar_bytes
+from tests.helpers import run_cli
+from tests.test_sync import SyncEnv, make_env
+
+
+@pytest.fixture(params=["local", "github"])
+def env(request: pytest.FixtureRequest, tmp_path: Path) -> SyncEnv:
+    fake = request.getfixturevalue("fake_github") if request.param == "github" else None
+    return make_env(request.param, tmp_path, fake, series="3.11.2", releases=True)
+
+
+def approve_backports(e: SyncEnv) -> list[int]:
+    done = []
+    for p in e.open_prs():
+        if p.marker.kind == "backport" and not p.draft:
+            e.review(p.number)
+            e.green(p.head_sha)
+            done.append(p.number)
+    return done
+
+
+def release_pr(e: SyncEnv) -> object | None:
+    return next((p for p in e.open_prs() if p.marker.kind == "release"), None)
+
+
+def test_full_lifecycle(env: SyncEnv) -> None:
+    first = env.sync()
+    assert first.problems == []
+    # The fixes already on 3.11.2-stable (H and I) are unreleased security fixes: a release PR
+    # is proposed at once (review_hours: 0 in the example policy).
+    rpr = release_pr(env)
+    assert rpr is not None and rpr.title == "[3.11.2-stable] Release 3.11.2.1"
+    assert rpr.marker.extra["version"] == "3.11.2.1" and "Review until" in rpr.body
+    merged = approve_backports(env)
+    second = env.sync()
+    # A, B and F merge; C conflicts here (its 3.12 rescue is outside a one-series policy).
+    assert sum(1 for a in second.applied if a.kind == "merge") == len(merged) == 3
+    # New fixes merged: the release PR is re-proposed with them (its head moved).
+    rpr2 = release_pr(env)
+    assert rpr2 is not None and rpr2.number == rpr.number and rpr2.head_sha != rpr.head_sha
+    assert "gh-2100" in rpr2.body
+    env.review(rpr2.number)
+    third = env.sync()
+    kinds = [a.kind for a in third.applied]
+    assert kinds.count("merge") == 1 and "tag" in kinds and "release" in kinds
+    # The tag: annotated, on the stable branch, at the release commit.
+    fork = pygit2.Repository(str(env.example.fork))
+    tag = fork.references["refs/tags/v3.11.2.1"].peel(pygit2.Tag)
+    commit = tag.peel(pygit2.Commit)
+    tip = fork.references["refs/heads/3.11.2-stable"].peel(pygit2.Commit)
+    assert commit.id == tip.id and "Stablectl-Release: 3.11.2.1" in commit.message
+    # The forge release and its assets.
+    rel = env.new_forge().get_release("v3.11.2.1")
+    assert rel is not None and rel.name == "pyexample 3.11.2.1"
+    names = sorted(a.name for a in rel.assets)
+    assert names[:5] == [
+        "Python-3.11.2.1.tar.xz",
+        "Python-3.11.2.1.tgz",
+        "SHA256SUMS",
+        "manifest.json",
+        "osv-PYEXAMPLE-STABLE-3.11.2.1-CVE-2023-24329.json",
+    ]
+    assert "## Security fixes" in rel.body and "CVE-2023-24329" in rel.body
+    out = env.state / "releases" / "pyexample" / "v3.11.2.1"
+    sums = dict(line.split("  ")[::-1] for line in (out / "SHA256SUMS").read_text().splitlines())
+    for name, digest in sums.items():
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["schema"] == "stablectl.release/1" and manifest["tag"] == "v3.11.2.1"
+    assert manifest["commit"] == str(commit.id)
+    assert manifest["base"] == {"tag": "v3.11.2", "commit": env.example.shas["v3.11.2"]}
+    originals = {f["original"] for f in manifest["fixes"]}
+    s = env.example.shas
+    assert {s["A"], s["B"], s["F"], s["H"]} <= originals
+    b = next(f for f in manifest["fixes"] if f["original"] == s["B"])
+    assert b["cves"] == ["CVE-2023-24329"] and b["security"] and b["pr"]
+    assert b["checks"] and b["checks"][0]["name"] == "local-ci"
+    osv = json.loads((out / "osv-PYEXAMPLE-STABLE-3.11.2.1-CVE-2023-24329.json").read_text())
+    assert osv["aliases"] == ["CVE-2023-24329"]
+    assert osv["affected"][0]["ranges"][0]["events"][1] == {"fixed": b["commit"]}
+    # Nothing new to release: a quiet run.
+    quiet = env.sync()
+    assert quiet.applied == [] and quiet.api["writes"] == 0, quiet.actions
+    assert release_pr(env) is None
+
+
+def test_release_approval_goes_stale_when_new_fixes_arrive(env: SyncEnv) -> None:
+    env.sync()
+    rpr = release_pr(env)
+    env.review(rpr.number)  # approved for H and I only
+    approve_backports(env)
+    report = env.sync()  # merges the backports first, then re-proposes the release
+    assert not any(a.kind == "tag" for a in report.applied)
+    rpr2 = release_pr(env)
+    assert rpr2 is not None and rpr2.head_sha != rpr.head_sha
+    assert "refs/tags/v3.11.2.1" not in pygit2.Repository(str(env.example.fork)).references
+
+
+def test_review_deadline(tmp_path: Path) -> None:
+    e = make_env("local", tmp_path, None, series="3.11.2", releases=True)
+    e.policy_path.write_text(
+        e.policy_path.read_text().replace("review_hours: 0", "review_hours: 48")
+    )
+    e.sync()
+    rpr = release_pr(e)
+    assert rpr is not None and "(48 hours)" in rpr.body
+    e.review(rpr.number)
+    report = e.sync()
+    assert any("under review until" in n for n in report.notices)
+    assert release_pr(e).number == rpr.number  # approved, but not merged before the deadline
+
+
+def test_an_existing_tag_is_never_moved(tmp_path: Path) -> None:
+    e = make_env("local", tmp_path, None, series="3.11.2", releases=True)
+    fork = pygit2.Repository(str(e.example.fork))
+    fork.references.create("refs/tags/v3.11.2.1", pygit2.Oid(hex=e.example.shas["v3.11.2"]))
+    e.sync()
+    e.review(release_pr(e).number)
+    report = e.sync()
+    assert any("tag v3.11.2.1 exists at" in p and "never moved" in p for p in report.problems)
+    assert str(fork.references["refs/tags/v3.11.2.1"].target) == e.example.shas["v3.11.2"]
+    assert e.new_forge().get_release("v3.11.2.1") is None
+
+
+def test_manual_trigger(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    e = make_env("local", tmp_path, None, series="3.11.2", releases=True)
+    e.policy_path.write_text(e.policy_path.read_text() + "  trigger: manual\n")
+    e.sync()
+    assert release_pr(e) is None
+    r = run_cli(
+        capsys,
+        "--state-dir",
+        str(e.state),
+        "release",
+        "--policy",
+        str(e.policy_path),
+        "--series",
+        "3.11.2",
+        "--json",
+    )
+    assert r.code == 0, r.err
+    assert any(
+        a["action"] == "open" and "Release 3.11.2.1" in a["detail"] for a in r.json()["actions"]
+    )
+    assert release_pr(e) is not None
+
+
+def test_release_comment_command(tmp_path: Path) -> None:
+    e = make_env("local", tmp_path, None, series="3.11.2", releases=True)
+    e.policy_path.write_text(e.policy_path.read_text() + "  trigger: manual\n")
+    e.sync()
+    some = e.open_prs()[0]
+    e.comment(some.number, "/stablectl release 3.11.2", "maint")
+    e.sync()
+    assert release_pr(e) is not None
+    assert e.sync().api["writes"] == 0
+
+
+def test_tarballs_are_reproducible(tmp_path: Path) -> None:
+    e = make_env("local", tmp_path, None, series="3.11.2", releases=True)
+    repo = pygit2.Repository(str(e.example.upstream))
+    sha = e.example.shas["v3.11.2"]
+    a = build_tarballs(repo, sha, "Python-3.11.2.1", tmp_path / "one")
+    b = build_tarballs(repo, sha, "Python-3.11.2.1", tmp_path / "two")
+    assert [x.sha256 for x in a] == [x.sha256 for x in b]
+    assert [x.path.read_bytes() for x in a] == [x.path.read_bytes() for x in b]
+    raw = tar_bytes(repo, sha, "Python-3.11.2.1")
+    assert lzma.decompress(a[0].path.read_bytes()) == raw
+    assert gzip.decompress(a[1].path.read_bytes()) == raw
+    assert a[1].path.read_bytes()[4:8] == b"\0\0\0\0"  # gzip mtime 0
+    when = repo[pygit2.Oid(hex=sha)].peel(pygit2.Commit).commit_time
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        members = tar.getmembers()
+    names = [m.name for m in members]
+    assert names[0] == "Python-3.11.2.1" and all(n.startswith("Python-3.11.2.1") for n in names)
+    assert all(m.mtime == when and m.uid == 0 and m.gid == 0 and m.uname == "" for m in members)
+    files = [m for m in members if m.isfile()]
+    tree = repo[pygit2.Oid(hex=sha)].peel(pygit2.Commit).tree
+    blob = tree["Lib/ssl.py"]
+    member = next(m for m in files if m.name == "Python-3.11.2.1/Lib/ssl.py")
+    assert member.mode == 0o644 and member.size == len(repo[blob.id].read_raw())
