@@ -196,3 +196,53 @@ def test_tarballs_are_reproducible(tmp_path: Path) -> None:
     blob = tree["Lib/ssl.py"]
     member = next(m for m in files if m.name == "Python-3.11.2.1/Lib/ssl.py")
     assert member.mode == 0o644 and member.size == len(repo[blob.id].read_raw())
+
+
+def test_signed_tag_with_an_ssh_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """STABLECTL_SIGNING_KEY (+ STABLECTL_SIGNING_FORMAT, default ssh) signs the tag; git
+    verifies it with the public key as an allowed signer."""
+    import shutil
+    import subprocess
+
+    if shutil.which("ssh-keygen") is None:
+        pytest.skip("ssh-keygen is not installed")
+    key = tmp_path / "signing"
+    subprocess.run(
+        [
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "release@example.org",
+            "-f",
+            str(key),
+        ],
+        check=True,
+    )
+    monkeypatch.setenv("STABLECTL_SIGNING_KEY", str(key))
+    e = make_env("local", tmp_path / "env", None, series="3.11.2", releases=True)
+    e.sync()
+    e.review(release_pr(e).number)
+    report = e.sync()
+    assert "tag" in [a.kind for a in report.applied], report.problems
+    allowed = tmp_path / "allowed"
+    allowed.write_text("stablectl@example.org " + (tmp_path / "signing.pub").read_text())
+    r = subprocess.run(
+        [
+            "git",
+            "--git-dir",
+            str(e.example.fork),
+            "-c",
+            f"gpg.ssh.allowedSignersFile={allowed}",
+            "tag",
+            "-v",
+            "v3.11.2.1",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert 'Good "git" signature for stablectl@example.org' in r.stderr
