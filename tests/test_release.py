@@ -246,3 +246,45 @@ def test_signed_tag_with_an_ssh_key(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     )
     assert r.returncode == 0, r.stderr
     assert 'Good "git" signature for stablectl@example.org' in r.stderr
+
+
+def test_a_crash_anywhere_in_the_release_run_recovers(tmp_path: Path) -> None:
+    """SIGKILL after each write point of the run that merges the release PR, tags and
+    publishes (merge, branch deletion, tag, release, each asset); the next run finishes the
+    job: one tag at the release commit, a release with every asset once, then quiet."""
+    import shutil
+
+    template = make_env("local", tmp_path / "t", None, series="3.11.2", releases=True)
+    template.sync()
+    template.review(release_pr(template).number)
+
+    def copy(n: int) -> SyncEnv:
+        root = tmp_path / f"c{n}"
+        shutil.copytree(template.root, root, symlinks=True)
+        text = (root / "policy.yaml").read_text().replace(str(template.root), str(root))
+        (root / "policy.yaml").write_text(text)
+        ex = type(template.example)(
+            root / "ex" / "upstream.git", root / "ex" / "fork.git", template.example.shas
+        )
+        return SyncEnv("local", root, ex, root / "policy.yaml", root / "state")
+
+    ref = copy(0)
+    r = ref.cli("sync", "--json")
+    assert r.returncode == 0, r.stderr
+    points = json.loads(r.stdout)["write_points"]
+    assert points >= 8
+    expected_assets = sorted(a.name for a in ref.new_forge().get_release("v3.11.2.1").assets)
+    for n in range(1, points + 1):
+        e = copy(n)
+        r = e.cli("sync", env=dict(e.env(), STABLECTL_CRASH_AFTER=str(n)))
+        assert r.returncode == -9, (n, r.stderr)
+        r = e.cli("sync")
+        assert r.returncode == 0, (n, r.stderr)
+        rel = e.new_forge().get_release("v3.11.2.1")
+        assert rel is not None and sorted(a.name for a in rel.assets) == expected_assets, n
+        fork = pygit2.Repository(str(e.example.fork))
+        tag = fork.references["refs/tags/v3.11.2.1"].peel(pygit2.Commit)
+        tip = fork.references["refs/heads/3.11.2-stable"].peel(pygit2.Commit)
+        assert tag.id == tip.id, n
+        assert e.sync().api["writes"] == 0, n
+        assert not [r for r in fork.references if r.startswith("refs/heads/stablectl/release")]

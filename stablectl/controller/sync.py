@@ -1120,6 +1120,21 @@ class Syncer:
             n = len(sr.releases)
             out += self._publish(rel, sp, sr.releases[-1], rel.tag_of(p, s, n), prs, dry_run)
         # 3. Unreleased fixes: propose the next release when the trigger says so.
+        branch = f"stablectl/release/{s.name}"
+        leftover = self._fork_branch(branch) if rpr is None else None
+        if leftover is not None and not sr.unreleased:
+            # The branch of a merged (or closed) release PR, left by an interrupted run.
+            out.append(
+                Action(
+                    "delete-branch",
+                    s.name,
+                    branch,
+                    "release merged",
+                    {"ref": branch, "old": leftover},
+                )
+            )
+            if not dry_run:
+                self._apply(out[-1:])
         if not sr.unreleased:
             return out
         version = rel.version_of(p, s, sr.next_n)
@@ -1142,7 +1157,6 @@ class Syncer:
             if p.release.trigger == "security" and rel.unreleased_security(sr):
                 self.notices.append(f"{s.name}: release waits for the quiet period")
             return out
-        branch = f"stablectl/release/{s.name}"
         if rpr is not None and rpr.head_sha == head:
             return out
         deadline = (self.now() + dt.timedelta(hours=p.release.review_hours)).replace(microsecond=0)
@@ -1229,6 +1243,13 @@ class Syncer:
             self.crash.wrote()
         release = self.forge.get_release(tag)
         names = {a.name for a in release.assets} if release else set()
+        stem = p.release.tarball.format(project=p.project, version=rc.version)
+        core = {f"{stem}.tar.xz", f"{stem}.tgz", "SHA256SUMS", "manifest.json"}
+        if release is not None and core <= names:
+            return out  # published (building CPython's tarballs again would cost seconds)
+        if dry_run:
+            out.append(Action("release", sp.series.name, tag, "publish", {"tag": tag}))
+            return out
         web_fork = (
             f"https://github.com/{p.fork.forge}"
             if p.fork.forge and p.forge.kind == "github"
@@ -1246,12 +1267,16 @@ class Syncer:
             tag,
             tag_obj,
             out_dir,
-            self.forge.list_prs("all") if release is None or not names else prs,
+            self.forge.list_prs("all"),
             self.forge.checks,
             web_fork,
             web_up,
         )
-        missing = [f for f in built.files if f.name not in names]
+        # The core files go last: a run that stops half-way is finished by the next one, which
+        # looks only for them.
+        missing = sorted(
+            (f for f in built.files if f.name not in names), key=lambda f: f.name in core
+        )
         if release is not None and not missing:
             self.last_release = built
             return out
