@@ -152,6 +152,17 @@ class FlagRule(_Model):
     commits: list[Sha] | None = Field(
         default=None, description="Explicit SHAs (full or abbreviated) to flag."
     )
+    advisories: str | None = Field(
+        default=None,
+        description="OSV advisory database (a directory, or a git URL or path fetched each run, "
+        "e.g. https://github.com/psf/advisory-database): flags fixed commits, their backports, "
+        "and commits naming an issue or PR the advisories reference.",
+    )
+    advisory_repo: str | None = Field(
+        default=None,
+        description="Only GIT ranges of this repository count (e.g. "
+        "https://github.com/python/cpython); default: any.",
+    )
 
     @field_validator("message")
     @classmethod
@@ -186,10 +197,12 @@ class FlagRule(_Model):
                 self.labels,
                 self.notes,
                 self.commits,
+                self.advisories,
             )
         ):
             raise ValueError(
-                "a flag rule needs at least one of paths, message, trailers, labels, notes, commits"
+                "a flag rule needs at least one of paths, message, trailers, labels, notes, "
+                "commits, advisories"
             )
         return self
 

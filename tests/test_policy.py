@@ -98,7 +98,7 @@ def test_rule_without_condition() -> None:
     got = problems(GOOD + "  - name: nothing\n    security: true\n")
     assert got == [
         "p.yaml:13:5: flags[1]: a flag rule needs at least one of paths, message, trailers, "
-        "labels, notes, commits"
+        "labels, notes, commits, advisories"
     ]
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pygit2
 
 from stablectl import __version__
+from stablectl.controller.advisories import AdvisoryIndex, load_advisories
 from stablectl.controller.selection import Candidate, Selector, SeriesSelection, Source
 from stablectl.errors import GitError, PolicyError
 from stablectl.gitops.cache import Progress, RepoCache
@@ -175,6 +176,7 @@ class Engine:
         self.cache = RepoCache(state_dir / "cache" / f"{policy.project}.git")
         self._index: CommitIndex | None = None
         self.committer_time = committer_time
+        self._advisories: dict[str, AdvisoryIndex] | None = None
 
     @property
     def index(self) -> CommitIndex:
@@ -249,7 +251,18 @@ class Engine:
             stable_tip=stable_tip,
             note_of=self.note_of,
             notes_tips=notes_tips,
+            advisories=self.advisories(),
         )
+
+    def advisories(self) -> dict[str, AdvisoryIndex]:
+        """The advisory databases the flag rules name, read (and fetched) once per run."""
+        if self._advisories is None:
+            self._advisories = {
+                r.name: load_advisories(r.advisories, r.advisory_repo, self.state_dir)
+                for r in self.policy.flags
+                if r.advisories is not None
+            }
+        return self._advisories
 
     def plan(
         self,

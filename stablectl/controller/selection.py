@@ -11,12 +11,13 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pygit2
 
+from stablectl.controller.advisories import AdvisoryIndex
 from stablectl.gitops.scan import CommitFacts, CommitIndex
 from stablectl.policy import FlagRule, Policy, Series
 
@@ -102,12 +103,16 @@ class _UnionFind:
             self.parent[rb] = ra
 
 
+_CVE = re.compile(r"\bCVE-\d{4}-\d{4,}\b")
+
+
 def evaluate_flags(
     facts: CommitFacts,
     rules: Sequence[FlagRule],
     *,
     note_of: NoteLookup | None = None,
     labels: set[str] | None = None,
+    advisories: Mapping[str, AdvisoryIndex] | None = None,
 ) -> list[FlagHit]:
     """Which rules flag this commit, and why. Conditions in one rule must all match.
 
@@ -149,6 +154,19 @@ def evaluate_flags(
             ok = m is not None
             if m:
                 reasons.append(f"note {m.group(0)!r}")
+        if ok and rule.advisories is not None:
+            idx = (advisories or {}).get(rule.name)
+            found = (
+                idx.match(
+                    facts.sha, facts.info.cherry_picked_from, facts.info.issues, facts.info.pr
+                )
+                if idx is not None
+                else None
+            )
+            ok = found is not None
+            if found is not None:
+                why, advs = found
+                reasons.append("advisory " + ", ".join(a.label() for a in advs) + f": {why}")
         if ok and rule.labels is not None and labels is not None:
             hit = sorted(labels & set(rule.labels))
             ok = bool(hit)
@@ -207,6 +225,7 @@ class Selector:
         labeled_prs: LabeledPRs | None = None,
         note_of: NoteLookup | None = None,
         notes_tips: str = "",
+        advisories: Mapping[str, AdvisoryIndex] | None = None,
     ) -> None:
         self.policy = policy
         self.index = index
@@ -214,9 +233,11 @@ class Selector:
         self.stable_tip = stable_tip
         self.labeled_prs = labeled_prs
         self.note_of = note_of
+        self.advisories = dict(advisories or {})
         rules = [r.model_dump(mode="json") for r in policy.flags]
+        adv = {k: v.digest for k, v in sorted(self.advisories.items())}
         digest = hashlib.sha256(
-            json.dumps([SUMMARY_VERSION, rules, notes_tips], sort_keys=True).encode()
+            json.dumps([SUMMARY_VERSION, rules, notes_tips, adv], sort_keys=True).encode()
         ).hexdigest()
         self.fingerprint = digest[:16]
 
@@ -237,7 +258,9 @@ class Selector:
                     info = f.info
                     interesting = False
                     if len(f.parents) <= 1:
-                        hits = evaluate_flags(f, rules, note_of=self.note_of)
+                        hits = evaluate_flags(
+                            f, rules, note_of=self.note_of, advisories=self.advisories
+                        )
                         static = [
                             [h.rule, h.reason, h.security]
                             for h in hits
@@ -505,6 +528,8 @@ class Selector:
             issues += [i for i in f.info.issues if i not in issues]
             cves += [c for c in f.info.cves if c not in cves]
             pr = pr or f.info.pr
+        for h in hits:  # advisories name CVE ids the commits may not
+            cves += [c for c in _CVE.findall(h.reason) if c not in cves]
         seen: set[tuple[str, str]] = set()
         uniq = []
         for h in hits:

@@ -1,0 +1,170 @@
+"""The OSV advisory database as a flag source: fixed commits, their backports, referenced
+issues; ids and CVEs carried into the plan and PR bodies; a git source refreshed each run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from stablectl.controller.advisories import AdvisoryIndex
+from stablectl.controller.plan import Engine
+from stablectl.policy import load_policy_text
+from stablectl.testing.history import History
+
+UPSTREAM_URL = "https://github.com/python/cpython"
+
+
+def osv(
+    id_: str, cve: str, fixed: list[str], refs: list[str], repo: str = UPSTREAM_URL
+) -> dict[str, Any]:
+    return {
+        "schema_version": "1.5.0",
+        "id": id_,
+        "aliases": [cve],
+        "summary": "x",
+        "affected": [
+            {
+                "ranges": [
+                    {
+                        "type": "GIT",
+                        "repo": repo,
+                        "events": [{"introduced": "0"}, *({"fixed": f} for f in fixed)],
+                    }
+                ]
+            }
+        ],
+        "references": [{"type": "REPORT", "url": u} for u in refs],
+    }
+
+
+def build(tmp_path: Path) -> tuple[History, dict[str, str]]:
+    h = History(tmp_path / "up.git")
+    s: dict[str, str] = {}
+    s["base"] = h.commit("main", "base", {"Lib/a.py": "1\n", "Lib/b.py": "1\n", "Lib/c.py": "1\n"})
+    h.tag("v1", s["base"])
+    h.branch("1.x", s["base"])
+    s["fixed"] = h.commit("main", "gh-100: Fix a (#101)", {"Lib/a.py": "2\n"})
+    s["fixed-bp"] = h.backport(s["fixed"], "1.x")
+    s["by-issue"] = h.commit("main", "gh-200: Fix b (#201)", {"Lib/b.py": "2\n"})
+    s["by-pr"] = h.commit("main", "Fix c quietly (#301)", {"Lib/c.py": "2\n"})
+    s["other"] = h.commit("main", "gh-400: Unrelated (#401)", {"Lib/a.py": "3\n"})
+    return h, s
+
+
+def policy(h: History, fork: Path, source: Path) -> str:
+    return f"""\
+project: adv
+upstream: {{git: {h.path}, forge: python/cpython}}
+fork: {{git: {fork}}}
+series:
+  - {{name: "1", base: v1, branch: 1-stable, sources: ["1.x", main], since: 2000-01-01}}
+flags:
+  - name: psf-advisories
+    security: true
+    advisories: {source}
+    advisory_repo: {UPSTREAM_URL}
+"""
+
+
+def write_db(d: Path, records: list[dict[str, Any]]) -> None:
+    (d / "advisories" / "python").mkdir(parents=True, exist_ok=True)
+    for r in records:
+        (d / "advisories" / "python" / f"{r['id']}.json").write_text(json.dumps(r))
+
+
+def test_index_parses_osv() -> None:
+    rec = osv(
+        "PSF-2023-1",
+        "CVE-2023-1",
+        ["a" * 40],
+        [
+            "https://bugs.python.org/issue42",
+            "https://github.com/python/cpython/issues/7",
+            "https://github.com/python/cpython/pull/8",
+            "https://github.com/other/x/pull/9",
+        ],
+    )
+    other = osv("PSF-2023-2", "CVE-2023-2", ["b" * 40], [], repo="https://github.com/other/x")
+    idx = AdvisoryIndex.from_records(
+        [
+            ("1.json", json.dumps(rec).encode()),
+            ("2.json", json.dumps(other).encode()),
+            ("bad.json", b"{not json"),
+        ],
+        UPSTREAM_URL + ".git",
+    )
+    assert idx.count == 2 and set(idx.fixed) == {"a" * 40}
+    assert set(idx.issues) == {"bpo-42", "gh-7"} and set(idx.prs) == {8}
+    assert idx.match("a" * 40, [], [], None)[0] == "fixed commit"
+    assert idx.match("c" * 40, ["a" * 40], [], None)[0].startswith("backport of fixed")
+    assert idx.match("c" * 40, [], ["gh-7"], None)[0] == "gh-7 in references"
+    assert idx.match("c" * 40, [], [], 8)[0] == "PR 8 in references"
+    assert idx.match("c" * 40, [], ["gh-9"], 9) is None
+
+
+def test_advisories_flag_fixes_in_the_plan(tmp_path: Path) -> None:
+    h, s = build(tmp_path)
+    fork = History(tmp_path / "fork.git")
+    fork.repo.remotes.create("u", str(h.path)).fetch(["+refs/tags/*:refs/tags/*"])
+    fork.branch("1-stable", s["base"])
+    db = tmp_path / "db"
+    write_db(
+        db,
+        [
+            osv("PSF-2024-1", "CVE-2024-0001", [s["fixed"]], []),
+            osv(
+                "PSF-2024-2", "CVE-2024-0002", [], ["https://github.com/python/cpython/issues/200"]
+            ),
+            osv("PSF-2024-3", "CVE-2024-0003", [], ["https://github.com/python/cpython/pull/301"]),
+        ],
+    )
+    eng = Engine(load_policy_text(policy(h, fork.path, db)), tmp_path / "state", committer_time=1)
+    eng.fetch()
+    plan = eng.plan().to_json()
+    eng.close()
+    fixes = {f["key"]: f for f in plan["series"][0]["fixes"]}
+    assert set(fixes) == {s["fixed"], s["by-issue"], s["by-pr"]}
+    a = fixes[s["fixed"]]
+    assert a["cves"] == ["CVE-2024-0001"] and a["security"]
+    assert a["source"]["commit"] == s["fixed-bp"]  # the 1.x backport, flagged through its group
+    reasons = " ".join(fl["reason"] for fl in a["flags"])
+    assert "PSF-2024-1 (CVE-2024-0001)" in reasons
+    assert fixes[s["by-issue"]]["cves"] == ["CVE-2024-0002"]
+    assert "gh-200 in references" in fixes[s["by-issue"]]["flags"][0]["reason"]
+    assert "PR 301 in references" in fixes[s["by-pr"]]["flags"][0]["reason"]
+
+
+def test_git_source_is_refreshed_every_run(tmp_path: Path) -> None:
+    h, s = build(tmp_path)
+    fork = History(tmp_path / "fork.git")
+    fork.repo.remotes.create("u", str(h.path)).fetch(["+refs/tags/*:refs/tags/*"])
+    fork.branch("1-stable", s["base"])
+    db = tmp_path / "dbrepo"
+    write_db(db, [osv("PSF-2024-1", "CVE-2024-0001", [s["fixed"]], [])])
+
+    def git(*args: str) -> None:
+        subprocess.run(
+            ["git", "-C", str(db), "-c", "user.name=t", "-c", "user.email=t@e", *args],
+            check=True,
+            capture_output=True,
+        )
+
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
+    git("commit", "-qm", "one")
+    pol = load_policy_text(policy(h, fork.path, db / ".git"))
+
+    def keys() -> set[str]:
+        eng = Engine(pol, tmp_path / "state", committer_time=1)
+        eng.fetch()
+        plan = eng.plan().to_json()
+        eng.close()
+        return {f["key"] for f in plan["series"][0]["fixes"]}
+
+    assert keys() == {s["fixed"]}
+    write_db(db, [osv("PSF-2024-9", "CVE-2024-0009", [s["other"]], [])])
+    git("add", "-A")
+    git("commit", "-qm", "two")
+    assert keys() == {s["fixed"], s["other"]}  # the cached plan notices the new advisory
