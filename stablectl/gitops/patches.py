@@ -1,0 +1,119 @@
+"""Patch queues: `git format-patch` files, mboxes and quilt series, as fixes with an identity.
+
+Each patch yields its upstream identity (the format-patch `From <sha>` line, the
+`(cherry picked from commit …)` trailers, a DEP-3 `Origin:` commit URL), its message, author,
+and the paths its diff adds, changes and deletes — what flag rules and selection need.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import mailbox
+import re
+from dataclasses import dataclass, field
+from email.utils import parseaddr, parsedate_to_datetime
+from pathlib import Path
+
+_FROM_SHA = re.compile(rb"^From ([0-9a-f]{40}) ", re.M)
+_ORIGIN = re.compile(r"^Origin:\s*(?:\w+,\s*)?\S*?/commit/([0-9a-f]{7,40})", re.M | re.I)
+_DIFF_GIT = re.compile(r"^diff --git a/(\S+) b/(\S+)$", re.M)
+
+
+@dataclass
+class Patch:
+    name: str
+    upstream: str | None  # format-patch `From <sha>` or DEP-3 Origin commit
+    subject: str
+    message: str  # subject, blank line, body (trailers included), without the diff
+    author_name: str
+    author_email: str
+    author_time: int
+    diff: bytes
+    paths: list[str] = field(default_factory=list)
+    deleted: set[str] = field(default_factory=set)
+
+
+def parse_patch(name: str, data: bytes) -> Patch:
+    """One patch: a `git format-patch` file, or a plain diff with DEP-3 headers."""
+    m = _FROM_SHA.match(data)
+    upstream = m.group(1).decode() if m else None
+    head, sep, rest = data.partition(b"\ndiff --git ")
+    diff = (b"diff --git " + rest) if sep else b""
+    if data.startswith(b"diff --git "):
+        head, diff = b"", data
+    msg = email.message_from_bytes(head, policy=email.policy.compat32)
+    subject = " ".join(str(msg.get("Subject", "")).split())
+    subject = re.sub(r"^\[PATCH[^\]]*\]\s*", "", subject)
+    body = msg.get_payload(decode=False) if head else ""
+    if not isinstance(body, str):
+        body = ""
+    body = body.split("\n---\n", 1)[0].strip("\n")
+    if not subject:  # DEP-3: the description is the first header paragraph
+        subject = (
+            _dep3(head.decode("utf-8", "replace"), "Description")
+            or _dep3(head.decode("utf-8", "replace"), "Subject")
+            or name
+        )
+    if upstream is None:
+        o = _ORIGIN.search(head.decode("utf-8", "replace"))
+        upstream = o.group(1) if o and len(o.group(1)) == 40 else None
+    author_name, author_email = parseaddr(str(msg.get("From", "")))
+    when = 0
+    if msg.get("Date"):
+        try:
+            when = int(parsedate_to_datetime(str(msg["Date"])).timestamp())
+        except (TypeError, ValueError):
+            when = 0
+    text = diff.decode("utf-8", "replace")
+    paths: list[str] = []
+    deleted: set[str] = set()
+    for dm in _DIFF_GIT.finditer(text):
+        a, b = dm.group(1), dm.group(2)
+        paths.append(b)
+        if a != b:
+            paths.append(a)
+        block = text[dm.end() : dm.end() + 300]
+        if re.match(r"\n(?:old mode .*\n|new mode .*\n)?deleted file mode", block):
+            deleted.add(a)
+    message = subject + ("\n\n" + body if body else "") + "\n"
+    return Patch(
+        name, upstream, subject, message, author_name, author_email, when, diff, paths, deleted
+    )
+
+
+def _dep3(text: str, key: str) -> str | None:
+    m = re.search(rf"^{key}:\s*(.+)$", text, re.M | re.I)
+    return m.group(1).strip() if m else None
+
+
+def read_queue(path: Path) -> list[Patch]:
+    """A quilt directory (with `series`), a `series` file, an mbox, or a directory of
+    `*.patch` files (sorted), in queue order."""
+    if path.is_dir() and (path / "series").exists():
+        path = path / "series"
+    if path.name == "series":
+        out = []
+        for line in path.read_text().splitlines():
+            entry = line.split("#", 1)[0].strip()
+            if entry:
+                name = entry.split()[0]
+                out.append(parse_patch(name, (path.parent / name).read_bytes()))
+        return out
+    if path.is_dir():
+        return [
+            parse_patch(p.name, p.read_bytes())
+            for p in sorted(path.iterdir())
+            if p.suffix in (".patch", ".diff")
+        ]
+    data = path.read_bytes()
+    if data.startswith(b"From ") and data.count(b"\nFrom ") > 0:
+        box = mailbox.mbox(str(path), create=False)
+        return [
+            parse_patch(
+                f"{path.name}#{i + 1}",
+                b"From " + m.get_from().encode() + b"\n" + bytes(m.as_bytes()),
+            )
+            for i, m in enumerate(box)
+        ]
+    return [parse_patch(path.name, data)]
