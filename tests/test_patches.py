@@ -6,8 +6,12 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from stablectl.gitops.patches import parse_patch, read_queue
 from stablectl.testing.history import Example
+from tests.helpers import run_cli
+from tests.test_sync import make_env
 
 
 def format_patches(ex: Example, out: Path, *shas: str) -> list[Path]:
@@ -72,3 +76,76 @@ def test_queue_kinds_agree(example: Example, tmp_path: Path) -> None:
     (q,) = read_queue(quilt)
     assert q.upstream == s["B"] and q.subject == "Fix quadratic time in http.client headers"
     assert q.paths == by_dir[1].paths
+
+
+def test_export_quilt_and_mbox_reproduce_the_stable_branch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    e = make_env("local", tmp_path, None, series="3.11.2")
+    e.sync()
+    for p in e.open_prs():
+        if not p.draft:
+            e.review(p.number)
+            e.green(p.head_sha)
+    e.sync()
+    base = ["--state-dir", str(e.state)]
+    r = run_cli(
+        capsys,
+        *base,
+        "export",
+        "--policy",
+        str(e.policy_path),
+        "--series",
+        "3.11.2",
+        str(tmp_path / "quilt"),
+    )
+    assert r.code == 0, r.err
+    queue = read_queue(tmp_path / "quilt")
+    s = e.example.shas
+    assert len(queue) == 5  # H and I (by hand) and the three merged backports
+    origins = {p.upstream for p in queue}
+    assert s["B"] in origins and s["H"] in origins  # Origin: the commit the trailer names
+    assert all(p.subject for p in queue)
+    # Applying the series onto the base gives exactly the stable branch's tree.
+    work = tmp_path / "work"
+    subprocess.run(["git", "clone", "-q", str(e.example.fork), str(work)], check=True)
+    subprocess.run(["git", "-C", str(work), "checkout", "-q", s["v3.11.2"]], check=True)
+    for line in (tmp_path / "quilt" / "series").read_text().splitlines():
+        if line and not line.startswith("#"):
+            subprocess.run(
+                [
+                    "git",
+                    "-C",
+                    str(work),
+                    "apply",
+                    "--index",
+                    str(tmp_path / "quilt" / line.split()[0]),
+                ],
+                check=True,
+            )
+    tree = subprocess.run(
+        ["git", "-C", str(work), "write-tree"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    tip_tree = subprocess.run(
+        ["git", "--git-dir", str(e.example.fork), "rev-parse", "3.11.2-stable^{tree}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert tree == tip_tree
+    r = run_cli(
+        capsys,
+        *base,
+        "export",
+        "--policy",
+        str(e.policy_path),
+        "--series",
+        "3.11.2",
+        "--format",
+        "mbox",
+        "--offline",
+        str(tmp_path / "mbox"),
+    )
+    assert r.code == 0, r.err
+    mbox = read_queue(tmp_path / "mbox" / "3.11.2.mbox")
+    assert [p.subject for p in mbox] == [p.subject for p in queue]

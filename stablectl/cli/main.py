@@ -53,6 +53,7 @@ def _register() -> None:
         backport_cmd,
         cache_cmd,
         demo_cmd,
+        export_cmd,
         forge_cmd,
         plan_cmd,
         policy_cmd,
@@ -71,6 +72,7 @@ def _register() -> None:
     cli.add_command(workflows_cmd.workflows_command)
     cli.add_command(workflows_cmd.init_command)
     cli.add_command(sync_cmd.release_command)
+    cli.add_command(export_cmd.command)
 
 
 _register()
