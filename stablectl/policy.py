@@ -114,9 +114,25 @@ class Series(_Model):
         "the base tag (fixes that missed the release); those already in it are recognised.",
     )
 
+    patches: str | None = Field(
+        default=None,
+        description="A patch queue applied in order onto the base tag (a quilt directory or "
+        "`series` file, an mbox, or a directory of format-patches): its patches are fixes too, "
+        "with the identity their `From <sha>`, trailers or DEP-3 `Origin:` give.",
+    )
+
     @property
     def stable_branch(self) -> str:
         return self.branch or f"{self.name}-stable"
+
+    @property
+    def queue_branch(self) -> str | None:
+        """The cache branch holding the patch queue as commits (rebuilt every run)."""
+        return f"stablectl-queue/{self.name}" if self.patches else None
+
+    @property
+    def all_sources(self) -> list[str]:
+        return [*self.sources, *([self.queue_branch] if self.queue_branch else [])]
 
 
 class NotesRule(_Model):

@@ -149,3 +149,81 @@ def test_export_quilt_and_mbox_reproduce_the_stable_branch(
     assert r.code == 0, r.err
     mbox = read_queue(tmp_path / "mbox" / "3.11.2.mbox")
     assert [p.subject for p in mbox] == [p.subject for p in queue]
+
+
+@pytest.mark.parametrize("without_identity", [False, True])
+def test_a_patch_queue_is_a_source_of_fixes(tmp_path: Path, without_identity: bool) -> None:
+    """A series takes fixes from a patch queue too: an upstream fix exported as a
+    format-patch is the same fix (grouped through its `From <sha>`), a distribution's own
+    patch with a Security NEWS entry is a new fix, one that does not apply is reported."""
+    from stablectl.controller.plan import Engine
+    from stablectl.policy import load_policy_text
+    from stablectl.testing.history import History
+
+    h = History(tmp_path / "up.git")
+    base = h.commit("main", "base", {"Lib/a.py": "1\n2\n3\n", "Lib/b.py": "x\n"})
+    h.tag("v1", base)
+    h.branch("1.x", base)
+    fix = h.commit(
+        "main",
+        "gh-10: Fix a (#11)",
+        {
+            "Lib/a.py": "1\n2\nthree\n",
+            "Misc/NEWS.d/next/Security/2024-01-01.gh-issue-10.x.rst": "Fix a.\n",
+        },
+    )
+    fork = History(tmp_path / "fork.git")
+    fork.repo.remotes.create("u", str(h.path)).fetch(["+refs/tags/*:refs/tags/*"])
+    fork.branch("1-stable", base)
+    queue = tmp_path / "queue"
+    queue.mkdir()
+    r = subprocess.run(
+        ["git", "--git-dir", str(h.path), "format-patch", "-1", "--stdout", fix],
+        capture_output=True,
+        check=True,
+    )
+    (queue / "0001-fix-a.patch").write_bytes(r.stdout)
+    (queue / "0002-vendor.patch").write_text(
+        "Description: Harden b against long input\nOrigin: vendor\n---\n"
+        "diff --git a/Lib/b.py b/Lib/b.py\n--- a/Lib/b.py\n+++ b/Lib/b.py\n"
+        "@@ -1 +1 @@\n-x\n+y\n"
+        "diff --git a/Misc/NEWS.d/next/Security/b.rst b/Misc/NEWS.d/next/Security/b.rst\n"
+        "new file mode 100644\n--- /dev/null\n+++ b/Misc/NEWS.d/next/Security/b.rst\n"
+        "@@ -0,0 +1 @@\n+Harden b.\n"
+    )
+    (queue / "0003-broken.patch").write_text(
+        "Description: Does not apply\n---\ndiff --git a/Lib/b.py b/Lib/b.py\n"
+        "--- a/Lib/b.py\n+++ b/Lib/b.py\n@@ -1 +1 @@\n-nothing like this\n+z\n"
+    )
+    (queue / "series").write_text("0001-fix-a.patch\n0002-vendor.patch\n0003-broken.patch\n")
+    if without_identity:
+        # No `From <sha>`, no trailer, no Origin: only the upstream PR number links them.
+        diff = r.stdout.decode().split("\ndiff --git ", 1)[1]
+        (queue / "0001-fix-a.patch").write_text(
+            "Description: gh-10: Fix a (#11)\n---\ndiff --git " + diff
+        )
+    policy = load_policy_text(f"""\
+project: q
+upstream: {{git: {h.path}, main: main}}
+fork: {{git: {fork.path}}}
+series:
+  - {{name: "1", base: v1, branch: 1-stable, sources: ["1.x", main], since: 2000-01-01,
+      patches: {queue}}}
+flags:
+  - {{name: security-news, security: true, paths: ["Misc/NEWS.d/next/Security/*.rst"]}}
+""")
+    eng = Engine(policy, tmp_path / "state", committer_time=1)
+    eng.fetch()
+    plan = eng.plan().to_json()
+    eng.close()
+    fixes = plan["series"][0]["fixes"]
+    assert any("0003-broken.patch: does not apply" in e for e in plan["errors"])
+    by_subject = {f["subject"]: f for f in fixes}
+    assert set(by_subject) == {"gh-10: Fix a (#11)", "Harden b against long input"}
+    a = by_subject["gh-10: Fix a (#11)"]
+    assert a["key"] == fix and len(a["members"]) == 2  # the upstream commit and its patch
+    assert {fl["rule"] for fl in a["flags"]} == {"security-news"} and len(a["flags"]) == 2
+    assert a["status"] == "new-clean"
+    assert len(fixes) == 2
+    b = by_subject["Harden b against long input"]
+    assert b["status"] == "new-clean" and b["source"]["branch"] == "stablectl-queue/1"

@@ -200,6 +200,33 @@ class Engine:
         self.cache.fetch_fork(p.fork.git, self.progress)
         branches = {p.upstream.main} | {b for s in p.series for b in s.sources}
         self.cache.check_and_record_tips(sorted(branches), [s.base for s in p.series])
+        self.build_queues()
+
+    def build_queues(self) -> None:
+        """Each series' patch queue as a chain of commits on its base tag, under
+        refs/remotes/upstream/stablectl-queue/<series> (rebuilt after every fetch)."""
+        from stablectl.gitops.patches import build_chain, read_queue
+
+        self.queue_problems: list[str] = []
+        for s in self.policy.series:
+            if not s.patches or not s.queue_branch:
+                continue
+            base = self.cache.peel(f"refs/tags/{s.base}")
+            path = Path(s.patches).expanduser()
+            if base is None or not path.exists():
+                self.queue_problems.append(
+                    f"series {s.name}: patch queue {s.patches} "
+                    + ("not found" if not path.exists() else f"needs tag {s.base}")
+                )
+                continue
+            ident = self.policy.identity
+            tip, problems = build_chain(
+                self.cache.path, base, read_queue(path), (ident.name, ident.email)
+            )
+            self.queue_problems += [f"series {s.name}: {x}" for x in problems]
+            self.cache.repo.references.create(
+                f"refs/remotes/upstream/{s.queue_branch}", pygit2.Oid(hex=tip), force=True
+            )
 
     def semantic_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Policy problems only the repository can reveal: missing tags and branches."""
@@ -283,7 +310,10 @@ class Engine:
             except KeyError as e:
                 raise GitError(f"series {s.name}: upstream has no tag {e.args[0]!r}") from None
             plans.append(self._chain(sel, picker, on_series))
-        errors = sorted({e for sp in plans for e in sp.selection.errors})
+        errors = sorted(
+            {e for sp in plans for e in sp.selection.errors}
+            | set(getattr(self, "queue_problems", []))
+        )
         stats: dict[str, Any] = dict(self.index.stats)
         stats.update({f"picks_{k}": v for k, v in picker.stats.items()})
         if self.index.db is not None:

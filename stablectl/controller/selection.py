@@ -320,7 +320,7 @@ class Selector:
         out: list[Window] = []
         for i, branch in enumerate(self._branches(series)):
             role: Literal["own", "source", "sibling"] = (
-                ("own" if i == 0 else "source") if branch in series.sources else "sibling"
+                ("own" if i == 0 else "source") if branch in series.all_sources else "sibling"
             )
             tip = self.upstream_ref(f"refs/remotes/upstream/{branch}")
             if tip is None:
@@ -356,6 +356,7 @@ class Selector:
             *(s.sources[0] for s in newer),
             *series.sources[1:],
             *(s.sources[0] for s in older),
+            *series.all_sources[len(series.sources) :],  # its patch queue, last
         ]:
             if b not in out:
                 out.append(b)
@@ -467,7 +468,11 @@ class Selector:
         pre_base_known = set(pre_base["meta"]) | {v[0] for v in pre_base["prs"].values()}
         base_time = self._time(base)
         candidates: list[Candidate] = []
-        for root, hits in flagged.items():
+        # Members of each flagged group, with no-trailer backports found by PR number; groups
+        # that then share a commit are one fix (e.g. an upstream commit and its exported patch
+        # without a trailer, both flagged).
+        members_of: dict[str, set[str]] = {}
+        for root in flagged:
             members = set(groups.get(root, {root}))
             for m in list(members):
                 f = index.facts(m)
@@ -478,6 +483,25 @@ class Selector:
                             members.add(found[0])
                             if branch is not None:
                                 on_branch.setdefault(found[0], branch)
+            members_of[root] = members
+        merge = _UnionFind()
+        owner: dict[str, str] = {}
+        for root, members in members_of.items():
+            merge.find(root)
+            for m in members:
+                if m in owner:
+                    merge.union(owner[m], root)
+                owner.setdefault(m, root)
+        merged_hits: dict[str, list[FlagHit]] = {}
+        merged_members: dict[str, set[str]] = {}
+        for root, hits in flagged.items():
+            top = merge.find(root)
+            merged_hits.setdefault(top, []).extend(hits)
+            merged_members.setdefault(top, set()).update(members_of[root])
+            if root in order:
+                order[top] = min(order.get(top, order[root]), order[root])
+        for root, hits in merged_hits.items():
+            members = merged_members[root]
             fix = self._fix(root, sorted(members), hits)
             cand = Candidate(fix, "pending", "", order=order.get(root, (0, 0)))
             every = set(fix.members) | {fix.key}

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from email.utils import parseaddr, parsedate_to_datetime
 from pathlib import Path
 
+from stablectl.gitops.messages import cherry_pick_message
+
 _FROM_SHA = re.compile(rb"^From ([0-9a-f]{40}) ", re.M)
 _ORIGIN = re.compile(r"^Origin:\s*(?:\w+,\s*)?\S*?/commit/([0-9a-f]{7,40})", re.M | re.I)
 _DIFF_GIT = re.compile(r"^diff --git a/(\S+) b/(\S+)$", re.M)
@@ -48,7 +50,7 @@ def parse_patch(name: str, data: bytes) -> Patch:
     body = msg.get_payload(decode=False) if head else ""
     if not isinstance(body, str):
         body = ""
-    body = body.split("\n---\n", 1)[0].strip("\n")
+    body = re.split(r"^---\s*$", body, maxsplit=1, flags=re.M)[0].strip("\n")
     if not subject:  # DEP-3: the description is the first header paragraph
         subject = (
             _dep3(head.decode("utf-8", "replace"), "Description")
@@ -117,3 +119,70 @@ def read_queue(path: Path) -> list[Patch]:
             for i, m in enumerate(box)
         ]
     return [parse_patch(path.name, data)]
+
+
+def build_chain(
+    git_dir: Path, base: str, patches: list[Patch], committer: tuple[str, str]
+) -> tuple[str, list[str]]:
+    """Apply the patches in order onto `base` as commits (author, date and message from each
+    patch; deterministic), in the repository's object store. Returns the last commit and the
+    patches that did not apply (the chain goes on without them)."""
+    import os
+    import subprocess
+    import tempfile
+
+    problems: list[str] = []
+    tip = base
+    with tempfile.TemporaryDirectory(prefix="stablectl-queue-") as tmp:
+        env = dict(os.environ, GIT_INDEX_FILE=str(Path(tmp) / "index"))
+
+        def git(
+            *args: str, data: bytes | None = None, extra: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess[bytes]:
+            return subprocess.run(
+                ["git", "--git-dir", str(git_dir), *args],
+                input=data,
+                capture_output=True,
+                env={**env, **(extra or {})},
+            )
+
+        for p in patches:
+            git("read-tree", tip)
+            r = git("apply", "--cached", "-p1", "-", data=p.diff)
+            if r.returncode != 0 or not p.diff:
+                why = r.stderr.decode(errors="replace").strip().splitlines()[:1]
+                problems.append(f"{p.name}: does not apply ({why[0] if why else 'no diff'})")
+                continue
+            tree = git("write-tree").stdout.decode().strip()
+            # Undated patches (plain diffs) take the time after the commit they apply on.
+            stamp = (
+                p.author_time
+                or int(git("log", "-1", "--format=%ct", tip).stdout.decode().strip() or 0) + 1
+            )
+            when = f"{stamp} +0000"
+            message = p.message
+            if p.upstream and p.upstream not in message:
+                # The patch's identity, as the trailer selection follows.
+                message = cherry_pick_message(message, p.upstream)
+            r = git(
+                "commit-tree",
+                tree,
+                "-p",
+                tip,
+                "-F",
+                "-",
+                data=message.encode(),
+                extra={
+                    "GIT_AUTHOR_NAME": p.author_name or "unknown",
+                    "GIT_AUTHOR_EMAIL": p.author_email or "unknown@invalid",
+                    "GIT_AUTHOR_DATE": when,
+                    "GIT_COMMITTER_NAME": committer[0],
+                    "GIT_COMMITTER_EMAIL": committer[1],
+                    "GIT_COMMITTER_DATE": when,
+                },
+            )
+            if r.returncode != 0:
+                problems.append(f"{p.name}: {r.stderr.decode(errors='replace').strip()}")
+                continue
+            tip = r.stdout.decode().strip()
+    return tip, problems
