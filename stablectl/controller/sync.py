@@ -37,7 +37,7 @@ from stablectl.controller.gate import GateResult, evaluate_gate
 from stablectl.controller.plan import Engine, Plan, PlannedFix, SeriesPlan
 from stablectl.controller.workflows import TEST_WORKFLOW
 from stablectl.errors import GitError, StablectlError
-from stablectl.forge.base import Comment, Forge, Marker, PullRequest
+from stablectl.forge.base import Comment, ConflictError, Forge, Marker, PullRequest
 from stablectl.gitops.messages import backport_title
 from stablectl.gitops.push import ForkPusher, RefUpdate
 from stablectl.policy import Policy, Series
@@ -455,7 +455,17 @@ class Syncer:
         source = pf.chosen.source if pf.chosen else (pf.attempts[0].source if pf.attempts else None)
         if source is None:
             return None
-        if pf.chosen is not None:
+        if pf.chosen is not None and self._overlaps(source.sha, chain):
+            # Earlier pending fixes touch the same files: fixes need not commute (a later one
+            # may change lines an earlier one adds), so it is stacked on them and merged after
+            # them (found on Debian's python3.11 queue: CVE-2026-4519's three webbrowser fixes).
+            head, depends = self._stack(pf, source.sha, tip, picker, chain)
+            if head is None:
+                status = "conflict"
+                conflicts = pf.attempts[0].result.conflicts if pf.attempts else []
+            else:
+                chain.append((pf, head))
+        elif pf.chosen is not None:
             head = self._keep_existing(existing, source.sha, tip)
             if head is None:
                 res = picker.pick(source.sha, tip)
@@ -527,9 +537,26 @@ class Syncer:
         parent = str(head.parents[0].id) if head.parents else None
         if parent is None:
             return None
-        if parent == tip or repo.descendant_of(pygit2.Oid(hex=tip), pygit2.Oid(hex=parent)):
+        if parent == tip:
             return pr.head_sha
-        return None
+        if not repo.descendant_of(pygit2.Oid(hex=tip), pygit2.Oid(hex=parent)):
+            return None
+        if conflict:
+            return pr.head_sha
+        # The stable branch moved on (other backports merged): the head stays only if it
+        # still applies there, as the forge's rebase merge will need.
+        res = self.engine.picker().pick(pr.head_sha, tip)
+        return pr.head_sha if res.ok else None
+
+    def _overlaps(self, source: str, chain: list[tuple[PlannedFix, str]]) -> bool:
+        facts = self.engine.index.facts(source)
+        mine = set(facts.paths) if facts is not None else set()
+        for dep, _commit in chain:
+            src = dep.chosen.source.sha if dep.chosen else None
+            f = self.engine.index.facts(src) if src else None
+            if f is not None and mine & set(f.paths):
+                return True
+        return False
 
     def _stack(
         self,
@@ -540,13 +567,14 @@ class Syncer:
         chain: list[tuple[PlannedFix, str]],
     ) -> tuple[str | None, list[str]]:
         facts = self.engine.index.facts(source)
-        mine = set(facts.paths) if facts is not None else set()
-        deps = []
-        for dep, _commit in chain:
+        paths = set(facts.paths) if facts is not None else set()
+        deps: list[PlannedFix] = []
+        for dep, _commit in reversed(chain):  # what it overlaps, and what those overlap
             src = dep.chosen.source.sha if dep.chosen else None
             f = self.engine.index.facts(src) if src else None
-            if f is not None and mine & set(f.paths):
-                deps.append(dep)
+            if f is not None and paths & set(f.paths):
+                deps.insert(0, dep)
+                paths |= set(f.paths)
         if not deps:
             return None, []
         onto = tip
@@ -627,6 +655,8 @@ class Syncer:
         if status == "conflict":
             labels.add(p.labels.get("conflicts", "conflicts"))
         extra = {"pushed": head, "status": status}
+        if depends:
+            extra["depends"] = ",".join(d[:12] for d in depends)
         if requested_by:
             extra["requested"] = requested_by
         marker = Marker("backport", s.name, original=key, source=source, extra=extra)
@@ -920,6 +950,7 @@ class Syncer:
                 and not p.draft
                 and p.base == s.stable_branch
                 and p.marker.extra.get("status") == "clean"
+                and not p.marker.extra.get("depends")  # merged after what it is stacked on
                 and (s.name, p.marker.original) in wanted_keys
             ]
             if not candidates:
@@ -981,6 +1012,13 @@ class Syncer:
                 continue
             try:
                 self._apply_one(a)
+            except ConflictError as e:
+                if a.kind != "merge":
+                    raise
+                # Another merge of this run got there first: the next run re-picks this one
+                # onto the new tip (or opens it as a conflict).
+                self.notices.append(f"{a.target} not merged: {e}")
+                continue
             except (StablectlError, GitError) as e:
                 self.problems.append(f"{a.kind} {a.target}: {e}")
                 if a.kind in ("push", "create-stable"):

@@ -20,6 +20,12 @@ from stablectl.gitops.messages import cherry_pick_message
 _FROM_SHA = re.compile(rb"^From ([0-9a-f]{40}) ", re.M)
 _ORIGIN = re.compile(r"^Origin:\s*(?:\w+,\s*)?\S*?/commit/([0-9a-f]{7,40})", re.M | re.I)
 _DIFF_GIT = re.compile(r"^diff --git a/(\S+) b/(\S+)$", re.M)
+_UNIFIED = re.compile(rb"^--- \S+.*\n\+\+\+ \S+", re.M)
+_PLUS_MINUS = re.compile(r"^--- (\S+).*\n\+\+\+ (\S+)", re.M)
+
+
+def _strip_prefix(path: str) -> str:
+    return path.split("/", 1)[1] if "/" in path else path
 
 
 @dataclass
@@ -44,6 +50,11 @@ def parse_patch(name: str, data: bytes) -> Patch:
     diff = (b"diff --git " + rest) if sep else b""
     if data.startswith(b"diff --git "):
         head, diff = b"", data
+    elif not sep:
+        # A quilt-refreshed patch: unified diffs without `diff --git` lines.
+        u = _UNIFIED.search(data)
+        if u is not None:
+            head, diff = data[: u.start()], data[u.start() :]
     msg = email.message_from_bytes(head, policy=email.policy.compat32)
     subject = " ".join(str(msg.get("Subject", "")).split())
     subject = re.sub(r"^\[PATCH[^\]]*\]\s*", "", subject)
@@ -70,6 +81,14 @@ def parse_patch(name: str, data: bytes) -> Patch:
     text = diff.decode("utf-8", "replace")
     paths: list[str] = []
     deleted: set[str] = set()
+    if not _DIFF_GIT.search(text):
+        for um in _PLUS_MINUS.finditer(text):
+            old, new = um.group(1), um.group(2)
+            name = _strip_prefix(new if new != "/dev/null" else old)
+            if name not in paths:
+                paths.append(name)
+            if new == "/dev/null":
+                deleted.add(name)
     for dm in _DIFF_GIT.finditer(text):
         a, b = dm.group(1), dm.group(2)
         paths.append(b)
