@@ -507,3 +507,75 @@ def test_pr_follows_a_better_source(env: SyncEnv) -> None:
     assert now.marker is not None and now.marker.source == bp
     assert now.head_sha != b.head_sha and bp[:10] in now.body
     assert env.sync().api["writes"] == 0
+
+
+def test_fixes_that_do_not_commute_are_stacked_and_merged_in_order(tmp_path: Path) -> None:
+    """Fix X adds a check in two places; fix Y (later) removes one of them. Picked standalone,
+    Y "applies" on a tip without X (deleting a line that is not there), and merging X after Y
+    brings the line back. Stacked on X and merged after it, the stable branch ends as upstream
+    did. (Seen on Debian's python3.11 queue: CVE-2026-4519's three webbrowser fixes.)"""
+    h = History(tmp_path / "up.git")
+    base = h.commit("main", "base", {"Lib/w.py": "def a():\n    pass\n\ndef b():\n    pass\n"})
+    h.tag("v1", base)
+    x = h.commit(
+        "main",
+        "gh-1: Add checks (#2)",
+        {
+            "Lib/w.py": "def a():\n    check()\n    pass\n\ndef b():\n    check()\n    pass\n",
+            "Misc/NEWS.d/next/Security/x.rst": "X\n",
+        },
+    )
+    y = h.commit(
+        "main",
+        "gh-3: b needs no check (#4)",
+        {
+            "Lib/w.py": "def a():\n    check()\n    pass\n\ndef b():\n    pass\n",
+            "Misc/NEWS.d/next/Security/y.rst": "Y\n",
+        },
+    )
+    fork = History(tmp_path / "fork.git")
+    fork.repo.remotes.create("u", str(h.path)).fetch(["+refs/tags/*:refs/tags/*"])
+    fork.branch("1-stable", base)
+    policy = tmp_path / "p.yaml"
+    policy.write_text(f"""\
+project: nc
+upstream: {{git: {h.path}, main: main}}
+fork: {{git: {fork.path}}}
+series:
+  - {{name: "1", base: v1, branch: 1-stable, sources: [main], since: 2000-01-01}}
+flags:
+  - {{name: security-news, security: true, paths: ["Misc/NEWS.d/next/Security/*.rst"]}}
+maintainers: [maint]
+release: {{trigger: manual}}
+""")
+    from stablectl.controller.plan import Engine
+    from stablectl.policy import load_policy
+
+    state = tmp_path / "state"
+    forge = LocalForge(state / "forge" / "nc.sqlite", fork.path, slug="nc", actor=BOT)
+
+    def sync() -> SyncReport:
+        eng = Engine(load_policy(policy), state, committer_time=1_700_000_000)
+        try:
+            return Syncer(eng, forge, policy_file=str(policy)).run()
+        finally:
+            eng.close()
+
+    sync()
+    prs = {p.marker.original: p for p in forge.list_prs()}
+    assert prs[y].marker.extra["depends"] == x[:12]  # stacked on X
+    for p in prs.values():
+        forge.review(p.number, "maint", "APPROVED")
+    first = sync()
+    assert [a.target for a in first.applied if a.kind == "merge"] == [f"#{prs[x].number}"]
+    second = sync()  # Y's stacked head sits right on the tip X's merge left: only its body
+    assert {a.kind for a in second.applied} == {"update"}  # changes (no "depends" any more)
+    ypr = forge.get_pr(prs[y].number)
+    assert not ypr.marker.extra.get("depends")
+    forge.review(ypr.number, "maint", "APPROVED")
+    sync()
+    tree = fork.repo.references["refs/heads/1-stable"].peel(pygit2.Commit).tree
+    assert (
+        fork.repo[tree["Lib/w.py"].id].data
+        == h.repo[h.repo[y].peel(pygit2.Commit).tree["Lib/w.py"].id].data
+    )
