@@ -68,5 +68,5 @@ git --git-dir fork.git rev-parse '3.11.2-stable^{tree}' > stable.tree
 if cmp -s queue.tree stable.tree; then echo "stable tree == patches applied in order: $(cat stable.tree)"
 else echo "TREES DIFFER: stable $(cat stable.tree) vs queue $(cat queue.tree)"; exit 1; fi
 git --git-dir fork.git tag -l 'v3.11.2.*'
-ls "$STABLECTL_STATE"/releases/Python/*/ | head -20
+find "$STABLECTL_STATE/releases/Python" -maxdepth 2 -type f | sort | head -20
 stage "done in $work"
