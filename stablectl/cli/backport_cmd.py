@@ -12,7 +12,7 @@ from typing import Any
 import click
 import pygit2
 
-from stablectl.cli.context import obj
+from stablectl.cli.context import obj, policy_option
 from stablectl.cli.output import console
 from stablectl.controller.plan import Engine
 from stablectl.controller.sync import branch_name
@@ -228,13 +228,7 @@ def _find_pr(forge: Forge, number: int) -> PullRequest:
 
 @click.command("skip")
 @click.argument("number", type=int)
-@click.option(
-    "--policy",
-    "policy_file",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Policy file.",
-)
+@policy_option
 @click.option("--reason", default="", help="Why (kept in a comment).")
 @click.pass_context
 def skip_command(ctx: click.Context, number: int, policy_file: Path, reason: str) -> None:
@@ -255,13 +249,7 @@ def skip_command(ctx: click.Context, number: int, policy_file: Path, reason: str
 
 @click.command("retest")
 @click.argument("number", type=int)
-@click.option(
-    "--policy",
-    "policy_file",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Policy file.",
-)
+@policy_option
 @click.pass_context
 def retest_command(ctx: click.Context, number: int, policy_file: Path) -> None:
     """Ask for the tests of backport PR NUMBER to run again (`/stablectl retest`).

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from stablectl.cli.context import obj
+from stablectl.cli.context import obj, policy_option
 from stablectl.cli.output import Reporter, console
 from stablectl.controller.plan import Engine
 from stablectl.policy import load_policy
@@ -18,13 +18,7 @@ def command() -> None:
 
 
 @command.command("fetch")
-@click.option(
-    "--policy",
-    "policy_file",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Policy file.",
-)
+@policy_option
 @click.pass_context
 def fetch(ctx: click.Context, policy_file: Path) -> None:
     """Fetch upstream and the fork into the cache; stop if upstream rewrote history."""
@@ -37,13 +31,7 @@ def fetch(ctx: click.Context, policy_file: Path) -> None:
 
 
 @command.command("accept-rewrite")
-@click.option(
-    "--policy",
-    "policy_file",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Policy file.",
-)
+@policy_option
 @click.argument("branch")
 @click.pass_context
 def accept_rewrite(ctx: click.Context, policy_file: Path, branch: str) -> None:

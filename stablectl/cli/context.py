@@ -15,6 +15,15 @@ class Context:
         self.debug = debug
 
 
+policy_option = click.option(
+    "--policy",
+    "policy_file",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Policy file.",
+)
+
+
 def obj(ctx: click.Context) -> Context:
     found = ctx.find_object(Context)
     assert found is not None

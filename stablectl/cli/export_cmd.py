@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import pygit2
 
-from stablectl.cli.context import obj
+from stablectl.cli.context import obj, policy_option
 from stablectl.cli.output import console
 from stablectl.controller.plan import Engine
 from stablectl.controller.release import RELEASE_TRAILER
@@ -32,13 +32,7 @@ def _slug(subject: str) -> str:
 
 
 @click.command("export")
-@click.option(
-    "--policy",
-    "policy_file",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Policy file.",
-)
+@policy_option
 @click.option("--series", "series_name", required=True, help="Series to export.")
 @click.option(
     "--format",

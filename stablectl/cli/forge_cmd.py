@@ -10,21 +10,13 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from stablectl.cli.context import obj
+from stablectl.cli.context import obj, policy_option
 from stablectl.cli.output import console, print_json
 from stablectl.errors import UsageError
 from stablectl.forge import open_forge
 from stablectl.forge.base import Forge, PullRequest, ReviewState
 from stablectl.forge.local import LocalForge
 from stablectl.policy import Policy, load_policy
-
-policy_option = click.option(
-    "--policy",
-    "policy_file",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Policy file.",
-)
 
 
 def _local(forge: Forge, what: str) -> LocalForge:

@@ -8,7 +8,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from stablectl.cli.context import obj
+from stablectl.cli.context import obj, policy_option
 from stablectl.cli.output import Reporter, console, print_json
 from stablectl.controller.plan import Engine, Plan, PlannedFix
 from stablectl.policy import load_policy, semantic_error
@@ -26,13 +26,7 @@ _STYLE = {
 
 
 @click.command("plan")
-@click.option(
-    "--policy",
-    "policy_file",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Policy file.",
-)
+@policy_option
 @click.option("--series", "series", multiple=True, help="Only this series (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (schema in docs/).")
 @click.option("--offline", is_flag=True, help="Use the cache as it is; do not fetch.")

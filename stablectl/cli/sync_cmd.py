@@ -9,7 +9,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from stablectl.cli.context import obj
+from stablectl.cli.context import obj, policy_option
 from stablectl.cli.output import Reporter, console, in_github_actions, print_json
 from stablectl.cli.plan_cmd import render as render_plan
 from stablectl.controller.plan import Engine
@@ -30,13 +30,7 @@ _STYLE = {
 
 
 @click.command("sync")
-@click.option(
-    "--policy",
-    "policy_file",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Policy file.",
-)
+@policy_option
 @click.option("--series", "series", multiple=True, help="Only this series (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Show the plan and the actions; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
@@ -88,13 +82,7 @@ def command(
 
 
 @click.command("release")
-@click.option(
-    "--policy",
-    "policy_file",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Policy file.",
-)
+@policy_option
 @click.option(
     "--series", "series", multiple=True, required=True, help="Series to release (repeatable)."
 )

@@ -9,21 +9,13 @@ from pathlib import Path
 import click
 import pygit2
 
-from stablectl.cli.context import obj
+from stablectl.cli.context import obj, policy_option
 from stablectl.cli.output import console, print_json
 from stablectl.controller.init import init_fork
 from stablectl.controller.plan import Engine
 from stablectl.controller.workflows import drift, render_workflows
 from stablectl.forge import open_forge
 from stablectl.policy import load_policy
-
-policy_option = click.option(
-    "--policy",
-    "policy_file",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Policy file.",
-)
 
 
 @click.command("workflows")

@@ -303,27 +303,7 @@ class Picker:
         return self._ort_ok
 
     def _pick_ort(self, source: pygit2.Commit, onto: pygit2.Commit) -> PickResult:
-        repo = self.repo
-        sig = pygit2.Signature("stablectl", "stablectl@localhost", 0, 0)
-        synthetic = repo.create_commit(
-            None, sig, sig, "stablectl: synthetic ours", onto.tree.id, [source.parents[0].id]
-        )
-        proc = subprocess.run(
-            [
-                "git",
-                "--git-dir",
-                repo.path,
-                "merge-tree",
-                "--write-tree",
-                "--name-only",
-                "--no-messages",
-                "-z",
-                str(synthetic),
-                str(source.id),
-            ],
-            capture_output=True,
-            check=False,
-        )
+        proc = self._merge_tree(source, onto, name_only=True)
         if proc.returncode not in (0, 1):
             return PickResult(
                 str(source.id),
@@ -359,52 +339,53 @@ class Picker:
             return None
         if len(source.parents) != 1:
             return None
-        sig = pygit2.Signature("stablectl", "stablectl@localhost", 0, 0)
-        synthetic = repo.create_commit(
-            None, sig, sig, "stablectl: synthetic ours", onto.tree.id, [source.parents[0].id]
-        )
-        proc = subprocess.run(
-            [
-                "git",
-                "--git-dir",
-                repo.path,
-                "merge-tree",
-                "--write-tree",
-                "--no-messages",
-                str(synthetic),
-                str(source.id),
-            ],
-            capture_output=True,
-            check=False,
-        )
+        proc = self._merge_tree(source, onto, name_only=False)
         if proc.returncode not in (0, 1):
             return None
         tree = proc.stdout.decode().split("\n", 1)[0].strip()
-        a = source.author
-        author = pygit2.Signature(a.name, a.email, a.time, a.offset)
-        c = self.committer
-        when = c.time if c.time is not None else max(source.commit_time, onto.commit_time)
-        committer = pygit2.Signature(c.name, c.email, when, c.offset)
-        oid = repo.create_commit(None, author, committer, message, pygit2.Oid(hex=tree), [onto.id])
-        return str(oid)
+        return self._commit_as(source, onto, tree, message)
 
     # ------------------------------------------------------------------ commit
 
     def _commit(
         self, source: pygit2.Commit, onto: pygit2.Commit, tree: str, record_origin: bool
     ) -> str:
+        message = source.message
+        if record_origin:
+            message = cherry_pick_message(message, str(source.id))
+        return self._commit_as(source, onto, tree, message)
+
+    def _commit_as(
+        self, source: pygit2.Commit, onto: pygit2.Commit, tree: str, message: str
+    ) -> str:
+        """A commit of `tree` on `onto`: the source's author, the policy's committer at the
+        later of the two commit times (or a fixed time), so the same inputs give one SHA."""
         a = source.author
         author = pygit2.Signature(a.name, a.email, a.time, a.offset)
         c = self.committer
         when = c.time if c.time is not None else max(source.commit_time, onto.commit_time)
         committer = pygit2.Signature(c.name, c.email, when, c.offset)
-        message = source.message
-        if record_origin:
-            message = cherry_pick_message(message, str(source.id))
         oid = self.repo.create_commit(
             None, author, committer, message, pygit2.Oid(hex=tree), [onto.id]
         )
         return str(oid)
+
+    def _merge_tree(
+        self, source: pygit2.Commit, onto: pygit2.Commit, *, name_only: bool
+    ) -> subprocess.CompletedProcess[bytes]:
+        """git's merge (ort) of the pick, in the bare repository: a synthetic commit with the
+        tip's tree on the source's parent stands for "ours"."""
+        repo = self.repo
+        sig = pygit2.Signature("stablectl", "stablectl@localhost", 0, 0)
+        synthetic = repo.create_commit(
+            None, sig, sig, "stablectl: synthetic ours", onto.tree.id, [source.parents[0].id]
+        )
+        args = ["git", "--git-dir", repo.path, "merge-tree", "--write-tree", "--no-messages"]
+        if name_only:
+            args += ["--name-only", "-z"]
+        return subprocess.run(
+            [*args, str(synthetic), str(source.id)], capture_output=True, check=False
+        )
 
 
 # ---------------------------------------------------------------------- helpers
