@@ -215,3 +215,12 @@ def test_stats_count_writes(harness: Harness) -> None:
     f.get_pr(pr.number)
     assert f.stats.writes == 2
     assert f.stats.ops["list_prs"] == 1 and f.stats.ops["get_pr"] == 1
+
+
+def test_labeled_upstream_prs(harness: Harness) -> None:
+    sha = harness.fork.shas["aaa"]
+    harness.upstream_pr(4242, ["type-security", "needs backport to 3.11"], [sha])
+    harness.upstream_pr(4243, ["type-bug"], [harness.fork.shas["bbb"]])
+    assert harness.forge.labeled_prs("type-security") == {4242}
+    assert harness.forge.labeled_prs("needs backport to 3.11") == {4242}
+    assert harness.forge.labeled_prs("nothing") == set()

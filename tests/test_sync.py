@@ -52,7 +52,7 @@ class SyncEnv:
         return GitHubForge(
             api_url=self.fake.base,
             fork=FORK_SLUG,
-            upstream=None,
+            upstream="example/cpython",
             token=TOKENS[BOT],
             state_dir=self.state,
             backoff=(0.01, 0.02),
@@ -579,3 +579,54 @@ release: {{trigger: manual}}
         fork.repo[tree["Lib/w.py"].id].data
         == h.repo[h.repo[y].peel(pygit2.Commit).tree["Lib/w.py"].id].data
     )
+
+
+def test_label_rules_read_the_upstream_prs_labels(env: SyncEnv) -> None:
+    """A fix whose upstream PR carries the security label is flagged (and only that one)."""
+    up = History(env.example.upstream, clock=2_000_000_000)
+    labelled = up.commit(
+        "main", "gh-2950: Tighten zipfile limits (#2951)", {"Lib/zipfile.py": "# tightened\n"}
+    )
+    up.commit("main", "gh-2960: Refactor zipfile (#2961)", {"Lib/zipfile.py": "# refactored\n"})
+    env.policy_path.write_text(
+        env.policy_path.read_text().replace(
+            "flags:\n",
+            "flags:\n  - name: security-label\n    security: true\n    labels: [type-security]\n",
+            1,
+        )
+    )
+    f = env.new_forge()
+    if isinstance(f, LocalForge):
+        f.record_upstream_pr(2951, ["type-security"], [labelled])
+        f.record_upstream_pr(2961, ["type-feature"], [])
+    else:
+        from tests.ghserver.server import PR
+
+        assert env.fake is not None
+        st = env.fake.add_repo("example/cpython", env.example.upstream, writers=set())
+        for n, labels in ((2951, ["type-security"]), (2961, ["type-feature"])):
+            st.prs[n] = PR(
+                n,
+                "x",
+                "",
+                "b",
+                "main",
+                labelled,
+                labelled,
+                "dev",
+                False,
+                state="closed",
+                merged_at="2026-01-01T00:00:00Z",
+                labels=labels,
+            )
+    report = env.sync(dry_run=True)
+    keys = {pf.candidate.fix.key for sp in report.plan.series for pf in sp.fixes}
+    assert labelled in keys
+    fix = next(
+        pf.candidate.fix
+        for sp in report.plan.series
+        for pf in sp.fixes
+        if pf.candidate.fix.key == labelled
+    )
+    assert [h.rule for h in fix.flags] == ["security-label"] and fix.security
+    assert not any("label rules need the forge" in e for e in report.plan.errors)

@@ -9,8 +9,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from stablectl.cli.context import obj, policy_option
-from stablectl.cli.output import Reporter, console, print_json
+from stablectl.cli.output import Reporter, console, err_console, print_json
 from stablectl.controller.plan import Engine, Plan, PlannedFix
+from stablectl.errors import StablectlError
+from stablectl.forge import open_forge
 from stablectl.policy import load_policy, semantic_error
 
 _STYLE = {
@@ -47,7 +49,13 @@ def command(
     """
     policy = load_policy(policy_file)
     reporter = Reporter(not as_json)
-    engine = Engine(policy, obj(ctx).state_dir, progress=reporter.update)
+    forge = None
+    if any(r.labels for r in policy.flags):
+        try:  # label rules read the upstream PRs' labels through the forge
+            forge = open_forge(policy, obj(ctx).state_dir)
+        except StablectlError as e:
+            err_console().print(f"stablectl: label rules not evaluated: {e}", markup=False)
+    engine = Engine(policy, obj(ctx).state_dir, progress=reporter.update, forge=forge)
     try:
         with reporter.running():
             if not offline:

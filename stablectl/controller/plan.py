@@ -16,6 +16,7 @@ from stablectl import __version__
 from stablectl.controller.advisories import AdvisoryIndex, load_advisories
 from stablectl.controller.selection import Candidate, Selector, SeriesSelection, Source
 from stablectl.errors import GitError, PolicyError
+from stablectl.forge.base import Forge
 from stablectl.gitops.cache import Progress, RepoCache
 from stablectl.gitops.pick import Committer, Picker, PickResult
 from stablectl.gitops.scan import CommitIndex
@@ -169,6 +170,7 @@ class Engine:
         *,
         progress: Progress | None = None,
         committer_time: int | None = None,
+        forge: Forge | None = None,
     ) -> None:
         self.policy = policy
         self.state_dir = state_dir
@@ -177,6 +179,7 @@ class Engine:
         self._index: CommitIndex | None = None
         self.committer_time = committer_time
         self._advisories: dict[str, AdvisoryIndex] | None = None
+        self.forge = forge  # for label rules: the upstream PRs' labels
 
     @property
     def index(self) -> CommitIndex:
@@ -279,6 +282,7 @@ class Engine:
             note_of=self.note_of,
             notes_tips=notes_tips,
             advisories=self.advisories(),
+            labeled_prs=self.forge.labeled_prs if self.forge is not None else None,
         )
 
     def advisories(self) -> dict[str, AdvisoryIndex]:

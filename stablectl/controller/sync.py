@@ -164,6 +164,8 @@ class Syncer:
     ) -> None:
         self.engine = engine
         self.forge = forge
+        if engine.forge is None:
+            engine.forge = forge  # label rules read the upstream PRs' labels through it
         self.policy: Policy = engine.policy
         # Only the file name goes into PR bodies: a body must not change with the directory
         # sync runs from (that would rewrite every conflict PR).

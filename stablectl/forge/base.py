@@ -303,6 +303,10 @@ class Forge(Protocol):
         """Labels of the upstream PR(s) that introduced commit `sha`."""
         ...
 
+    def labeled_prs(self, label: str) -> set[int]:
+        """Numbers of the upstream PRs that carry `label` (for label flag rules)."""
+        ...
+
     def ensure_labels(self, labels: Mapping[str, tuple[str, str]]) -> list[str]:
         """Create the labels (name → (colour, description)) the fork lacks; returns those
         created."""

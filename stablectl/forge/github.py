@@ -499,6 +499,14 @@ class GitHubForge:
                 return []  # the commit is not on the upstream forge
             return sorted({lb["name"] for p in prs for lb in p.get("labels") or []})
 
+    def labeled_prs(self, label: str) -> set[int]:
+        if not self.upstream_slug:
+            return set()
+        query = f'repo:{self.upstream_slug} is:pr label:"{label}"'
+        with self._op("labeled_prs", f"PRs labelled {label!r} on {self.upstream_slug}"):
+            items = self._pages(f"{self.api_url}/search/issues", {"q": query}, list_key="items")
+            return {int(i["number"]) for i in items}
+
     def ensure_labels(self, labels: Mapping[str, tuple[str, str]]) -> list[str]:
         with self._op("ensure_labels", f"labels of {self.fork_slug}"):
             have = {lb["name"].lower() for lb in self._pages(self._url("labels"))}

@@ -540,6 +540,14 @@ class LocalForge:
                 labels.update(json.loads(text))
             return sorted(labels)
 
+    def labeled_prs(self, label: str) -> set[int]:
+        with self.stats.op("labeled_prs"):
+            return {
+                int(n)
+                for n, text in self._db.execute("SELECT number, labels FROM upstream_prs")
+                if label in json.loads(text)
+            }
+
     def ensure_labels(self, labels: Mapping[str, tuple[str, str]]) -> list[str]:
         """Labels need no creation here: any name can be set on a PR."""
         return []

@@ -696,8 +696,11 @@ def upload_asset(
 
 def search_issues(fake: FakeGitHub, path: str, q: dict[str, str]) -> Result:
     """The qualifiers stablectl uses: repo:, is:pr, is:open, review:approved, base:."""
-    terms = q.get("q", "").split()
+    import shlex
+
+    terms = shlex.split(q.get("q", ""))
     repo = next((t[5:] for t in terms if t.startswith("repo:")), None)
+    labels = [t[6:] for t in terms if t.startswith("label:")]
     st = fake.repos.get((repo or "").lower())
     if st is None:
         raise HTTPError(
@@ -721,6 +724,7 @@ def search_issues(fake: FakeGitHub, path: str, q: dict[str, str]) -> Result:
         if ("is:open" not in terms or p.state == "open")
         and (base is None or p.base == base)
         and ("review:approved" not in terms or _approved(st, p))
+        and all(lb in p.labels for lb in labels)
     ]
     page, headers = _paginate(fake, path, q, prs)
     items = []
