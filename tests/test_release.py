@@ -15,6 +15,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
+from stablectl.forge.local import LocalForge
 from stablectl.gitops.archive import build_tarballs, tar_bytes
 from tests.helpers import run_cli
 from tests.test_sync import SyncEnv, make_env
@@ -82,6 +83,10 @@ def test_full_lifecycle(env: SyncEnv) -> None:
     sums = dict(line.split("  ")[::-1] for line in (out / "SHA256SUMS").read_text().splitlines())
     for name, digest in sums.items():
         assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
+    forge = env.new_forge()
+    if isinstance(forge, LocalForge):  # the local forge keeps the published bytes themselves
+        for name in sums:
+            assert forge.asset_bytes(rel, name) == (out / name).read_bytes()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["schema"] == "stablectl.release/1" and manifest["tag"] == "v3.11.2.1"
     assert manifest["commit"] == str(commit.id)

@@ -4,7 +4,6 @@ the command line; `backport` also resolves conflicts by hand."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from stablectl.cli.output import console
 from stablectl.controller.plan import Engine
 from stablectl.controller.sync import branch_name
 from stablectl.errors import GitError, UsageError
-from stablectl.forge import open_forge
+from stablectl.forge import fork_token, open_forge
 from stablectl.forge.base import Forge, Marker, PullRequest
 from stablectl.gitops.messages import backport_title
 from stablectl.gitops.push import ForkPusher, RefUpdate
@@ -162,7 +161,7 @@ def _continue(ctx: click.Context, work: Path) -> None:
         raise UsageError("the commit message lost its `(cherry picked from commit …)` trailer")
     policy = load_policy(Path(st["policy"]))
     forge = open_forge(policy, Path(st["state_dir"]))
-    token = os.environ.get(policy.forge.token_env) if policy.forge.kind == "github" else None
+    token = fork_token(policy)
     current = _remote_sha(work, policy.fork.git, st["branch"])
     ForkPusher(work / ".git", policy.fork.git, token).push(
         [RefUpdate(f"refs/heads/{st['branch']}", head, current)]

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import click
 
+from stablectl.controller.plan import Engine
+from stablectl.policy import semantic_error
+
 
 class Context:
     def __init__(self, state_dir: Path | None, debug: bool) -> None:
@@ -22,6 +25,16 @@ policy_option = click.option(
     type=click.Path(path_type=Path, dir_okay=False),
     help="Policy file.",
 )
+
+
+def fetch_and_check(engine: Engine, policy_file: Path, *, offline: bool) -> None:
+    """Fetch (unless offline), then report policy problems only the repository reveals (a
+    missing tag or branch) at their FILE:LINE:COL."""
+    if not offline:
+        engine.fetch()
+    found = engine.semantic_problems()
+    if found:
+        raise semantic_error(policy_file, found)
 
 
 def obj(ctx: click.Context) -> Context:

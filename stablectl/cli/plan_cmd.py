@@ -8,12 +8,12 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from stablectl.cli.context import obj, policy_option
+from stablectl.cli.context import fetch_and_check, obj, policy_option
 from stablectl.cli.output import Reporter, console, err_console, print_json
 from stablectl.controller.plan import Engine, Plan, PlannedFix
 from stablectl.errors import StablectlError
 from stablectl.forge import open_forge
-from stablectl.policy import load_policy, semantic_error
+from stablectl.policy import load_policy
 
 _STYLE = {
     "new-clean": "green",
@@ -58,11 +58,7 @@ def command(
     engine = Engine(policy, obj(ctx).state_dir, progress=reporter.update, forge=forge)
     try:
         with reporter.running():
-            if not offline:
-                engine.fetch()
-            found = engine.semantic_problems()
-            if found:
-                raise semantic_error(policy_file, found)
+            fetch_and_check(engine, policy_file, offline=offline)
             plan = engine.plan(list(series) or None, on_series=reporter.update)
     finally:
         engine.close()

@@ -9,13 +9,13 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from stablectl.cli.context import obj, policy_option
+from stablectl.cli.context import fetch_and_check, obj, policy_option
 from stablectl.cli.output import Reporter, console, in_github_actions, print_json
 from stablectl.cli.plan_cmd import render as render_plan
 from stablectl.controller.plan import Engine
 from stablectl.controller.sync import Syncer, SyncReport
-from stablectl.forge import open_forge
-from stablectl.policy import load_policy, semantic_error
+from stablectl.forge import fork_token, open_forge
+from stablectl.policy import load_policy
 from stablectl.templates import render
 
 _STYLE = {
@@ -60,14 +60,10 @@ def command(
     reporter = Reporter(not as_json)
     engine = Engine(policy, state, progress=reporter.update)
     forge = open_forge(policy, state)
-    token = os.environ.get(policy.forge.token_env) if policy.forge.kind == "github" else None
+    token = fork_token(policy)
     try:
         with reporter.running():
-            if not offline:
-                engine.fetch()
-            found = engine.semantic_problems()
-            if found:
-                raise semantic_error(policy_file, found)
+            fetch_and_check(engine, policy_file, offline=offline)
             syncer = Syncer(engine, forge, policy_file=str(policy_file), token=token)
             report = syncer.run(dry_run=dry_run, series=list(series) or None, fetch=False)
     finally:
@@ -106,7 +102,7 @@ def release_command(
     state = obj(ctx).state_dir
     engine = Engine(policy, state)
     forge = open_forge(policy, state)
-    token = os.environ.get(policy.forge.token_env) if policy.forge.kind == "github" else None
+    token = fork_token(policy)
     try:
         syncer = Syncer(engine, forge, policy_file=str(policy_file), token=token)
         syncer.release_requests.update(series)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from stablectl.cli.output import console, print_json
 from stablectl.controller.init import init_fork
 from stablectl.controller.plan import Engine
 from stablectl.controller.workflows import drift, render_workflows
-from stablectl.forge import open_forge
+from stablectl.forge import fork_token, open_forge
 from stablectl.policy import load_policy
 
 
@@ -129,7 +128,7 @@ def init_command(ctx: click.Context, policy_file: Path, dry_run: bool, as_json: 
     state = obj(ctx).state_dir
     engine = Engine(policy, state)
     forge = open_forge(policy, state)
-    token = os.environ.get(policy.forge.token_env) if policy.forge.kind == "github" else None
+    token = fork_token(policy)
     try:
         engine.fetch()
         report = init_fork(

@@ -17,7 +17,6 @@ forge show.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import re
@@ -29,7 +28,7 @@ from typing import Any
 import pygit2
 
 from stablectl import __version__
-from stablectl.controller.plan import Plan, SeriesPlan
+from stablectl.controller.plan import SeriesPlan
 from stablectl.errors import GitError
 from stablectl.forge.base import Marker, PullRequest
 from stablectl.gitops.archive import Artifact, build_tarballs, sha256sums
@@ -373,13 +372,5 @@ def _iso(ts: int) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def unreleased_security(sr: SeriesReleases) -> bool:
     return any(f.security for f in sr.unreleased)
-
-
-def plan_series(plan: Plan, name: str) -> SeriesPlan | None:
-    return next((sp for sp in plan.series if sp.series.name == name), None)

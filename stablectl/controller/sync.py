@@ -177,7 +177,6 @@ class Syncer:
         self.problems: list[str] = []
         self.notices: list[str] = []
         self.release_requests: set[str] = set()  # series asked to release now (manual)
-        self.last_release: Any = None
 
     # ------------------------------------------------------------------ view
 
@@ -192,7 +191,6 @@ class Syncer:
     def _run(self, *, dry_run: bool, series: list[str] | None, fetch: bool) -> SyncReport:
         if fetch:
             self.engine.fetch()
-        self.pusher = ForkPusher(self.engine.cache.path, self.policy.fork.git, self.pusher.token)
         prs = self.forge.list_prs("all")
         mine = [p for p in prs if p.marker is not None and p.marker.kind == "backport"]
         requests, cmd_actions = self._commands(mine)
@@ -705,7 +703,7 @@ class Syncer:
             series=s.name,
             branch=s.stable_branch,
             policy_file=self.policy_file,
-            version=_short_version(),
+            version=__version__,
             marker=marker.render(),
         )
         title = backport_title(s.stable_branch, subject)
@@ -1318,7 +1316,6 @@ class Syncer:
             (f for f in built.files if f.name not in names), key=lambda f: f.name in core
         )
         if release is not None and not missing:
-            self.last_release = built
             return out
         out.append(
             Action(
@@ -1329,8 +1326,6 @@ class Syncer:
                 {"tag": tag},
             )
         )
-        if dry_run:
-            return out
         if release is None:
             release = self.forge.create_release(tag, f"{p.project} {rc.version}", built.notes)
         for f in missing:
@@ -1340,7 +1335,6 @@ class Syncer:
                 ".json": "application/json",
             }.get(f.suffix, "text/plain")
             self.forge.upload_asset(release, f.name, f.read_bytes(), ctype)
-        self.last_release = built
         return out
 
     def _stable(self, series: str) -> str:
@@ -1428,7 +1422,3 @@ class Syncer:
                 }
             )
         return out
-
-
-def _short_version() -> str:
-    return __version__

@@ -15,6 +15,7 @@ import jinja2
 
 from stablectl import __version__
 from stablectl.policy import Policy
+from stablectl.templates import make_environment
 
 # Actions pinned to full commit SHAs of their current releases (read from the public
 # repositories actions/checkout, actions/setup-python, actions/upload-artifact: node24).
@@ -31,17 +32,12 @@ POLICY_IN_FORK = ".github/stablectl/policy.yaml"
 
 @lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("stablectl", "templates/workflows"),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
+    env = make_environment(
+        "templates/workflows",
         variable_start_string="<<",
         variable_end_string=">>",
         block_start_string="<%",
         block_end_string="%>",
-        autoescape=False,  # YAML
     )
     env.filters["shquote"] = lambda v: shlex.quote(str(v))
     env.filters["pwshquote"] = lambda v: "'" + str(v).replace("'", "''") + "'"

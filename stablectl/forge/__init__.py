@@ -9,6 +9,12 @@ from stablectl.forge.base import Forge
 from stablectl.policy import Policy
 
 
+def fork_token(policy: Policy) -> str | None:
+    """The token for the GitHub forge and for pushing to the fork, from the variable the policy
+    names; None for the local forge."""
+    return os.environ.get(policy.forge.token_env) if policy.forge.kind == "github" else None
+
+
 def open_forge(policy: Policy, state_dir: Path, *, actor: str | None = None) -> Forge:
     """The forge the policy names: `github` (token from the policy's variable) or `local`."""
     if policy.forge.kind == "github":
@@ -22,7 +28,7 @@ def open_forge(policy: Policy, state_dir: Path, *, actor: str | None = None) -> 
             api_url=policy.forge.api_url,
             fork=policy.fork.forge,
             upstream=policy.upstream.forge,
-            token=os.environ.get(policy.forge.token_env),
+            token=fork_token(policy),
             token_env=policy.forge.token_env,
             max_rate_limit_wait=policy.forge.max_rate_limit_wait,
             state_dir=state_dir,

@@ -8,16 +8,23 @@ from typing import Any
 import jinja2
 
 
-@lru_cache(maxsize=1)
-def environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("stablectl", "templates"),
+def make_environment(folder: str, **delimiters: str) -> jinja2.Environment:
+    """A strict environment over a package template folder (`delimiters`: jinja2's
+    *_start_string/*_end_string, for templates whose output uses `{{ }}` itself)."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("stablectl", folder),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,  # Markdown and YAML, not HTML; inputs are escaped where they land
+        **delimiters,  # type: ignore[arg-type]
     )
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    env = make_environment("templates")
     env.filters["mdcell"] = md_cell
     env.filters["quote"] = md_quote
     return env
