@@ -227,3 +227,35 @@ flags:
     assert len(fixes) == 2
     b = by_subject["Harden b against long input"]
     assert b["status"] == "new-clean" and b["source"]["branch"] == "stablectl-queue/1"
+
+
+def test_non_ascii_subject_and_quilt_refreshed_patch_keep_their_names(tmp_path: Path) -> None:
+    """`git format-patch` writes RFC 2047 encoded words for non-ASCII subjects and authors
+    (found on Debian's python3.11 queue: `=?UTF-8?q?[3.11]=20gh-102281…`); a quilt-refreshed
+    patch (plain unified diff, no `diff --git`) keeps the name of its file."""
+    repo = tmp_path / "r"
+    env = {"GIT_CONFIG_NOSYSTEM": "1", "HOME": str(tmp_path)}
+    git = ["git", "-C", str(repo), "-c", "user.name=Łukasz Langa", "-c", "user.email=l@x"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True, env=env)
+    (repo / "f.c").write_text("int x;\n")
+    subprocess.run([*git, "add", "f.c"], check=True, env=env)
+    subprocess.run([*git, "commit", "-qm", "base"], check=True, env=env)
+    (repo / "f.c").write_text("int x = 0;\n")
+    subprocess.run(
+        [*git, "commit", "-qam", "[3.11] gh-102281: Fix potential nullptr dereference — “δ”"],
+        check=True,
+        env=env,
+    )
+    out = subprocess.run(
+        [*git, "format-patch", "-1", "--stdout"], check=True, capture_output=True, env=env
+    ).stdout
+    assert b"=?UTF-8?q?" in out  # git encoded the subject
+    p = parse_patch("0001-fix.patch", out)
+    assert p.subject == "[3.11] gh-102281: Fix potential nullptr dereference — “δ”"
+    assert p.author_name == "Łukasz Langa" and p.name == "0001-fix.patch"
+    refreshed = (
+        b"Description: Fix it\nOrigin: upstream\n---\n"
+        b"--- a/Python/fileutils.c\n+++ b/Python/fileutils.c\n@@ -1 +1 @@\n-a\n+b\n"
+    )
+    q = parse_patch("fileutils.diff", refreshed)
+    assert q.name == "fileutils.diff" and q.paths == ["Python/fileutils.c"]

@@ -50,6 +50,8 @@ git --git-dir up.git push -q fork.git 'v3.11.2^{commit}:refs/heads/3.11.2-stable
 test_command='true'
 if [ "${STABLECTL_CPYTHON_TESTS:-}" = 1 ]; then
   test_command="$here/ci-test.sh"
+  export CPYTHON_BUILD_DIR="$work/build"   # one incremental build tree for every PR
+  rm -rf "$CPYTHON_BUILD_DIR"
 fi
 sed -e "s|@WORK@|$work|g" -e "s|@TEST@|$test_command|g" "$here/policy.yaml.in" > policy.yaml
 

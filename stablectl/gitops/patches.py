@@ -8,6 +8,8 @@ and the paths its diff adds, changes and deletes — what flag rules and selecti
 from __future__ import annotations
 
 import email
+import email.errors
+import email.header
 import email.policy
 import mailbox
 import re
@@ -56,7 +58,7 @@ def parse_patch(name: str, data: bytes) -> Patch:
         if u is not None:
             head, diff = data[: u.start()], data[u.start() :]
     msg = email.message_from_bytes(head, policy=email.policy.compat32)
-    subject = " ".join(str(msg.get("Subject", "")).split())
+    subject = " ".join(_header(msg.get("Subject")).split())
     subject = re.sub(r"^\[PATCH[^\]]*\]\s*", "", subject)
     body = msg.get_payload(decode=False) if head else ""
     if not isinstance(body, str):
@@ -71,7 +73,7 @@ def parse_patch(name: str, data: bytes) -> Patch:
     if upstream is None:
         o = _ORIGIN.search(head.decode("utf-8", "replace"))
         upstream = o.group(1) if o and len(o.group(1)) == 40 else None
-    author_name, author_email = parseaddr(str(msg.get("From", "")))
+    author_name, author_email = parseaddr(_header(msg.get("From")))
     when = 0
     if msg.get("Date"):
         try:
@@ -84,11 +86,11 @@ def parse_patch(name: str, data: bytes) -> Patch:
     if not _DIFF_GIT.search(text):
         for um in _PLUS_MINUS.finditer(text):
             old, new = um.group(1), um.group(2)
-            name = _strip_prefix(new if new != "/dev/null" else old)
-            if name not in paths:
-                paths.append(name)
+            path = _strip_prefix(new if new != "/dev/null" else old)
+            if path not in paths:
+                paths.append(path)
             if new == "/dev/null":
-                deleted.add(name)
+                deleted.add(path)
     for dm in _DIFF_GIT.finditer(text):
         a, b = dm.group(1), dm.group(2)
         paths.append(b)
@@ -101,6 +103,17 @@ def parse_patch(name: str, data: bytes) -> Patch:
     return Patch(
         name, upstream, subject, message, author_name, author_email, when, diff, paths, deleted
     )
+
+
+def _header(value: object) -> str:
+    """A mail header as text: RFC 2047 encoded words (`=?UTF-8?q?…?=`, which `git format-patch`
+    writes for non-ASCII subjects and names) decoded."""
+    if value is None:
+        return ""
+    try:
+        return str(email.header.make_header(email.header.decode_header(str(value))))
+    except (LookupError, ValueError, email.errors.HeaderParseError):
+        return str(value)
 
 
 def _dep3(text: str, key: str) -> str | None:
