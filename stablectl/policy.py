@@ -145,6 +145,68 @@ class NotesRule(_Model):
         return _compile(v)
 
 
+class IssuesRule(_Model):
+    """The upstream issues a commit names (`gh-N`), read as they are now on the forge: CPython
+    retitles an issue `[CVE-…] …` and labels it once a CVE is assigned, often long after the
+    fix was committed."""
+
+    search: str | None = Field(
+        default=None,
+        description="Issue search terms that narrow what is read from the forge (GitHub search "
+        "syntax, e.g. `CVE in:title`; `repo:` and `is:issue` are added). Default: one search "
+        "per label in `labels`. Needed when only `title` is given.",
+    )
+    title: str | None = Field(
+        default=None, description="Regular expression searched in the issue's current title."
+    )
+    labels: list[str] | None = Field(
+        default=None, description="The issue carries at least one of these labels now."
+    )
+    refresh_hours: float = Field(
+        default=6,
+        ge=0,
+        description="How long a search's answer is reused from the state directory before "
+        "it is asked again (0: every run).",
+    )
+
+    @field_validator("title")
+    @classmethod
+    def _title_regex(cls, v: str | None) -> str | None:
+        return None if v is None else _compile(v)
+
+    @model_validator(mode="after")
+    def _searchable(self) -> IssuesRule:
+        if self.title is None and not self.labels:
+            raise ValueError("an issues condition needs `title` or `labels`")
+        if self.search is None and not self.labels:
+            raise ValueError(
+                "`title` alone would read every upstream issue: give `search` terms that narrow "
+                "it (e.g. 'CVE in:title')"
+            )
+        return self
+
+    def queries(self) -> list[str]:
+        """The forge searches this condition needs."""
+        if self.search is not None:
+            return [self.search]
+        return [f'label:"{lb}"' for lb in self.labels or ()]
+
+    def matches(self, title: str, labels: Sequence[str]) -> str | None:
+        """Why an issue with this title and these labels matches, or None."""
+        why = []
+        if self.title is not None:
+            m = re.search(self.title, title)
+            if m is None:
+                return None
+            why.append(f"title {m.group(0)!r}")
+        if self.labels is not None:
+            hit = sorted(set(labels) & set(self.labels))
+            if not hit:
+                return None
+            why.append(f"label {hit[0]}")
+        return ", ".join(why)
+
+
 class FlagRule(_Model):
     """A rule that flags upstream commits. Conditions given together must all match."""
 
@@ -165,6 +227,11 @@ class FlagRule(_Model):
         default=None, description="Labels of the upstream PR (needs the forge)."
     )
     notes: NotesRule | None = Field(default=None, description="Git notes attached to the commit.")
+    issues: IssuesRule | None = Field(
+        default=None,
+        description="The current title or labels of an upstream issue the commit names "
+        "(`gh-N`; needs the forge).",
+    )
     commits: list[Sha] | None = Field(
         default=None, description="Explicit SHAs (full or abbreviated) to flag."
     )
@@ -212,15 +279,21 @@ class FlagRule(_Model):
                 self.trailers,
                 self.labels,
                 self.notes,
+                self.issues,
                 self.commits,
                 self.advisories,
             )
         ):
             raise ValueError(
                 "a flag rule needs at least one of paths, message, trailers, labels, notes, "
-                "commits, advisories"
+                "issues, commits, advisories"
             )
         return self
+
+    @property
+    def needs_forge(self) -> bool:
+        """Whether part of this rule is decided by what the forge says (labels, issues)."""
+        return self.labels is not None or self.issues is not None
 
     def path_matches(self, path: str) -> bool:
         return any(fnmatch.fnmatchcase(path, g) for g in self.paths or ())

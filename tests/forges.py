@@ -106,6 +106,10 @@ class Harness:
     def upstream_pr(self, number: int, labels: list[str], shas: list[str]) -> None:
         raise NotImplementedError
 
+    def upstream_issue(self, number: int, title: str, labels: list[str]) -> None:
+        """An upstream issue as it is now (created or retitled/relabelled)."""
+        raise NotImplementedError
+
     def raw_pr(self, head: str, base: str, title: str, body: str) -> int:
         """A PR opened by a person (no marker)."""
         raise NotImplementedError
@@ -133,6 +137,9 @@ class LocalHarness(Harness):
 
     def upstream_pr(self, number: int, labels: list[str], shas: list[str]) -> None:
         self.local.record_upstream_pr(number, labels, shas)
+
+    def upstream_issue(self, number: int, title: str, labels: list[str]) -> None:
+        self.local.record_upstream_issue(number, title, labels)
 
     def raw_pr(self, head: str, base: str, title: str, body: str) -> int:
         actor, self.local.actor = self.local.actor, "someone"
@@ -205,6 +212,14 @@ class GitHubHarness(Harness):
         else:
             body |= {"status": "in_progress"}
         self.api("POST", f"/repos/{SLUG}/check-runs", BOT, body).raise_for_status()
+
+    def upstream_issue(self, number: int, title: str, labels: list[str]) -> None:
+        self.upstream.issues[number] = {
+            "title": title,
+            "labels": labels,
+            "state": "closed",
+            "body": "reported",
+        }
 
     def upstream_pr(self, number: int, labels: list[str], shas: list[str]) -> None:
         st = self.upstream

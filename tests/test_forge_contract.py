@@ -217,6 +217,30 @@ def test_stats_count_writes(harness: Harness) -> None:
     assert f.stats.ops["list_prs"] == 1 and f.stats.ops["get_pr"] == 1
 
 
+def test_upstream_issues_by_title_words_and_labels(harness: Harness) -> None:
+    """Issue search (issue flag rules): title words with in:title, label qualifiers; PRs of
+    the same numbers space are not issues."""
+    harness.upstream_issue(
+        128840,
+        "[CVE-2025-0938] urlparse does not flag hostname *containing* [ or ] as incorrect",
+        ["type-security", "stdlib"],
+    )
+    harness.upstream_issue(103848, "urlparse accepts bracketed hosts that are not IPv6", [])
+    harness.upstream_issue(105704, "Disallow [ and ] in domain names", ["type-bug"])
+    harness.upstream_pr(4242, ["type-security"], [harness.fork.shas["aaa"]])
+    got = harness.forge.upstream_issues("CVE in:title")
+    assert [(i.number, i.labels, i.state) for i in got] == [
+        (128840, ("stdlib", "type-security"), "closed" if harness.kind == "github" else "open")
+    ]
+    assert got[0].title.startswith("[CVE-2025-0938] urlparse")
+    assert [i.number for i in harness.forge.upstream_issues('label:"type-security"')] == [128840]
+    assert [i.number for i in harness.forge.upstream_issues("urlparse in:title")] == [
+        103848,
+        128840,
+    ]
+    assert harness.forge.upstream_issues("nothing-like-this in:title") == []
+
+
 def test_labeled_upstream_prs(harness: Harness) -> None:
     sha = harness.fork.shas["aaa"]
     harness.upstream_pr(4242, ["type-security", "needs backport to 3.11"], [sha])

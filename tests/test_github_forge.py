@@ -341,3 +341,37 @@ def test_cli_on_github_errors_exit_1_without_the_token(
     monkeypatch.delenv("STABLE_TEST_TOKEN")
     r = run_cli(capsys, "--state-dir", state, "prs", "--policy", str(_gh_policy(tmp_path, gh)))
     assert r.code == 1 and "set $STABLE_TEST_TOKEN" in r.err
+
+
+def test_issue_searches_are_kept_refreshed_and_survive_an_outage(
+    gh: GitHubHarness, fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    """Issue rules: one search request per refresh period; after it the search is asked again
+    (a retitle shows); when GitHub cannot answer, the kept answer is used with a warning."""
+    from stablectl.controller.issues import IssueCache
+    from stablectl.policy import IssuesRule
+
+    gh.upstream_issue(7001, "urlparse accepts [brackets]", ["type-bug"])
+    now = [1_000_000.0]
+    cache = IssueCache(
+        gh.forge, tmp_path / "issues.sqlite", "example/cpython", clock=lambda: now[0]
+    )
+    rule = IssuesRule(search="urlparse in:title", title=r"\bCVE-\d{4}-\d+", refresh_hours=6)
+    assert [i.title for i in cache(rule).values()] == ["urlparse accepts [brackets]"]
+    searches = len(requests_to(fake_github, r"/search/issues"))
+    gh.upstream_issue(7001, "[CVE-2025-0938] urlparse accepts [brackets]", ["type-security"])
+    again = IssueCache(gh.forge, cache.path, "example/cpython", clock=lambda: now[0] + 3600)
+    assert again(rule)[7001].title == "urlparse accepts [brackets]"  # kept: no request
+    assert len(requests_to(fake_github, r"/search/issues")) == searches
+    now[0] += 7 * 3600
+    later = IssueCache(gh.forge, cache.path, "example/cpython", clock=lambda: now[0])
+    assert later(rule)[7001].title.startswith("[CVE-2025-0938]")
+    assert rule.matches(later(rule)[7001].title, ()) == "title 'CVE-2025-0938'"
+    fake_github.fail(20, 502, path=r"/search/issues")
+    now[0] += 7 * 3600
+    outage = IssueCache(gh.forge, cache.path, "example/cpython", clock=lambda: now[0])
+    assert outage(rule)[7001].title.startswith("[CVE-2025-0938]")
+    assert outage.warnings and "using its answer from 7.0 h ago" in outage.warnings[0]
+    fresh = IssueCache(gh.forge, tmp_path / "other.sqlite", "example/cpython")
+    with pytest.raises(ForgeError):
+        fresh(rule)  # nothing kept: the failure is reported, not an empty answer

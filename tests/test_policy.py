@@ -98,8 +98,20 @@ def test_rule_without_condition() -> None:
     got = problems(GOOD + "  - name: nothing\n    security: true\n")
     assert got == [
         "p.yaml:13:5: flags[1]: a flag rule needs at least one of paths, message, trailers, "
-        "labels, notes, commits, advisories"
+        "labels, notes, issues, commits, advisories"
     ]
+
+
+def test_issue_rule_needs_a_narrowing_search() -> None:
+    """A title-only issue rule would read every upstream issue: refused, naming the place."""
+    got = problems(GOOD + "  - name: retitled\n    issues:\n      title: CVE\n")
+    assert len(got) == 1 and got[0].startswith("p.yaml:15:7: flags[1].issues: ")
+    assert "give `search` terms" in got[0]
+    got = problems(GOOD + "  - name: retitled\n    issues: {search: x, title: '('}\n")
+    assert len(got) == 1 and "flags[1].issues.title" in got[0] and "regular expression" in got[0]
+    ok = load_policy_text(GOOD + "  - name: sec\n    issues: {labels: [type-security]}\n")
+    assert ok.flags[1].issues is not None
+    assert ok.flags[1].issues.queries() == ['label:"type-security"']
 
 
 def test_unreadable_yaml_names_line() -> None:

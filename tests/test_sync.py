@@ -581,6 +581,54 @@ release: {{trigger: manual}}
     )
 
 
+def test_issue_rules_read_the_current_titles_of_the_issues_commits_name(env: SyncEnv) -> None:
+    """CPython retitles an issue `[CVE-…] …` once a CVE is assigned, after the fix landed: an
+    issue rule flags the commit naming it and carries the CVE; its search is asked once per
+    refresh period, not per commit or per run."""
+    up = History(env.example.upstream, clock=2_000_000_000)
+    named = up.commit(
+        "main",
+        "gh-2970: Reject brackets in hostnames (#2971)",
+        {"Lib/urllib/parse.py": "# strict\n"},
+    )
+    other = up.commit("main", "gh-2980: Refactor urlparse (#2981)", {"Lib/w.py": "# r\n"})
+    env.policy_path.write_text(
+        env.policy_path.read_text().replace(
+            "flags:\n",
+            "flags:\n  - name: issue-cve\n    security: true\n    issues:\n"
+            "      search: CVE in:title\n      title: '\\bCVE-\\d{4}-\\d{4,}\\b'\n",
+            1,
+        )
+    )
+    f = env.new_forge()
+    issues = {
+        2970: "[CVE-2025-0938] urlparse does not flag hostname *containing* [ or ] as incorrect",
+        2980: "urlparse refactoring (no CVE here)",
+        2990: "CVE follow-up tracking without an id",
+    }
+    if isinstance(f, LocalForge):
+        for n, title in issues.items():
+            f.record_upstream_issue(n, title, ["type-bug"])
+    else:
+        assert env.fake is not None
+        st = env.fake.add_repo("example/cpython", env.example.upstream, writers=set())
+        for n, title in issues.items():
+            st.issues[n] = {"title": title, "labels": ["type-bug"], "state": "closed"}
+    report = env.sync(dry_run=True)
+    fixes = {pf.candidate.fix.key: pf.candidate.fix for sp in report.plan.series for pf in sp.fixes}
+    assert other not in fixes
+    fix = fixes[named]
+    assert [h.rule for h in fix.flags] == ["issue-cve"] and fix.security
+    assert fix.cves == ["CVE-2025-0938"]
+    assert "issue gh-2970 '[CVE-2025-0938] urlparse" in fix.flags[0].reason
+    assert report.plan.stats["issue_searches"] == 1
+    assert not any("issue rules need the forge" in e for e in report.plan.errors)
+    # The next run within refresh_hours reads the kept answer: no search request at all.
+    again = env.sync(dry_run=True)
+    assert again.plan.stats["issue_searches"] == 0
+    assert named in {pf.candidate.fix.key for sp in again.plan.series for pf in sp.fixes}
+
+
 def test_label_rules_read_the_upstream_prs_labels(env: SyncEnv) -> None:
     """A fix whose upstream PR carries the security label is flagged (and only that one)."""
     up = History(env.example.upstream, clock=2_000_000_000)

@@ -14,6 +14,7 @@ import pygit2
 
 from stablectl import __version__
 from stablectl.controller.advisories import AdvisoryIndex, load_advisories
+from stablectl.controller.issues import IssueCache
 from stablectl.controller.selection import Candidate, Selector, SeriesSelection, Source
 from stablectl.errors import GitError, PolicyError
 from stablectl.forge.base import Forge
@@ -179,7 +180,8 @@ class Engine:
         self._index: CommitIndex | None = None
         self.committer_time = committer_time
         self._advisories: dict[str, AdvisoryIndex] | None = None
-        self.forge = forge  # for label rules: the upstream PRs' labels
+        self.forge = forge  # for label and issue rules: what the upstream forge says
+        self._issues: IssueCache | None = None
 
     @property
     def index(self) -> CommitIndex:
@@ -283,7 +285,21 @@ class Engine:
             notes_tips=notes_tips,
             advisories=self.advisories(),
             labeled_prs=self.forge.labeled_prs if self.forge is not None else None,
+            issues=self.issue_cache,
         )
+
+    @property
+    def issue_cache(self) -> IssueCache | None:
+        """The issue searches of issue rules, kept in the state directory (needs the forge)."""
+        if self.forge is None:
+            return None
+        if self._issues is None:
+            self._issues = IssueCache(
+                self.forge,
+                self.state_dir / "upstream-issues.sqlite",
+                self.policy.upstream.forge or self.policy.upstream.git,
+            )
+        return self._issues
 
     def advisories(self) -> dict[str, AdvisoryIndex]:
         """The advisory databases the flag rules name, read (and fetched) once per run."""
@@ -317,9 +333,12 @@ class Engine:
         errors = sorted(
             {e for sp in plans for e in sp.selection.errors}
             | set(getattr(self, "queue_problems", []))
+            | set(self._issues.warnings if self._issues is not None else [])
         )
         stats: dict[str, Any] = dict(self.index.stats)
         stats.update({f"picks_{k}": v for k, v in picker.stats.items()})
+        if self._issues is not None:
+            stats["issue_searches"] = self._issues.asked
         if self.index.db is not None:
             self.index.db.commit()
         return Plan(self.policy.project, plans, errors, stats)

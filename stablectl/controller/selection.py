@@ -18,12 +18,30 @@ from typing import Any, Literal
 import pygit2
 
 from stablectl.controller.advisories import AdvisoryIndex
+from stablectl.forge.base import UpstreamIssue
 from stablectl.gitops.scan import CommitFacts, CommitIndex
-from stablectl.policy import FlagRule, Policy, Series
+from stablectl.policy import FlagRule, IssuesRule, Policy, Series
 
 FixState = Literal["pending", "applied", "in-base", "reverted", "excluded"]
 LabeledPRs = Callable[[str], set[int]]  # label -> upstream PR numbers carrying it
 NoteLookup = Callable[[str, str], str | None]
+# an issues condition -> the upstream issues its searches found, by number
+IssueLookup = Callable[[IssuesRule], Mapping[int, UpstreamIssue]]
+
+
+def gh_issues(facts: CommitFacts) -> list[int]:
+    """The GitHub issue numbers a commit names (`gh-N`; bpo numbers are not GitHub's)."""
+    return [int(i[3:]) for i in facts.info.issues if i.startswith("gh-")]
+
+
+def issue_hit(rule: IssuesRule, facts: CommitFacts, issues: Mapping[int, UpstreamIssue]) -> str:
+    """Why one of the issues the commit names matches the condition now ("" if none does)."""
+    for n in gh_issues(facts):
+        issue = issues.get(n)
+        why = rule.matches(issue.title, issue.labels) if issue is not None else None
+        if issue is not None and why is not None:
+            return f"issue gh-{n} {issue.title!r} ({why})"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -113,11 +131,14 @@ def evaluate_flags(
     note_of: NoteLookup | None = None,
     labels: set[str] | None = None,
     advisories: Mapping[str, AdvisoryIndex] | None = None,
+    issues: IssueLookup | None = None,
 ) -> list[FlagHit]:
     """Which rules flag this commit, and why. Conditions in one rule must all match.
 
-    `labels` are the upstream PR's labels; None means "not known here": label conditions are
-    then assumed to match and left for the caller to check (see `Selector`).
+    `labels` are the upstream PR's labels and `issues` reads the upstream issues an issues
+    condition searches for; None means "not known here": those conditions are then assumed
+    to match (an issues condition: if the commit names a `gh-N` issue at all) and left for the
+    caller to check (see `Selector`).
     """
     hits: list[FlagHit] = []
     for rule in rules:
@@ -172,6 +193,13 @@ def evaluate_flags(
             ok = bool(hit)
             if ok:
                 reasons.append(f"label {hit[0]}")
+        if ok and rule.issues is not None:
+            if issues is None:
+                ok = bool(gh_issues(facts))
+            else:
+                why = issue_hit(rule.issues, facts, issues(rule.issues))
+                ok = bool(why)
+                reasons.append(why)
         if ok:
             hits.append(FlagHit(rule.name, facts.sha, "; ".join(reasons), rule.security))
     return hits
@@ -223,6 +251,7 @@ class Selector:
         upstream_ref: Callable[[str], str | None],
         stable_tip: Callable[[Series], str | None],
         labeled_prs: LabeledPRs | None = None,
+        issues: IssueLookup | None = None,
         note_of: NoteLookup | None = None,
         notes_tips: str = "",
         advisories: Mapping[str, AdvisoryIndex] | None = None,
@@ -232,6 +261,7 @@ class Selector:
         self.upstream_ref = upstream_ref
         self.stable_tip = stable_tip
         self.labeled_prs = labeled_prs
+        self.issues = issues
         self.note_of = note_of
         self.advisories = dict(advisories or {})
         rules = [r.model_dump(mode="json") for r in policy.flags]
@@ -264,9 +294,9 @@ class Selector:
                         static = [
                             [h.rule, h.reason, h.security]
                             for h in hits
-                            if _rule(rules, h.rule).labels is None
+                            if not _rule(rules, h.rule).needs_forge
                         ]
-                        pending = [h.rule for h in hits if _rule(rules, h.rule).labels is not None]
+                        pending = [h.rule for h in hits if _rule(rules, h.rule).needs_forge]
                         if static and not info.reverts:
                             data["hits"][sha] = static
                             interesting = True
@@ -422,15 +452,30 @@ class Selector:
                 ]
                 for rname in summ["pending"].get(sha, []):
                     rule = _rule(self.policy.flags, rname)
-                    pr = prs_of.get(sha)
-                    if pr is None or rule.labels is None:
-                        continue
-                    for label in rule.labels:
-                        if label not in labeled:
-                            labeled[label] = self.labeled_prs(label) if self.labeled_prs else set()
-                        if pr in labeled[label]:
-                            hits.append(FlagHit(rname, sha, f"label {label}", rule.security))
-                            break
+                    why = []
+                    if rule.labels is not None:
+                        pr = prs_of.get(sha)
+                        for label in rule.labels if pr is not None else ():
+                            if label not in labeled:
+                                labeled[label] = (
+                                    self.labeled_prs(label) if self.labeled_prs else set()
+                                )
+                            if pr in labeled[label]:
+                                why.append(f"label {label}")
+                                break
+                        else:
+                            continue
+                    if rule.issues is not None:
+                        facts = self.index.facts(sha)
+                        hit = (
+                            issue_hit(rule.issues, facts, self.issues(rule.issues))
+                            if facts is not None and self.issues is not None
+                            else ""
+                        )
+                        if not hit:
+                            continue
+                        why.append(hit)
+                    hits.append(FlagHit(rname, sha, "; ".join(why), rule.security))
                 if not hits:
                     continue
                 root = uf.find(sha)
@@ -442,6 +487,12 @@ class Selector:
             errors.append(
                 "label rules need the forge: "
                 + ", ".join(r.name for r in self.policy.flags if r.labels)
+                + " not evaluated"
+            )
+        if self.issues is None and any(r.issues for r in self.policy.flags):
+            errors.append(
+                "issue rules need the forge: "
+                + ", ".join(r.name for r in self.policy.flags if r.issues)
                 + " not evaluated"
             )
 
@@ -550,10 +601,10 @@ class Selector:
         pr = None
         for f in facts:
             issues += [i for i in f.info.issues if i not in issues]
-            cves += [c for c in f.info.cves if c not in cves]
+            cves += [c for c in dict.fromkeys(f.info.cves) if c not in cves]
             pr = pr or f.info.pr
-        for h in hits:  # advisories name CVE ids the commits may not
-            cves += [c for c in _CVE.findall(h.reason) if c not in cves]
+        for h in hits:  # advisories and retitled issues name CVE ids the commits may not
+            cves += [c for c in dict.fromkeys(_CVE.findall(h.reason)) if c not in cves]
         seen: set[tuple[str, str]] = set()
         uniq = []
         for h in hits:

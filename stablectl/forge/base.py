@@ -180,6 +180,37 @@ class Release:
 
 
 @dataclass(frozen=True)
+class UpstreamIssue:
+    """An upstream issue as it is now (for issue flag rules)."""
+
+    number: int
+    title: str
+    labels: tuple[str, ...]
+    state: str  # open | closed
+
+
+def search_matches(terms: str, title: str, labels: Sequence[str]) -> bool:
+    """The subset of GitHub's issue search a forge without a search engine applies:
+    `label:"x"` qualifiers must all be present, other words must appear in the title
+    (case-insensitive, as whole words); unknown qualifiers (`in:title`, `is:closed`, …) are
+    ignored."""
+    import shlex
+
+    have = {lb.lower() for lb in labels}
+    words = set(re.findall(r"[a-z0-9]+", title.lower()))
+    for term in shlex.split(terms):
+        key, sep, value = term.partition(":")
+        if sep and key.lower() == "label":
+            if value.lower() not in have:
+                return False
+        elif sep:
+            continue
+        elif not set(re.findall(r"[a-z0-9]+", term.lower())) <= words:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
 class Comment:
     id: int
     number: int
@@ -305,6 +336,11 @@ class Forge(Protocol):
 
     def labeled_prs(self, label: str) -> set[int]:
         """Numbers of the upstream PRs that carry `label` (for label flag rules)."""
+        ...
+
+    def upstream_issues(self, terms: str) -> list[UpstreamIssue]:
+        """The upstream repository's issues (not PRs) that an issue search for `terms` finds,
+        with their current titles and labels (for issue flag rules)."""
         ...
 
     def ensure_labels(self, labels: Mapping[str, tuple[str, str]]) -> list[str]:

@@ -39,6 +39,7 @@ from stablectl.forge.base import (
     Release,
     Review,
     StatusState,
+    UpstreamIssue,
     parse_time,
     status_to_check,
 )
@@ -506,6 +507,24 @@ class GitHubForge:
         with self._op("labeled_prs", f"PRs labelled {label!r} on {self.upstream_slug}"):
             items = self._pages(f"{self.api_url}/search/issues", {"q": query}, list_key="items")
             return {int(i["number"]) for i in items}
+
+    def upstream_issues(self, terms: str) -> list[UpstreamIssue]:
+        """One paginated issue search (GitHub answers at most 1,000 results a search)."""
+        if not self.upstream_slug:
+            return []
+        query = f"repo:{self.upstream_slug} is:issue {terms}"
+        with self._op("upstream_issues", f"issues matching {terms!r} on {self.upstream_slug}"):
+            items = self._pages(f"{self.api_url}/search/issues", {"q": query}, list_key="items")
+            return [
+                UpstreamIssue(
+                    int(i["number"]),
+                    str(i.get("title") or ""),
+                    tuple(sorted(lb["name"] for lb in i.get("labels") or [])),
+                    str(i.get("state") or "open"),
+                )
+                for i in items
+                if "pull_request" not in i
+            ]
 
     def ensure_labels(self, labels: Mapping[str, tuple[str, str]]) -> list[str]:
         with self._op("ensure_labels", f"labels of {self.fork_slug}"):

@@ -36,12 +36,14 @@ from stablectl.forge.base import (
     Review,
     ReviewState,
     StatusState,
+    UpstreamIssue,
     parse_time,
+    search_matches,
     status_to_check,
 )
 from stablectl.gitops.replay import ReplayConflict, commits_between, replay
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Each entry migrates from version i to i + 1; a new version appends, never edits.
 MIGRATIONS: list[str] = [
@@ -79,6 +81,11 @@ MIGRATIONS: list[str] = [
     CREATE TABLE upstream_prs(number INTEGER PRIMARY KEY, labels TEXT NOT NULL);
     CREATE TABLE upstream_pr_commits(
         sha TEXT NOT NULL, number INTEGER NOT NULL, PRIMARY KEY(sha, number));
+    """,
+    """
+    CREATE TABLE upstream_issues(
+        number INTEGER PRIMARY KEY, title TEXT NOT NULL, labels TEXT NOT NULL,
+        state TEXT NOT NULL);
     """,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -548,6 +555,14 @@ class LocalForge:
                 if label in json.loads(text)
             }
 
+    def upstream_issues(self, terms: str) -> list[UpstreamIssue]:
+        with self.stats.op("upstream_issues"):
+            rows = self._db.execute(
+                "SELECT number, title, labels, state FROM upstream_issues ORDER BY number"
+            ).fetchall()
+        issues = [UpstreamIssue(n, t, tuple(json.loads(lb)), st) for n, t, lb, st in rows]
+        return [i for i in issues if search_matches(terms, i.title, i.labels)]
+
     def ensure_labels(self, labels: Mapping[str, tuple[str, str]]) -> list[str]:
         """Labels need no creation here: any name can be set on a PR."""
         return []
@@ -555,6 +570,19 @@ class LocalForge:
     def dispatch_workflow(self, workflow: str, ref: str, inputs: Mapping[str, str]) -> None:
         """No workflows here: `stablectl ci run` tests every PR head without a result."""
         return None
+
+    def record_upstream_issue(
+        self, number: int, title: str, labels: Sequence[str] = (), state: str = "open"
+    ) -> None:
+        """Tell the local forge an upstream issue's current title and labels (what GitHub
+        knows by itself; used by the demo, the examples and offline issue rules)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO upstream_issues(number, title, labels, state) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(number) DO UPDATE SET title = excluded.title,"
+                " labels = excluded.labels, state = excluded.state",
+                (number, title, json.dumps(sorted(set(labels))), state),
+            )
 
     def record_upstream_pr(self, number: int, labels: Sequence[str], shas: Sequence[str]) -> None:
         """Tell the local forge which labels an upstream PR had and which commits it produced

@@ -42,6 +42,7 @@ class Patch:
     diff: bytes
     paths: list[str] = field(default_factory=list)
     deleted: set[str] = field(default_factory=set)
+    exported: bool = False  # a `git format-patch` export (its `From <sha>` names the commit)
 
 
 def parse_patch(name: str, data: bytes) -> Patch:
@@ -101,7 +102,17 @@ def parse_patch(name: str, data: bytes) -> Patch:
             deleted.add(a)
     message = subject + ("\n\n" + body if body else "") + "\n"
     return Patch(
-        name, upstream, subject, message, author_name, author_email, when, diff, paths, deleted
+        name,
+        upstream,
+        subject,
+        message,
+        author_name,
+        author_email,
+        when,
+        diff,
+        paths,
+        deleted,
+        exported=m is not None,
     )
 
 

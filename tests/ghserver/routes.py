@@ -717,6 +717,8 @@ def search_issues(fake: FakeGitHub, path: str, q: dict[str, str]) -> Result:
                 }
             ],
         )
+    if "is:issue" in terms:
+        return _search_issue_items(fake, path, q, st, terms, labels)
     base = next((t[5:] for t in terms if t.startswith("base:")), None)
     prs = [
         p
@@ -781,6 +783,93 @@ def search_issues(fake: FakeGitHub, path: str, q: dict[str, str]) -> Result:
         items.append(item)
     body = {
         "total_count": len(prs),
+        "incomplete_results": False,
+        "items": items,
+        "search_type": "lexical",
+    }
+    return 200, body, headers
+
+
+def _search_issue_items(
+    fake: FakeGitHub,
+    path: str,
+    q: dict[str, str],
+    st: RepoState,
+    terms: list[str],
+    labels: list[str],
+) -> Result:
+    """Issue search as GitHub does it for words: each word must be a token of the title (with
+    `in:title`) or of the title or body; label: qualifiers must all be present."""
+    import re as _re
+
+    words = [w.lower() for t in terms if ":" not in t for w in _re.findall(r"[A-Za-z0-9]+", t)]
+    title_only = "in:title" in terms
+    found = []
+    for n in sorted(st.issues):
+        issue = st.issues[n]
+        text = issue["title"] + ("" if title_only else " " + issue.get("body", ""))
+        tokens = set(_re.findall(r"[a-z0-9]+", text.lower()))
+        have = {lb.lower() for lb in issue["labels"]}
+        state = next((t[6:] for t in terms if t.startswith("state:")), None)
+        if (
+            all(w in tokens for w in words)
+            and all(lb.lower() in have for lb in labels)
+            and (state is None or issue["state"] == state)
+        ):
+            found.append(n)
+    page, headers = _paginate(fake, path, q, found)
+    api = f"{fake.base}/repos/{st.slug}"
+    items = []
+    for n in page:
+        issue = st.issues[n]
+        item = fake.synth(
+            path,
+            "get",
+            200,
+            {
+                "number": n,
+                "title": issue["title"],
+                "state": issue["state"],
+                "url": f"{api}/issues/{n}",
+                "repository_url": api,
+                "html_url": f"https://github.invalid/{st.slug}/issues/{n}",
+                "user": fake.user("reporter"),
+                "labels": [
+                    {
+                        "id": 1000 + i,
+                        "node_id": f"LA_{n}_{i}",
+                        "url": f"{api}/labels/{lb}",
+                        "name": lb,
+                        "color": "ededed",
+                        "default": False,
+                        "description": None,
+                    }
+                    for i, lb in enumerate(issue["labels"])
+                ],
+                "assignee": None,
+                "milestone": None,
+                "closed_at": None,
+                "body": issue.get("body", ""),
+                "performed_via_github_app": None,
+            },
+            item_key="items",
+        )
+        item.pop("pull_request", None)
+        for k in (
+            "reactions",
+            "text_matches",
+            "repository",
+            "type",
+            "sub_issues_summary",
+            "issue_dependencies_summary",
+            "pinned_comment",
+            "issue_field_values",
+        ):
+            if item.get(k) is None:
+                item.pop(k, None)
+        items.append(item)
+    body = {
+        "total_count": len(found),
         "incomplete_results": False,
         "items": items,
         "search_type": "lexical",

@@ -97,6 +97,8 @@ class RepoState:
     assets: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     labels: dict[str, int] = field(default_factory=dict)
     commit_pulls: dict[str, list[int]] = field(default_factory=dict)
+    # issues (not PRs): number -> {"title", "labels", "state", "body"}
+    issues: dict[int, dict[str, Any]] = field(default_factory=dict)
     writers: set[str] = field(default_factory=set)
 
     def branch_sha(self, name: str) -> str | None:
