@@ -58,10 +58,11 @@ def _register() -> None:
         plan_cmd,
         policy_cmd,
         sync_cmd,
+        verify_cmd,
         workflows_cmd,
     )
 
-    for mod in (policy_cmd, plan_cmd, sync_cmd, demo_cmd, cache_cmd):
+    for mod in (policy_cmd, plan_cmd, sync_cmd, demo_cmd, cache_cmd, verify_cmd):
         cli.add_command(mod.command)
     cli.add_command(forge_cmd.prs_command)
     cli.add_command(forge_cmd.review_command)

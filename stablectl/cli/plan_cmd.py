@@ -50,11 +50,13 @@ def command(
     policy = load_policy(policy_file)
     reporter = Reporter(not as_json)
     forge = None
-    if any(r.labels for r in policy.flags):
-        try:  # label rules read the upstream PRs' labels through the forge
+    if any(r.needs_forge for r in policy.flags):
+        try:  # label and issue rules read the upstream PRs and issues through the forge
             forge = open_forge(policy, obj(ctx).state_dir)
         except StablectlError as e:
-            err_console().print(f"stablectl: label rules not evaluated: {e}", markup=False)
+            err_console().print(
+                f"stablectl: label and issue rules not evaluated: {e}", markup=False
+            )
     engine = Engine(policy, obj(ctx).state_dir, progress=reporter.update, forge=forge)
     try:
         with reporter.running():
