@@ -397,6 +397,11 @@ class Release(_Model):
     review_hours: int = Field(
         default=48, ge=0, description="Review window stated on release PRs before tagging."
     )
+    feed: str | None = Field(
+        default=None,
+        description="Directory (relative to the state directory unless absolute) where sync "
+        "rewrites status.json, feed.atom and index.html after each release.",
+    )
     merge_method: Literal["rebase", "fast-forward"] = Field(
         default="rebase",
         description="How backport PRs are merged; both keep the cherry-pick commit and trailer.",

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,3 +54,26 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]
         h = GitHubHarness(tmp_path, request.getfixturevalue("fake_github"))
     yield h
     h.close()
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`stablectl demo` run once: a mirror with backports, a conflict and two releases."""
+    from stablectl.cli.main import main
+
+    root = tmp_path_factory.mktemp("demo") / "demo"
+    try:
+        main(["demo", "--dir", str(root), "--json"])
+    except SystemExit as e:
+        assert not e.code
+    return root
+
+
+@pytest.fixture
+def demo(demo_template: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "demo"
+    shutil.copytree(demo_template, root, symlinks=True)
+    # The copied policy names the template's paths; point it at this copy.
+    p = root / "policy.yaml"
+    p.write_text(p.read_text().replace(str(demo_template), str(root)))
+    return root

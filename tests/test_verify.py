@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -22,28 +21,6 @@ ENV = {
     "GIT_COMMITTER_NAME": "Mallory",
     "GIT_COMMITTER_EMAIL": "m@example.invalid",
 }
-
-
-@pytest.fixture(scope="module")
-def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from stablectl.cli.main import main
-
-    root = tmp_path_factory.mktemp("verify") / "demo"
-    try:
-        main(["demo", "--dir", str(root), "--json"])
-    except SystemExit as e:
-        assert not e.code
-    return root
-
-
-@pytest.fixture
-def demo(demo_template: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "demo"
-    shutil.copytree(demo_template, root, symlinks=True)
-    # The copied policy names the template's paths; point it at this copy.
-    p = root / "policy.yaml"
-    p.write_text(p.read_text().replace(str(demo_template), str(root)))
-    return root
 
 
 def verify(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> Run:

@@ -57,6 +57,7 @@ def _register() -> None:
         forge_cmd,
         plan_cmd,
         policy_cmd,
+        status_cmd,
         sync_cmd,
         verify_cmd,
         workflows_cmd,
@@ -74,6 +75,8 @@ def _register() -> None:
     cli.add_command(workflows_cmd.init_command)
     cli.add_command(sync_cmd.release_command)
     cli.add_command(export_cmd.command)
+    cli.add_command(status_cmd.status_command)
+    cli.add_command(status_cmd.feed_command)
 
 
 _register()

@@ -220,6 +220,7 @@ class Syncer:
             done = self._releases(plan, prs, dry_run=False)
             applied += done
             actions += done
+            self._refresh_feed(series, published=any(a.kind == "release" for a in done))
         else:
             actions += self._gate(plan, wanted_all, mine)
             actions += self._releases(plan, prs, dry_run=True)
@@ -235,6 +236,33 @@ class Syncer:
             dry_run,
             self.crash.writes,
         )
+
+    def _refresh_feed(self, series: list[str] | None, *, published: bool) -> None:
+        """Rewrite status.json, feed.atom and index.html (`release.feed`) after a release,
+        or when they are not there yet. A failure here is a problem, not an abort: the
+        release itself is done."""
+        feed = self.policy.release.feed
+        if feed is None:
+            return
+        out = Path(feed) if Path(feed).is_absolute() else self.engine.state_dir / feed
+        if not published and (out / "status.json").is_file():
+            return
+        from stablectl.controller.status import collect, write_feed
+
+        try:
+            plan = self.engine.plan(series)  # after this run's merges and releases
+            data = collect(
+                self.policy,
+                plan,
+                self.engine.cache.repo,
+                self.engine.cache.fork_branch,
+                self.forge,
+                self.engine.state_dir / "releases" / self.policy.project,
+            )
+            write_feed(data, out)
+            self.notices.append(f"feed refreshed in {out}")
+        except (StablectlError, OSError) as e:
+            self.problems.append(f"feed not refreshed: {e}")
 
     def _fork_branch(self, name: str) -> str | None:
         return self.engine.cache.fork_branch(name)

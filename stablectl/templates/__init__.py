@@ -8,16 +8,20 @@ from typing import Any
 import jinja2
 
 
-def make_environment(folder: str, **delimiters: str) -> jinja2.Environment:
+def make_environment(
+    folder: str, *, autoescape: bool = False, **delimiters: str
+) -> jinja2.Environment:
     """A strict environment over a package template folder (`delimiters`: jinja2's
-    *_start_string/*_end_string, for templates whose output uses `{{ }}` itself)."""
+    *_start_string/*_end_string, for templates whose output uses `{{ }}` itself).
+    Markdown and YAML templates escape their inputs where they land; HTML and XML ones
+    (`autoescape=True`) escape every value."""
     return jinja2.Environment(
         loader=jinja2.PackageLoader("stablectl", folder),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        autoescape=False,  # Markdown and YAML, not HTML; inputs are escaped where they land
+        autoescape=autoescape,
         **delimiters,  # type: ignore[arg-type]
     )
 
@@ -42,3 +46,13 @@ def md_quote(text: object) -> str:
 
 def render(name: str, **context: Any) -> str:
     return environment().get_template(name).render(**context)
+
+
+@lru_cache(maxsize=1)
+def markup_environment() -> jinja2.Environment:
+    return make_environment("templates", autoescape=True)
+
+
+def render_markup(name: str, **context: Any) -> str:
+    """HTML and Atom templates: every value escaped."""
+    return markup_environment().get_template(name).render(**context)

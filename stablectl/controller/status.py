@@ -1,0 +1,254 @@
+"""What downstreams read: the state of every series as data (`status.json`), an Atom feed of
+releases and security backports, and a static status page with a CVE lookup.
+
+Everything comes from what anyone can see: the plan (flagged fixes still pending and whether
+they pick cleanly), the mirror's stable branches and release tags, the PRs stablectl opened
+(their CI state), and the release manifests. `stablectl feed` writes the three files; `sync`
+rewrites them after each release when `release.feed` is set; `stablectl status` prints the same
+picture in the terminal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pygit2
+
+from stablectl import __version__
+from stablectl.controller.plan import Plan, SeriesPlan
+from stablectl.controller.release import scan_series, tag_of
+from stablectl.forge.base import CheckState, Forge, PullRequest
+from stablectl.policy import Policy
+from stablectl.templates import render_markup
+
+SCHEMA = "stablectl.status/1"
+
+
+def _iso(ts: int) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ci_state(checks: list[CheckState]) -> str:
+    if not checks:
+        return "none"
+    if any(c.failed for c in checks):
+        return "failure"
+    if all(c.ok for c in checks):
+        return "success"
+    return "pending"
+
+
+def _pr_json(pr: PullRequest | None, forge: Forge | None) -> dict[str, Any] | None:
+    if pr is None:
+        return None
+    checks = forge.checks(pr.head_sha) if forge is not None and pr.state == "open" else []
+    return {
+        "number": pr.number,
+        "url": pr.url,
+        "state": pr.state,
+        "draft": pr.draft,
+        "ci": ci_state(checks) if pr.state == "open" else None,
+    }
+
+
+def _series(
+    policy: Policy,
+    sp: SeriesPlan,
+    repo: pygit2.Repository,
+    tip: str,
+    prs: dict[tuple[str, str], PullRequest],
+    forge: Forge | None,
+    releases_dir: Path,
+) -> dict[str, Any]:
+    s = sp.series
+    sr = scan_series(repo, sp, tip)
+    releases = []
+    for n, rc in enumerate(sr.releases, 1):
+        tag = tag_of(policy, s, n)
+        manifest_path = releases_dir / tag / "manifest.json"
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+        fixes = [
+            {
+                "subject": f["subject"],
+                "commit": f["commit"],
+                "original": f.get("original"),
+                "security": bool(f.get("security")),
+                "cves": list(f.get("cves") or []),
+                "pr": f.get("pr"),
+            }
+            for f in manifest.get("fixes", [])
+        ]
+        releases.append(
+            {
+                "version": rc.version,
+                "tag": tag,
+                "commit": rc.commit,
+                "date": _iso(rc.time) if rc.time else None,
+                "fixes": fixes,
+                "cves": sorted({c for f in fixes for c in f["cves"]}),
+                "artifacts": manifest.get("artifacts", []),
+            }
+        )
+    merged: list[dict[str, Any]] = [
+        {
+            "subject": f.subject,
+            "commit": f.commit,
+            "original": f.original,
+            "security": f.security,
+            "cves": f.cves,
+        }
+        for f in sr.unreleased
+    ]
+    pending: list[dict[str, Any]] = []
+    for pf in sp.fixes:
+        c = pf.candidate
+        if c.state != "pending":
+            continue
+        fix = c.fix
+        pending.append(
+            {
+                "subject": fix.subject,
+                "original": fix.key,
+                "security": fix.security,
+                "cves": list(fix.cves),
+                "rules": sorted({h.rule for h in fix.flags}),
+                "outcome": pf.status,
+                "pr": _pr_json(prs.get((s.name, fix.key)), forge),
+            }
+        )
+    return {
+        "name": s.name,
+        "branch": s.stable_branch,
+        "base": {"tag": s.base, "commit": sp.selection.base_sha},
+        "tip": tip,
+        "eol": s.eol.isoformat() if s.eol else None,
+        "pending": pending,
+        "merged_unreleased": merged,
+        "releases": releases,
+        "cves": {
+            "fixed": sorted({c for r in releases for c in r["cves"]}),
+            "merged": sorted({c for f in merged for c in f["cves"]}),
+            "pending": sorted({c for f in pending for c in f["cves"]}),
+        },
+    }
+
+
+def collect(
+    policy: Policy,
+    plan: Plan,
+    repo: pygit2.Repository,
+    fork_tip: Any,
+    forge: Forge | None,
+    releases_dir: Path,
+    *,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """The status document (`stablectl.status/1`). `fork_tip(branch)` gives the mirror's tip."""
+    prs: dict[tuple[str, str], PullRequest] = {}
+    for pr in forge.list_prs("all") if forge is not None else []:
+        m = pr.marker
+        if m is not None and m.kind == "backport":
+            key = (m.series, m.original)
+            # The open PR wins over closed ones for the same fix.
+            if key not in prs or pr.state == "open":
+                prs[key] = pr
+    series = []
+    for sp in plan.series:
+        tip = fork_tip(sp.series.stable_branch) or sp.selection.base_sha
+        series.append(_series(policy, sp, repo, tip, prs, forge, releases_dir))
+    cves: dict[str, list[dict[str, Any]]] = {}
+    for s in series:
+        for r in s["releases"]:
+            for c in r["cves"]:
+                cves.setdefault(c, []).append(
+                    {"series": s["name"], "state": "released", "release": r["tag"]}
+                )
+        for f in s["merged_unreleased"]:
+            for c in f["cves"]:
+                cves.setdefault(c, []).append({"series": s["name"], "state": "merged"})
+        for f in s["pending"]:
+            for c in f["cves"]:
+                pr = f["pr"]
+                cves.setdefault(c, []).append(
+                    {"series": s["name"], "state": "pending", "pr": pr["url"] if pr else None}
+                )
+    return {
+        "schema": SCHEMA,
+        "stablectl": __version__,
+        "project": policy.project,
+        "generated": (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "mirror": policy.fork.git,
+        "series": series,
+        "cves": {c: cves[c] for c in sorted(cves)},
+    }
+
+
+def feed_entries(status: dict[str, Any]) -> list[dict[str, Any]]:
+    """Atom entries: every release, and every security backport on a stable branch."""
+    entries = []
+    for s in status["series"]:
+        for r in s["releases"]:
+            entries.append(
+                {
+                    "id": f"urn:stablectl:{status['project']}:release:{r['tag']}",
+                    "title": f"{status['project']} {r['version']} released",
+                    "updated": r["date"] or status["generated"],
+                    "summary": f"{len(r['fixes'])} fixes"
+                    + (f"; fixes {', '.join(r['cves'])}" if r["cves"] else ""),
+                    "lines": [
+                        f["subject"] + (f" ({', '.join(f['cves'])})" if f["cves"] else "")
+                        for f in r["fixes"]
+                    ],
+                }
+            )
+            for f in r["fixes"]:
+                if f["security"]:
+                    entries.append(_backport_entry(status, s, f, r["date"], r["tag"]))
+        for f in s["merged_unreleased"]:
+            if f["security"]:
+                entries.append(_backport_entry(status, s, f, status["generated"], None))
+    entries.sort(key=lambda e: (e["updated"], e["id"]), reverse=True)
+    return entries
+
+
+def _backport_entry(
+    status: dict[str, Any], s: dict[str, Any], f: dict[str, Any], when: str | None, tag: str | None
+) -> dict[str, Any]:
+    cves = f" ({', '.join(f['cves'])})" if f["cves"] else ""
+    return {
+        "id": f"urn:stablectl:{status['project']}:backport:{s['name']}:{f['commit']}",
+        "title": f"[{s['name']}] security backport: {f['subject']}{cves}",
+        "updated": when or status["generated"],
+        "summary": f"on {s['branch']} as {f['commit'][:12]}"
+        + (f", released in {tag}" if tag else ", not released yet"),
+        "lines": [],
+    }
+
+
+def write_feed(status: dict[str, Any], out: Path) -> list[Path]:
+    """status.json, feed.atom and index.html into `out` (a directory ready for GitHub
+    Pages: no external resources, works offline and without JavaScript)."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "status.json": json.dumps(status, indent=2, sort_keys=True) + "\n",
+        "feed.atom": render_markup(
+            "feed.atom.j2",
+            status=status,
+            entries=feed_entries(status),
+            updated=status["generated"],
+        ),
+        "index.html": render_markup(
+            "status.html.j2", status=status, cve_json=json.dumps(status["cves"], sort_keys=True)
+        ),
+    }
+    written = []
+    for name, text in files.items():
+        path = out / name
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+        written.append(path)
+    return written
