@@ -50,7 +50,7 @@ import pygit2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stablectl.gitops.messages import parse_message
-from stablectl.gitops.pick import Committer, Picker, PickResult
+from stablectl.gitops.pick import Committer, Picker, PickResult, update_tree
 from stablectl.gitops.scan import commit_patch_id
 
 COMMITTER = Committer("stablectl replay", "replay@stablectl.invalid")
@@ -169,6 +169,29 @@ def tree_drift(repo: pygit2.Repository, a_tree: str, b_tree: str) -> tuple[int, 
     return files, st.insertions + st.deletions
 
 
+def graft(repo: pygit2.Repository, chain: str, real: pygit2.Commit) -> str:
+    """The real commit's change, as the maintainers resolved it, laid onto the chain: every
+    path it changed takes the real commit's entry (no blob is read: the public mirrors are
+    partial clones)."""
+    parent = real.parents[0]
+    changes: dict[str, tuple[pygit2.Oid, int] | None] = {}
+    for d in repo.diff(parent.tree, real.tree).deltas:
+        if d.status_char() == "D":
+            changes[d.old_file.path] = None
+        else:
+            if d.old_file.path != d.new_file.path:
+                changes[d.old_file.path] = None
+            changes[d.new_file.path] = (d.new_file.id, int(d.new_file.mode))
+    base = repo[chain].peel(pygit2.Commit)
+    pygit2.settings.enable_strict_object_creation(False)  # a missing blob is named, not read
+    try:
+        tree = update_tree(repo, base.tree, changes)
+    finally:
+        pygit2.settings.enable_strict_object_creation(True)
+    sig = pygit2.Signature(COMMITTER.name, COMMITTER.email, real.commit_time, 0)
+    return str(repo.create_commit(None, real.author, sig, real.message, tree, [base.id]))
+
+
 def first_clean(
     picker: Picker, cands: list[tuple[str, str]], onto: str, rep: Replay
 ) -> tuple[PickResult | None, str, list[PickResult]]:
@@ -268,15 +291,20 @@ def replay_branch(
                     if r.outcome == "clean" and r.commit is not None:
                         chain = r.commit
                     elif not r.ok:
-                        rep.counts["chain: real commit does not apply either"] += 1
+                        rep.counts["chain: real commit grafted (does not pick either)"] += 1
                         rep.chain_events.append(f"{sha[:12]} {c.message.splitlines()[0][:60]}")
+                        chain = graft(repo, chain, c)
         else:
             r = picker.pick(sha, chain, record_origin=False)
             if r.outcome == "clean" and r.commit is not None:
                 chain = r.commit
             elif not r.ok:
-                rep.counts["chain: maintainers' own commit does not apply"] += 1
-                rep.chain_events.append(f"{sha[:12]} {c.message.splitlines()[0][:60]}")
+                rep.counts["chain: maintainers' own commit grafted (does not pick)"] += 1
+                rep.chain_events.append(
+                    f"{sha[:12]} {c.message.splitlines()[0][:60]} ({r.outcome}: "
+                    f"{r.error or ', '.join(cf.path for cf in r.conflicts[:3])})"
+                )
+                chain = graft(repo, chain, c)
         for tag in sorted(tags.get(sha, [])):
             chain_tree = str(repo[chain].peel(pygit2.Commit).tree_id)
             files, lines = tree_drift(repo, str(c.tree_id), chain_tree)
@@ -330,7 +358,7 @@ def report(rep: Replay) -> None:
     chained = [k for k in c if k.startswith("chain:")]
     print("  chained: " + ", ".join(f"{k[7:]} {c[k]}" for k in chained) if chained else "")
     for e in rep.chain_events[:5]:
-        print(f"    not applied on the chain: {e}")
+        print(f"    grafted on the chain: {e}")
     for r in rep.releases:
         lines = "?" if r["lines"] is None else r["lines"]
         print(
