@@ -568,17 +568,28 @@ def load_policy_text(text: str, filename: str = "<policy>") -> Policy:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
+        where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else f"{filename}:1:1"
         raise PolicyError([f"{where}: (yaml): {e.problem or e}"]) from None
+    except yaml.reader.ReaderError as e:
+        # A character YAML does not allow (found by fuzzing): locate it by its offset.
+        before = text[: e.position]
+        line, col = before.count("\n") + 1, e.position - (before.rfind("\n") + 1) + 1
+        raise PolicyError(
+            [f"{filename}:{line}:{col}: (yaml): character {e.character!r} is not allowed in YAML"]
+        ) from None
     except yaml.YAMLError as e:
-        raise PolicyError([f"{filename}: (yaml): {e}"]) from None
+        raise PolicyError([f"{filename}:1:1: (yaml): {e}"]) from None
     if node is None:
         raise PolicyError([f"{filename}:1:1: (top level): the policy file is empty"])
     builder = _Builder(filename)
     try:
         data = builder.build(node)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else f"{filename}:1:1"
+        raise PolicyError([f"{where}: (yaml): {e.problem or e}"]) from None
     except yaml.YAMLError as e:
-        raise PolicyError([f"{filename}: (yaml): {e}"]) from None
+        raise PolicyError([f"{filename}:1:1: (yaml): {e}"]) from None
     if not isinstance(data, dict):
         raise PolicyError([f"{filename}:1:1: (top level): a policy is a mapping of fields"])
     problems = list(builder.problems)
@@ -589,7 +600,7 @@ def load_policy_text(text: str, filename: str = "<policy>") -> Policy:
             loc: Path_ = tuple(p for p in err["loc"] if isinstance(p, str | int))
             # Pydantic appends union/validator tags to loc in some cases; trim to a known node.
             pos = _lookup(builder, loc, err["type"])
-            where = f"{filename}:{pos.line}:{pos.col}" if pos else filename
+            where = f"{filename}:{pos.line}:{pos.col}" if pos else f"{filename}:1:1"
             problems.append(f"{where}: {_fmt_path(loc)}: {_message(err, pos)}")
     if problems:
         raise PolicyError(problems)
