@@ -748,7 +748,10 @@ class _Handler(BaseHTTPRequestHandler):
                     st = self.server_state.repos.get(slug.lower())
                     if st is None:
                         raise HTTPError(404, "Not Found")
-                    if method != "GET" and login not in st.writers:
+                    # On a public repository anyone signed in may comment and review; every
+                    # other write needs push access.
+                    public = fn in (routes.create_review, routes.create_comment)
+                    if method != "GET" and login not in st.writers and not public:
                         raise HTTPError(403, "Resource not accessible by personal access token")
                     data = json.loads(body) if body and not path.endswith("/assets") else None
                     args = {
