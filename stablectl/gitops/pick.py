@@ -277,9 +277,15 @@ class Picker:
                 kind = _libgit2_kind(anc, ours, theirs)
                 hunks = 1
                 if anc is not None and ours is not None and theirs is not None:
-                    res = self.repo.merge_file_from_index(anc, ours, theirs, use_deprecated=False)
-                    if res is not None:
-                        hunks = max(1, _count_hunks(res.contents))
+                    blobs = [cast(pygit2.Blob, self.repo[e.id]) for e in (anc, ours, theirs)]
+                    if any(b.is_binary for b in blobs):
+                        kind = "binary"  # libgit2's file merge fails on these (no hunks)
+                    else:
+                        res = self.repo.merge_file_from_index(
+                            anc, ours, theirs, use_deprecated=False
+                        )
+                        if res is not None:
+                            hunks = max(1, _count_hunks(res.contents))
                 conflicts.append(ConflictFile(path, kind, hunks))
             return PickResult(
                 str(source.id), str(onto.id), "conflict", lever="libgit2", conflicts=conflicts
