@@ -77,3 +77,16 @@ def demo(demo_template: Path, tmp_path: Path) -> Path:
     p = root / "policy.yaml"
     p.write_text(p.read_text().replace(str(demo_template), str(root)))
     return root
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `slow` run on demand (`STABLECTL_SLOW=1`, or `-m slow`); CI runs the
+    representative rest."""
+    import os
+
+    if os.environ.get("STABLECTL_SLOW") or "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with STABLECTL_SLOW=1 or -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
