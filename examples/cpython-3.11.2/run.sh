@@ -64,6 +64,10 @@ for round in $(seq 1 20); do
   left=$(python3 "$here/approve.py" policy.yaml)
   [ "$left" = 0 ] && break
 done
+if [ "${STABLECTL_CPYTHON_TESTS:-}" = 1 ]; then
+  stage "CPython's tests per fix"
+  python3 "$here/ci_report.py" policy.yaml
+fi
 stage "compare with the patches applied in order"
 git --git-dir "$STABLECTL_STATE/cache/Python.git" rev-parse 'refs/remotes/upstream/stablectl-queue/3.11.2^{tree}' > queue.tree
 git --git-dir fork.git rev-parse '3.11.2-stable^{tree}' > stable.tree
