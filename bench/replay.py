@@ -74,6 +74,7 @@ class Replay:
     levers: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     chain_events: list[str] = field(default_factory=list)  # commits the chain could not take
+    variants: Counter[str] = field(default_factory=Counter)  # --merge-options
     releases: list[dict[str, Any]] = field(default_factory=list)
     pick_seconds: float = 0.0
     pick_attempts: int = 0
@@ -192,6 +193,59 @@ def graft(repo: pygit2.Repository, chain: str, real: pygit2.Commit) -> str:
     return str(repo.create_commit(None, real.author, sig, real.message, tree, [base.id]))
 
 
+VARIANTS: dict[str, tuple[int, int]] = {
+    # name: (merge flags, file flags) for libgit2's merge_trees
+    "libgit2 default": (int(pygit2.enums.MergeFlag.FIND_RENAMES), 0),
+    "libgit2 patience": (
+        int(pygit2.enums.MergeFlag.FIND_RENAMES),
+        int(pygit2.enums.MergeFileFlag.DIFF_PATIENCE),
+    ),
+    "libgit2 minimal": (
+        int(pygit2.enums.MergeFlag.FIND_RENAMES),
+        int(pygit2.enums.MergeFileFlag.DIFF_MINIMAL),
+    ),
+    "libgit2 ignore-space-change": (
+        int(pygit2.enums.MergeFlag.FIND_RENAMES),
+        int(pygit2.enums.MergeFileFlag.IGNORE_WHITESPACE_CHANGE),
+    ),
+}
+
+
+def try_variants(
+    repo: pygit2.Repository,
+    picker: Picker,
+    cands: list[tuple[str, str]],
+    parent: str,
+    real_tree: str,
+    rep: Replay,
+) -> None:
+    """On a backport every source of which conflicts with the Picker's levers: would another
+    merge have picked it cleanly, and to exactly the tree the maintainers committed?"""
+    onto = repo[parent].peel(pygit2.Commit)
+    for name, (flags, file_flags) in VARIANTS.items():
+        for sha, _ in cands:
+            src = repo[sha].peel(pygit2.Commit)
+            try:
+                index = repo.merge_trees(
+                    src.parents[0].tree, onto.tree, src.tree, flags=flags, file_flags=file_flags
+                )
+            except (pygit2.GitError, KeyError, RuntimeError):
+                continue
+            if index.conflicts is None:
+                tree = str(index.write_tree(repo))
+                rep.variants[f"{name}: clean"] += 1
+                rep.variants[f"{name}: identical"] += int(tree == real_tree)
+                break
+    # git's ort merge (histogram diff, renames) is the Picker's third lever already: count
+    # it alone, as a reference.
+    for sha, _ in cands:
+        r = picker._pick_ort(repo[sha].peel(pygit2.Commit), onto)
+        if r.outcome in ("clean", "empty"):
+            rep.variants["ort: clean"] += 1
+            rep.variants["ort: identical"] += int(r.tree == real_tree)
+            break
+
+
 def first_clean(
     picker: Picker, cands: list[tuple[str, str]], onto: str, rep: Replay
 ) -> tuple[PickResult | None, str, list[PickResult]]:
@@ -216,6 +270,7 @@ def replay_branch(
     *,
     security_only: bool,
     compare_levers: bool,
+    merge_options: bool = False,
 ) -> Replay:
     parts = spec.split(":")
     name = parts[0]
@@ -261,6 +316,8 @@ def replay_branch(
                     for r in tried:
                         for cf in r.conflicts:
                             rep.conflict_kinds[cf.kind] += 1
+                    if merge_options:
+                        try_variants(repo, picker, cands, bp.parent, str(c.tree_id), rep)
                 else:
                     rep.counts[won.outcome] += 1
                     rep.levers[str(won.lever)] += 1
@@ -349,6 +406,10 @@ def report(rep: Replay) -> None:
             else ""
         )
     )
+    if rep.variants:
+        print(
+            f"  other merges on the {c['conflict']} conflicts: {dict(sorted(rep.variants.items()))}"
+        )
     if rep.conflict_kinds:
         print(f"  conflict kinds (over all sources tried): {dict(rep.conflict_kinds)}")
     ms = 1000 * rep.pick_seconds / max(rep.pick_attempts, 1)
@@ -376,6 +437,11 @@ def main() -> None:
         help="only backports adding a Misc/NEWS.d/next/Security entry (CPython)",
     )
     ap.add_argument("--levers", action="store_true", help="also count what ort rescues")
+    ap.add_argument(
+        "--merge-options",
+        action="store_true",
+        help="on conflicts, try libgit2's merge options and ort alone (clean? identical?)",
+    )
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args()
     kind = "systemd" if any(b.startswith("v") for b in args.branch) else "cpython"
@@ -395,6 +461,7 @@ def main() -> None:
                 sibs,
                 security_only=args.security_only,
                 compare_levers=args.levers,
+                merge_options=args.merge_options,
             )
             report(rep)
             out.append(
@@ -404,6 +471,7 @@ def main() -> None:
                     "differences": dict(rep.classes),
                     "conflict_kinds": dict(rep.conflict_kinds),
                     "levers": dict(rep.levers),
+                    "merge_options": dict(rep.variants),
                     "releases": rep.releases,
                     "ms_per_pick": 1000 * rep.pick_seconds / max(rep.pick_attempts, 1),
                     "seconds": rep.wall,
