@@ -51,18 +51,7 @@ def test_status_json_names_pending_fixes_releases_and_cves(
 def test_feed_writes_json_atom_and_a_self_contained_page(
     demo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    out = demo / "site"
-    r = run_cli(
-        capsys,
-        "--state-dir",
-        str(demo / "state"),
-        "feed",
-        "--policy",
-        str(demo / "policy.yaml"),
-        "--out",
-        str(out),
-    )
-    assert r.code == 0, r.err
+    out = write_site(capsys, demo)
     status = json.loads((out / "status.json").read_text())
     assert [x["name"] for x in status["series"]] == ["3.11.2", "3.12.1"]
     feed = ET.parse(out / "feed.atom").getroot()
@@ -75,6 +64,18 @@ def test_feed_writes_json_atom_and_a_self_contained_page(
     assert '<html lang="en">' in page
     assert "http://" not in page.replace("http://www.w3.org", "") and "https://" not in page
     assert 'id="CVE-2023-24329"' in page  # the no-JavaScript answer
+
+
+def write_site(capsys: pytest.CaptureFixture[str], demo: Path) -> Path:
+    """`stablectl feed --out DEMO/site` on the demo's mirror."""
+    out = demo / "site"
+    r = run_cli(
+        capsys,
+        *("--state-dir", str(demo / "state"), "feed", "--policy", str(demo / "policy.yaml")),
+        *("--out", str(out)),
+    )
+    assert r.code == 0, r.err
+    return out
 
 
 @pytest.fixture
@@ -92,18 +93,7 @@ def test_status_page_cve_lookup_in_a_real_browser(
 ) -> None:
     from playwright.sync_api import sync_playwright
 
-    out = demo / "site"
-    r = run_cli(
-        capsys,
-        "--state-dir",
-        str(demo / "state"),
-        "feed",
-        "--policy",
-        str(demo / "policy.yaml"),
-        "--out",
-        str(out),
-    )
-    assert r.code == 0, r.err
+    out = write_site(capsys, demo)
     url = (out / "index.html").as_uri()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:

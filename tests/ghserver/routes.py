@@ -768,26 +768,8 @@ def search_issues(fake: FakeGitHub, path: str, q: dict[str, str]) -> Result:
             },
             item_key="items",
         )
-        for k in (
-            "reactions",
-            "text_matches",
-            "repository",
-            "type",
-            "sub_issues_summary",
-            "issue_dependencies_summary",
-            "pinned_comment",
-            "issue_field_values",
-        ):
-            if item.get(k) is None:
-                item.pop(k, None)
-        items.append(item)
-    body = {
-        "total_count": len(prs),
-        "incomplete_results": False,
-        "items": items,
-        "search_type": "lexical",
-    }
-    return 200, body, headers
+        items.append(_drop_nulls(item))
+    return _search_result(len(prs), items, headers)
 
 
 def _search_issue_items(
@@ -855,21 +837,33 @@ def _search_issue_items(
             item_key="items",
         )
         item.pop("pull_request", None)
-        for k in (
-            "reactions",
-            "text_matches",
-            "repository",
-            "type",
-            "sub_issues_summary",
-            "issue_dependencies_summary",
-            "pinned_comment",
-            "issue_field_values",
-        ):
-            if item.get(k) is None:
-                item.pop(k, None)
-        items.append(item)
+        items.append(_drop_nulls(item))
+    return _search_result(len(found), items, headers)
+
+
+# Optional members of a search item the schema types as objects: left out when unknown.
+_NULLABLE = (
+    "reactions",
+    "text_matches",
+    "repository",
+    "type",
+    "sub_issues_summary",
+    "issue_dependencies_summary",
+    "pinned_comment",
+    "issue_field_values",
+)
+
+
+def _drop_nulls(item: dict[str, Any]) -> dict[str, Any]:
+    for k in _NULLABLE:
+        if item.get(k) is None:
+            item.pop(k, None)
+    return item
+
+
+def _search_result(total: int, items: list[dict[str, Any]], headers: dict[str, str]) -> Result:
     body = {
-        "total_count": len(found),
+        "total_count": total,
         "incomplete_results": False,
         "items": items,
         "search_type": "lexical",
