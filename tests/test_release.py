@@ -42,8 +42,12 @@ def release_pr(e: SyncEnv) -> object | None:
 
 
 def test_full_lifecycle(env: SyncEnv) -> None:
+    text = env.policy_path.read_text()
+    env.policy_path.write_text(text.replace("release:\n", "release:\n  feed: site\n", 1))
     first = env.sync()
     assert first.problems == []
+    site = env.state / "site"
+    assert json.loads((site / "status.json").read_text())["series"][0]["releases"] == []
     # The fixes already on 3.11.2-stable (H and I) are unreleased security fixes: a release PR
     # is proposed at once (review_hours: 0 in the example policy).
     rpr = release_pr(env)
@@ -61,6 +65,10 @@ def test_full_lifecycle(env: SyncEnv) -> None:
     third = env.sync()
     kinds = [a.kind for a in third.applied]
     assert kinds.count("merge") == 1 and "tag" in kinds and "release" in kinds
+    # The run that published the release refreshed the feed (release.feed).
+    status = json.loads((site / "status.json").read_text())
+    assert [r["tag"] for r in status["series"][0]["releases"]] == ["v3.11.2.1"]
+    assert "v3.11.2.1" in (site / "feed.atom").read_text()
     # The tag: annotated, on the stable branch, at the release commit.
     fork = pygit2.Repository(str(env.example.fork))
     tag = fork.references["refs/tags/v3.11.2.1"].peel(pygit2.Tag)

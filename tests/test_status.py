@@ -126,27 +126,3 @@ def test_status_page_cve_lookup_in_a_real_browser(
         finally:
             browser.close()
     assert (ARTIFACTS / "status-page.png").stat().st_size > 10_000
-
-
-def test_sync_refreshes_the_feed_after_a_release(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """With `release.feed` set, sync writes the feed where it is missing (and rewrites it in
-    every run that publishes a release: the same code path)."""
-    from stablectl.cli.main import main
-
-    root = tmp_path / "demo"
-    try:
-        main(["demo", "--dir", str(root), "--json"])
-    except SystemExit as e:
-        assert not e.code
-    policy = root / "policy.yaml"
-    text = policy.read_text()
-    assert "release:" in text
-    policy.write_text(text.replace("release:\n", "release:\n  feed: site\n", 1))
-    r = run_cli(
-        capsys, "--state-dir", str(root / "state"), "sync", "--policy", str(policy), "--json"
-    )
-    assert r.code in (0, 1), r.err
-    status = json.loads((root / "state" / "site" / "status.json").read_text())
-    assert status["series"][0]["releases"][0]["tag"] == "v3.11.2.1"
