@@ -433,9 +433,10 @@ def test_resolve_a_conflict_by_hand(tmp_path: Path) -> None:
     assert [a.target for a in report.applied if a.kind == "merge"] == [f"#{pr.number}"]
 
 
-def test_concurrent_syncs_never_duplicate(env: SyncEnv) -> None:
-    """Four syncs at once: on GitHub as four machines (own caches), with the local forge on
-    one machine (one state directory, where they take turns)."""
+@pytest.mark.parametrize("n", [2, 4])
+def test_concurrent_syncs_never_duplicate(env: SyncEnv, n: int) -> None:
+    """Two and four syncs at once: on GitHub as so many machines (own caches), with the local
+    forge on one machine (one state directory, where they take turns)."""
 
     def state(i: int) -> str:
         return str(env.root / f"state{i}") if env.kind == "github" else str(env.state)
@@ -448,7 +449,7 @@ def test_concurrent_syncs_never_duplicate(env: SyncEnv) -> None:
             text=True,
             env=dict(env.env(), STABLECTL_STATE=state(i)),
         )
-        for i in range(4)
+        for i in range(n)
     ]
     codes = []
     for p in procs:
