@@ -75,6 +75,7 @@ class Replay:
     errors: list[str] = field(default_factory=list)
     chain_events: list[str] = field(default_factory=list)  # commits the chain could not take
     variants: Counter[str] = field(default_factory=Counter)  # --merge-options
+    different: list[dict[str, str]] = field(default_factory=list)  # clean, not identical
     releases: list[dict[str, Any]] = field(default_factory=list)
     pick_seconds: float = 0.0
     pick_attempts: int = 0
@@ -271,6 +272,7 @@ def replay_branch(
     security_only: bool,
     compare_levers: bool,
     merge_options: bool = False,
+    path_map: dict[str, str] | None = None,
 ) -> Replay:
     parts = spec.split(":")
     name = parts[0]
@@ -284,8 +286,8 @@ def replay_branch(
     t_all = time.perf_counter()
     commits = [c for c in walk_range(repo, tip, base_sha) if len(c.parents) == 1]
     siblings = sibling_index(repo, {k: v for k, v in sibling_specs.items()})
-    picker = Picker(repo, COMMITTER)
-    plain = Picker(repo, COMMITTER, levers=("paths", "libgit2"))
+    picker = Picker(repo, COMMITTER, path_map=path_map)
+    plain = Picker(repo, COMMITTER, levers=("paths", "libgit2"), path_map=path_map)
     # Release tags on this stretch of the branch, by the commit they point at.
     on_branch = {str(c.id) for c in commits}
     tags: dict[str, list[str]] = {}
@@ -333,7 +335,16 @@ def replay_branch(
                             rep.counts["identical"] += 1
                         else:
                             assert won.tree is not None
-                            rep.classes[classify(repo, bp.parent, str(c.tree_id), won.tree)] += 1
+                            cls = classify(repo, bp.parent, str(c.tree_id), won.tree)
+                            rep.classes[cls] += 1
+                            rep.different.append(
+                                {
+                                    "backport": sha,
+                                    "picked": won.source,
+                                    "class": cls,
+                                    "subject": c.message.splitlines()[0][:80],
+                                }
+                            )
                     if compare_levers and won.lever == "ort":
                         alone = [plain.pick(s, bp.parent) for s, _ in cands]
                         if not any(r.ok for r in alone):
@@ -442,6 +453,13 @@ def main() -> None:
         action="store_true",
         help="on conflicts, try libgit2's merge options and ort alone (clean? identical?)",
     )
+    ap.add_argument(
+        "--path-map",
+        action="append",
+        default=[],
+        metavar="UPSTREAM=STABLE",
+        help="a series path_map entry (`dir/` prefix or file), repeatable",
+    )
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args()
     kind = "systemd" if any(b.startswith("v") for b in args.branch) else "cpython"
@@ -462,6 +480,7 @@ def main() -> None:
                 security_only=args.security_only,
                 compare_levers=args.levers,
                 merge_options=args.merge_options,
+                path_map=dict(m.split("=", 1) for m in args.path_map),
             )
             report(rep)
             out.append(
@@ -472,6 +491,7 @@ def main() -> None:
                     "conflict_kinds": dict(rep.conflict_kinds),
                     "levers": dict(rep.levers),
                     "merge_options": dict(rep.variants),
+                    "different": rep.different,
                     "releases": rep.releases,
                     "ms_per_pick": 1000 * rep.pick_seconds / max(rep.pick_attempts, 1),
                     "seconds": rep.wall,

@@ -114,6 +114,13 @@ class Series(_Model):
         "the base tag (fixes that missed the release); those already in it are recognised.",
     )
 
+    path_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Where upstream's paths live on this line: `dir/` prefixes or exact files "
+        "→ their names here (e.g. `test/fuzz/: test/fuzz-regressions/`, "
+        "`Lib/test/test_zipfile/test_core.py: Lib/test/test_zipfile.py`); applied to each "
+        "source before it is picked.",
+    )
     patches: str | None = Field(
         default=None,
         description="A patch queue applied in order onto the base tag (a quilt directory or "

@@ -249,3 +249,85 @@ def test_pick_agrees_with_git_cherry_pick(
     assert res.ok == git_clean, (res, proc.stdout, proc.stderr)
     if git_clean:
         assert res.tree == git(wt, "rev-parse", "HEAD^{tree}")
+
+
+def test_a_file_added_to_a_directory_the_stable_side_moved_follows_it(hist: History) -> None:
+    """Found replaying systemd v239-stable: upstream adds fuzz reproducers under test/fuzz/,
+    which v239 still calls test/fuzz-regressions/; the maintainers put them there. The paths
+    lever would add them under the old name (so would libgit2): git's merge with directory
+    renames applied is used instead."""
+    base = hist.commit("main", "corpus", {"test/fuzz/a": "a\n", "src/x.c": lines(10, "x")})
+    hist.branch("stable", base)
+    hist.commit("stable", "rename corpus", {"test/fuzz/a": None, "test/fuzz-regressions/a": "a\n"})
+    fix = hist.commit(
+        "main",
+        "bus-message: fix a crash",
+        {"test/fuzz/crash-1": "boom\n", "src/x.c": _edit(lines(10, "x"), 3, "fixed")},
+    )
+    r = Picker(hist.repo, COMMITTER).pick(fix, hist.tip("stable") or "")
+    assert r.outcome == "clean" and r.commit is not None and r.lever == "ort"
+    tree = get_commit(hist.repo, r.commit).tree
+    assert "test/fuzz-regressions/crash-1" in tree and "test/fuzz" not in tree
+    assert "fixed" in hist.read(r.commit, "src/x.c")
+    # Without git's merge (ort off) the old behaviour remains: added where upstream put it.
+    r2 = Picker(hist.repo, COMMITTER, use_ort=False).pick(fix, hist.tip("stable") or "")
+    assert r2.outcome == "clean" and r2.commit is not None
+    assert "test/fuzz/crash-1" in get_commit(hist.repo, r2.commit).tree
+
+
+def test_path_map_puts_upstream_paths_where_the_stable_line_keeps_them(hist: History) -> None:
+    """Upstream merged test/fuzz-corpus/ and test/fuzz-regressions/ into test/fuzz/ (systemd,
+    after v239) and split Lib/test/test_zipfile.py into a package (CPython 3.12): no merge can
+    guess where a backport's files go (a split has no single rename to detect); a series'
+    `path_map` says it."""
+    big = lines(10, "t") + lines(40, "other")
+    base = hist.commit(
+        "main",
+        "upstream layout",
+        {
+            "test/fuzz/x/seed": "s\n",
+            "test/fuzz/y/crash-0": "c\n",
+            "Lib/test/test_zipfile/test_core.py": lines(10, "t"),
+        },
+    )
+    hist.branch("stable", base)
+    hist.commit(
+        "stable",
+        "the stable line's layout",
+        {
+            "test/fuzz/x/seed": None,
+            "test/fuzz/y/crash-0": None,
+            "test/fuzz-corpus/x/seed": "s\n",
+            "test/fuzz-regressions/y/crash-0": "c\n",
+            "Lib/test/test_zipfile/test_core.py": None,
+            "Lib/test/test_zipfile.py": big,
+        },
+    )
+    fix = hist.commit(
+        "main",
+        "fix a crash, with its reproducer and a test",
+        {
+            "test/fuzz/y/crash-1": "boom\n",
+            "Lib/test/test_zipfile/test_core.py": _edit(lines(10, "t"), 5, "new test"),
+        },
+    )
+    tip = hist.tip("stable") or ""
+    plain = Picker(hist.repo, COMMITTER).pick(fix, tip)
+    assert plain.outcome == "conflict"  # the test file is elsewhere here
+    mapped = Picker(
+        hist.repo,
+        COMMITTER,
+        path_map={
+            "test/fuzz/": "test/fuzz-regressions/",
+            "Lib/test/test_zipfile/test_core.py": "Lib/test/test_zipfile.py",
+        },
+    ).pick(fix, tip)
+    assert mapped.outcome == "clean" and mapped.commit is not None and mapped.source == fix
+    tree = get_commit(hist.repo, mapped.commit).tree
+    assert "test/fuzz-regressions/y/crash-1" in tree and "test/fuzz" not in tree
+    merged = hist.read(mapped.commit, "Lib/test/test_zipfile.py")
+    assert "new test" in merged and merged.endswith(lines(40, "other"))
+    # The commit is the source's: its message, author and trailer name the real commit.
+    c = get_commit(hist.repo, mapped.commit)
+    assert c.message.rstrip().endswith(f"{CHERRY_PREFIX}{fix})")
+    assert c.parents[0].id == pygit2.Oid(hex=tip)

@@ -250,12 +250,14 @@ class Engine:
                     )
         return out
 
-    def picker(self) -> Picker:
+    def picker(self, series: Series | None = None) -> Picker:
+        """A picker (for `series`: with its `path_map`)."""
         ident = self.policy.identity
         return Picker(
             self.cache.repo,
             Committer(ident.name, ident.email, self.committer_time),
             memo=self.index,
+            path_map=series.path_map if series is not None else None,
         )
 
     def note_of(self, ref: str, sha: str) -> str | None:
@@ -329,6 +331,7 @@ class Engine:
                 sel = selector.select(s)
             except KeyError as e:
                 raise GitError(f"series {s.name}: upstream has no tag {e.args[0]!r}") from None
+            picker.path_map = dict(s.path_map)
             plans.append(self._chain(sel, picker, on_series))
         errors = sorted(
             {e for sp in plans for e in sp.selection.errors}

@@ -414,7 +414,7 @@ class Syncer:
     ) -> list[Wanted]:
         s = sp.series
         tip = sp.selection.tip_sha
-        picker = self.engine.picker()
+        picker = self.engine.picker(s)
         open_by_key = {
             p.marker.original: p
             for p in mine

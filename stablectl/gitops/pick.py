@@ -15,10 +15,11 @@ Three levers, tried in order until one gives a clean result:
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast
 
@@ -32,6 +33,10 @@ Lever = Literal["paths", "libgit2", "ort"]
 
 _TREE = int(FileMode.TREE)
 _Entry = tuple[pygit2.Oid, int] | None
+
+
+# Part of every memoised pick's key: bump it when a lever's result for the same inputs changes.
+PICK_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -88,8 +93,12 @@ class Picker:
         use_ort: bool = True,
         levers: Sequence[Lever] = ("paths", "libgit2", "ort"),
         memo: PickMemo | None = None,
+        path_map: Mapping[str, str] | None = None,
     ) -> None:
         self.repo = repo
+        # Where a path of upstream's lives on the stable line: "dir/" prefixes or exact files
+        # (a series' `path_map`), applied to the source before it is picked.
+        self.path_map: dict[str, str] = dict(path_map or {})
         self.committer = committer
         self.levers = [lv for lv in levers if lv != "ort" or use_ort]
         self._ort_ok: bool | None = None
@@ -127,6 +136,7 @@ class Picker:
         c = self.committer
         return "|".join(
             [
+                PICK_VERSION,
                 source,
                 onto,
                 ",".join(self.levers),
@@ -135,6 +145,7 @@ class Picker:
                 str(c.time),
                 str(c.offset),
                 str(record_origin),
+                json.dumps(self.path_map, sort_keys=True) if self.path_map else "",
             ]
         )
 
@@ -150,8 +161,16 @@ class Picker:
         if len(source.parents) != 1:
             kind = "a merge commit" if source.parents else "a root commit"
             return PickResult(source_sha, onto_sha, "error", error=f"{source_sha[:12]} is {kind}")
+        original = source
+        if self.path_map:
+            source = self._remapped(source)
+            if source.id != original.id:
+                paths = None  # the remapped paths differ from what the scan knows
         first: PickResult | None = None
+        skip_libgit2 = False
         for lever in self.levers:
+            if lever == "libgit2" and skip_libgit2:
+                continue
             try:
                 if lever == "paths":
                     res = self._pick_paths(source, onto, paths)
@@ -172,14 +191,60 @@ class Picker:
             if res.outcome == "error" and lever == "paths":
                 # A missing object in the source is fatal for every lever.
                 return res
+            if lever == "paths" and "ort" in self.levers and self._ort_available():
+                # A file added into a directory the stable side has moved: only git's merge
+                # detects directory renames (libgit2 would add it under the old name).
+                skip_libgit2 = any(c.kind == "directory-rename" for c in res.conflicts)
             if res.ok:
+                res.source = source_sha
                 if res.outcome == "clean":
                     assert res.tree is not None
-                    res.commit = self._commit(source, onto, res.tree, record_origin)
+                    res.commit = self._commit(original, onto, res.tree, record_origin)
                 return res
+            res.source = source_sha
             first = first or res
         assert first is not None
         return first
+
+    def _map(self, path: str) -> str:
+        for old, new in self.path_map.items():
+            if old.endswith("/") and path.startswith(old):
+                return new + path[len(old) :]
+            if path == old:
+                return new
+        return path
+
+    def _remapped(self, source: pygit2.Commit) -> pygit2.Commit:
+        """The source as if written against the stable line's layout: a synthetic commit
+        (and parent) whose changed paths under a mapped prefix or file sit at their stable
+        names. The source itself when nothing it changes is mapped."""
+        parent = source.parents[0]
+        moves: dict[str, str] = {}
+        for d in parent.tree.diff_to_tree(source.tree).deltas:
+            for p in (d.old_file.path, d.new_file.path):
+                q = self._map(p)
+                if q != p:
+                    moves[p] = q
+        if not moves:
+            return source
+
+        def moved(tree: pygit2.Tree) -> pygit2.Oid:
+            changes: dict[str, _Entry] = {}
+            for p, q in moves.items():
+                e = _entry(tree, p)
+                if e is not None:
+                    changes[p] = None
+                    changes[q] = e
+            return update_tree(self.repo, tree, changes) if changes else tree.id
+
+        sig = pygit2.Signature("stablectl", "stablectl@localhost", 0, 0)
+        base = self.repo.create_commit(
+            None, sig, sig, "stablectl: remapped base", moved(parent.tree), [parent.id]
+        )
+        oid = self.repo.create_commit(
+            None, source.author, sig, source.message, moved(source.tree), [base]
+        )
+        return self.repo[oid].peel(pygit2.Commit)
 
     # ------------------------------------------------------------------ lever 1: paths
 
@@ -202,6 +267,9 @@ class Picker:
             if base == theirs:
                 continue
             if ours == base:
+                if base is None and _moved_dir(base_tree, our_tree, path):
+                    conflicts.append(ConflictFile(path, "directory-rename", 1))
+                    continue
                 changes[path] = theirs
             elif ours == theirs:
                 continue
@@ -386,7 +454,20 @@ class Picker:
         synthetic = repo.create_commit(
             None, sig, sig, "stablectl: synthetic ours", onto.tree.id, [source.parents[0].id]
         )
-        args = ["git", "--git-dir", repo.path, "merge-tree", "--write-tree", "--no-messages"]
+        # Directory renames are applied, not left as conflicts: a file the source adds to a
+        # directory the stable side has moved goes where that directory now is (what stable
+        # maintainers do by hand; found replaying systemd's fuzz corpora, test/fuzz-regressions
+        # on v239 vs test/fuzz upstream).
+        args = [
+            "git",
+            "-c",
+            "merge.directoryRenames=true",
+            "--git-dir",
+            repo.path,
+            "merge-tree",
+            "--write-tree",
+            "--no-messages",
+        ]
         if name_only:
             args += ["--name-only", "-z"]
         return subprocess.run(
@@ -431,6 +512,23 @@ def _entry(tree: pygit2.Tree, path: str) -> _Entry:
     except KeyError:
         return None
     return (obj.id, int(obj.filemode))
+
+
+def _moved_dir(base: pygit2.Tree, ours: pygit2.Tree, path: str) -> bool:
+    """The directory a new file goes into exists where the source was written but not on the
+    tip it is picked onto: the tip has moved (renamed) it."""
+    parent = path.rpartition("/")[0]
+    if not parent:
+        return False
+    try:
+        base[parent]
+    except KeyError:
+        return False
+    try:
+        ours[parent]
+    except KeyError:
+        return True
+    return False
 
 
 def _is_blob(e: _Entry) -> bool:
