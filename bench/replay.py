@@ -230,10 +230,10 @@ def try_variants(
                 index = repo.merge_trees(
                     src.parents[0].tree, onto.tree, src.tree, flags=flags, file_flags=file_flags
                 )
+                tree = str(index.write_tree(repo)) if index.conflicts is None else None
             except (pygit2.GitError, KeyError, RuntimeError):
-                continue
-            if index.conflicts is None:
-                tree = str(index.write_tree(repo))
+                continue  # a blob a partial clone lacks
+            if tree is not None:
                 rep.variants[f"{name}: clean"] += 1
                 rep.variants[f"{name}: identical"] += int(tree == real_tree)
                 break
