@@ -3,6 +3,7 @@
     python bench/replay.py REPO --branch v250-stable [--branch v251-stable ...]
     python bench/replay.py REPO --branch 3.10:v3.10.0:v3.10.10 --branch 3.11:v3.11.0:v3.11.2 \\
         [--security-only]
+    python bench/replay.py --table RESULT.json ...     # markdown rows for docs/replay.md
 
 REPO is a bare clone (`systemd/systemd-stable`, or `MIPS/cpython` for CPython's history to
 March 2023); nothing of it is written to: the picks go to a scratch repository that borrows
@@ -438,7 +439,37 @@ def report(rep: Replay) -> None:
         )
 
 
+def table(files: list[Path]) -> None:
+    """Markdown rows from --json outputs (docs/replay.md)."""
+    print(
+        "| branch | backports | clean | identical (of clean) | differences | conflicts "
+        "| from a sibling (rescued) | only thanks to ort | ms/pick | release drift (last tag) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for f in files:
+        for d in json.loads(f.read_text()):
+            c = Counter(d["counts"])
+            n, clean = c["backports"], c["clean"]
+            rel = d["releases"]
+            drift = (
+                f"{rel[-1]['files']} files, {rel[-1]['lines']} lines ({rel[-1]['tag']})"
+                if rel
+                else "no release tag"
+            )
+            diffs = ", ".join(f"{k} {v}" for k, v in sorted(d["differences"].items())) or "-"
+            print(
+                f"| {d['branch']} | {n} | {clean} ({100 * clean / max(n, 1):.0f}%) "
+                f"| {c['identical']} ({100 * c['identical'] / max(clean, 1):.0f}%) | {diffs} "
+                f"| {c['conflict']} | {c['from a sibling backport']} "
+                f"({c['rescued by a sibling']}) | {d['levers'].get('ort', 0)} "
+                f"| {d['ms_per_pick']:.0f} | {drift} |"
+            )
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--table"]:
+        table([Path(a) for a in sys.argv[2:]])
+        return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("repo", type=Path)
     ap.add_argument("--branch", action="append", required=True, help="NAME[:BASE[:END]]")
