@@ -299,6 +299,36 @@ def test_revert_upstream_and_arrival_by_hand_close_prs(env: SyncEnv) -> None:
     assert env.sync().api["writes"] == 0
 
 
+def test_a_pr_whose_tests_failed_is_picked_again_when_the_branch_moves(env: SyncEnv) -> None:
+    """A fix whose test needs another fix (Debian's queue: gh-143925's test imports a helper
+    gh-143916 adds) fails on the old tip; once other fixes merge, it is re-picked onto the new
+    tip and tested again, instead of keeping its old head forever. A PR whose tests passed
+    keeps its head (no needless re-test)."""
+    env.sync()
+    prs = sorted(
+        (p for p in env.open_prs() if p.marker.series == "3.11.2" and not p.draft),
+        key=lambda p: p.number,
+    )
+    first, failing, passing = prs[0], prs[1], prs[2]
+    f = env.new_forge()
+    f.set_labels(failing.number, sorted({*failing.labels, "tests-failed"}))
+    env.review(first.number)
+    env.green(first.head_sha)
+    report = env.sync()
+    assert any(a.kind == "merge" and a.target == f"#{first.number}" for a in report.applied), [
+        (a.kind, a.target) for a in report.applied
+    ]
+    assert "tests-failed" in env.new_forge().get_pr(failing.number).labels  # CI's, kept
+    env.sync()  # the tip has moved: the failed PR is picked again onto it
+    tip = env.fork_refs()["refs/heads/3.11.2-stable"]
+    now = {p.number: p for p in env.open_prs()}
+    moved = now[failing.number]
+    assert moved.head_sha != failing.head_sha
+    repo = pygit2.Repository(str(env.example.fork))
+    assert str(repo[moved.head_sha].peel(pygit2.Commit).parents[0].id) == tip
+    assert now[passing.number].head_sha == passing.head_sha
+
+
 def test_maintainer_commands(env: SyncEnv) -> None:
     env.sync()
     s = env.example.shas

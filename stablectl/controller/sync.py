@@ -567,6 +567,11 @@ class Syncer:
             return None
         if parent == tip:
             return pr.head_sha
+        if self.policy.labels.get("tests-failed", "tests-failed") in pr.labels:
+            # Its tests failed on an older tip: picked again onto the moved one, so a fix that
+            # needs one merged since (found on Debian's queue: gh-143925's test imports a
+            # helper gh-143916 adds to test.support) is tested again, not stuck.
+            return None
         if not repo.descendant_of(pygit2.Oid(hex=tip), pygit2.Oid(hex=parent)):
             return None
         if conflict:
@@ -939,7 +944,10 @@ class Syncer:
         return actions
 
     def _own_labels(self) -> set[str]:
-        return set(self.policy.labels.values())
+        """The labels sync decides; `tests-failed` is the CI's verdict and stays as CI set it
+        (sync used to strip it on its next run)."""
+        failed = self.policy.labels.get("tests-failed", "tests-failed")
+        return set(self.policy.labels.values()) - {failed}
 
     def _open(self, w: Wanted) -> Action:
         return Action(
@@ -1073,7 +1081,13 @@ class Syncer:
             if d.get("test_sha"):
                 self._request_tests(d["pr"], d["test_sha"])
         elif a.kind == "labels":
-            f.set_labels(d["pr"], d["labels"])
+            # Labels sync does not decide (the CI's tests-failed, people's own) are kept as
+            # they are now, not as they were when this run started (a /stablectl retest
+            # earlier in the run may have cleared one).
+            own = self._own_labels()
+            now = f.get_pr(d["pr"]).labels
+            wanted = {lb for lb in d["labels"] if lb in own}
+            f.set_labels(d["pr"], sorted(wanted | {lb for lb in now if lb not in own}))
         elif a.kind == "comment":
             f.comment(d["number"], d["body"])
         elif a.kind == "close":
