@@ -14,7 +14,8 @@ base="$(git merge-base HEAD "origin/$STABLECTL_BASE" 2>/dev/null || git rev-pars
 tests=$(git diff --name-only "$base" HEAD | sed -n \
   -e 's#^Lib/test/\(test_[a-z0-9_]*\)\(\.py\|/.*\)$#\1#p' \
   -e 's#^Lib/\([a-z0-9_]*\)\(\.py\|/.*\)$#test_\1#p' \
-  -e 's#^Modules/_\{0,1\}\([a-z0-9]*\)\(module\)\{0,1\}\.c$#test_\1#p' \
+  -e 's#^Modules/_\{0,1\}\([a-z0-9]*\)module\.c$#test_\1#p' \
+  -e 's#^Modules/_\{0,1\}\([a-z0-9]*\)\.c$#test_\1#p' \
   -e 's#^Objects/\([a-z]*\)object\.c$#test_\1#p' | sort -u |
   while read -r t; do if [ -e "Lib/test/$t.py" ] || [ -d "Lib/test/$t" ]; then echo "$t"; fi; done |
   tr '\n' ' ')

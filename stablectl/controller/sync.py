@@ -884,8 +884,9 @@ class Syncer:
                         },
                     )
                 )
-            if tuple(sorted(pr.labels)) != w.labels:
-                keep = [lb for lb in pr.labels if lb not in self._own_labels()]
+            own = self._own_labels()
+            if tuple(sorted(lb for lb in pr.labels if lb in own)) != w.labels:
+                keep = [lb for lb in pr.labels if lb not in own]
                 actions.append(
                     Action(
                         "labels",
