@@ -439,7 +439,8 @@ def table(files: list[Path]) -> None:
     """Markdown rows from --json outputs (docs/replay.md)."""
     print(
         "| branch | backports | clean | identical (of clean) | differences | conflicts "
-        "| from a sibling (rescued) | only thanks to ort | ms/pick | release drift (last tag) |"
+        "| from a sibling (rescued) | picked by ort (conflict without it) | ms/pick "
+        "| release drift (last tag) |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for f in files:
@@ -458,6 +459,7 @@ def table(files: list[Path]) -> None:
                 f"| {c['identical']} ({100 * c['identical'] / max(clean, 1):.0f}%) | {diffs} "
                 f"| {c['conflict']} | {c['from a sibling backport']} "
                 f"({c['rescued by a sibling']}) | {d['levers'].get('ort', 0)} "
+                f"({c['conflict without ort']}) "
                 f"| {d['ms_per_pick']:.0f} | {drift} |"
             )
 

@@ -29,8 +29,21 @@ if [ -n "${CPYTHON_BUILD_DIR:-}" ]; then
 fi
 t0=$(date +%s)
 [ -f Makefile ] || ./configure -q --with-pydebug > /dev/null
-make -s -j"$(getconf _NPROCESSORS_ONLN)" > /dev/null 2>make.err || { cat make.err; exit 1; }
+make -s -j"$(getconf _NPROCESSORS_ONLN)" > make.log 2>make.err || { cat make.err; exit 1; }
 echo "build: $(( $(date +%s) - t0 ))s"
+# CPython's build reports extension modules it could not build and goes on (the old module
+# stays in the build tree): a module the PR touches must have built.
+failed=$(cat make.log make.err | sed -n '/^Failed to build these modules:/,/^$/p' | tail -n +2 | tr -s ' \n' ' ')
+for src in $(git diff --name-only "$base" "$head" -- 'Modules/*.c'); do
+  mod=$(basename "$src" .c | sed -e 's/^_//' -e 's/module$//')
+  for f in $failed; do
+    if [ "${f#_}" = "$mod" ]; then
+      echo "the PR changes $src but module $f failed to build:"
+      grep -B2 -A3 'error' make.err | head -40
+      exit 1
+    fi
+  done
+done
 echo "tests: $tests"
 # shellcheck disable=SC2086
 ./python -m test -j2 --fail-env-changed $tests
