@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +141,7 @@ def collect(
     policy: Policy,
     plan: Plan,
     repo: pygit2.Repository,
-    fork_tip: Any,
+    fork_tip: Callable[[str], str | None],
     forge: Forge | None,
     releases_dir: Path,
     *,
