@@ -1,9 +1,9 @@
 """Crash consistency: SIGKILL right after each write point of a run (`STABLECTL_CRASH_AFTER`),
 then run again, and compare with an uninterrupted run: the same PRs and refs, no duplicate,
 no stray branch, and a quiet run after. Scenarios here: the run that merges approved
-backports and re-proposes the release PR (both forges; GitHub's is slow: on demand). The
-first sync (both forges) is in tests/test_sync.py, the release run (tag, release, assets) in
-tests/test_release.py."""
+backports and re-proposes the release PR (both forges), and the run that tags and publishes
+a release (GitHub; the local forge's is in tests/test_release.py); GitHub's are slow: on
+demand (STABLECTL_SLOW=1). The first sync (both forges) is in tests/test_sync.py."""
 
 from __future__ import annotations
 
@@ -70,4 +70,26 @@ def test_crash_in_the_merge_round_local(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_crash_in_the_merge_round_github(tmp_path: Path, fake_github: FakeGitHub) -> None:
     points = crash_matrix(merge_round("github", fake_github), tmp_path)
+    assert points >= 6
+
+
+def release_run(kind: str, fake: FakeGitHub | None) -> Callable[[Path], SyncEnv]:
+    """The run that merges the approved release PR, tags, creates the release and uploads
+    its assets."""
+    from tests.test_release import release_pr
+
+    def make(root: Path) -> SyncEnv:
+        e = make_env(kind, root, fake, series="3.11.2", releases=True)
+        assert e.sync().problems == []
+        pr = release_pr(e)
+        assert pr is not None
+        e.review(pr.number)  # type: ignore[attr-defined]
+        return e
+
+    return make
+
+
+@pytest.mark.slow
+def test_crash_in_the_release_run_github(tmp_path: Path, fake_github: FakeGitHub) -> None:
+    points = crash_matrix(release_run("github", fake_github), tmp_path)
     assert points >= 6
