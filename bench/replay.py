@@ -143,6 +143,18 @@ def candidates(
     return [(sha, where) for sha, (_, where) in sorted(found.items(), key=lambda kv: kv[1][0])]
 
 
+def same_change(repo: pygit2.Repository, real: pygit2.Commit, ours: str) -> bool:
+    """Onto the same parent, the same tree is the same change (no blob read); otherwise
+    compare patch-ids (which ignore what a diff does not show)."""
+    mine = repo[ours].peel(pygit2.Commit)
+    if mine.tree_id == real.tree_id:
+        return True
+    try:
+        return commit_patch_id(repo, real) == commit_patch_id(repo, mine)
+    except (KeyError, pygit2.GitError):
+        return False  # a blob the partial clone lacks: not comparable, counted as different
+
+
 def changed_paths(repo: pygit2.Repository, a: str, b: str) -> set[str]:
     diff = repo.diff(repo[a].peel(pygit2.Tree), repo[b].peel(pygit2.Tree))
     return {p for d in diff.deltas for p in (d.old_file.path, d.new_file.path)}
@@ -326,13 +338,14 @@ def replay_branch(
                         if not named or not picker.pick(named[0], bp.parent).ok:
                             rep.counts["rescued by a sibling"] += 1
                     if won.outcome == "clean" and won.commit is not None:
-                        real_pid = commit_patch_id(repo, c)
-                        ours_pid = commit_patch_id(repo, repo[won.commit].peel(pygit2.Commit))
-                        if real_pid == ours_pid:
+                        if same_change(repo, c, won.commit):
                             rep.counts["identical"] += 1
                         else:
                             assert won.tree is not None
-                            cls = classify(repo, bp.parent, str(c.tree_id), won.tree)
+                            try:
+                                cls = classify(repo, bp.parent, str(c.tree_id), won.tree)
+                            except (KeyError, pygit2.GitError):
+                                cls = "unreadable (partial clone)"
                             rep.classes[cls] += 1
                             rep.different.append(
                                 {
