@@ -415,6 +415,16 @@ class Release(_Model):
     )
 
 
+# Label names by role, where the policy does not name them.
+DEFAULT_LABELS = {
+    "backport": "backport",
+    "security": "security",
+    "conflicts": "conflicts",
+    "skip": "skipped",
+    "tests-failed": "tests-failed",
+}
+
+
 class Policy(_Model):
     """A stablectl policy file."""
 
@@ -443,13 +453,7 @@ class Policy(_Model):
         default_factory=Commands, description="Maintainer commands in forge comments."
     )
     labels: dict[str, str] = Field(
-        default_factory=lambda: {
-            "backport": "backport",
-            "security": "security",
-            "conflicts": "conflicts",
-            "skip": "skipped",
-            "tests-failed": "tests-failed",
-        },
+        default_factory=lambda: dict(DEFAULT_LABELS),
         description="Label names stablectl applies, by role.",
     )
 
@@ -459,6 +463,11 @@ class Policy(_Model):
         _unique_names([s.stable_branch for s in self.series], "stable branch")
         _unique_names([r.name for r in self.flags], "flag rule name")
         return self
+
+    def label(self, role: str) -> str:
+        """The label name for a role (`backport`, `security`, `conflicts`, `skip`,
+        `tests-failed`): the policy's, or the default where the policy names only some."""
+        return self.labels.get(role, DEFAULT_LABELS.get(role, role))
 
     def get_series(self, name: str) -> Series:
         for s in self.series:
@@ -569,14 +578,18 @@ def _message(err: ErrorDetails, pos: Pos | None) -> str:
     return msg.removeprefix("Value error, ")
 
 
+def _yaml_problem(filename: str, e: yaml.MarkedYAMLError) -> PolicyError:
+    mark = e.problem_mark or e.context_mark
+    where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else f"{filename}:1:1"
+    return PolicyError([f"{where}: (yaml): {e.problem or e}"])
+
+
 def load_policy_text(text: str, filename: str = "<policy>") -> Policy:
     """Parse and validate policy YAML; raise PolicyError listing every problem."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else f"{filename}:1:1"
-        raise PolicyError([f"{where}: (yaml): {e.problem or e}"]) from None
+        raise _yaml_problem(filename, e) from None
     except yaml.reader.ReaderError as e:
         # A character YAML does not allow (found by fuzzing): locate it by its offset.
         before = text[: e.position]
@@ -592,9 +605,7 @@ def load_policy_text(text: str, filename: str = "<policy>") -> Policy:
     try:
         data = builder.build(node)
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else f"{filename}:1:1"
-        raise PolicyError([f"{where}: (yaml): {e.problem or e}"]) from None
+        raise _yaml_problem(filename, e) from None
     except yaml.YAMLError as e:
         raise PolicyError([f"{filename}:1:1: (yaml): {e}"]) from None
     if not isinstance(data, dict):

@@ -212,7 +212,7 @@ def _open_resolved(
             "PR from the same branch.\n\n"
             + Marker("closing", st["series"], extra={"pr": str(old.number)}).render(),
         )
-    labels = [policy.labels.get("backport", "backport")]
+    labels = [policy.label("backport")]
     return forge.open_pr(
         st["branch"], series.stable_branch, title, body + marker.render(), labels=labels
     )
@@ -240,7 +240,7 @@ def skip_command(ctx: click.Context, number: int, policy_file: Path, reason: str
     policy = load_policy(policy_file)
     forge = open_forge(policy, obj(ctx).state_dir)
     pr = _find_pr(forge, number)
-    forge.set_labels(number, sorted({*pr.labels, policy.labels.get("skip", "skipped")}))
+    forge.set_labels(number, sorted({*pr.labels, policy.label("skip")}))
     note = f"Skipped from the command line{': ' + reason if reason else ''}."
     forge.close_pr(number, comment=note)
     console().print(f"PR #{number} closed and labelled skip", markup=False)

@@ -65,7 +65,7 @@ def command(directory: Path | None, as_json: bool) -> None:
         for pr in forge.list_prs():
             if not pr.draft and needs_run(forge, pr):
                 res = run_ci(forge, policy.checks.test_command, state / "ci-logs", pr, timeout=300)
-                report(forge, pr, res, policy.labels.get("tests-failed", "tests-failed"))
+                report(forge, pr, res, policy.label("tests-failed"))
                 ci.append({"pr": pr.number, "conclusion": res.conclusion, "log": str(res.log)})
         steps.append({"step": "ci", "runs": ci})
         approved = []

@@ -218,7 +218,7 @@ def ci_run_command(
         if not as_json:
             con.print(f"PR #{pr.number} {pr.head_sha[:10]}: {escape(command)} …")
         res = run_ci(forge, command, state_dir / "ci-logs", pr, timeout=timeout)
-        report(forge, pr, res, policy.labels.get("tests-failed", "tests-failed"))
+        report(forge, pr, res, policy.label("tests-failed"))
         results.append(res)
         if not as_json:
             style = "green" if res.conclusion == "success" else "red"

@@ -130,7 +130,7 @@ def init_fork(
                 created = updates.get(ref)  # a branch created in this run starts there
                 updates[ref] = RefUpdate(ref, infra, created.old if created else tip)
                 report.stable_infra.append(branch)
-    labels = {policy.labels.get(role, role): LABELS[role] for role in LABELS}
+    labels = {policy.label(role): LABELS[role] for role in LABELS}
     if dry_run:
         report.labels = sorted(labels)
         return report

@@ -335,7 +335,7 @@ def osv_records(
     commits only)."""
     out = []
     repo_url = web_fork or policy.fork.git
-    when = _iso(rc.time)
+    when = iso_time(rc.time)
     for f in fixes:
         for cve in f.cves:
             out.append(
@@ -368,7 +368,8 @@ def osv_records(
     return out
 
 
-def _iso(ts: int) -> str:
+def iso_time(ts: int) -> str:
+    """A Unix time as UTC ISO 8601 (`2026-11-26T12:38:45Z`)."""
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

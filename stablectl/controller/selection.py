@@ -483,18 +483,13 @@ class Selector:
                 key = (when, wi * 10_000_000 + pos)
                 if root not in order or w.role == "own":
                     order[root] = key
-        if self.labeled_prs is None and any(r.labels for r in self.policy.flags):
-            errors.append(
-                "label rules need the forge: "
-                + ", ".join(r.name for r in self.policy.flags if r.labels)
-                + " not evaluated"
-            )
-        if self.issues is None and any(r.issues for r in self.policy.flags):
-            errors.append(
-                "issue rules need the forge: "
-                + ", ".join(r.name for r in self.policy.flags if r.issues)
-                + " not evaluated"
-            )
+        for kind, lookup, field_ in (
+            ("label", self.labeled_prs, "labels"),
+            ("issue", self.issues, "issues"),
+        ):
+            names = [r.name for r in self.policy.flags if getattr(r, field_)]
+            if lookup is None and names:
+                errors.append(f"{kind} rules need the forge: {', '.join(names)} not evaluated")
 
         groups: dict[str, set[str]] = {}
         for sha in list(uf.parent):

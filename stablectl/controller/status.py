@@ -20,16 +20,12 @@ import pygit2
 
 from stablectl import __version__
 from stablectl.controller.plan import Plan, SeriesPlan
-from stablectl.controller.release import scan_series, tag_of
+from stablectl.controller.release import iso_time, scan_series, tag_of
 from stablectl.forge.base import CheckState, Forge, PullRequest
 from stablectl.policy import Policy
 from stablectl.templates import render_markup
 
 SCHEMA = "stablectl.status/1"
-
-
-def _iso(ts: int) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def ci_state(checks: list[CheckState]) -> str:
@@ -87,7 +83,7 @@ def _series(
                 "version": rc.version,
                 "tag": tag,
                 "commit": rc.commit,
-                "date": _iso(rc.time) if rc.time else None,
+                "date": iso_time(rc.time) if rc.time else None,
                 "fixes": fixes,
                 "cves": sorted({c for f in fixes for c in f["cves"]}),
                 "artifacts": manifest.get("artifacts", []),
@@ -180,7 +176,7 @@ def collect(
         "schema": SCHEMA,
         "stablectl": __version__,
         "project": policy.project,
-        "generated": (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "generated": iso_time(int((now or dt.datetime.now(dt.UTC)).timestamp())),
         "mirror": policy.fork.git,
         "series": series,
         "cves": {c: cves[c] for c in sorted(cves)},

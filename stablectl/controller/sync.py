@@ -40,7 +40,7 @@ from stablectl.errors import GitError, StablectlError
 from stablectl.forge.base import Comment, ConflictError, Forge, Marker, PullRequest
 from stablectl.gitops.messages import backport_title
 from stablectl.gitops.push import ForkPusher, RefUpdate
-from stablectl.policy import Policy, Series
+from stablectl.policy import DEFAULT_LABELS, Policy, Series
 from stablectl.templates import render
 
 ActionKind = Literal[
@@ -567,7 +567,7 @@ class Syncer:
             return None
         if parent == tip:
             return pr.head_sha
-        if self.policy.labels.get("tests-failed", "tests-failed") in pr.labels:
+        if self.policy.label("tests-failed") in pr.labels:
             # Its tests failed on an older tip: picked again onto the moved one, so a fix that
             # needs one merged since (found on Debian's queue: gh-143925's test imports a
             # helper gh-143916 adds to test.support) is tested again, not stuck.
@@ -682,11 +682,11 @@ class Syncer:
             else (facts.message.splitlines()[0] if facts and facts.message else key)
         )
         security = bool(pf and pf.candidate.fix.security)
-        labels = {p.labels.get("backport", "backport")}
+        labels = {p.label("backport")}
         if security:
-            labels.add(p.labels.get("security", "security"))
+            labels.add(p.label("security"))
         if status == "conflict":
-            labels.add(p.labels.get("conflicts", "conflicts"))
+            labels.add(p.label("conflicts"))
         extra = {"pushed": head, "status": status}
         if depends:
             extra["depends"] = ",".join(d[:12] for d in depends)
@@ -784,7 +784,7 @@ class Syncer:
         cmd_actions: list[Action],
     ) -> list[Action]:
         s = sp.series
-        skip_label = self.policy.labels.get("skip", "skipped")
+        skip_label = self.policy.label("skip")
         skipping = {a.data["pr"] for a in cmd_actions if a.kind == "skip"}
         ours = [p for p in mine if p.marker and p.marker.series == s.name]
         open_by_key: dict[str, PullRequest] = {}
@@ -886,14 +886,13 @@ class Syncer:
                 )
             own = self._own_labels()
             if tuple(sorted(lb for lb in pr.labels if lb in own)) != w.labels:
-                keep = [lb for lb in pr.labels if lb not in own]
                 actions.append(
                     Action(
                         "labels",
                         s.name,
                         f"#{pr.number}",
                         ", ".join(w.labels),
-                        {"pr": pr.number, "labels": sorted({*keep, *w.labels})},
+                        {"pr": pr.number, "labels": list(w.labels)},
                     )
                 )
         # Open PRs nobody wants any more.
@@ -947,8 +946,8 @@ class Syncer:
     def _own_labels(self) -> set[str]:
         """The labels sync decides; `tests-failed` is the CI's verdict and stays as CI set it
         (sync used to strip it on its next run)."""
-        failed = self.policy.labels.get("tests-failed", "tests-failed")
-        return set(self.policy.labels.values()) - {failed}
+        roles = {*DEFAULT_LABELS, *self.policy.labels} - {"tests-failed"}
+        return {self.policy.label(r) for r in roles}
 
     def _open(self, w: Wanted) -> Action:
         return Action(
@@ -1087,8 +1086,7 @@ class Syncer:
             # earlier in the run may have cleared one).
             own = self._own_labels()
             now = f.get_pr(d["pr"]).labels
-            wanted = {lb for lb in d["labels"] if lb in own}
-            f.set_labels(d["pr"], sorted(wanted | {lb for lb in now if lb not in own}))
+            f.set_labels(d["pr"], sorted({*d["labels"], *(lb for lb in now if lb not in own)}))
         elif a.kind == "comment":
             f.comment(d["number"], d["body"])
         elif a.kind == "close":
@@ -1106,7 +1104,7 @@ class Syncer:
                 self._delete_branch(d["branch"])
         elif a.kind == "skip":
             pr = f.get_pr(d["pr"])
-            f.set_labels(d["pr"], sorted({*pr.labels, self.policy.labels.get("skip", "skipped")}))
+            f.set_labels(d["pr"], sorted({*pr.labels, self.policy.label("skip")}))
             f.close_pr(d["pr"])
         elif a.kind == "retest":
             self._retest(d["pr"], d["sha"])
@@ -1404,7 +1402,7 @@ class Syncer:
     def _retest(self, number: int, sha: str) -> None:
         from stablectl.forge.local import LocalForge
 
-        failed = self.policy.labels.get("tests-failed", "tests-failed")
+        failed = self.policy.label("tests-failed")
         pr = self.forge.get_pr(number)
         if failed in pr.labels:
             self.forge.set_labels(number, [lb for lb in pr.labels if lb != failed])

@@ -58,7 +58,7 @@ def render_workflows(policy: Policy, policy_name: str) -> list[Rendered]:
         "ci": policy.ci,
         "actions": ACTIONS,
         "token_env": policy.forge.token_env,
-        "failed_label": policy.labels.get("tests-failed", "tests-failed"),
+        "failed_label": policy.label("tests-failed"),
     }
     return [
         Rendered(f"{WORKFLOW_DIR}/{name}", _env().get_template(f"{name}.j2").render(**ctx))
