@@ -11,11 +11,13 @@ import pytest
 from stablectl.forge.base import (
     ConflictError,
     Forge,
+    ForgeError,
     HeadMovedError,
     Marker,
     NotFoundError,
+    CIRequest,
 )
-from tests.forges import MAINTAINER, Harness
+from tests.forges import MAINTAINER, SLUG, Harness
 
 STABLE = "3.11.2-stable"
 HEAD_A, HEAD_B = "stablectl/3.11.2/aaa", "stablectl/3.11.2/bbb"
@@ -136,6 +138,36 @@ def test_checks_merge_statuses_and_runs(harness: Harness) -> None:
     assert checks["build (ubuntu)"].status == "in_progress" and not checks["build (ubuntu)"].ok
     assert checks["lint"].failed and checks["lint"].kind == "check_run"
     assert f.checks(harness.fork.shas["bbb"]) == []
+
+
+def test_request_tests_again_leaves_the_head_waiting(harness: Harness) -> None:
+    """A retest makes the head's tests pending on both forges; a first request with the
+    workflow missing names `stablectl init` on GitHub and is a no-op locally."""
+    f = harness.forge
+    sha = harness.fork.shas["aaa"]
+    pr = f.open_pr(HEAD_A, STABLE, "t", body())
+    app = CIRequest("app", "stable-tests.yml", "main", "stable-tests")
+    f.request_tests(pr.number, sha, app, again=False)
+    assert f.checks(sha) == []  # a push starts the runs by itself
+    f.request_tests(pr.number, sha, app, again=True)
+    waiting = f.checks(sha)
+    assert waiting and all(c.status != "completed" for c in waiting)
+    dispatch = CIRequest("dispatch", "stable-tests.yml", "main", "stable-tests")
+    if harness.kind == "github":
+        with pytest.raises(ForgeError, match="stablectl init"):
+            f.request_tests(pr.number, sha, dispatch, again=False)
+    else:
+        f.request_tests(pr.number, sha, dispatch, again=False)
+
+
+def test_web_url(harness: Harness) -> None:
+    """The fork's web pages: the test server is a GitHub Enterprise host (`/api/v3`), whose
+    pages live on the host itself."""
+    url = harness.forge.web_url()
+    if harness.kind == "github":
+        assert url is not None and url.endswith(f"/{SLUG}") and "/api/" not in url
+    else:
+        assert url is None
 
 
 def test_merge_guards_head_and_moves_base_forward(harness: Harness) -> None:

@@ -258,6 +258,17 @@ class ForgeStats:
         }
 
 
+@dataclass(frozen=True)
+class CIRequest:
+    """How backport PRs get tested on this fork (from the policy's `ci` section): the forge
+    decides what asking for a test run means for it."""
+
+    trigger: Literal["dispatch", "app"]
+    workflow: str  # the test workflow's file name (dispatch mode)
+    ref: str  # the fork branch holding the workflows
+    status_name: str  # the commit status the test workflow reports
+
+
 @runtime_checkable
 class Forge(Protocol):
     """What stablectl needs from a forge. Implementations: GitHubForge, LocalForge."""
@@ -350,6 +361,18 @@ class Forge(Protocol):
 
     def dispatch_workflow(self, workflow: str, ref: str, inputs: Mapping[str, str]) -> None:
         """Start a `workflow_dispatch` run of `workflow` (file name) on `ref`."""
+        ...
+
+    def request_tests(self, number: int, sha: str, how: CIRequest, *, again: bool) -> None:
+        """Make sure PR `number`'s head `sha` gets tested: after a push (`again=False`) and on
+        a `/stablectl retest` (`again=True`). What that takes is the forge's business (GitHub:
+        dispatch the test workflow and mark the head pending; the local forge: queue a
+        `stablectl ci run`)."""
+        ...
+
+    def web_url(self) -> str | None:
+        """The fork's web address (for links in release notes and the manifest), or None
+        where the forge has no web pages."""
         ...
 
 

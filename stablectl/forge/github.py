@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +40,7 @@ from stablectl.forge.base import (
     Release,
     Review,
     StatusState,
+    CIRequest,
     UpstreamIssue,
     parse_time,
     status_to_check,
@@ -563,6 +565,30 @@ class GitHubForge:
                 data={"ref": ref, "inputs": dict(inputs)},
                 expect=204,
             )
+
+    def request_tests(self, number: int, sha: str, how: CIRequest, *, again: bool) -> None:
+        """Dispatch mode: PRs opened with the workflow's GITHUB_TOKEN start no `pull_request`
+        runs, so stable-tests is dispatched for the head, which is marked pending. App mode:
+        a push starts the runs; a retest marks the head pending."""
+        if how.trigger == "dispatch":
+            try:
+                self.dispatch_workflow(how.workflow, how.ref, {"sha": sha, "pr": str(number)})
+            except ForgeError as e:
+                raise ForgeError(
+                    f"#{number}: could not start {how.workflow} on {how.ref} ({e}); "
+                    "is it installed? run `stablectl init`",
+                    status=e.status,
+                ) from e
+            self.set_status(sha, how.status_name, "pending", "", "dispatched by stablectl")
+        elif again:
+            self.set_status(sha, how.status_name, "pending", "", "tests requested again")
+
+    def web_url(self) -> str | None:
+        """github.com for the public API; a GitHub Enterprise server's own host."""
+        parsed = urllib.parse.urlsplit(self.api_url)
+        if parsed.path.rstrip("/").endswith("/api/v3"):
+            return f"{parsed.scheme}://{parsed.netloc}/{self.fork_slug}"
+        return f"https://github.com/{self.fork_slug}"
 
     def close(self) -> None:
         if self.session.etags is not None:

@@ -36,6 +36,7 @@ from stablectl.forge.base import (
     Review,
     ReviewState,
     StatusState,
+    CIRequest,
     UpstreamIssue,
     parse_time,
     search_matches,
@@ -44,6 +45,7 @@ from stablectl.forge.base import (
 from stablectl.gitops.replay import ReplayConflict, commits_between, replay
 
 SCHEMA_VERSION = 3
+CHECK_NAME = "local-ci"  # the check `stablectl ci run` records on PR heads
 
 # Each entry migrates from version i to i + 1; a new version appends, never edits.
 MIGRATIONS: list[str] = [
@@ -569,6 +571,15 @@ class LocalForge:
 
     def dispatch_workflow(self, workflow: str, ref: str, inputs: Mapping[str, str]) -> None:
         """No workflows here: `stablectl ci run` tests every PR head without a result."""
+        return None
+
+    def request_tests(self, number: int, sha: str, how: CIRequest, *, again: bool) -> None:
+        """A new head needs nothing: `stablectl ci run` tests every head without a result. A
+        retest queues the head again."""
+        if again:
+            self.record_check(CHECK_NAME, sha, "queued", None, "")
+
+    def web_url(self) -> str | None:
         return None
 
     def record_upstream_issue(

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from stablectl.errors import GitError
 from stablectl.forge.base import PullRequest
-from stablectl.forge.local import LocalForge
+from stablectl.forge.local import CHECK_NAME, LocalForge
 
-CHECK_NAME = "local-ci"
+__all__ = ["CHECK_NAME", "CIResult", "needs_run", "report", "run_ci"]
 
 
 @dataclass(frozen=True)
