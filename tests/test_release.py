@@ -289,7 +289,7 @@ def test_a_crash_anywhere_in_the_release_run_recovers(tmp_path: Path) -> None:
     expected_assets = sorted(a.name for a in ref.new_forge().get_release("v3.11.2.1").assets)
     for n in range(1, points + 1):
         e = copy(n)
-        r = e.cli("sync", env=dict(e.env(), STABLECTL_CRASH_AFTER=str(n)))
+        r = e.cli("sync", crash_after=n)
         assert r.returncode == -9, (n, r.stderr)
         r = e.cli("sync")
         assert r.returncode == 0, (n, r.stderr)

@@ -74,10 +74,14 @@ class SyncEnv:
         return e
 
     def cli(
-        self, *args: str, env: dict[str, str] | None = None
+        self, *args: str, env: dict[str, str] | None = None, crash_after: int | None = None
     ) -> subprocess.CompletedProcess[str]:
+        """`stablectl ARGS --policy P`; with `crash_after`, killed after that many writes."""
+        module = (
+            ["stablectl"] if crash_after is None else ["stablectl.testing.crash", str(crash_after)]
+        )
         return subprocess.run(
-            [sys.executable, "-m", "stablectl", *args, "--policy", str(self.policy_path)],
+            [sys.executable, "-m", *module, *args, "--policy", str(self.policy_path)],
             capture_output=True,
             text=True,
             env=env or self.env(),
@@ -514,7 +518,7 @@ def test_crash_after_each_write_point_recovers(
     expected = ref.picture()
     for n in range(1, writes + 1):
         e = make_env(kind, tmp_path / f"crash{n}", fake, series="3.11.2")
-        r = e.cli("sync", env=dict(e.env(), STABLECTL_CRASH_AFTER=str(n)))
+        r = e.cli("sync", crash_after=n)
         assert r.returncode == -9, (n, r.returncode, r.stderr)
         r = e.cli("sync")
         assert r.returncode == 0, (n, r.stderr)

@@ -24,6 +24,7 @@ from stablectl.errors import UsageError
 from stablectl.forge.base import (
     Asset,
     CheckState,
+    CIRequest,
     Comment,
     ConflictError,
     ForgeError,
@@ -36,7 +37,6 @@ from stablectl.forge.base import (
     Review,
     ReviewState,
     StatusState,
-    CIRequest,
     UpstreamIssue,
     parse_time,
     search_matches,

@@ -1,4 +1,4 @@
-"""Crash consistency: SIGKILL right after each write point of a run (`STABLECTL_CRASH_AFTER`),
+"""Crash consistency: SIGKILL right after each write point of a run (`python -m stablectl.testing.crash N sync`),
 then run again, and compare with an uninterrupted run: the same PRs and refs, no duplicate,
 no stray branch, and a quiet run after. Scenarios here: the run that merges approved
 backports and re-proposes the release PR (both forges), and the run that tags and publishes
@@ -42,7 +42,7 @@ def crash_matrix(make: Callable[[Path], SyncEnv], root: Path) -> int:
     expected = picture(ref)
     for n in range(1, points + 1):
         e = make(root / f"crash{n}")
-        r = e.cli("sync", env=dict(e.env(), STABLECTL_CRASH_AFTER=str(n)))
+        r = e.cli("sync", crash_after=n)
         assert r.returncode == -9, (n, r.returncode, r.stderr[-1000:])
         r = e.cli("sync")
         assert r.returncode == 0, (n, r.stderr[-1000:])

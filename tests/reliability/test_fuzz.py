@@ -10,7 +10,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stablectl.controller.commands import Command, Problem, parse_commands
+from stablectl.controller.comment_commands import Command, Problem, parse_commands
 from stablectl.errors import PolicyError
 from stablectl.policy import load_policy_text
 

@@ -1,0 +1,282 @@
+"""The desired state of one series: for every pending fix (and every maintainer request), the
+branch head its PR should show — the open PR's head kept, a fresh pick, a pick stacked on the
+fixes it depends on, or a commit carrying the conflict — and the PR's text."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pygit2
+
+from stablectl.controller.plan import Engine, PlannedFix, SeriesPlan
+from stablectl.controller.sync.actions import Findings
+from stablectl.controller.sync.presentation import (
+    Backport,
+    PickStatus,
+    Presenter,
+    branch_name,
+)
+from stablectl.controller.sync.stacking import Link, overlaps, stack
+from stablectl.forge.base import Marker, PullRequest
+from stablectl.gitops.messages import backport_title
+from stablectl.gitops.pick import ConflictFile, Picker
+from stablectl.policy import Series
+
+Requests = Mapping[tuple[str | None, str], str]  # (series or None, sha) -> maintainer
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """What one pending fix should look like on the forge."""
+
+    series: Series
+    key: str
+    branch: str
+    head: str
+    status: PickStatus
+    title: str
+    body: str
+    labels: tuple[str, ...]
+    marker: Marker
+    requested_by: str | None = None
+
+
+class DesiredState:
+    """Computes the wanted PRs of each series (picks in memory; writes nothing remote)."""
+
+    def __init__(self, engine: Engine, presenter: Presenter, findings: Findings) -> None:
+        self.engine = engine
+        self.policy = engine.policy
+        self.presenter = presenter
+        self.findings = findings
+
+    def wanted(self, sp: SeriesPlan, requests: Requests, mine: list[PullRequest]) -> list[Wanted]:
+        s = sp.series
+        ctx = _SeriesContext(
+            sp=sp,
+            tip=sp.selection.tip_sha,
+            picker=self.engine.picker(s),
+            open_by_key={
+                p.marker.original: p
+                for p in mine
+                if p.state == "open" and p.marker and p.marker.series == s.name
+            },
+        )
+        out: list[Wanted] = []
+        chain: list[Link] = []  # clean picks so far
+        planned = {pf.candidate.fix.key for pf in sp.fixes}
+        for pf in sp.fixes:
+            if pf.status == "new-error":
+                fix = pf.candidate.fix
+                self.findings.problem(f"{s.name}: {fix.key[:10]} {fix.subject}: {pf.note}")
+            if pf.status not in ("new-clean", "new-conflict"):
+                continue
+            w = self._want_fix(ctx, pf, chain)
+            if w is not None:
+                out.append(w)
+        # Requested by a maintainer but not flagged by the policy.
+        for (series, sha), user in sorted(requests.items(), key=lambda kv: kv[0][1]):
+            key = self._key_of(sha)
+            if series not in (None, s.name) or key in planned or any(w.key == key for w in out):
+                continue
+            w = self._want_requested(ctx, sha, key, user)
+            if w is not None:
+                out.append(w)
+        # Open PRs a maintainer asked for earlier stay wanted while the fix is pending.
+        for key, pr in ctx.open_by_key.items():
+            m = pr.marker
+            if m is None or not m.extra.get("requested") or key in planned:
+                continue
+            if any(w.key == key for w in out):
+                continue
+            w = self._want_requested(ctx, m.source or key, key, m.extra["requested"])
+            if w is not None:
+                out.append(w)
+        return out
+
+    def _key_of(self, sha: str) -> str:
+        facts = self.engine.index.facts(sha)
+        if facts is not None and facts.info.cherry_picked_from:
+            return facts.info.cherry_picked_from[0]
+        return sha
+
+    def _want_fix(self, ctx: _SeriesContext, pf: PlannedFix, chain: list[Link]) -> Wanted | None:
+        fix = pf.candidate.fix
+        s = ctx.sp.series
+        source = pf.chosen.source if pf.chosen else (pf.attempts[0].source if pf.attempts else None)
+        if source is None:
+            return None
+        first_conflicts = tuple(pf.attempts[0].result.conflicts) if pf.attempts else ()
+        status: PickStatus = "clean"
+        head: str | None = None
+        depends: tuple[str, ...] = ()
+        conflicts: tuple[ConflictFile, ...] = ()
+        if pf.chosen is None:
+            status, conflicts = "conflict", first_conflicts
+        elif overlaps(self.engine.index, source.sha, chain):
+            # Earlier pending fixes touch the same files: stacked on them (see stacking.py).
+            st = stack(self.engine.index, ctx.picker, source.sha, ctx.tip, chain)
+            if st is None:
+                status, conflicts = "conflict", first_conflicts
+            else:
+                head, depends = st.head, st.depends
+        else:
+            head = self.keep_existing(ctx.open_by_key.get(fix.key), source.sha, ctx.tip)
+            if head is None:
+                res = ctx.picker.pick(source.sha, ctx.tip)
+                if res.ok and not res.commit:  # empty standalone: nothing to backport alone
+                    return None
+                if res.ok:
+                    head = res.commit
+                else:
+                    # Depends on earlier fixes of the chain: stacked on those it shares paths
+                    # with (the PR then shows them too; merge them first).
+                    st = stack(self.engine.index, ctx.picker, source.sha, ctx.tip, chain)
+                    if st is None:
+                        status, conflicts = "conflict", tuple(res.conflicts)
+                    else:
+                        head, depends = st.head, st.depends
+        if status == "clean":
+            assert head is not None
+            chain.append(Link(pf, head))
+        else:
+            head = self._conflict_head(ctx, fix.key, source.sha, fix.subject)
+            if head is None:
+                return None
+        return self._wanted(
+            Backport(
+                series=s,
+                key=fix.key,
+                source=source.sha,
+                source_kind=source.kind,
+                source_branch=source.branch,
+                head=head,
+                status=status,
+                fix=pf,
+                conflicts=conflicts,
+                depends=depends,
+            )
+        )
+
+    def _conflict_head(
+        self, ctx: _SeriesContext, key: str, source: str, subject: str
+    ) -> str | None:
+        """The draft PR's head: its commit carries git's conflict markers."""
+        s = ctx.sp.series
+        head = self.keep_existing(ctx.open_by_key.get(key), source, ctx.tip, conflict=True)
+        if head is None:
+            message = (
+                f"[conflict] {backport_title(s.stable_branch, subject)}\n\n"
+                f"stablectl could not pick {source} cleanly onto {s.stable_branch}.\n"
+                "This commit carries git's conflict markers: DO NOT MERGE.\n"
+                f"Resolve with: stablectl backport {source[:12]} --series {s.name}\n"
+            )
+            head = ctx.picker.conflict_commit(source, ctx.tip, message)
+        if head is None:
+            self.findings.problem(
+                f"{s.name}: {key[:10]} conflicts and git >= 2.38 is needed to show the "
+                f"conflict in a draft PR; run `stablectl backport {source[:12]} "
+                f"--series {s.name}`"
+            )
+        return head
+
+    def keep_existing(
+        self, pr: PullRequest | None, source: str, tip: str, *, conflict: bool = False
+    ) -> str | None:
+        """An open PR's head stays as long as it was stablectl's, picks the same source, has
+        the same outcome and still sits on the stable branch's history: no needless pushes
+        that would make approvals stale and rerun CI."""
+        if pr is None or pr.marker is None:
+            return None
+        m = pr.marker
+        if m.source != source or m.extra.get("pushed") != pr.head_sha:
+            return None
+        if (m.extra.get("status") == "conflict") != conflict:
+            return None
+        repo = self.engine.cache.repo
+        try:
+            head = repo[pygit2.Oid(hex=pr.head_sha)].peel(pygit2.Commit)
+        except (KeyError, ValueError):
+            return None
+        parent = str(head.parents[0].id) if head.parents else None
+        if parent is None:
+            return None
+        if parent == tip:
+            return pr.head_sha
+        if self.policy.label("tests-failed") in pr.labels:
+            # Its tests failed on an older tip: picked again onto the moved one, so a fix that
+            # needs one merged since (found on Debian's queue: gh-143925's test imports a
+            # helper gh-143916 adds to test.support) is tested again, not stuck.
+            return None
+        if not repo.descendant_of(pygit2.Oid(hex=tip), pygit2.Oid(hex=parent)):
+            return None
+        if conflict:
+            return pr.head_sha
+        # The stable branch moved on (other backports merged): the head stays only if it
+        # still applies there, as the forge's rebase merge will need.
+        res = self.engine.picker().pick(pr.head_sha, tip)
+        return pr.head_sha if res.ok else None
+
+    def _want_requested(self, ctx: _SeriesContext, sha: str, key: str, user: str) -> Wanted | None:
+        s = ctx.sp.series
+        existing = ctx.open_by_key.get(key)
+        head = self.keep_existing(existing, sha, ctx.tip)
+        status: PickStatus = "clean"
+        conflicts: tuple[ConflictFile, ...] = ()
+        if head is None:
+            res = ctx.picker.pick(sha, ctx.tip)
+            if res.ok and res.commit:
+                head = res.commit
+            elif res.ok:
+                self.findings.notice(f"{s.name}: requested {sha[:10]} changes nothing there")
+                return None
+            else:
+                status, conflicts = "conflict", tuple(res.conflicts)
+                head = self.keep_existing(
+                    existing, sha, ctx.tip, conflict=True
+                ) or ctx.picker.conflict_commit(
+                    sha,
+                    ctx.tip,
+                    f"[conflict] backport of {sha}\n\nDO NOT MERGE: carries conflict markers.\n",
+                )
+        if head is None:
+            self.findings.problem(f"{s.name}: requested {sha[:10]} cannot be picked")
+            return None
+        return self._wanted(
+            Backport(
+                series=s,
+                key=key,
+                source=sha,
+                source_kind="requested",
+                source_branch=None,
+                head=head,
+                status=status,
+                fix=None,
+                conflicts=conflicts,
+                requested_by=user,
+            )
+        )
+
+    def _wanted(self, b: Backport) -> Wanted:
+        text = self.presenter.pr_text(b)
+        return Wanted(
+            series=b.series,
+            key=b.key,
+            branch=branch_name(b.series.name, b.key),
+            head=b.head,
+            status=b.status,
+            title=text.title,
+            body=text.body,
+            labels=text.labels,
+            marker=text.marker,
+            requested_by=b.requested_by,
+        )
+
+
+@dataclass(frozen=True)
+class _SeriesContext:
+    sp: SeriesPlan
+    tip: str
+    picker: Picker
+    open_by_key: dict[str, PullRequest]

@@ -1,0 +1,189 @@
+"""How stablectl's PRs, branches and comments look: names, titles, labels, markers, bodies.
+
+Everything here is a function of its inputs (no timestamps): the same fix renders the same PR
+on every run, so a second run finds nothing to update.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from typing import Literal
+
+import pygit2
+
+from stablectl import __version__
+from stablectl.controller.plan import Engine, PlannedFix
+from stablectl.controller.sync.actions import Action, PostComment
+from stablectl.forge.base import Comment, Marker
+from stablectl.gitops.messages import backport_title
+from stablectl.gitops.pick import ConflictFile
+from stablectl.gitops.scan import CommitIndex
+from stablectl.policy import DEFAULT_LABELS, Policy, Series
+from stablectl.templates import render
+
+NEWS_GLOB = "Misc/NEWS.d/next/*"
+PickStatus = Literal["clean", "conflict"]
+
+
+def branch_name(series: str, key: str) -> str:
+    return f"stablectl/{series}/{key[:12]}"
+
+
+def own_labels(policy: Policy) -> set[str]:
+    """The labels sync decides; `tests-failed` is the CI's verdict and stays as CI set it
+    (sync used to strip it on its next run)."""
+    roles = {*DEFAULT_LABELS, *policy.labels} - {"tests-failed"}
+    return {policy.label(r) for r in roles}
+
+
+@dataclass(frozen=True)
+class Backport:
+    """One desired backport PR's facts, before they are rendered."""
+
+    series: Series
+    key: str  # the fix's key (its original's SHA)
+    source: str  # the commit picked
+    source_kind: str
+    source_branch: str | None
+    head: str  # the branch head to push
+    status: PickStatus
+    fix: PlannedFix | None  # None: requested by a maintainer, not flagged
+    conflicts: tuple[ConflictFile, ...] = ()
+    depends: tuple[str, ...] = ()  # keys of the fixes it is stacked on
+    requested_by: str | None = None
+
+
+@dataclass(frozen=True)
+class PRText:
+    title: str
+    body: str
+    labels: tuple[str, ...]
+    marker: Marker
+
+
+class Presenter:
+    """Renders backports as PR titles, bodies, labels and markers, in CPython's conventions."""
+
+    def __init__(self, engine: Engine, policy_file: str) -> None:
+        self.engine = engine
+        self.policy = engine.policy
+        self.policy_file = policy_file
+        up = self.policy.upstream
+        self.web = up.web_url or (f"https://github.com/{up.forge}" if up.forge else None)
+
+    @property
+    def index(self) -> CommitIndex:
+        return self.engine.index
+
+    @property
+    def repo(self) -> pygit2.Repository:
+        return self.engine.cache.repo
+
+    def link(self, sha: str) -> str:
+        return f"[`{sha[:10]}`]({self.web}/commit/{sha})" if self.web else f"`{sha[:10]}`"
+
+    def pr_text(self, b: Backport) -> PRText:
+        p = self.policy
+        s = b.series
+        pf = b.fix
+        fix = pf.candidate.fix if pf else None
+        facts = self.index.facts(b.source)
+        subject = (
+            fix.subject
+            if fix
+            else (facts.message.splitlines()[0] if facts and facts.message else b.key)
+        )
+        security = bool(fix and fix.security)
+        labels = {p.label("backport")}
+        if security:
+            labels.add(p.label("security"))
+        if b.status == "conflict":
+            labels.add(p.label("conflicts"))
+        extra = {"pushed": b.head, "status": b.status}
+        if b.depends:
+            extra["depends"] = ",".join(d[:12] for d in b.depends)
+        if b.requested_by:
+            extra["requested"] = b.requested_by
+        marker = Marker("backport", s.name, original=b.key, source=b.source, extra=extra)
+        body = render(
+            "pr_body.md.j2",
+            fix=self._context(b, subject, security),
+            series=s.name,
+            branch=s.stable_branch,
+            policy_file=self.policy_file,
+            version=__version__,
+            marker=marker.render(),
+        )
+        title = backport_title(s.stable_branch, subject)
+        if b.status == "conflict":
+            title = "[conflict] " + title
+        return PRText(title, body, tuple(sorted(labels)), marker)
+
+    def _context(self, b: Backport, subject: str, security: bool) -> dict[str, object]:
+        pf = b.fix
+        fix = pf.candidate.fix if pf else None
+        why = (
+            pf.note
+            if pf and pf.note
+            else f"first source in preference order ({', '.join(b.series.sources)})"
+            if pf
+            else f"requested by @{b.requested_by}"
+        )
+        pr_link = ""
+        if fix and fix.pr:
+            pr_link = f"[GH-{fix.pr}]({self.web}/pull/{fix.pr})" if self.web else f"GH-{fix.pr}"
+        return {
+            "subject": subject,
+            "original_link": self.link(fix.original or fix.key) if fix else self.link(b.key),
+            "pr_link": pr_link,
+            "source_sha": b.source,
+            "source_link": self.link(b.source),
+            "source_kind": b.source_kind + (f" on {b.source_branch}" if b.source_branch else ""),
+            "why": why,
+            "flags": [{"rule": h.rule, "reason": h.reason} for h in fix.flags]
+            if fix
+            else [{"rule": "requested", "reason": f"/stablectl backport by {b.requested_by}"}],
+            "security": security,
+            "cves": fix.cves if fix else [],
+            "issues": fix.issues if fix else [],
+            "requested_by": b.requested_by,
+            "depends": [self.link(d) for d in b.depends],
+            "conflicts": list(b.conflicts),
+            "news": self.news(b.source),
+            "status": b.status,
+        }
+
+    def news(self, sha: str) -> list[dict[str, str]]:
+        """The NEWS entries (and files flag rules name) the source writes, for the PR body."""
+        facts = self.index.facts(sha)
+        if facts is None:
+            return []
+        globs = [NEWS_GLOB] + [g for r in self.policy.flags for g in (r.paths or [])]
+        out = []
+        commit = self.repo[pygit2.Oid(hex=sha)].peel(pygit2.Commit)
+        for path in facts.written_paths:
+            if not any(fnmatch.fnmatchcase(path, g) for g in globs):
+                continue
+            try:
+                blob = commit.tree[path]
+            except KeyError:
+                continue
+            data = bytes(self.repo[blob.id].read_raw())[:4000]
+            out.append({"path": path, "text": data.decode("utf-8", "replace").strip()})
+        return out[:3]
+
+
+def reply(c: Comment, kind: str, detail: str) -> Action:
+    """stablectl's answer to a maintainer's comment; its marker records that it was answered."""
+    marker = Marker("reply", "", extra={"reply": str(c.id)}).render()
+    body = render("comment.md.j2", kind=kind, user=c.user, detail=detail, branch="", marker=marker)
+    return Action(
+        "", f"#{c.number}", f"{kind} to {c.user} (comment {c.id})", PostComment(c.number, body)
+    )
+
+
+def closing_comment(series: str, pr: int, kind: str, detail: str, branch: str) -> str:
+    """The comment a PR is closed with (why, in words), carrying a `closing` marker."""
+    marker = Marker("closing", series, extra={"pr": str(pr)}).render()
+    return render("comment.md.j2", kind=kind, detail=detail, branch=branch, user="", marker=marker)

@@ -1,0 +1,67 @@
+"""Carrying out a release: the tag (created once, pushed, never moved) and the forge release
+with every artifact (tarballs, SHA256SUMS, manifest, notes, OSV records)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pygit2
+
+from stablectl.controller import release as rel
+from stablectl.controller.sync.actions import PublishRelease, TagRelease
+from stablectl.forge.base import Forge
+from stablectl.gitops.cache import RepoCache
+from stablectl.gitops.push import ForkPusher, RefUpdate
+from stablectl.policy import Policy
+
+CONTENT_TYPES = {".xz": "application/x-xz", ".tgz": "application/gzip", ".json": "application/json"}
+
+
+def core_assets(policy: Policy, version: str) -> set[str]:
+    """The files whose presence means a release is published (uploaded last)."""
+    stem = policy.release.tarball.format(project=policy.project, version=version)
+    return {f"{stem}.tar.xz", f"{stem}.tgz", "SHA256SUMS", "manifest.json"}
+
+
+def push_tag(policy: Policy, cache: RepoCache, pusher: ForkPusher, t: TagRelease) -> None:
+    """Create the annotated tag in the cache, push it (create only) and record it as the
+    fork's, as the next fetch would see it."""
+    rel.create_tag(cache.path, policy, t.tag, t.commit, t.message)
+    tag_obj = cache.resolve(f"refs/tags/{t.tag}")
+    assert tag_obj is not None
+    pusher.push([RefUpdate(f"refs/tags/{t.tag}", tag_obj, None)])
+    cache.repo.references.create(f"refs/fork-tags/{t.tag}", pygit2.Oid(hex=tag_obj), force=True)
+    cache.repo.references.delete(f"refs/tags/{t.tag}")
+
+
+def publish(
+    policy: Policy, forge: Forge, cache: RepoCache, out_dir: Path, p: PublishRelease
+) -> int:
+    """Build the artifacts and upload those the forge release lacks; returns how many."""
+    rc = p.release
+    release = forge.get_release(p.tag)
+    names = {a.name for a in release.assets} if release else set()
+    up = policy.upstream
+    built = rel.build_release(
+        cache.repo,
+        policy,
+        p.series_plan,
+        rc,
+        p.tag,
+        cache.resolve(f"refs/fork-tags/{p.tag}"),
+        out_dir,
+        forge.list_prs("all"),
+        forge.checks,
+        forge.web_url(),
+        up.web_url or (f"https://github.com/{up.forge}" if up.forge else None),
+    )
+    # The core files go last: a run that stops half-way is finished by the next one, which
+    # looks only for them.
+    core = core_assets(policy, rc.version)
+    missing = sorted((f for f in built.files if f.name not in names), key=lambda f: f.name in core)
+    if release is None:
+        release = forge.create_release(p.tag, f"{policy.project} {rc.version}", built.notes)
+    for f in missing:
+        ctype = CONTENT_TYPES.get(f.suffix, "text/plain")
+        forge.upload_asset(release, f.name, f.read_bytes(), ctype)
+    return len(missing)

@@ -1,0 +1,239 @@
+"""Releases, decided then applied in three stages per series (each stage sees what the one
+before changed on the fork):
+
+1. a release PR that was reviewed, approved and is past its review deadline is merged;
+2. the newest release commit gets its tag (once; never moved) and its published artifacts;
+3. unreleased fixes get a release PR (or its update) when the trigger says so.
+
+Each `decide_*` function reads the fork and the forge and returns actions; `ReleaseRound`
+hands them to the applier between stages. A dry run decides stage 1 and stops where a merge
+would change what the next stages see.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+
+import pygit2
+
+from stablectl.controller import release as rel
+from stablectl.controller.gate import evaluate_gate
+from stablectl.controller.plan import Engine, Plan, SeriesPlan
+from stablectl.controller.sync.actions import (
+    Action,
+    DeleteBranch,
+    Findings,
+    OpenPR,
+    PublishRelease,
+    Push,
+    TagRelease,
+    UpdatePR,
+)
+from stablectl.controller.sync.merging import merge_action
+from stablectl.controller.sync.publishing import core_assets
+from stablectl.errors import GitError, StablectlError
+from stablectl.forge.base import Forge, Marker, PullRequest
+from stablectl.policy import Policy, Series
+
+Apply = Callable[[list[Action]], list[Action]]
+
+
+class ReleaseRound:
+    def __init__(
+        self,
+        engine: Engine,
+        forge: Forge,
+        findings: Findings,
+        *,
+        now: Callable[[], dt.datetime],
+        requested: set[str],
+    ) -> None:
+        self.engine = engine
+        self.policy: Policy = engine.policy
+        self.forge = forge
+        self.findings = findings
+        self.now = now  # read at each decision: this run's merges move the stable tip
+        self.requested = requested  # series asked to release now (manual)
+
+    def run(self, plan: Plan, prs: list[PullRequest], apply: Apply | None) -> list[Action]:
+        """All series; `apply=None` is a dry run. Returns the actions decided."""
+        out: list[Action] = []
+        for sp in plan.series:
+            if not sp.selection.branch_exists:
+                continue
+            try:
+                out += self._series(sp, prs, apply)
+            except StablectlError as e:
+                self.findings.problem(f"{sp.series.name}: release: {e}")
+        return out
+
+    def _series(self, sp: SeriesPlan, prs: list[PullRequest], apply: Apply | None) -> list[Action]:
+        s = sp.series
+        rpr = release_pr(prs, s.name)
+        out = self.decide_merge(s, rpr)
+        if out:
+            if apply is None:
+                return out
+            apply(out)
+            rpr = None
+        tip = self.engine.cache.fork_branch(s.stable_branch)
+        if tip is None:
+            return out
+        sr = rel.scan_series(self.engine.cache.repo, sp, tip)
+        publishing = self.decide_publish(sp, sr, dry_run=apply is None)
+        out += publishing
+        if apply is not None and publishing:
+            apply(publishing)
+        proposing = self.decide_proposal(s, sr, tip, rpr)
+        out += proposing
+        if apply is not None and proposing:
+            apply(proposing)
+        return out
+
+    # ------------------------------------------------------------------ 1. merge
+
+    def decide_merge(self, s: Series, rpr: PullRequest | None) -> list[Action]:
+        """A reviewed release PR past its deadline, approved and still as proposed: merge."""
+        if rpr is None or rpr.marker is None:
+            return []
+        extra = rpr.marker.extra
+        deadline = dt.datetime.fromisoformat(extra.get("deadline", "9999-01-01"))
+        # Only as reviewed: stablectl's head, on the stable tip it was proposed on (fixes
+        # merged since make it a different release, re-proposed in stage 3).
+        ours = extra.get("pushed") == rpr.head_sha and extra.get(
+            "onto"
+        ) == self.engine.cache.fork_branch(s.stable_branch)
+        if not ours:
+            return []
+        if self.now() < deadline:
+            self.findings.notice(
+                f"{s.name}: release PR #{rpr.number} is under review "
+                f"until {deadline:%Y-%m-%d %H:%M} UTC"
+            )
+            return []
+        if rpr.number not in self.forge.approved_prs(s.stable_branch):
+            return []
+        res = evaluate_gate(self.policy, self.forge, rpr, checks=False)
+        if not res.ok:
+            self.findings.notice(f"{s.name}: release PR #{rpr.number}: {res.reason}")
+            return []
+        detail = f"release {extra.get('version')}: {res.reason}"
+        return [merge_action(s.name, s.stable_branch, rpr, detail)]
+
+    # ------------------------------------------------------------------ 2. tag and publish
+
+    def decide_publish(
+        self, sp: SeriesPlan, sr: rel.SeriesReleases, *, dry_run: bool
+    ) -> list[Action]:
+        """The newest release commit has its tag, artifacts and forge release."""
+        if not sr.releases:
+            return []
+        p, s = self.policy, sp.series
+        rc = sr.releases[-1]
+        tag = rel.tag_of(p, s, len(sr.releases))
+        cache = self.engine.cache
+        have = cache.peel(f"refs/fork-tags/{tag}")
+        if have is not None and have != rc.commit:
+            raise GitError(
+                f"tag {tag} exists at {have[:10]}, not at the release commit "
+                f"{rc.commit[:10]}; tags are never moved: inspect the fork"
+            )
+        out: list[Action] = []
+        if have is None:
+            message = f"{p.project} {rc.version}\n\nPoint release of {s.stable_branch}.\n"
+            out.append(
+                Action(s.name, tag, f"on {rc.commit[:10]}", TagRelease(tag, rc.commit, message))
+            )
+            if dry_run:
+                return out
+        release = self.forge.get_release(tag)
+        names = {a.name for a in release.assets} if release else set()
+        if release is not None and core_assets(p, rc.version) <= names:
+            return out  # published (building CPython's tarballs again would cost seconds)
+        detail = "publish" + ("" if release else ", new release")
+        out.append(Action(s.name, tag, detail, PublishRelease(tag, sp, rc)))
+        return out
+
+    # ------------------------------------------------------------------ 3. propose
+
+    def decide_proposal(
+        self, s: Series, sr: rel.SeriesReleases, tip: str, rpr: PullRequest | None
+    ) -> list[Action]:
+        """Unreleased fixes: propose the next release (or update its PR) when the trigger
+        says so; a merged release PR's leftover branch is deleted."""
+        p = self.policy
+        cache = self.engine.cache
+        repo = cache.repo
+        branch = f"stablectl/release/{s.name}"
+        out: list[Action] = []
+        leftover = cache.fork_branch(branch) if rpr is None else None
+        if leftover is not None and not sr.unreleased:
+            # The branch of a merged (or closed) release PR, left by an interrupted run.
+            out.append(Action(s.name, branch, "release merged", DeleteBranch(branch, leftover)))
+        if not sr.unreleased or not self._wanted(s, sr, tip, rpr):
+            return out
+        version = rel.version_of(p, s, sr.next_n)
+        tag = rel.tag_of(p, s, sr.next_n)
+        head = rel.release_commit(repo, p, s, tip, version, sr.unreleased)
+        if rpr is not None and rpr.head_sha == head:
+            return out
+        deadline = (self.now() + dt.timedelta(hours=p.release.review_hours)).replace(microsecond=0)
+        marker = Marker(
+            "release",
+            s.name,
+            extra={
+                "version": version,
+                "tag": tag,
+                "pushed": head,
+                "onto": tip,
+                "deadline": deadline.isoformat(),
+            },
+        )
+        body = rel.release_pr_body(p, s, version, tag, sr.unreleased, deadline, marker)
+        title = f"[{s.stable_branch}] Release {version}"
+        out.append(
+            Action(
+                s.name,
+                branch,
+                f"release commit {head[:10]}",
+                Push(branch, head, cache.fork_branch(branch)),
+            )
+        )
+        if rpr is not None:
+            update = UpdatePR(rpr.number, title, body)
+            out.append(Action(s.name, f"#{rpr.number}", f"release {version}: new fixes", update))
+        else:
+            open_ = OpenPR(branch, s.stable_branch, title, body, False, ("release",), None)
+            out.append(Action(s.name, branch, title, open_))
+        return out
+
+    def _wanted(self, s: Series, sr: rel.SeriesReleases, tip: str, rpr: PullRequest | None) -> bool:
+        """An open release PR, a maintainer's request, or (trigger `security`) unreleased
+        security fixes and a stable branch quiet for the policy's period."""
+        p = self.policy
+        if rpr is not None or s.name in self.requested:
+            return True
+        if p.release.trigger != "security" or not rel.unreleased_security(sr):
+            return False
+        quiet = dt.timedelta(hours=p.release.quiet_period_hours)
+        commit = self.engine.cache.repo[pygit2.Oid(hex=tip)].peel(pygit2.Commit)
+        if self.now() - dt.datetime.fromtimestamp(commit.commit_time, dt.UTC) >= quiet:
+            return True
+        self.findings.notice(f"{s.name}: release waits for the quiet period")
+        return False
+
+
+def release_pr(prs: Sequence[PullRequest], series: str) -> PullRequest | None:
+    """The open release PR of `series`, if any."""
+    return next(
+        (
+            x
+            for x in prs
+            if x.state == "open"
+            and x.marker is not None
+            and x.marker.kind == "release"
+            and x.marker.series == series
+        ),
+        None,
+    )
