@@ -9,13 +9,13 @@ import pygit2
 import pytest
 
 from stablectl.forge.base import (
+    CIRequest,
     ConflictError,
     Forge,
     ForgeError,
     HeadMovedError,
     Marker,
     NotFoundError,
-    CIRequest,
 )
 from tests.forges import MAINTAINER, SLUG, Harness
 

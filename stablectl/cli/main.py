@@ -10,6 +10,7 @@ import click
 
 from stablectl import __version__
 from stablectl.cli.context import Context
+from stablectl.cli.error_log import INTERNAL_ERROR, write_log
 from stablectl.cli.output import err_console
 from stablectl.errors import PolicyError, StablectlError, redact
 
@@ -26,7 +27,8 @@ Examples:
   stablectl workflows --policy p.yaml --check  # do the fork's workflows match?
   stablectl review approve 3 --policy p.yaml --as alice   # local forge
 
-Exit codes: 0 done, 1 failure, 2 bad usage or bad policy.
+Exit codes: 0 done, 1 failure, 2 bad usage or bad policy, 3 internal error
+(a bug: the message names the log file with the traceback).
 Environment: STABLECTL_STATE (state/cache directory), GITHUB_TOKEN (or the
 variable forge.token_env names), STABLECTL_USER (local reviewer), NO_COLOR.
 """
@@ -111,11 +113,17 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:
         if debug:
             sys.stderr.write(redact(traceback.format_exc()))
+        try:
+            where = f"details in {write_log(e, list(argv if argv is not None else sys.argv[1:]))}"
+        except OSError:
+            where = "run with --debug for details"
         err_console().print(
             redact(
-                f"stablectl: internal error: {type(e).__name__}: {e} (run with --debug for details)"
+                f"stablectl: internal error (a bug): {type(e).__name__}: {e}; {where}; "
+                "please report it"
             ),
             markup=False,
+            soft_wrap=True,
         )
-        sys.exit(1)
+        sys.exit(INTERNAL_ERROR)
     sys.exit(rc if isinstance(rc, int) else 0)

@@ -1,9 +1,10 @@
-"""Crash consistency: SIGKILL right after each write point of a run (`python -m stablectl.testing.crash N sync`),
-then run again, and compare with an uninterrupted run: the same PRs and refs, no duplicate,
-no stray branch, and a quiet run after. Scenarios here: the run that merges approved
-backports and re-proposes the release PR (both forges), and the run that tags and publishes
-a release (GitHub; the local forge's is in tests/test_release.py); GitHub's are slow: on
-demand (STABLECTL_SLOW=1). The first sync (both forges) is in tests/test_sync.py."""
+"""Crash consistency: SIGKILL right after each write point of a run
+(`python -m stablectl.testing.crash N sync`), then run again, and compare with an
+uninterrupted run: the same PRs and refs, no duplicate, no stray branch, and a quiet run
+after. Scenarios here: the run that merges approved backports and re-proposes the release PR
+(both forges), and the run that tags and publishes a release (GitHub; the local forge's is in
+tests/test_release.py); GitHub's are slow: on demand (STABLECTL_SLOW=1). The first sync (both
+forges) is in tests/test_sync.py."""
 
 from __future__ import annotations
 
