@@ -11,19 +11,20 @@ from rich.table import Table
 from stablectl.cli.context import fetch_and_check, obj, policy_option
 from stablectl.cli.output import Reporter, console, err_console, print_json
 from stablectl.controller.plan import Engine, Plan, PlannedFix
+from stablectl.controller.selection import FixState
 from stablectl.errors import StablectlError
 from stablectl.forge import open_forge
 from stablectl.policy import load_policy
 
 _STYLE = {
-    "new-clean": "green",
-    "new-empty": "cyan",
-    "new-conflict": "bold red",
-    "new-error": "bold red",
-    "applied": "dim",
-    "in-base": "dim",
-    "reverted": "yellow",
-    "excluded": "yellow",
+    FixState.NEW_CLEAN: "green",
+    FixState.NEW_EMPTY: "cyan",
+    FixState.NEW_CONFLICT: "bold red",
+    FixState.NEW_ERROR: "bold red",
+    FixState.APPLIED: "dim",
+    FixState.IN_BASE: "dim",
+    FixState.REVERTED: "yellow",
+    FixState.EXCLUDED: "yellow",
 }
 
 
@@ -94,7 +95,7 @@ def _detail(pf: PlannedFix) -> str:
         parts.append(pf.candidate.reason)
     if pf.note:
         parts.append(pf.note)
-    if pf.status == "new-conflict" and pf.attempts:
+    if pf.status == FixState.NEW_CONFLICT and pf.attempts:
         parts.append(
             "conflicts: "
             + ", ".join(
@@ -102,7 +103,7 @@ def _detail(pf: PlannedFix) -> str:
                 for c in pf.attempts[0].result.conflicts
             )
         )
-    elif pf.status == "new-error" and pf.attempts:
+    elif pf.status == FixState.NEW_ERROR and pf.attempts:
         parts.append(pf.attempts[0].result.error or "")
     return "; ".join(p for p in parts if p)
 

@@ -15,7 +15,13 @@ import pygit2
 from stablectl import __version__
 from stablectl.controller.advisories import AdvisoryIndex, load_advisories
 from stablectl.controller.issues import IssueCache
-from stablectl.controller.selection import Candidate, Selector, SeriesSelection, Source
+from stablectl.controller.selection import (
+    Candidate,
+    FixState,
+    Selector,
+    SeriesSelection,
+    Source,
+)
 from stablectl.errors import GitError, PolicyError
 from stablectl.forge.base import Forge
 from stablectl.gitops.cache import Progress, RepoCache
@@ -40,15 +46,16 @@ class PlannedFix:
     note: str = ""
 
     @property
-    def status(self) -> str:
-        """new-clean, new-empty, new-conflict, new-error, or the candidate's state."""
+    def status(self) -> FixState:
+        """The candidate's state, or for a pending fix the outcome of picking it: new-clean,
+        new-empty, new-conflict or new-error."""
         c = self.candidate
-        if c.state != "pending":
+        if c.state != FixState.PENDING:
             return c.state
         if self.chosen is None:
             conflicted = any(a.result.outcome == "conflict" for a in self.attempts)
-            return "new-conflict" if conflicted else "new-error"
-        return f"new-{self.chosen.result.outcome}"
+            return FixState.NEW_CONFLICT if conflicted else FixState.NEW_ERROR
+        return FixState(f"new-{self.chosen.result.outcome}")
 
 
 @dataclass
@@ -354,12 +361,12 @@ class Engine:
     ) -> SeriesPlan:
         tip = sel.tip_sha
         fixes: list[PlannedFix] = []
-        pending = [c for c in sel.candidates if c.state == "pending"]
+        pending = [c for c in sel.candidates if c.state == FixState.PENDING]
         done = 0
         for cand in sel.candidates:
             pf = PlannedFix(cand)
             fixes.append(pf)
-            if cand.state != "pending":
+            if cand.state != FixState.PENDING:
                 continue
             with self.index.batch():
                 pf.attempts, pf.chosen, pf.note = pick_best(picker, cand.sources, tip, self.index)

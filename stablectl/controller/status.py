@@ -21,6 +21,7 @@ import pygit2
 from stablectl import __version__
 from stablectl.controller.plan import Plan, SeriesPlan
 from stablectl.controller.release import iso_time, scan_series, tag_of
+from stablectl.controller.selection import FixState
 from stablectl.forge.base import CheckState, Forge, PullRequest
 from stablectl.policy import Policy
 from stablectl.templates import render_markup
@@ -102,7 +103,7 @@ def _series(
     pending: list[dict[str, Any]] = []
     for pf in sp.fixes:
         c = pf.candidate
-        if c.state != "pending":
+        if c.state != FixState.PENDING:
             continue
         fix = c.fix
         pending.append(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pygit2
 
 from stablectl.controller.plan import Engine, PlannedFix, SeriesPlan
+from stablectl.controller.selection import FixState
 from stablectl.controller.sync.actions import Findings
 from stablectl.controller.sync.presentation import (
     Backport,
@@ -67,10 +68,10 @@ class DesiredState:
         chain: list[Link] = []  # clean picks so far
         planned = {pf.candidate.fix.key for pf in sp.fixes}
         for pf in sp.fixes:
-            if pf.status == "new-error":
+            if pf.status == FixState.NEW_ERROR:
                 fix = pf.candidate.fix
                 self.findings.problem(f"{s.name}: {fix.key[:10]} {fix.subject}: {pf.note}")
-            if pf.status not in ("new-clean", "new-conflict"):
+            if pf.status not in (FixState.NEW_CLEAN, FixState.NEW_CONFLICT):
                 continue
             w = self._want_fix(ctx, pf, chain)
             if w is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from stablectl.controller.selection import FixState
 from stablectl.controller.sync.actions import (
     Action,
     ClosePR,
@@ -20,8 +21,8 @@ from stablectl.controller.sync.desired import Wanted
 from stablectl.controller.sync.presentation import branch_name
 from stablectl.forge.base import PullRequest
 
-# A fix's state as the plan sees it: status (FixState value) and its reason.
-FixStatus = tuple[str, str]
+# A fix's state as the plan sees it, and why.
+FixStatus = tuple[FixState, str]
 
 
 @dataclass(frozen=True)
@@ -152,9 +153,9 @@ def _close_unwanted(
         state = view.fixes.get(key)
         if state is None:
             kind, detail = "closed-unselected", "no flag rule matches it now"
-        elif state[0] in ("applied", "in-base", "new-empty"):
+        elif state[0].done:
             kind, detail = "closed-applied", state[1] or state[0]
-        elif state[0] in ("reverted", "excluded"):
+        elif state[0] in (FixState.REVERTED, FixState.EXCLUDED):
             kind, detail = f"closed-{state[0]}", state[1]
         else:
             continue  # pending but not wanted (an error): left open, the problem is reported

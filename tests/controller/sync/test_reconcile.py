@@ -3,6 +3,7 @@ one series turn into."""
 
 from __future__ import annotations
 
+from stablectl.controller.selection import FixState
 from stablectl.controller.sync.actions import (
     ClosePR,
     DeleteBranch,
@@ -140,7 +141,7 @@ def test_a_draft_that_became_clean_is_superseded_by_a_new_pr() -> None:
 def test_a_pr_whose_fix_arrived_is_closed_with_its_branch_once() -> None:
     w = wanted()
     pr = pr_for(w)
-    fixes = {KEY_A: ("applied", "trailer names aaaaaaaaaa")}
+    fixes = {KEY_A: (FixState.APPLIED, "trailer names aaaaaaaaaa")}
     out = reconcile([], view([pr], {w.branch: HEAD_A}, fixes=fixes))
     assert [a.payload for a in out.actions] == [
         ClosePR(pr.number, "closed-applied", "trailer names aaaaaaaaaa", w.branch)
@@ -152,15 +153,15 @@ def test_closing_reasons_follow_the_fix_state() -> None:
     pr = pr_for(w)
     for state, kind in [
         (None, "closed-unselected"),
-        (("reverted", "reverted upstream"), "closed-reverted"),
-        (("excluded", "not for us"), "closed-excluded"),
-        (("in-base", "in v3.11.2"), "closed-applied"),
+        ((FixState.REVERTED, "reverted upstream"), "closed-reverted"),
+        ((FixState.EXCLUDED, "not for us"), "closed-excluded"),
+        ((FixState.IN_BASE, "in v3.11.2"), "closed-applied"),
     ]:
         fixes = {} if state is None else {KEY_A: state}
         out = reconcile([], view([pr], {}, fixes=fixes))
         assert [a.detail for a in out.actions] == [kind]
     # Pending but not wanted (its pick errored): left open, the error is reported elsewhere.
-    assert reconcile([], view([pr], {}, fixes={KEY_A: ("new-error", "")})).actions == []
+    assert reconcile([], view([pr], {}, fixes={KEY_A: (FixState.NEW_ERROR, "")})).actions == []
 
 
 def test_a_stray_branch_is_deleted() -> None:

@@ -1,0 +1,98 @@
+"""What selection produces: fixes, the flags that chose them, their sources and states.
+
+A **fix** is one change upstream seen as one thing: the original commit and all its backports
+on several branches, linked by `(cherry picked from commit X)` trailers and by the upstream PR
+number (``(GH-N)`` / ``(#N)``). Patch-ids link what carries no trailer.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Literal
+
+from stablectl.policy import Series
+
+
+class FixState(enum.StrEnum):
+    """One vocabulary for a fix's state, from selection to the report.
+
+    Selection decides the first five (is the fix still wanted on the line?); the plan turns a
+    pending fix into one of the `new-*` outcomes of picking it onto the stable tip.
+    """
+
+    PENDING = "pending"
+    APPLIED = "applied"
+    IN_BASE = "in-base"
+    REVERTED = "reverted"
+    EXCLUDED = "excluded"
+    NEW_CLEAN = "new-clean"
+    NEW_EMPTY = "new-empty"
+    NEW_CONFLICT = "new-conflict"
+    NEW_ERROR = "new-error"
+
+    @property
+    def done(self) -> bool:
+        """On the line already, one way or another (its PR, if any, can close)."""
+        return self in (FixState.APPLIED, FixState.IN_BASE, FixState.NEW_EMPTY)
+
+
+SourceKind = Literal["own-backport", "sibling-backport", "original", "other"]
+
+
+@dataclass(frozen=True)
+class FlagHit:
+    rule: str
+    sha: str
+    reason: str
+    security: bool
+
+
+@dataclass(frozen=True)
+class Source:
+    """A commit a fix could be picked from, and why it ranks where it does."""
+
+    sha: str
+    kind: SourceKind
+    branch: str | None
+
+    def describe(self) -> str:
+        where = f" on {self.branch}" if self.branch else ""
+        return f"{self.kind}{where} {self.sha[:10]}"
+
+
+@dataclass
+class Fix:
+    key: str  # the original's SHA (or the SHA every trailer of the group points to)
+    members: list[str]
+    original: str | None  # the original if the cache has it
+    subject: str
+    issues: list[str]
+    pr: int | None
+    cves: list[str]
+    flags: list[FlagHit] = field(default_factory=list)
+
+    @property
+    def security(self) -> bool:
+        return any(h.security for h in self.flags)
+
+
+@dataclass
+class Candidate:
+    """One flagged fix as seen by one series."""
+
+    fix: Fix
+    state: FixState
+    reason: str
+    sources: list[Source] = field(default_factory=list)
+    order: tuple[int, int] = (0, 0)
+
+
+@dataclass
+class SeriesSelection:
+    series: Series
+    base_sha: str
+    tip_sha: str
+    branch_exists: bool
+    candidates: list[Candidate]
+    errors: list[str] = field(default_factory=list)

@@ -1,0 +1,199 @@
+"""The selector: per series, the flagged fixes, each with its state and ranked sources, in the
+order they must apply. It ties the other modules of this package together."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from stablectl.controller.advisories import AdvisoryIndex
+from stablectl.controller.selection.flags import (
+    ForgeConditions,
+    IssueLookup,
+    LabeledPRs,
+    NoteLookup,
+)
+from stablectl.controller.selection.grouping import UnionFind, linked, make_fix, merged_groups
+from stablectl.controller.selection.model import Candidate, FlagHit, SeriesSelection
+from stablectl.controller.selection.sources import rank_sources
+from stablectl.controller.selection.states import Known, Reverts, fix_state
+from stablectl.controller.selection.summaries import (
+    SUMMARY_VERSION,
+    Folder,
+    Summary,
+    empty_summary,
+    merge_summaries,
+)
+from stablectl.controller.selection.windows import Window, since, windows
+from stablectl.gitops.scan import CommitIndex
+from stablectl.policy import Policy, Series
+
+Order = tuple[int, int]  # (commit time, window rank and position): the order fixes apply in
+
+
+@dataclass(frozen=True)
+class _Flagged:
+    hits: dict[str, list[FlagHit]]  # group root -> hits
+    order: dict[str, Order]
+
+
+class Selector:
+    """Builds, per series, the list of flagged fixes and their state."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        index: CommitIndex,
+        *,
+        upstream_ref: Callable[[str], str | None],
+        stable_tip: Callable[[Series], str | None],
+        labeled_prs: LabeledPRs | None = None,
+        issues: IssueLookup | None = None,
+        note_of: NoteLookup | None = None,
+        notes_tips: str = "",
+        advisories: Mapping[str, AdvisoryIndex] | None = None,
+    ) -> None:
+        self.policy = policy
+        self.index = index
+        self.upstream_ref = upstream_ref
+        self.stable_tip = stable_tip
+        self.labeled_prs = labeled_prs
+        self.issues = issues
+        self.advisories = dict(advisories or {})
+        self.folder = Folder(index, policy.flags, note_of=note_of, advisories=self.advisories)
+        rules = [r.model_dump(mode="json") for r in policy.flags]
+        adv = {k: v.digest for k, v in sorted(self.advisories.items())}
+        digest = hashlib.sha256(
+            json.dumps([SUMMARY_VERSION, rules, notes_tips, adv], sort_keys=True).encode()
+        ).hexdigest()
+        self.fingerprint = digest[:16]
+
+    def summary(self, key: str, tip: str, hide: list[str], with_paths: bool = False) -> Summary:
+        data: Summary = self.index.range_data(
+            f"summary/{self.fingerprint}/{key}",
+            tip,
+            hide,
+            self.folder.fold(with_paths),
+            merge_summaries,
+        )
+        return data.copy()
+
+    def base_of(self, series: Series) -> str:
+        sha = self.upstream_ref(f"refs/tags/{series.base}")
+        if sha is None:
+            raise KeyError(series.base)
+        return sha
+
+    def select(self, series: Series) -> SeriesSelection:
+        errors: list[str] = []
+        base = self.base_of(series)
+        tip = self.stable_tip(series)
+        branch_exists = tip is not None
+        tip = tip or base
+        wins = windows(
+            self.policy,
+            self.index,
+            series,
+            base,
+            upstream_ref=self.upstream_ref,
+            summary_of=self.summary,
+            errors=errors,
+        )
+        # Which window each commit of interest was seen in (PR-number finds are added later).
+        on_branch: dict[str, str] = {}
+        for w in wins:
+            for sha in w.summary["meta"]:
+                on_branch.setdefault(sha, w.branch)
+        known = self._known(series, base, tip)
+        uf = linked([*(w.summary for w in wins), known.stable, known.pre_base])
+        conditions = ForgeConditions(self.policy.flags, self.labeled_prs, self.issues)
+        flagged = self._flagged(series, base, wins, uf, conditions)
+        errors += conditions.missing()
+        all_prs = [(w.branch, w.summary["prs"]) for w in wins] + [
+            (None, known.stable["prs"]),
+            (None, known.pre_base["prs"]),
+        ]
+        hits, members, merge = merged_groups(self.index, uf, flagged.hits, all_prs, on_branch)
+        order = dict(flagged.order)
+        for root in flagged.hits:
+            if root in order:
+                top = merge.find(root)
+                order[top] = min(order.get(top, order[root]), order[root])
+        reverts = self._reverts(wins, uf)
+        candidates: list[Candidate] = []
+        for root, root_hits in hits.items():
+            fix = make_fix(self.index, root, sorted(members[root]), root_hits)
+            state, reason = fix_state(
+                self.index, fix, known, reverted=reverts(root), on_branch=on_branch
+            )
+            sources = rank_sources(self.index, fix, on_branch, wins, self.policy.upstream.main)
+            candidates.append(Candidate(fix, state, reason, sources, order.get(root, (0, 0))))
+        candidates.sort(key=lambda c: c.order)
+        return SeriesSelection(series, base, tip, branch_exists, candidates, errors)
+
+    def _known(self, series: Series, base: str, tip: str) -> Known:
+        """What the stable branch and the base already carry."""
+        stable = self.summary(f"stable/{series.stable_branch}", tip, [base], with_paths=True)
+        pre_base = empty_summary()
+        main_tip = self.upstream_ref(f"refs/remotes/upstream/{self.policy.upstream.main}")
+        if main_tip:
+            mb = self.index.merge_base(main_tip, base)
+            if mb and mb != base:
+                pre_base = self.summary(f"pre-base/{series.base}", base, [mb], with_paths=True)
+        f = self.index.facts(base)
+        return Known(
+            stable=stable,
+            pre_base=pre_base,
+            base=base,
+            base_tag=series.base,
+            base_time=f.commit_time if f else 0,
+            excluded={e.sha.lower(): e.reason for e in self.policy.exclude},
+        )
+
+    def _flagged(
+        self,
+        series: Series,
+        base: str,
+        wins: list[Window],
+        uf: UnionFind,
+        conditions: ForgeConditions,
+    ) -> _Flagged:
+        """Flag hits by group root, and each group's place in the apply order (its own
+        branch's commit when it has one). Sources other than the series' own branch count
+        from `since` on."""
+        oldest = since(self.index, series, base)
+        hits: dict[str, list[FlagHit]] = {}
+        order: dict[str, Order] = {}
+        for wi, w in enumerate(x for x in wins if x.role != "sibling"):
+            summ = w.summary
+            prs_of = {v[0]: int(k) for k, v in summ["prs"].items()} if summ["pending"] else {}
+            for sha in set(summ["hits"]) | set(summ["pending"]):
+                pos, when = summ["meta"][sha]
+                if w.role != "own" and when < oldest:
+                    continue
+                found = [FlagHit(r, sha, why, sec) for r, why, sec in summ["hits"].get(sha, [])]
+                facts = self.index.facts(sha) if summ["pending"].get(sha) else None
+                for rname in summ["pending"].get(sha, []):
+                    hit = conditions.hit(rname, sha, facts, prs_of.get(sha))
+                    if hit is not None:
+                        found.append(hit)
+                if not found:
+                    continue
+                root = uf.find(sha)
+                hits.setdefault(root, []).extend(found)
+                key = (when, wi * 10_000_000 + pos)
+                if root not in order or w.role == "own":
+                    order[root] = key
+        return _Flagged(hits, order)
+
+    def _reverts(self, wins: list[Window], uf: UnionFind) -> Reverts:
+        reverted_by: dict[str, list[str]] = {}
+        for w in wins:
+            if w.role == "sibling":
+                continue
+            for sha, targets in w.summary["reverts"].items():
+                for t in targets:
+                    reverted_by.setdefault(uf.find(t), []).append(uf.find(sha))
+        return Reverts(reverted_by)

@@ -1,0 +1,121 @@
+"""Fix states: is a flagged fix still wanted on the line, and if not, why.
+
+In order: excluded by the policy; applied (a trailer on the stable branch names a member, or a
+member is on it); in the base (the base tag's history has a member); reverted upstream (and
+the revert not itself reverted); applied or in the base by patch-id (no trailer). Otherwise
+pending.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from stablectl.controller.selection.model import Fix, FixState
+from stablectl.controller.selection.summaries import Summary, in_paths
+from stablectl.gitops.scan import CommitIndex
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the stable branch and the base already carry, read once per series."""
+
+    stable: Summary  # the stable branch since the base, with paths
+    pre_base: Summary  # main's commits in the base since it branched, with paths
+    base: str
+    base_tag: str
+    base_time: int
+    excluded: Mapping[str, str]  # SHA prefix (lower case) -> reason
+
+    @property
+    def stable_named(self) -> set[str]:
+        return {t for targets in self.stable["links"].values() for t in targets}
+
+    @property
+    def stable_shas(self) -> set[str]:
+        return set(self.stable["meta"]) | {v[0] for v in self.stable["prs"].values()}
+
+    @property
+    def pre_base_known(self) -> set[str]:
+        return set(self.pre_base["meta"]) | {v[0] for v in self.pre_base["prs"].values()}
+
+
+class Reverts:
+    """Which groups upstream reverted (a revert of a revert restores)."""
+
+    def __init__(self, reverted_by: Mapping[str, list[str]]) -> None:
+        self.reverted_by = reverted_by
+
+    def __call__(self, root: str, depth: int = 0) -> bool:
+        if depth > 20:
+            return False
+        return any(not self(r, depth + 1) for r in self.reverted_by.get(root, ()))
+
+
+def fix_state(
+    index: CommitIndex,
+    fix: Fix,
+    known: Known,
+    *,
+    reverted: bool,
+    on_branch: Mapping[str, str],
+) -> tuple[FixState, str]:
+    every = set(fix.members) | {fix.key}
+    ex = next((r for s, r in known.excluded.items() for m in every if m.startswith(s)), None)
+    if ex is not None:
+        return FixState.EXCLUDED, ex
+    if hit := sorted(every & known.stable_named):
+        return FixState.APPLIED, f"trailer names {hit[0][:10]}"
+    if hit := sorted(every & known.stable_shas):
+        return FixState.APPLIED, f"{hit[0][:10]} is on the stable branch"
+    if hit := sorted(every & known.pre_base_known):
+        return FixState.IN_BASE, f"{hit[0][:10]} is in {known.base_tag}"
+    if (anc := _in_base(index, every, known, on_branch)) is not None:
+        return FixState.IN_BASE, f"{anc[:10]} is in {known.base_tag}"
+    if reverted:
+        return FixState.REVERTED, "reverted upstream"
+    pid_hit = _patch_id_match(index, fix, known)
+    if pid_hit is not None:
+        in_base = pid_hit in known.pre_base["meta"] or in_paths(pid_hit, known.pre_base)
+        where = f"in {known.base_tag}" if in_base else "applied"
+        state = FixState.IN_BASE if in_base else FixState.APPLIED
+        return state, f"same patch-id as {pid_hit[:10]} ({where}, no trailer)"
+    return FixState.PENDING, ""
+
+
+def _in_base(
+    index: CommitIndex, every: Iterable[str], known: Known, on_branch: Mapping[str, str]
+) -> str | None:
+    for m in sorted(every):
+        if m in on_branch:
+            continue  # windows exclude the base by construction
+        f = index.facts(m)
+        # A commit made after the base tag cannot be in it (a day of clock skew allowed).
+        if f is None or f.commit_time > known.base_time + 86400:
+            continue
+        if index.is_ancestor(m, known.base):
+            return m
+    return None
+
+
+def _patch_id_match(index: CommitIndex, fix: Fix, known: Known) -> str | None:
+    paths: set[str] = set()
+    pids: set[str] = set()
+    for m in fix.members:
+        f = index.facts(m)
+        if f is None or len(f.parents) != 1:
+            continue
+        paths.update(f.paths)
+        pid = index.patch_id(m)
+        if pid:
+            pids.add(pid)
+    if not pids:
+        return None
+    others: set[str] = set()
+    for summ in (known.stable, known.pre_base):
+        for p in paths:
+            others.update(summ["paths"].get(p, ()))
+    for sha in sorted(others - set(fix.members)):
+        if index.patch_id(sha) in pids:
+            return sha
+    return None

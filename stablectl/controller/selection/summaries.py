@@ -1,0 +1,144 @@
+"""Range summaries: what selection needs to know about a range of commits, folded once and
+cached (sqlite, through `CommitIndex.range_data`), then extended incrementally as the branch
+moves forward: a warm run reads what is new, not what is old.
+
+A summary is plain JSON:
+  n        number of commits folded in
+  meta     sha -> [position, commit time]       for commits with hits, links or reverts
+  hits     sha -> [[rule, reason, security]]    rules without conditions that need the forge
+  pending  sha -> [rule names]                  rules whose label/issue condition needs it
+  links    sha -> [sha named by "(cherry picked from commit …)"]
+  reverts  sha -> [sha named by "This reverts commit …"]
+  prs      "N" -> [sha, position, commit time]  upstream PR number of each commit
+  paths    path -> [sha]                        (only in summaries of applied ranges)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypedDict
+
+import pygit2
+
+from stablectl.controller.advisories import AdvisoryIndex
+from stablectl.controller.selection.flags import NoteLookup, evaluate_flags, rule_named
+from stablectl.gitops.scan import CommitFacts, CommitIndex
+from stablectl.policy import FlagRule
+
+SUMMARY_VERSION = 1
+
+
+class Summary(TypedDict):
+    n: int
+    meta: dict[str, tuple[int, int]]
+    hits: dict[str, list[tuple[str, str, bool]]]
+    pending: dict[str, list[str]]
+    links: dict[str, list[str]]
+    reverts: dict[str, list[str]]
+    prs: dict[str, tuple[str, int, int]]
+    paths: dict[str, list[str]]
+
+
+def empty_summary() -> Summary:
+    return {
+        "n": 0,
+        "meta": {},
+        "hits": {},
+        "pending": {},
+        "links": {},
+        "reverts": {},
+        "prs": {},
+        "paths": {},
+    }
+
+
+def merge_summaries(chunks: list[Summary]) -> Summary:
+    """Chunks of one range, oldest first, as one summary."""
+    if len(chunks) == 1:
+        return chunks[0]
+    out = empty_summary()
+    for c in chunks:
+        out["n"] += c["n"]
+        out["meta"].update(c["meta"])
+        out["hits"].update(c["hits"])
+        out["pending"].update(c["pending"])
+        out["links"].update(c["links"])
+        out["reverts"].update(c["reverts"])
+        for pr, v in c["prs"].items():
+            out["prs"].setdefault(pr, v)
+        for path, shas in c["paths"].items():
+            out["paths"].setdefault(path, []).extend(shas)
+    return out
+
+
+def in_paths(sha: str, summ: Summary) -> bool:
+    return any(sha in shas for shas in summ["paths"].values())
+
+
+def full_sha(index: CommitIndex, sha: str) -> str:
+    """Expand an abbreviated SHA if the repository knows it."""
+    if len(sha) == 40:
+        return sha
+    try:
+        return str(index.repo.revparse_single(sha).id)
+    except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+        return sha
+
+
+class Folder:
+    """Folds commits into a summary chunk under the policy's flag rules."""
+
+    def __init__(
+        self,
+        index: CommitIndex,
+        rules: Sequence[FlagRule],
+        *,
+        note_of: NoteLookup | None,
+        advisories: Mapping[str, AdvisoryIndex],
+    ) -> None:
+        self.index = index
+        self.rules = rules
+        self.note_of = note_of
+        self.advisories = advisories
+
+    def fold(self, with_paths: bool) -> Callable[[int, list[str]], Summary]:
+        def fold(start: int, new: list[str]) -> Summary:
+            data = empty_summary()
+            self.index.prefetch(new)
+            with self.index.batch():
+                for pos, sha in enumerate(new, start):
+                    data["n"] += 1
+                    f = self.index.facts(sha)
+                    if f is not None:
+                        self._add(data, pos, f, with_paths)
+            return data
+
+        return fold
+
+    def _add(self, data: Summary, pos: int, f: CommitFacts, with_paths: bool) -> None:
+        info = f.info
+        sha = f.sha
+        interesting = False
+        if len(f.parents) <= 1 and not info.reverts:
+            hits = evaluate_flags(f, self.rules, note_of=self.note_of, advisories=self.advisories)
+            forge = {h.rule for h in hits if rule_named(self.rules, h.rule).needs_forge}
+            static = [(h.rule, h.reason, h.security) for h in hits if h.rule not in forge]
+            pending = [h.rule for h in hits if h.rule in forge]
+            if static:
+                data["hits"][sha] = static
+            if pending:
+                data["pending"][sha] = pending
+            interesting = bool(static or pending)
+            if info.pr is not None:
+                data["prs"].setdefault(str(info.pr), (sha, pos, f.commit_time))
+        if info.cherry_picked_from:
+            data["links"][sha] = [full_sha(self.index, x) for x in info.cherry_picked_from]
+            interesting = True
+        if info.reverts:
+            data["reverts"][sha] = [full_sha(self.index, x) for x in info.reverts]
+            interesting = True
+        if interesting:
+            data["meta"][sha] = (pos, f.commit_time)
+        if with_paths:
+            for p in f.paths:
+                data["paths"].setdefault(p, []).append(sha)

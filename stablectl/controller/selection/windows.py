@@ -1,0 +1,105 @@
+"""Windows: the upstream branches a series considers, in source-preference order, each as the
+summary of its commits the base tag does not have."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from stablectl.controller.selection.summaries import Summary
+from stablectl.gitops.scan import CommitIndex
+from stablectl.policy import Policy, Series
+
+WindowRole = Literal["own", "source", "sibling"]
+SummaryOf = Callable[[str, str, list[str]], Summary]  # (cache key, tip, hidden) -> summary
+UpstreamRef = Callable[[str], str | None]
+
+
+@dataclass(frozen=True)
+class Window:
+    """Commits of one upstream branch a series considers."""
+
+    branch: str
+    summary: Summary
+    role: WindowRole
+
+
+def version_key(name: str) -> tuple[tuple[int, str], ...]:
+    parts = re.split(r"[.\-_]", name)
+    return tuple((int(p), "") if p.isdigit() else (-1, p) for p in parts)
+
+
+def source_branches(policy: Policy, series: Series) -> list[str]:
+    """Source preference: the series' own maintenance branch, newer siblings' branches
+    (nearest first), the remaining sources (main: the original), older siblings', its patch
+    queue last."""
+    key = version_key(series.name)
+    siblings = [s for s in policy.series if s.name != series.name]
+    newer = sorted(
+        (s for s in siblings if version_key(s.name) > key), key=lambda s: version_key(s.name)
+    )
+    older = sorted(
+        (s for s in siblings if version_key(s.name) <= key),
+        key=lambda s: version_key(s.name),
+        reverse=True,
+    )
+    out: list[str] = []
+    for b in [
+        series.sources[0],
+        *(s.sources[0] for s in newer),
+        *series.sources[1:],
+        *(s.sources[0] for s in older),
+        *series.all_sources[len(series.sources) :],
+    ]:
+        if b not in out:
+            out.append(b)
+    return out
+
+
+def windows(
+    policy: Policy,
+    index: CommitIndex,
+    series: Series,
+    base: str,
+    *,
+    upstream_ref: UpstreamRef,
+    summary_of: SummaryOf,
+    errors: list[str],
+) -> list[Window]:
+    """Summaries of the series' sources (and its siblings' maintenance branches).
+
+    Each window holds the branch's commits that the base tag does not have; for a branch
+    other than main, only its own commits (not main's history since it branched).
+    """
+    main = policy.upstream.main
+    main_tip = upstream_ref(f"refs/remotes/upstream/{main}")
+    out: list[Window] = []
+    for i, branch in enumerate(source_branches(policy, series)):
+        role: WindowRole = (
+            ("own" if i == 0 else "source") if branch in series.all_sources else "sibling"
+        )
+        tip = upstream_ref(f"refs/remotes/upstream/{branch}")
+        if tip is None:
+            errors.append(f"series {series.name}: upstream branch {branch!r} not found")
+            continue
+        hide = [base]
+        mb = index.merge_base(tip, base)
+        if mb:
+            hide.append(mb)
+        if branch != main and main_tip is not None:
+            fork_point = index.merge_base(tip, main_tip)
+            if fork_point:
+                hide.append(fork_point)
+        out.append(Window(branch, summary_of(f"upstream/{branch}", tip, hide), role))
+    return out
+
+
+def since(index: CommitIndex, series: Series, base: str) -> int:
+    """The oldest commit time a source other than the series' own branch is read from."""
+    if series.since is not None:
+        return int(dt.datetime.combine(series.since, dt.time(), tzinfo=dt.UTC).timestamp())
+    f = index.facts(base)
+    return (f.commit_time if f else 0) - series.lookback_days * 86400
