@@ -11,7 +11,7 @@ from typing import Any
 import click
 import pygit2
 
-from stablectl.cli.context import obj, policy_option
+from stablectl.cli.context import obj
 from stablectl.cli.output import console
 from stablectl.controller.plan import Engine
 from stablectl.controller.sync import branch_name
@@ -52,7 +52,7 @@ def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
 )
 @click.option("--offline", is_flag=True, help="Do not fetch first.")
 @click.pass_context
-def backport_command(
+def backport(
     ctx: click.Context,
     sha: str | None,
     series: str | None,
@@ -216,55 +216,3 @@ def _open_resolved(
     return forge.open_pr(
         st["branch"], series.stable_branch, title, body + marker.render(), labels=labels
     )
-
-
-def _find_pr(forge: Forge, number: int) -> PullRequest:
-    pr = forge.get_pr(number)
-    if pr.marker is None or pr.marker.kind != "backport":
-        raise UsageError(f"PR #{number} is not a stablectl backport PR")
-    return pr
-
-
-@click.command("skip")
-@click.argument("number", type=int)
-@policy_option
-@click.option("--reason", default="", help="Why (kept in a comment).")
-@click.pass_context
-def skip_command(ctx: click.Context, number: int, policy_file: Path, reason: str) -> None:
-    """Close backport PR NUMBER for good (`/stablectl skip`): sync will not reopen it.
-
-    \b
-    Example:
-      stablectl skip 7 --policy p.yaml --reason "needs a new API"
-    """
-    policy = load_policy(policy_file)
-    forge = open_forge(policy, obj(ctx).state_dir)
-    pr = _find_pr(forge, number)
-    forge.set_labels(number, sorted({*pr.labels, policy.label("skip")}))
-    note = f"Skipped from the command line{': ' + reason if reason else ''}."
-    forge.close_pr(number, comment=note)
-    console().print(f"PR #{number} closed and labelled skip", markup=False)
-
-
-@click.command("retest")
-@click.argument("number", type=int)
-@policy_option
-@click.pass_context
-def retest_command(ctx: click.Context, number: int, policy_file: Path) -> None:
-    """Ask for the tests of backport PR NUMBER to run again (`/stablectl retest`).
-
-    \b
-    Example:
-      stablectl retest 7 --policy p.yaml && stablectl ci run --policy p.yaml
-    """
-    from stablectl.forge.local import LocalForge
-    from stablectl.forge.localci import CHECK_NAME
-
-    policy = load_policy(policy_file)
-    forge = open_forge(policy, obj(ctx).state_dir)
-    pr = _find_pr(forge, number)
-    if isinstance(forge, LocalForge):
-        forge.record_check(CHECK_NAME, pr.head_sha, "queued", None, "")
-    else:
-        forge.set_status(pr.head_sha, "stablectl/retest", "pending", "", "tests requested again")
-    console().print(f"PR #{number}: tests requested again on {pr.head_sha[:10]}", markup=False)

@@ -13,11 +13,11 @@ from stablectl.policy import load_policy
 
 
 @click.group("cache")
-def command() -> None:
+def cache() -> None:
     """Manage the local bare cache of upstream and the fork."""
 
 
-@command.command("fetch")
+@cache.command("fetch")
 @policy_option
 @click.pass_context
 def fetch(ctx: click.Context, policy_file: Path) -> None:
@@ -30,7 +30,7 @@ def fetch(ctx: click.Context, policy_file: Path) -> None:
     console().print(f"cache up to date: {engine.cache.path}", markup=False)
 
 
-@command.command("accept-rewrite")
+@cache.command("accept-rewrite")
 @policy_option
 @click.argument("branch")
 @click.pass_context

@@ -7,6 +7,9 @@ from pathlib import Path
 import click
 
 from stablectl.controller.plan import Engine
+from stablectl.errors import UsageError
+from stablectl.forge.base import Forge, PullRequest
+from stablectl.forge.local import LocalForge
 from stablectl.policy import semantic_error
 
 
@@ -41,3 +44,21 @@ def obj(ctx: click.Context) -> Context:
     found = ctx.find_object(Context)
     assert found is not None
     return found
+
+
+def local_forge(forge: Forge, what: str) -> LocalForge:
+    """The local forge, for commands that only make sense there (reviews, the local CI)."""
+    if not isinstance(forge, LocalForge):
+        raise UsageError(
+            f"{what} is for the local forge; on GitHub, do it on GitHub (the fork's Actions "
+            "run the tests; reviews are GitHub reviews)"
+        )
+    return forge
+
+
+def find_pr(forge: Forge, number: int) -> PullRequest:
+    """Backport PR `number`, or a usage error naming it."""
+    pr = forge.get_pr(number)
+    if pr.marker is None or pr.marker.kind != "backport":
+        raise UsageError(f"PR #{number} is not a stablectl backport PR")
+    return pr

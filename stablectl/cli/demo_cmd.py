@@ -30,7 +30,7 @@ MAINTAINER = "maint"
     help="Build the example here (default: a new temporary directory).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print what happened as JSON.")
-def command(directory: Path | None, as_json: bool) -> None:
+def demo(directory: Path | None, as_json: bool) -> None:
     """Run stablectl's whole cycle offline on an example CPython-like upstream.
 
     Builds an upstream (main, 3.11, 3.12, release tags, security NEWS entries, backports, a

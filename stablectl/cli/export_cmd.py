@@ -45,7 +45,7 @@ def _slug(subject: str) -> str:
 @click.option("--offline", is_flag=True, help="Use the cache as it is; do not fetch.")
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
 @click.pass_context
-def command(
+def export(
     ctx: click.Context,
     policy_file: Path,
     series_name: str,

@@ -29,6 +29,7 @@ Examples:
 
 Exit codes: 0 done, 1 failure, 2 bad usage or bad policy, 3 internal error
 (a bug: the message names the log file with the traceback).
+
 Environment: STABLECTL_STATE (state/cache directory), GITHUB_TOKEN (or the
 variable forge.token_env names), STABLECTL_USER (local reviewer), NO_COLOR.
 """
@@ -51,36 +52,34 @@ def cli(ctx: click.Context, state_dir: Path | None, debug: bool) -> None:
 
 
 def _register() -> None:
-    from stablectl.cli import (
-        backport_cmd,
-        cache_cmd,
-        demo_cmd,
-        export_cmd,
-        forge_cmd,
-        plan_cmd,
-        policy_cmd,
-        status_cmd,
-        sync_cmd,
-        verify_cmd,
-        workflows_cmd,
-    )
+    """One module per command under stablectl/cli/, its function named after the command."""
+    import importlib
 
-    for mod in (policy_cmd, plan_cmd, sync_cmd, demo_cmd, cache_cmd, verify_cmd):
-        cli.add_command(mod.command)
-    cli.add_command(forge_cmd.prs_command)
-    cli.add_command(forge_cmd.review_command)
-    cli.add_command(forge_cmd.ci_group)
-    cli.add_command(backport_cmd.backport_command)
-    cli.add_command(backport_cmd.skip_command)
-    cli.add_command(backport_cmd.retest_command)
-    cli.add_command(workflows_cmd.workflows_command)
-    cli.add_command(workflows_cmd.init_command)
-    cli.add_command(sync_cmd.release_command)
-    cli.add_command(export_cmd.command)
-    cli.add_command(status_cmd.status_command)
-    cli.add_command(status_cmd.feed_command)
+    for name in COMMANDS:
+        module = importlib.import_module(f"stablectl.cli.{name}_cmd")
+        cli.add_command(getattr(module, name))
 
 
+COMMANDS = (
+    "policy",
+    "plan",
+    "sync",
+    "release",
+    "demo",
+    "cache",
+    "verify",
+    "prs",
+    "review",
+    "ci",
+    "backport",
+    "skip",
+    "retest",
+    "workflows",
+    "init",
+    "export",
+    "status",
+    "feed",
+)
 _register()
 
 

@@ -34,7 +34,7 @@ _STYLE = {
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (schema in docs/).")
 @click.option("--offline", is_flag=True, help="Use the cache as it is; do not fetch.")
 @click.pass_context
-def command(
+def plan(
     ctx: click.Context, policy_file: Path, series: tuple[str, ...], as_json: bool, offline: bool
 ) -> None:
     """Show, per series, each flagged fix: state, chosen source and pick outcome.

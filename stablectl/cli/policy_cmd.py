@@ -14,11 +14,11 @@ from stablectl.policy import json_schema, load_policy, semantic_error
 
 
 @click.group("policy")
-def command() -> None:
+def policy() -> None:
     """Validate a policy file, or print its JSON Schema."""
 
 
-@command.command("check")
+@policy.command("check")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Report as JSON.")
 @click.option(
@@ -77,7 +77,7 @@ def check(ctx: click.Context, file: Path, as_json: bool, no_repo: bool) -> None:
     ctx.exit(2 if problems else 0)
 
 
-@command.command("schema")
+@policy.command("schema")
 def schema() -> None:
     """Print the policy's JSON Schema (for editors: yaml-language-server, VS Code)."""
     click.echo(json.dumps(json_schema(), indent=2))

@@ -13,13 +13,16 @@ from rich.table import Table
 from stablectl.cli.context import fetch_and_check, obj, policy_option
 from stablectl.cli.output import Reporter, console, err_console, print_json
 from stablectl.controller.plan import Engine
-from stablectl.controller.status import collect, write_feed
+from stablectl.controller.status import collect
 from stablectl.errors import StablectlError
 from stablectl.forge import open_forge
 from stablectl.policy import load_policy
 
 
-def _status(ctx: click.Context, policy_file: Path, offline: bool, quiet: bool) -> dict[str, Any]:
+def collect_status(
+    ctx: click.Context, policy_file: Path, offline: bool, quiet: bool
+) -> dict[str, Any]:
+    """status.json's data (shared by `status` and `feed`)."""
     policy = load_policy(policy_file)
     state = obj(ctx).state_dir
     try:
@@ -50,7 +53,7 @@ def _status(ctx: click.Context, policy_file: Path, offline: bool, quiet: bool) -
 @click.option("--json", "as_json", is_flag=True, help="Print status.json (stablectl.status/1).")
 @click.option("--offline", is_flag=True, help="Use the cache as it is; do not fetch.")
 @click.pass_context
-def status_command(ctx: click.Context, policy_file: Path, as_json: bool, offline: bool) -> None:
+def status(ctx: click.Context, policy_file: Path, as_json: bool, offline: bool) -> None:
     """Show each series: pending fixes with their PR and CI state, what is merged but not
     released, releases, and the CVEs fixed and pending.
 
@@ -59,7 +62,7 @@ def status_command(ctx: click.Context, policy_file: Path, as_json: bool, offline
       stablectl status --policy policies/cpython.yaml
       stablectl status --policy policies/cpython.yaml --json | jq '.cves["CVE-2025-0938"]'
     """
-    data = _status(ctx, policy_file, offline, as_json)
+    data = collect_status(ctx, policy_file, offline, as_json)
     if as_json:
         print_json(data)
         return
@@ -87,27 +90,3 @@ def status_command(ctx: click.Context, policy_file: Path, as_json: bool, offline
             cves = f", fixes {', '.join(r['cves'])}" if r["cves"] else ""
             con.print(f"  {escape(r['tag'])} {r['date'] or ''}: {len(r['fixes'])} fixes{cves}")
     con.print(f"CVEs known: {len(data['cves'])}")
-
-
-@click.command("feed")
-@policy_option
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Directory to write (default: STATE/feed).",
-)
-@click.option("--offline", is_flag=True, help="Use the cache as it is; do not fetch.")
-@click.pass_context
-def feed_command(ctx: click.Context, policy_file: Path, out: Path | None, offline: bool) -> None:
-    """Write status.json, feed.atom (releases and security backports) and index.html (the
-    status page with a CVE lookup; no external resources, readable without JavaScript) into
-    a directory ready to publish, e.g. on GitHub Pages.
-
-    \b
-    Examples:
-      stablectl feed --policy policies/cpython.yaml --out site/
-    """
-    data = _status(ctx, policy_file, offline, quiet=True)
-    directory = out or obj(ctx).state_dir / "feed"
-    for path in write_feed(data, directory):
-        console().print(str(path), markup=False)

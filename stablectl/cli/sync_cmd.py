@@ -36,7 +36,7 @@ _STYLE = {
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 @click.option("--offline", is_flag=True, help="Use the cache as it is; do not fetch.")
 @click.pass_context
-def command(
+def sync(
     ctx: click.Context,
     policy_file: Path,
     series: tuple[str, ...],
@@ -74,45 +74,6 @@ def command(
         show(report)
     if in_github_actions():
         write_actions_summary(report)
-    ctx.exit(1 if report.problems else 0)
-
-
-@click.command("release")
-@policy_option
-@click.option(
-    "--series", "series", multiple=True, required=True, help="Series to release (repeatable)."
-)
-@click.option("--dry-run", is_flag=True, help="Show what would happen; change nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
-@click.pass_context
-def release_command(
-    ctx: click.Context, policy_file: Path, series: tuple[str, ...], dry_run: bool, as_json: bool
-) -> None:
-    """Propose a point release now (`/stablectl release SERIES`): a sync that opens the
-    release PR for SERIES if it has unreleased fixes, whatever release.trigger says. The PR is
-    merged, tagged and published by a later sync, once approved and past its review deadline.
-
-    \b
-    Example:
-      stablectl release --policy policies/cpython.yaml --series 3.11.2
-    """
-    policy = load_policy(policy_file)
-    for name in series:
-        policy.get_series(name)
-    state = obj(ctx).state_dir
-    engine = Engine(policy, state)
-    forge = open_forge(policy, state)
-    token = fork_token(policy)
-    try:
-        syncer = Syncer(engine, forge, policy_file=str(policy_file), token=token)
-        syncer.release_requests.update(series)
-        report = syncer.run(dry_run=dry_run)
-    finally:
-        engine.close()
-    if as_json:
-        print_json(report.to_json())
-    else:
-        show(report)
     ctx.exit(1 if report.problems else 0)
 
 

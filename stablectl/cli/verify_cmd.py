@@ -10,8 +10,8 @@ from rich.table import Table
 
 from stablectl.cli.context import fetch_and_check, obj, policy_option
 from stablectl.cli.output import console, print_json
+from stablectl.controller import verify as audit
 from stablectl.controller.plan import Engine
-from stablectl.controller.verify import verify
 from stablectl.policy import load_policy
 
 
@@ -30,7 +30,7 @@ from stablectl.policy import load_policy
 @click.option("--no-record", is_flag=True, help="Do not remember this state as verified.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
-def command(
+def verify(
     ctx: click.Context,
     policy_file: Path,
     series: tuple[str, ...],
@@ -63,7 +63,7 @@ def command(
     try:
         fetch_and_check(engine, policy_file, offline=False)
         wanted = [policy.get_series(n) for n in series] if series else policy.series
-        report = verify(
+        report = audit.verify(
             engine,
             policy,
             wanted,

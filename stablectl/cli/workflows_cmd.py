@@ -9,11 +9,9 @@ import click
 import pygit2
 
 from stablectl.cli.context import obj, policy_option
-from stablectl.cli.output import console, print_json
-from stablectl.controller.init import init_fork
+from stablectl.cli.output import console
 from stablectl.controller.plan import Engine
 from stablectl.controller.workflows import drift, render_workflows
-from stablectl.forge import fork_token, open_forge
 from stablectl.policy import load_policy
 
 
@@ -38,7 +36,7 @@ from stablectl.policy import load_policy
     help="With --check: compare with this checkout instead of the fork.",
 )
 @click.pass_context
-def workflows_command(
+def workflows(
     ctx: click.Context,
     policy_file: Path,
     write_dir: Path | None,
@@ -108,64 +106,3 @@ def _blob(repo: pygit2.Repository, tip: str | None, path: str) -> str | None:
     except KeyError:
         return None
     return bytes(repo[entry.id].read_raw()).decode("utf-8", "replace")
-
-
-@click.command("init")
-@policy_option
-@click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
-@click.pass_context
-def init_command(ctx: click.Context, policy_file: Path, dry_run: bool, as_json: bool) -> None:
-    """Make the fork ready: stable branches at their base tags, the workflows and the policy
-    on the control branch (ci.control_branch), the labels. Running it again changes nothing.
-
-    \b
-    Examples:
-      stablectl init --policy policies/cpython.yaml --dry-run
-      GITHUB_TOKEN=... stablectl init --policy policies/cpython.yaml
-    """
-    policy = load_policy(policy_file)
-    state = obj(ctx).state_dir
-    engine = Engine(policy, state)
-    forge = open_forge(policy, state)
-    token = fork_token(policy)
-    try:
-        engine.fetch()
-        report = init_fork(
-            engine,
-            forge,
-            policy_text=policy_file.read_bytes(),
-            policy_name=policy_file.name,
-            token=token,
-            dry_run=dry_run,
-        )
-    finally:
-        engine.close()
-    if as_json:
-        print_json(
-            {
-                "dry_run": dry_run,
-                "stable_branches_created": report.branches,
-                "control_commit": report.control,
-                "stable_infra": report.stable_infra,
-                "labels_created": report.labels,
-            }
-        )
-        return
-    con = console()
-    verb = "would " if dry_run else ""
-    if not report.changed:
-        con.print("the fork is ready: nothing to do")
-        return
-    for b in report.branches:
-        con.print(f"{verb}create {b} at its base tag", markup=False)
-    if report.control:
-        con.print(
-            f"{verb}commit the workflows and the policy to {policy.ci.control_branch} "
-            f"({report.control[:10]})",
-            markup=False,
-        )
-    for b in report.stable_infra:
-        con.print(f"{verb}add the test workflow to {b} (ci.trigger: app)", markup=False)
-    if report.labels:
-        con.print(f"{verb}create labels: {', '.join(report.labels)}", markup=False)

@@ -14,6 +14,7 @@ from functools import lru_cache
 import jinja2
 
 from stablectl import __version__
+from stablectl.forge.base import CIRequest
 from stablectl.policy import Policy
 from stablectl.templates import make_environment
 
@@ -81,3 +82,9 @@ def drift(rendered: list[Rendered], current: dict[str, str | None]) -> str:
             tofile=f"policy:{r.path}",
         )
     return "".join(out)
+
+
+def ci_request(policy: Policy) -> CIRequest:
+    """How the fork's backport PRs get tested, for `Forge.request_tests`."""
+    ci = policy.ci
+    return CIRequest(ci.trigger, TEST_WORKFLOW, ci.control_branch, ci.status_name)

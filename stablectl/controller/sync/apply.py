@@ -32,9 +32,9 @@ from stablectl.controller.sync.actions import (
 from stablectl.controller.sync.merging import merge_forward
 from stablectl.controller.sync.presentation import closing_comment, own_labels
 from stablectl.controller.sync.publishing import publish, push_tag
-from stablectl.controller.workflows import TEST_WORKFLOW
+from stablectl.controller.workflows import ci_request
 from stablectl.errors import GitError, StablectlError
-from stablectl.forge.base import CIRequest, ConflictError, Forge
+from stablectl.forge.base import ConflictError, Forge
 from stablectl.gitops.push import ForkPusher, RefUpdate
 
 
@@ -68,8 +68,7 @@ class Applier:
         self.pusher = pusher
         self.findings = findings
         self.writes = writes
-        ci = self.policy.ci
-        self.ci = CIRequest(ci.trigger, TEST_WORKFLOW, ci.control_branch, ci.status_name)
+        self.ci = ci_request(self.policy)
 
     def apply(self, actions: list[Action]) -> list[Action]:
         """Apply in order; returns those done. Branch updates go first, all in one `git push`
