@@ -160,7 +160,7 @@ def install_workflows(ex: Example) -> None:
     policy = load_policy_text_for(ex)
     files = {r.path: r.text.encode() for r in render_workflows(policy, "policy.yaml")}
     sig = pygit2.Signature("t", "t@example.org", 1_700_000_000, 0)
-    new = commit_files(repo, None, files, "workflows\n", sig)
+    new = commit_files(repo, None, files=files, message="workflows\n", who=sig)
     assert new is not None
     repo.references.create("refs/heads/main", pygit2.Oid(hex=new), force=True)
 

@@ -166,7 +166,7 @@ def _continue(ctx: click.Context, work: Path) -> None:
     ForkPusher(work / ".git", policy.fork.git, token).push(
         [RefUpdate(f"refs/heads/{st['branch']}", head, current)]
     )
-    pr = _open_resolved(forge, policy, st, head, msg)
+    pr = _open_resolved(forge, policy, st, head=head, msg=msg)
     console().print(f"pushed {head[:10]} to {st['branch']}; PR #{pr.number} {pr.url}", markup=False)
 
 
@@ -184,7 +184,7 @@ def _remote_sha(work: Path, url: str, branch: str) -> str | None:
 
 
 def _open_resolved(
-    forge: Forge, policy: Policy, st: dict[str, Any], head: str, msg: str
+    forge: Forge, policy: Policy, st: dict[str, Any], *, head: str, msg: str
 ) -> PullRequest:
     """The resolved backport as a ready PR; a draft conflict PR for the branch is superseded
     (GitHub's REST API cannot turn a draft into a ready PR)."""

@@ -40,9 +40,9 @@ def collect_status(
                 policy,
                 plan,
                 engine.cache.repo,
-                engine.cache.fork_branch,
-                forge,
-                state / "releases" / policy.project,
+                fork_tip=engine.cache.fork_branch,
+                forge=forge,
+                releases_dir=state / "releases" / policy.project,
             )
     finally:
         engine.close()

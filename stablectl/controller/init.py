@@ -54,6 +54,7 @@ class InitReport:
 def commit_files(
     repo: pygit2.Repository,
     parent: str | None,
+    *,
     files: dict[str, bytes],
     message: str,
     who: pygit2.Signature,
@@ -107,10 +108,10 @@ def init_fork(
     new = commit_files(
         repo,
         old,
-        files,
-        f"stablectl: workflows and policy for the stable mirror\n\n"
+        files=files,
+        message=f"stablectl: workflows and policy for the stable mirror\n\n"
         f"Rendered by stablectl {__version__} from {policy_name}.\n",
-        who,
+        who=who,
     )
     if new is not None:
         updates[f"refs/heads/{control}"] = RefUpdate(f"refs/heads/{control}", new, old)
@@ -121,9 +122,9 @@ def init_fork(
             infra = commit_files(
                 repo,
                 tip,
-                {f"{WORKFLOW_DIR}/{TEST_WORKFLOW}": test.text.encode()},
-                f"stablectl: test workflow for {branch}\n\n{INFRA_TRAILER}\n",
-                who,
+                files={f"{WORKFLOW_DIR}/{TEST_WORKFLOW}": test.text.encode()},
+                message=f"stablectl: test workflow for {branch}\n\n{INFRA_TRAILER}\n",
+                who=who,
             )
             if infra is not None:
                 ref = f"refs/heads/{branch}"

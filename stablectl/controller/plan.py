@@ -32,13 +32,13 @@ from stablectl.policy import Policy, Series
 PLAN_SCHEMA = "stablectl.plan/1"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Attempt:
     source: Source
     result: PickResult
 
 
-@dataclass
+@dataclass(frozen=True)
 class PlannedFix:
     candidate: Candidate
     attempts: list[Attempt] = field(default_factory=list)
@@ -58,7 +58,7 @@ class PlannedFix:
         return FixState(f"new-{self.chosen.result.outcome}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SeriesPlan:
     selection: SeriesSelection
     fixes: list[PlannedFix]
@@ -364,19 +364,20 @@ class Engine:
         pending = [c for c in sel.candidates if c.state == FixState.PENDING]
         done = 0
         for cand in sel.candidates:
-            pf = PlannedFix(cand)
-            fixes.append(pf)
             if cand.state != FixState.PENDING:
+                fixes.append(PlannedFix(cand))
                 continue
             with self.index.batch():
-                pf.attempts, pf.chosen, pf.note = pick_best(picker, cand.sources, tip, self.index)
+                attempts, chosen, note = pick_best(picker, cand.sources, tip, self.index)
+            pf = PlannedFix(cand, attempts=attempts, chosen=chosen, note=note)
+            fixes.append(pf)
             if pf.chosen is not None and pf.chosen.result.outcome == "clean":
                 assert pf.chosen.result.commit is not None
                 tip = pf.chosen.result.commit
             done += 1
             if on_series is not None:
                 on_series(sel.series.name, done, len(pending))
-        return SeriesPlan(sel, fixes, tip)
+        return SeriesPlan(selection=sel, fixes=fixes, final_tip=tip)
 
 
 def pick_best(

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ import pygit2
 from stablectl import __version__
 from stablectl.controller.plan import SeriesPlan
 from stablectl.errors import GitError
-from stablectl.forge.base import Marker, PullRequest
+from stablectl.forge.base import CheckState, Marker, PullRequest
 from stablectl.gitops.archive import Artifact, build_tarballs, sha256sums
 from stablectl.gitops.messages import parse_message
 from stablectl.policy import Policy, Series
@@ -40,7 +41,7 @@ RELEASE_TRAILER = "Stablectl-Release"
 MANIFEST_SCHEMA = "stablectl.release/1"
 
 
-@dataclass
+@dataclass(frozen=True)
 class ShippedFix:
     commit: str  # on the stable branch
     subject: str
@@ -52,7 +53,7 @@ class ShippedFix:
     issues: list[str]
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReleaseCommit:
     version: str
     commit: str
@@ -60,7 +61,7 @@ class ReleaseCommit:
     time: int = 0
 
 
-@dataclass
+@dataclass(frozen=True)
 class SeriesReleases:
     series: Series
     base_sha: str
@@ -125,7 +126,9 @@ def scan_series(repo: pygit2.Repository, sp: SeriesPlan, tip: str) -> SeriesRele
                 issues=list(fix.issues) if fix else list(info.issues),
             )
         )
-    return SeriesReleases(sp.series, base, tip, releases, pending)
+    return SeriesReleases(
+        series=sp.series, base_sha=base, tip=tip, releases=releases, unreleased=pending
+    )
 
 
 # --------------------------------------------------------------------- release PRs
@@ -135,6 +138,7 @@ def release_commit(
     repo: pygit2.Repository,
     policy: Policy,
     series: Series,
+    *,
     tip: str,
     version: str,
     fixes: list[ShippedFix],
@@ -152,6 +156,7 @@ def release_commit(
 def release_pr_body(
     policy: Policy,
     series: Series,
+    *,
     version: str,
     tag: str,
     fixes: list[ShippedFix],
@@ -173,7 +178,7 @@ def release_pr_body(
 # --------------------------------------------------------------------- artifacts
 
 
-@dataclass
+@dataclass(frozen=True)
 class BuiltRelease:
     version: str
     tag: str
@@ -189,7 +194,7 @@ class BuiltRelease:
         return [a.path for a in self.artifacts] + self.extra_files
 
 
-def create_tag(cache_path: Path, policy: Policy, tag: str, commit: str, message: str) -> None:
+def create_tag(cache_path: Path, policy: Policy, *, tag: str, commit: str, message: str) -> None:
     """An annotated tag in the cache (signed when STABLECTL_SIGNING_KEY names a key)."""
     ident = policy.identity
     args = [
@@ -225,19 +230,28 @@ def _commit_date(cache_path: Path, commit: str) -> str:
     return f"{c.commit_time} +0000"
 
 
+@dataclass(frozen=True)
+class ReleaseLinks:
+    """What the release files link to: the forge's PRs and checks, the web pages."""
+
+    prs: list[PullRequest]
+    checks_of: Callable[[str], list[CheckState]]
+    web_fork: str | None
+    web_upstream: str | None
+
+
 def build_release(
     repo: pygit2.Repository,
     policy: Policy,
     sp: SeriesPlan,
     rc: ReleaseCommit,
+    *,
     tag: str,
     tag_sha: str | None,
     out: Path,
-    prs: list[PullRequest],
-    checks_of: Any,
-    web_fork: str | None,
-    web_upstream: str | None,
+    links: ReleaseLinks,
 ) -> BuiltRelease:
+    """Tarballs, SHA256SUMS, manifest.json, RELEASE-NOTES.md and OSV records under OUT/TAG."""
     s = sp.series
     stem = policy.release.tarball.format(project=policy.project, version=rc.version)
     directory = out / tag
@@ -245,34 +259,13 @@ def build_release(
     fixes = _release_fixes(repo, sp, rc)
     merged = {
         (p.marker.original if p.marker else None): p
-        for p in prs
+        for p in links.prs
         if p.state == "merged" and p.marker and p.marker.series == s.name
     }
-    base_tag = s.base
-    fix_json = []
-    for f in fixes:
-        pr = merged.get(f.original)
-        fix_json.append(
-            {
-                "commit": f.commit,
-                "subject": f.subject,
-                "original": f.original,
-                "source": f.source,
-                "security": f.security,
-                "rules": f.rules,
-                "cves": f.cves,
-                "issues": f.issues,
-                "pr": pr.url if pr else None,
-                "checks": [
-                    {"name": c.name, "conclusion": c.conclusion, "url": c.url}
-                    for c in (checks_of(pr.head_sha) if pr else [])
-                ],
-            }
-        )
     previous_tag = (
         tag_of(policy, s, int(rc.version.rsplit(".", 1)[1]) - 1)
         if rc.previous != sp.selection.base_sha
-        else base_tag
+        else s.base
     )
     manifest: dict[str, Any] = {
         "schema": MANIFEST_SCHEMA,
@@ -284,9 +277,9 @@ def build_release(
         "tag_object": tag_sha,
         "commit": rc.commit,
         "branch": s.stable_branch,
-        "base": {"tag": base_tag, "commit": sp.selection.base_sha},
+        "base": {"tag": s.base, "commit": sp.selection.base_sha},
         "previous": {"tag": previous_tag, "commit": rc.previous},
-        "fixes": fix_json,
+        "fixes": [_fix_json(f, merged.get(f.original), links.checks_of) for f in fixes],
         "artifacts": [{"name": a.path.name, "sha256": a.sha256, "size": a.size} for a in artifacts],
     }
     notes = render(
@@ -296,22 +289,69 @@ def build_release(
         version=rc.version,
         tag=tag,
         fixes=fixes,
-        base_tag=base_tag,
+        base_tag=s.base,
         previous_tag=previous_tag,
         artifacts=artifacts,
-        web_upstream=web_upstream,
+        web_upstream=links.web_upstream,
         merged=merged,
     )
+    records = osv_records(policy, s, rc, fixes=fixes, tag=tag, web_fork=links.web_fork)
+    extra = _write_files(
+        directory, artifacts=artifacts, manifest=manifest, notes=notes, records=records
+    )
+    return BuiltRelease(
+        version=rc.version,
+        tag=tag,
+        commit=rc.commit,
+        directory=directory,
+        artifacts=artifacts,
+        notes=notes,
+        manifest=manifest,
+        extra_files=extra,
+    )
+
+
+def _fix_json(
+    f: ShippedFix, pr: PullRequest | None, checks_of: Callable[[str], list[CheckState]]
+) -> dict[str, Any]:
+    """A fix in the manifest, with the PR that reviewed it and the checks on its head."""
+    return {
+        "commit": f.commit,
+        "subject": f.subject,
+        "original": f.original,
+        "source": f.source,
+        "security": f.security,
+        "rules": f.rules,
+        "cves": f.cves,
+        "issues": f.issues,
+        "pr": pr.url if pr else None,
+        "checks": [
+            {"name": c.name, "conclusion": c.conclusion, "url": c.url}
+            for c in (checks_of(pr.head_sha) if pr else [])
+        ],
+    }
+
+
+def _write_files(
+    directory: Path,
+    *,
+    artifacts: list[Artifact],
+    manifest: dict[str, Any],
+    notes: str,
+    records: list[dict[str, Any]],
+) -> list[Path]:
+    """SHA256SUMS, the manifest, the notes and the OSV records; returns the files to publish
+    besides the tarballs."""
     sums = directory / "SHA256SUMS"
     sums.write_text(sha256sums(artifacts))
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     (directory / "RELEASE-NOTES.md").write_text(notes)
     extra = [sums, directory / "manifest.json"]
-    for rec in osv_records(policy, s, rc, fixes, tag, web_fork):
+    for rec in records:
         p = directory / f"osv-{rec['id']}.json"
         p.write_text(json.dumps(rec, indent=2, sort_keys=True) + "\n")
         extra.append(p)
-    return BuiltRelease(rc.version, tag, rc.commit, directory, artifacts, notes, manifest, extra)
+    return extra
 
 
 def _release_fixes(repo: pygit2.Repository, sp: SeriesPlan, rc: ReleaseCommit) -> list[ShippedFix]:
@@ -326,6 +366,7 @@ def osv_records(
     policy: Policy,
     s: Series,
     rc: ReleaseCommit,
+    *,
     fixes: list[ShippedFix],
     tag: str,
     web_fork: str | None,

@@ -13,17 +13,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pygit2
 
 from stablectl import __version__
-from stablectl.controller.plan import Plan, SeriesPlan
-from stablectl.controller.release import iso_time, scan_series, tag_of
+from stablectl.controller.plan import Plan, PlannedFix, SeriesPlan
+from stablectl.controller.release import ReleaseCommit, iso_time, scan_series, tag_of
 from stablectl.controller.selection import FixState
 from stablectl.forge.base import CheckState, Forge, PullRequest
-from stablectl.policy import Policy
+from stablectl.policy import Policy, Series
 from stablectl.templates import render_markup
 
 SCHEMA = "stablectl.status/1"
@@ -52,44 +53,21 @@ def _pr_json(pr: PullRequest | None, forge: Forge | None) -> dict[str, Any] | No
     }
 
 
-def _series(
-    policy: Policy,
-    sp: SeriesPlan,
-    repo: pygit2.Repository,
-    tip: str,
-    prs: dict[tuple[str, str], PullRequest],
-    forge: Forge | None,
-    releases_dir: Path,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Sources:
+    """What each series' status is read from besides its plan."""
+
+    policy: Policy
+    repo: pygit2.Repository
+    prs: dict[tuple[str, str], PullRequest]  # (series, fix key) -> its PR (open first)
+    forge: Forge | None
+    releases_dir: Path
+
+
+def _series(src: _Sources, sp: SeriesPlan, tip: str) -> dict[str, Any]:
     s = sp.series
-    sr = scan_series(repo, sp, tip)
-    releases = []
-    for n, rc in enumerate(sr.releases, 1):
-        tag = tag_of(policy, s, n)
-        manifest_path = releases_dir / tag / "manifest.json"
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-        fixes = [
-            {
-                "subject": f["subject"],
-                "commit": f["commit"],
-                "original": f.get("original"),
-                "security": bool(f.get("security")),
-                "cves": list(f.get("cves") or []),
-                "pr": f.get("pr"),
-            }
-            for f in manifest.get("fixes", [])
-        ]
-        releases.append(
-            {
-                "version": rc.version,
-                "tag": tag,
-                "commit": rc.commit,
-                "date": iso_time(rc.time) if rc.time else None,
-                "fixes": fixes,
-                "cves": sorted({c for f in fixes for c in f["cves"]}),
-                "artifacts": manifest.get("artifacts", []),
-            }
-        )
+    sr = scan_series(src.repo, sp, tip)
+    releases = [_release_json(src, s, n, rc) for n, rc in enumerate(sr.releases, 1)]
     merged: list[dict[str, Any]] = [
         {
             "subject": f.subject,
@@ -100,23 +78,9 @@ def _series(
         }
         for f in sr.unreleased
     ]
-    pending: list[dict[str, Any]] = []
-    for pf in sp.fixes:
-        c = pf.candidate
-        if c.state != FixState.PENDING:
-            continue
-        fix = c.fix
-        pending.append(
-            {
-                "subject": fix.subject,
-                "original": fix.key,
-                "security": fix.security,
-                "cves": list(fix.cves),
-                "rules": sorted({h.rule for h in fix.flags}),
-                "outcome": pf.status,
-                "pr": _pr_json(prs.get((s.name, fix.key)), forge),
-            }
-        )
+    pending = [
+        _pending_json(src, s, pf) for pf in sp.fixes if pf.candidate.state == FixState.PENDING
+    ]
     return {
         "name": s.name,
         "branch": s.stable_branch,
@@ -134,14 +98,54 @@ def _series(
     }
 
 
+def _release_json(src: _Sources, s: Series, n: int, rc: ReleaseCommit) -> dict[str, Any]:
+    """A release as its manifest describes it (the manifest lives where sync built it)."""
+    tag = tag_of(src.policy, s, n)
+    manifest_path = src.releases_dir / tag / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    fixes = [
+        {
+            "subject": f["subject"],
+            "commit": f["commit"],
+            "original": f.get("original"),
+            "security": bool(f.get("security")),
+            "cves": list(f.get("cves") or []),
+            "pr": f.get("pr"),
+        }
+        for f in manifest.get("fixes", [])
+    ]
+    return {
+        "version": rc.version,
+        "tag": tag,
+        "commit": rc.commit,
+        "date": iso_time(rc.time) if rc.time else None,
+        "fixes": fixes,
+        "cves": sorted({c for f in fixes for c in f["cves"]}),
+        "artifacts": manifest.get("artifacts", []),
+    }
+
+
+def _pending_json(src: _Sources, s: Series, pf: PlannedFix) -> dict[str, Any]:
+    fix = pf.candidate.fix
+    return {
+        "subject": fix.subject,
+        "original": fix.key,
+        "security": fix.security,
+        "cves": list(fix.cves),
+        "rules": sorted({h.rule for h in fix.flags}),
+        "outcome": pf.status,
+        "pr": _pr_json(src.prs.get((s.name, fix.key)), src.forge),
+    }
+
+
 def collect(
     policy: Policy,
     plan: Plan,
     repo: pygit2.Repository,
+    *,
     fork_tip: Callable[[str], str | None],
     forge: Forge | None,
     releases_dir: Path,
-    *,
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """The status document (`stablectl.status/1`). `fork_tip(branch)` gives the mirror's tip."""
@@ -153,10 +157,11 @@ def collect(
             # The open PR wins over closed ones for the same fix.
             if key not in prs or pr.state == "open":
                 prs[key] = pr
-    series = []
-    for sp in plan.series:
-        tip = fork_tip(sp.series.stable_branch) or sp.selection.base_sha
-        series.append(_series(policy, sp, repo, tip, prs, forge, releases_dir))
+    src = _Sources(policy=policy, repo=repo, prs=prs, forge=forge, releases_dir=releases_dir)
+    series = [
+        _series(src, sp, fork_tip(sp.series.stable_branch) or sp.selection.base_sha)
+        for sp in plan.series
+    ]
     cves: dict[str, list[dict[str, Any]]] = {}
     for s in series:
         for r in s["releases"]:
@@ -204,16 +209,21 @@ def feed_entries(status: dict[str, Any]) -> list[dict[str, Any]]:
             )
             for f in r["fixes"]:
                 if f["security"]:
-                    entries.append(_backport_entry(status, s, f, r["date"], r["tag"]))
+                    entries.append(_backport_entry(status, s, f, when=r["date"], tag=r["tag"]))
         for f in s["merged_unreleased"]:
             if f["security"]:
-                entries.append(_backport_entry(status, s, f, status["generated"], None))
+                entries.append(_backport_entry(status, s, f, when=status["generated"], tag=None))
     entries.sort(key=lambda e: (e["updated"], e["id"]), reverse=True)
     return entries
 
 
 def _backport_entry(
-    status: dict[str, Any], s: dict[str, Any], f: dict[str, Any], when: str | None, tag: str | None
+    status: dict[str, Any],
+    s: dict[str, Any],
+    f: dict[str, Any],
+    *,
+    when: str | None,
+    tag: str | None,
 ) -> dict[str, Any]:
     cves = f" ({', '.join(f['cves'])})" if f["cves"] else ""
     return {

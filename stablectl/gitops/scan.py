@@ -263,13 +263,14 @@ class CommitIndex:
         def merge(chunks: list[Any]) -> list[str]:
             return [sha for chunk in chunks for sha in chunk]
 
-        return list(self.range_data(key, tip, hide, fold, merge))
+        return list(self.range_data(key, tip, hide, fold=fold, merge=merge))
 
     def range_data(
         self,
         key: str,
         tip: str,
         hide: Iterable[str],
+        *,
         fold: Callable[[int, list[str]], Any],
         merge: Callable[[list[Any]], Any],
     ) -> Any:

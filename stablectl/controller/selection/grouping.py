@@ -56,6 +56,7 @@ PRsByBranch = Sequence[tuple[str | None, Mapping[str, tuple[str, int, int]]]]
 def merged_groups(
     index: CommitIndex,
     uf: UnionFind,
+    *,
     flagged: Mapping[str, list[FlagHit]],
     all_prs: PRsByBranch,
     on_branch: dict[str, str],
@@ -127,4 +128,13 @@ def make_fix(index: CommitIndex, root: str, members: list[str], hits: list[FlagH
     main = pick or (facts[0] if facts else None)
     subject = main.info.subject if main else ""
     original = pick.sha if pick else None
-    return Fix(key, members, original, subject, issues, pr, cves, uniq)
+    return Fix(
+        key=key,
+        members=members,
+        original=original,
+        subject=subject,
+        issues=issues,
+        pr=pr,
+        cves=cves,
+        flags=uniq,
+    )

@@ -61,7 +61,7 @@ class Source:
         return f"{self.kind}{where} {self.sha[:10]}"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Fix:
     key: str  # the original's SHA (or the SHA every trailer of the group points to)
     members: list[str]
@@ -77,7 +77,7 @@ class Fix:
         return any(h.security for h in self.flags)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Candidate:
     """One flagged fix as seen by one series."""
 
@@ -88,7 +88,7 @@ class Candidate:
     order: tuple[int, int] = (0, 0)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SeriesSelection:
     series: Series
     base_sha: str

@@ -75,8 +75,8 @@ class Selector:
             f"summary/{self.fingerprint}/{key}",
             tip,
             hide,
-            self.folder.fold(with_paths),
-            merge_summaries,
+            fold=self.folder.fold(with_paths),
+            merge=merge_summaries,
         )
         return data.copy()
 
@@ -109,13 +109,15 @@ class Selector:
         known = self._known(series, base, tip)
         uf = linked([*(w.summary for w in wins), known.stable, known.pre_base])
         conditions = ForgeConditions(self.policy.flags, self.labeled_prs, self.issues)
-        flagged = self._flagged(series, base, wins, uf, conditions)
+        flagged = self._flagged(series, base, wins=wins, uf=uf, conditions=conditions)
         errors += conditions.missing()
         all_prs = [(w.branch, w.summary["prs"]) for w in wins] + [
             (None, known.stable["prs"]),
             (None, known.pre_base["prs"]),
         ]
-        hits, members, merge = merged_groups(self.index, uf, flagged.hits, all_prs, on_branch)
+        hits, members, merge = merged_groups(
+            self.index, uf, flagged=flagged.hits, all_prs=all_prs, on_branch=on_branch
+        )
         order = dict(flagged.order)
         for root in flagged.hits:
             if root in order:
@@ -128,10 +130,27 @@ class Selector:
             state, reason = fix_state(
                 self.index, fix, known, reverted=reverts(root), on_branch=on_branch
             )
-            sources = rank_sources(self.index, fix, on_branch, wins, self.policy.upstream.main)
-            candidates.append(Candidate(fix, state, reason, sources, order.get(root, (0, 0))))
+            sources = rank_sources(
+                self.index, fix, on_branch=on_branch, windows=wins, main=self.policy.upstream.main
+            )
+            candidates.append(
+                Candidate(
+                    fix=fix,
+                    state=state,
+                    reason=reason,
+                    sources=sources,
+                    order=order.get(root, (0, 0)),
+                )
+            )
         candidates.sort(key=lambda c: c.order)
-        return SeriesSelection(series, base, tip, branch_exists, candidates, errors)
+        return SeriesSelection(
+            series=series,
+            base_sha=base,
+            tip_sha=tip,
+            branch_exists=branch_exists,
+            candidates=candidates,
+            errors=errors,
+        )
 
     def _known(self, series: Series, base: str, tip: str) -> Known:
         """What the stable branch and the base already carry."""
@@ -156,6 +175,7 @@ class Selector:
         self,
         series: Series,
         base: str,
+        *,
         wins: list[Window],
         uf: UnionFind,
         conditions: ForgeConditions,

@@ -13,6 +13,7 @@ from stablectl.gitops.scan import CommitIndex
 def rank_sources(
     index: CommitIndex,
     fix: Fix,
+    *,
     on_branch: Mapping[str, str],
     windows: Sequence[Window],
     main: str,

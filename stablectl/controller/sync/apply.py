@@ -57,6 +57,7 @@ class Applier:
         self,
         engine: Engine,
         forge: Forge,
+        *,
         pusher: ForkPusher,
         findings: Findings,
         writes: WritePoints,
@@ -146,7 +147,9 @@ class Applier:
             f.comment(p.number, p.body)
         elif isinstance(p, ClosePR):
             stable = self.policy.get_series(a.series).stable_branch if a.series else ""
-            body = closing_comment(a.series, p.pr, p.comment_kind, p.comment_detail, stable)
+            body = closing_comment(
+                a.series, p.pr, kind=p.comment_kind, detail=p.comment_detail, branch=stable
+            )
             f.close_pr(p.pr, comment=body)
             if p.branch:
                 self.delete_branch(p.branch)
@@ -157,7 +160,7 @@ class Applier:
         elif isinstance(p, Retest):
             self._retest(p)
         elif isinstance(p, MergePR):
-            notice = merge_forward(self.policy, f, self.cache, a.target, p)
+            notice = merge_forward(self.policy, f, self.cache, target=a.target, m=p)
             if notice:
                 self.findings.notice(notice)
             self.delete_branch(p.branch)
@@ -165,7 +168,7 @@ class Applier:
             push_tag(self.policy, self.cache, self.pusher, p)
             self.writes.wrote()
         elif isinstance(p, PublishRelease):
-            publish(self.policy, f, self.cache, self.releases_dir, p)
+            publish(self.policy, f, self.cache, out_dir=self.releases_dir, p=p)
 
     @property
     def releases_dir(self) -> Path:

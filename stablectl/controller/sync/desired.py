@@ -117,7 +117,7 @@ class DesiredState:
             status, conflicts = "conflict", first_conflicts
         elif overlaps(self.engine.index, source.sha, chain):
             # Earlier pending fixes touch the same files: stacked on them (see stacking.py).
-            st = stack(self.engine.index, ctx.picker, source.sha, ctx.tip, chain)
+            st = stack(self.engine.index, ctx.picker, source=source.sha, tip=ctx.tip, chain=chain)
             if st is None:
                 status, conflicts = "conflict", first_conflicts
             else:
@@ -133,7 +133,9 @@ class DesiredState:
                 else:
                     # Depends on earlier fixes of the chain: stacked on those it shares paths
                     # with (the PR then shows them too; merge them first).
-                    st = stack(self.engine.index, ctx.picker, source.sha, ctx.tip, chain)
+                    st = stack(
+                        self.engine.index, ctx.picker, source=source.sha, tip=ctx.tip, chain=chain
+                    )
                     if st is None:
                         status, conflicts = "conflict", tuple(res.conflicts)
                     else:

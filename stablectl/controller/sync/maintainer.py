@@ -55,7 +55,15 @@ def read_commands(
                     who = ", ".join(policy.maintainers) or "none"
                     out.actions.append(reply(c, "reply-refused", who))
             elif cmd.kind == "backport":
-                _backport(policy, c, cmd, by_number.get(c.number), resolve, done, out)
+                _backport(
+                    policy,
+                    c,
+                    cmd,
+                    pr=by_number.get(c.number),
+                    resolve=resolve,
+                    done=done,
+                    out=out,
+                )
             elif cmd.kind == "release":
                 if not done:
                     _release(policy, c, cmd, out)
@@ -68,6 +76,7 @@ def _backport(
     policy: Policy,
     c: Comment,
     cmd: Command,
+    *,
     pr: PullRequest | None,
     resolve: Callable[[str], str | None],
     done: bool,

@@ -21,6 +21,7 @@ def mergeable(
     policy: Policy,
     forge: Forge,
     plan: Plan,
+    *,
     wanted: Sequence[Wanted],
     mine: Sequence[PullRequest],
     findings: Findings,
@@ -65,7 +66,7 @@ def merge_action(series: str, stable: str, pr: PullRequest, detail: str) -> Acti
 
 
 def merge_forward(
-    policy: Policy, forge: Forge, cache: RepoCache, target: str, m: MergePR
+    policy: Policy, forge: Forge, cache: RepoCache, *, target: str, m: MergePR
 ) -> str | None:
     """Merge through the forge, then check on the fetched fork that the stable branch only
     moved forward (raises GitError otherwise). Returns a notice if the fork shows another tip

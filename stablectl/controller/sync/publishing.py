@@ -26,7 +26,7 @@ def core_assets(policy: Policy, version: str) -> set[str]:
 def push_tag(policy: Policy, cache: RepoCache, pusher: ForkPusher, t: TagRelease) -> None:
     """Create the annotated tag in the cache, push it (create only) and record it as the
     fork's, as the next fetch would see it."""
-    rel.create_tag(cache.path, policy, t.tag, t.commit, t.message)
+    rel.create_tag(cache.path, policy, tag=t.tag, commit=t.commit, message=t.message)
     tag_obj = cache.resolve(f"refs/tags/{t.tag}")
     assert tag_obj is not None
     pusher.push([RefUpdate(f"refs/tags/{t.tag}", tag_obj, None)])
@@ -35,25 +35,28 @@ def push_tag(policy: Policy, cache: RepoCache, pusher: ForkPusher, t: TagRelease
 
 
 def publish(
-    policy: Policy, forge: Forge, cache: RepoCache, out_dir: Path, p: PublishRelease
+    policy: Policy, forge: Forge, cache: RepoCache, *, out_dir: Path, p: PublishRelease
 ) -> int:
     """Build the artifacts and upload those the forge release lacks; returns how many."""
     rc = p.release
     release = forge.get_release(p.tag)
     names = {a.name for a in release.assets} if release else set()
     up = policy.upstream
+    links = rel.ReleaseLinks(
+        prs=forge.list_prs("all"),
+        checks_of=forge.checks,
+        web_fork=forge.web_url(),
+        web_upstream=up.web_url or (f"https://github.com/{up.forge}" if up.forge else None),
+    )
     built = rel.build_release(
         cache.repo,
         policy,
         p.series_plan,
         rc,
-        p.tag,
-        cache.resolve(f"refs/fork-tags/{p.tag}"),
-        out_dir,
-        forge.list_prs("all"),
-        forge.checks,
-        forge.web_url(),
-        up.web_url or (f"https://github.com/{up.forge}" if up.forge else None),
+        tag=p.tag,
+        tag_sha=cache.resolve(f"refs/fork-tags/{p.tag}"),
+        out=out_dir,
+        links=links,
     )
     # The core files go last: a run that stops half-way is finished by the next one, which
     # looks only for them.

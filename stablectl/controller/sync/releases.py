@@ -175,7 +175,7 @@ class ReleaseRound:
             return out
         version = rel.version_of(p, s, sr.next_n)
         tag = rel.tag_of(p, s, sr.next_n)
-        head = rel.release_commit(repo, p, s, tip, version, sr.unreleased)
+        head = rel.release_commit(repo, p, s, tip=tip, version=version, fixes=sr.unreleased)
         if rpr is not None and rpr.head_sha == head:
             return out
         deadline = (self.now() + dt.timedelta(hours=p.release.review_hours)).replace(microsecond=0)
@@ -190,7 +190,9 @@ class ReleaseRound:
                 "deadline": deadline.isoformat(),
             },
         )
-        body = rel.release_pr_body(p, s, version, tag, sr.unreleased, deadline, marker)
+        body = rel.release_pr_body(
+            p, s, version=version, tag=tag, fixes=sr.unreleased, deadline=deadline, marker=marker
+        )
         title = f"[{s.stable_branch}] Release {version}"
         out.append(
             Action(
@@ -204,7 +206,15 @@ class ReleaseRound:
             update = UpdatePR(rpr.number, title, body)
             out.append(Action(s.name, f"#{rpr.number}", f"release {version}: new fixes", update))
         else:
-            open_ = OpenPR(branch, s.stable_branch, title, body, False, ("release",), None)
+            open_ = OpenPR(
+                head=branch,
+                base=s.stable_branch,
+                title=title,
+                body=body,
+                draft=False,
+                labels=("release",),
+                test_sha=None,
+            )
             out.append(Action(s.name, branch, title, open_))
         return out
 

@@ -77,7 +77,9 @@ class Syncer:
         # sync runs from (that would rewrite every conflict PR).
         self.presenter = Presenter(engine, os.path.basename(policy_file))
         self.desired = DesiredState(engine, self.presenter, self.findings)
-        self.applier = Applier(engine, forge, self.pusher, self.findings, self.writes)
+        self.applier = Applier(
+            engine, forge, pusher=self.pusher, findings=self.findings, writes=self.writes
+        )
         self.release_requests: set[str] = set()  # series asked to release now (manual)
 
     def run(
@@ -101,12 +103,16 @@ class Syncer:
             self.engine, self.forge, self.findings, now=self.now, requested=self.release_requests
         )
         if dry_run:
-            actions += mergeable(self.policy, self.forge, plan, wanted, mine, self.findings)
+            actions += mergeable(
+                self.policy, self.forge, plan, wanted=wanted, mine=mine, findings=self.findings
+            )
             actions += rounds.run(plan, prs, None)
         else:
             applied = self.applier.apply(actions)
             # Decided after this run's own actions (a retest has just made checks pending).
-            merges = mergeable(self.policy, self.forge, plan, wanted, mine, self.findings)
+            merges = mergeable(
+                self.policy, self.forge, plan, wanted=wanted, mine=mine, findings=self.findings
+            )
             applied += self.applier.apply(merges)
             actions += merges
             done = rounds.run(plan, prs, self.applier.apply)
@@ -192,9 +198,9 @@ class Syncer:
                 self.policy,
                 plan,
                 self.engine.cache.repo,
-                self.engine.cache.fork_branch,
-                self.forge,
-                self.engine.state_dir / "releases" / self.policy.project,
+                fork_tip=self.engine.cache.fork_branch,
+                forge=self.forge,
+                releases_dir=self.engine.state_dir / "releases" / self.policy.project,
             )
             write_feed(data, out)
             self.findings.notice(f"feed refreshed in {out}")

@@ -44,7 +44,7 @@ def overlaps(index: CommitIndex, source: str, chain: list[Link]) -> bool:
 
 
 def stack(
-    index: CommitIndex, picker: Picker, source: str, tip: str, chain: list[Link]
+    index: CommitIndex, picker: Picker, *, source: str, tip: str, chain: list[Link]
 ) -> Stacked | None:
     """Pick `source` onto the earlier fixes it overlaps (and those they overlap), picked in
     order onto `tip`; None if it overlaps none or one of the picks does not apply."""

@@ -110,7 +110,14 @@ def applier(tmp_path: Path, forge: RecordingForge) -> tuple[Applier, Findings]:
     )
     engine = SimpleNamespace(policy=policy, cache=cache, state_dir=tmp_path)
     findings = Findings()
-    return Applier(engine, forge, None, findings, WritePoints()), findings  # type: ignore[arg-type]
+    applier = Applier(
+        engine,  # type: ignore[arg-type]
+        forge,  # type: ignore[arg-type]
+        pusher=None,  # type: ignore[arg-type]
+        findings=findings,
+        writes=WritePoints(),
+    )
+    return applier, findings
 
 
 def act(payload: Any, series: str = "3.11.2") -> Action:
