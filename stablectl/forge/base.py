@@ -1,7 +1,7 @@
 """The forge seam: types, the `Forge` protocol, errors and the PR marker.
 
 The controller only ever sees these types; `github.py` and `local.py` implement the protocol
-and pass the same contract suite (tests/test_forge_contract.py).
+and pass the same contract suite (tests/forge/test_forge_contract.py).
 """
 
 from __future__ import annotations

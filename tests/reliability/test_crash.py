@@ -3,8 +3,8 @@
 uninterrupted run: the same PRs and refs, no duplicate, no stray branch, and a quiet run
 after. Scenarios here: the run that merges approved backports and re-proposes the release PR
 (both forges), and the run that tags and publishes a release (GitHub; the local forge's is in
-tests/test_release.py); GitHub's are slow: on demand (STABLECTL_SLOW=1). The first sync (both
-forges) is in tests/test_sync.py."""
+tests/controller/sync/test_release.py); GitHub's are slow: on demand (STABLECTL_SLOW=1). The
+first sync (both forges) is in tests/controller/sync/test_sync.py."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from pathlib import Path
 import pygit2
 import pytest
 
+from tests.controller.sync.test_release import approve_backports
+from tests.controller.sync.test_sync import SyncEnv, make_env
 from tests.ghserver.server import FakeGitHub
-from tests.test_release import approve_backports
-from tests.test_sync import SyncEnv, make_env
 
 
 def picture(e: SyncEnv) -> tuple[object, ...]:
@@ -77,7 +77,7 @@ def test_crash_in_the_merge_round_github(tmp_path: Path, fake_github: FakeGitHub
 def release_run(kind: str, fake: FakeGitHub | None) -> Callable[[Path], SyncEnv]:
     """The run that merges the approved release PR, tags, creates the release and uploads
     its assets."""
-    from tests.test_release import release_pr
+    from tests.controller.sync.test_release import release_pr
 
     def make(root: Path) -> SyncEnv:
         e = make_env(kind, root, fake, series="3.11.2", releases=True)

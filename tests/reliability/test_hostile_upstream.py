@@ -1,7 +1,7 @@
 """Odd or hostile upstream content has a defined outcome (and never a traceback): a forged
 `(cherry picked from commit …)` naming nothing, huge diffs, binary files, submodule bumps,
 rename/delete conflicts, non-UTF-8 messages, CRLF files. Rewritten branches, moved tags and
-missing objects: tests/test_plan.py (refused with a clear error; a per-commit error)."""
+missing objects: tests/controller/test_plan.py (refused with a clear error; a per-commit error)."""
 
 from __future__ import annotations
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+from tests.controller.sync.test_release import approve_backports, release_pr
+from tests.controller.sync.test_sync import make_env
 from tests.forges import BOT
 from tests.ghserver.server import FakeGitHub
-from tests.test_release import approve_backports, release_pr
-from tests.test_sync import make_env
 
 
 def test_a_canary_token_appears_nowhere(tmp_path: Path, fake_github: FakeGitHub) -> None:

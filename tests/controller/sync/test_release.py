@@ -17,8 +17,8 @@ import pytest
 
 from stablectl.forge.local import LocalForge
 from stablectl.gitops.archive import build_tarballs, tar_bytes
+from tests.controller.sync.test_sync import SyncEnv, make_env
 from tests.helpers import run_cli
-from tests.test_sync import SyncEnv, make_env
 
 
 @pytest.fixture(params=["local", "github"])

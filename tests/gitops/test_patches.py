@@ -10,8 +10,8 @@ import pytest
 
 from stablectl.gitops.patches import parse_patch, read_queue
 from stablectl.testing.history import Example
+from tests.controller.sync.test_sync import make_env
 from tests.helpers import run_cli
-from tests.test_sync import make_env
 
 
 def format_patches(ex: Example, out: Path, *shas: str) -> list[Path]:

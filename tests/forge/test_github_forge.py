@@ -269,7 +269,7 @@ def time_ago():  # type: ignore[no-untyped-def]
 def test_api_costs_match_the_documentation(gh: GitHubHarness) -> None:
     measured = measure_costs(gh)
     assert measured == COSTS
-    doc = (Path(__file__).parents[1] / "docs" / "forge.md").read_text()
+    doc = (Path(__file__).parents[2] / "docs" / "forge.md").read_text()
     for name, n in COSTS.items():
         assert re.search(rf"\| `{re.escape(name)}` \|[^|\n]*\| {n} \|", doc), name
 

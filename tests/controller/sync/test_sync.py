@@ -192,7 +192,7 @@ def make_env(
         end = text.index("flags:")
         text = text[:start] + text[end:]
     if not releases:
-        # Backport scenarios: releases only on request (tests/test_release.py covers them).
+        # Backport scenarios: releases only on request (test_release.py covers them).
         assert text.rstrip().endswith("review_hours: 0")
         text += "  trigger: manual\n"
     p = root / "policy.yaml"

