@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +77,43 @@ def backport(
     if not sha or not series or policy_file is None:
         raise UsageError("give SHA, --series and --policy (or --continue in a prepared tree)")
     policy = load_policy(policy_file)
-    s = policy.get_series(series)
     state = obj(ctx).state_dir
+    target = _resolve(policy, state, series, sha, offline=offline)
+    work = (directory or Path.cwd() / f"stablectl-{series}-{target.sha[:7]}").resolve()
+    if work.exists() and any(work.iterdir()):
+        raise UsageError(f"{work} exists and is not empty")
+    branch = branch_name(series, target.key)
+    _git(Path.cwd(), "clone", "-q", "--no-checkout", str(target.cache), str(work))
+    _git(work, "checkout", "-q", "-b", branch, target.tip)
+    _git(work, "config", "user.name", policy.identity.name)
+    _git(work, "config", "user.email", policy.identity.email)
+    pick = _git(work, "cherry-pick", "-x", target.sha, check=False)
+    (work / ".git" / STATE_FILE).write_text(
+        json.dumps(
+            {
+                "policy": str(policy_file.resolve()),
+                "series": series,
+                "sha": target.sha,
+                "key": target.key,
+                "branch": branch,
+                "onto": target.tip,
+                "state_dir": str(state.resolve()),
+            }
+        )
+    )
+    _report(work, target, policy.get_series(series).stable_branch, clean=pick.returncode == 0)
+
+
+@dataclass(frozen=True)
+class _Target:
+    sha: str  # the upstream commit, in full
+    key: str  # the fix it belongs to (what its trailer names, else itself)
+    tip: str  # the stable branch's tip on the fork
+    cache: Path  # the upstream cache to clone from
+
+
+def _resolve(policy: Policy, state: Path, series: str, sha: str, *, offline: bool) -> _Target:
+    s = policy.get_series(series)
     engine = Engine(policy, state)
     try:
         if not offline:
@@ -94,41 +130,23 @@ def backport(
             raise UsageError(f"the fork has no branch {s.stable_branch}; run `stablectl sync`")
         facts = engine.index.facts(full)
         key = facts.info.cherry_picked_from[0] if facts and facts.info.cherry_picked_from else full
+        return _Target(full, key, tip, engine.cache.path)
     finally:
         engine.close()
-    work = (directory or Path.cwd() / f"stablectl-{series}-{full[:7]}").resolve()
-    if work.exists() and any(work.iterdir()):
-        raise UsageError(f"{work} exists and is not empty")
-    branch = branch_name(series, key)
-    _git(Path.cwd(), "clone", "-q", "--no-checkout", str(engine.cache.path), str(work))
-    _git(work, "checkout", "-q", "-b", branch, tip)
-    _git(work, "config", "user.name", policy.identity.name)
-    _git(work, "config", "user.email", policy.identity.email)
-    pick = _git(work, "cherry-pick", "-x", full, check=False)
-    (work / ".git" / STATE_FILE).write_text(
-        json.dumps(
-            {
-                "policy": str(policy_file.resolve()),
-                "series": series,
-                "sha": full,
-                "key": key,
-                "branch": branch,
-                "onto": tip,
-                "state_dir": str(state.resolve()),
-            }
-        )
-    )
+
+
+def _report(work: Path, target: _Target, stable_branch: str, *, clean: bool) -> None:
     con = console()
-    if pick.returncode == 0:
+    if clean:
         con.print(
-            f"{full[:10]} applies cleanly onto {s.stable_branch}; review it in {work}, "
+            f"{target.sha[:10]} applies cleanly onto {stable_branch}; review it in {work}, "
             "then `stablectl backport --continue` there to push it.",
             markup=False,
         )
         return
     conflicted = _git(work, "diff", "--name-only", "--diff-filter=U").stdout.split()
     con.print(
-        f"Prepared {work}: {full[:10]} onto {s.stable_branch} {tip[:10]} conflicts in:",
+        f"Prepared {work}: {target.sha[:10]} onto {stable_branch} {target.tip[:10]} conflicts in:",
         markup=False,
     )
     for p in conflicted:

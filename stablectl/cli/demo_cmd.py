@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +16,11 @@ from stablectl.cli.output import console, print_json
 from stablectl.controller.plan import Engine
 from stablectl.controller.sync import Syncer, SyncReport
 from stablectl.forge import open_forge
+from stablectl.forge.base import PullRequest
 from stablectl.forge.local import LocalForge
 from stablectl.forge.localci import needs_run, report, run_ci
-from stablectl.policy import load_policy
-from stablectl.testing.history import build_example
+from stablectl.policy import Policy, load_policy
+from stablectl.testing.history import Example, build_example
 
 MAINTAINER = "maint"
 
@@ -47,57 +50,114 @@ def demo(directory: Path | None, as_json: bool) -> None:
     root.mkdir(parents=True, exist_ok=True)
     if any(root.iterdir()):
         raise click.UsageError(f"{root} is not empty; give an empty or new --dir")
-    con = console()
     example = build_example(root)
     policy_path = root / "policy.yaml"
     policy_path.write_text(example.policy_yaml())
-    state = root / "state"
+    run = _cycle(policy_path, root / "state")
+    if as_json:
+        print_json(run.to_json(root))
+        return
+    _show(run, root)
+    _where(run, example, policy_path)
+
+
+@dataclass
+class DemoRun:
+    """What the demo did: its steps (as `--json` prints them), the sync reports, the PRs and
+    the releases published."""
+
+    forge: LocalForge
+    policy: Policy
+    state: Path
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    reports: list[SyncReport] = field(default_factory=list)
+    ci: list[dict[str, Any]] = field(default_factory=list)
+    approved: list[int] = field(default_factory=list)
+    release_prs: list[int] = field(default_factory=list)
+    prs: list[PullRequest] = field(default_factory=list)
+    releases: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self, root: Path) -> dict[str, Any]:
+        return {
+            "root": str(root),
+            "steps": self.steps,
+            "releases": self.releases,
+            "prs": [
+                {
+                    "number": p.number,
+                    "title": p.title,
+                    "state": p.state,
+                    "draft": p.draft,
+                    "series": p.marker.series if p.marker else None,
+                }
+                for p in self.prs
+            ],
+        }
+
+
+def _cycle(policy_path: Path, state: Path) -> DemoRun:
+    """sync, local CI, approve, sync (merge, propose releases), approve the release PRs,
+    sync (tag and publish), sync (nothing left to do)."""
     policy = load_policy(policy_path)
     forge = open_forge(policy, state)
     assert isinstance(forge, LocalForge)
+    run = DemoRun(forge, policy, state)
     engine = Engine(policy, state, committer_time=1_700_000_000)
-    steps: list[dict[str, Any]] = []
+
+    def sync() -> None:
+        report = Syncer(engine, forge, policy_file=str(policy_path)).run()
+        run.reports.append(report)
+        run.steps.append({"step": "sync", "report": _brief(report)})
+
     try:
-        first = Syncer(engine, forge, policy_file=str(policy_path)).run()
-        steps.append({"step": "sync", "report": _brief(first)})
-        ci = []
-        assert policy.checks.test_command
-        for pr in forge.list_prs():
-            if not pr.draft and needs_run(forge, pr):
-                res = run_ci(forge, policy.checks.test_command, state / "ci-logs", pr, timeout=300)
-                report(forge, pr, res, policy.label("tests-failed"))
-                ci.append({"pr": pr.number, "conclusion": res.conclusion, "log": str(res.log)})
-        steps.append({"step": "ci", "runs": ci})
-        approved = []
-        for pr in forge.list_prs():
-            # Backports only: the release PR follows the merges (it is re-proposed with them).
-            kind = pr.marker.kind if pr.marker else ""
-            if kind == "backport" and not pr.draft and pr.author.lower() != MAINTAINER:
-                forge.review(pr.number, MAINTAINER, "APPROVED")
-                approved.append(pr.number)
-        steps.append({"step": "approve", "as": MAINTAINER, "prs": approved})
-        second = Syncer(engine, forge, policy_file=str(policy_path)).run()
-        steps.append({"step": "sync", "report": _brief(second)})
-        release_prs = []
-        for pr in forge.list_prs():
-            if pr.state == "open" and pr.marker is not None and pr.marker.kind == "release":
-                forge.review(pr.number, MAINTAINER, "APPROVED")
-                release_prs.append(pr.number)
-        steps.append({"step": "approve-release", "as": MAINTAINER, "prs": release_prs})
-        syncer = Syncer(engine, forge, policy_file=str(policy_path))
-        third = syncer.run()
-        steps.append({"step": "sync", "report": _brief(third)})
-        fourth = Syncer(engine, forge, policy_file=str(policy_path)).run()
-        steps.append({"step": "sync", "report": _brief(fourth)})
+        sync()
+        run.ci = _run_ci(run)
+        run.steps.append({"step": "ci", "runs": run.ci})
+        # Backports only: the release PR follows the merges (it is re-proposed with them).
+        run.approved = _approve(forge, "backport", lambda pr: not pr.draft)
+        run.steps.append({"step": "approve", "as": MAINTAINER, "prs": run.approved})
+        sync()
+        run.release_prs = _approve(forge, "release", lambda pr: pr.state == "open")
+        run.steps.append({"step": "approve-release", "as": MAINTAINER, "prs": run.release_prs})
+        sync()
+        sync()
     finally:
         engine.close()
-    prs = forge.list_prs("all")
-    releases: list[dict[str, Any]] = []
-    for tag in sorted({a.target for a in third.applied if a.kind == "tag"}):
-        published = forge.get_release(tag)
-        d = state / "releases" / policy.project / tag
+    run.prs = forge.list_prs("all")
+    run.releases = _published(run, run.reports[2])
+    return run
+
+
+def _run_ci(run: DemoRun) -> list[dict[str, Any]]:
+    command = run.policy.checks.test_command
+    assert command
+    out = []
+    for pr in run.forge.list_prs():
+        if not pr.draft and needs_run(run.forge, pr):
+            res = run_ci(run.forge, command, run.state / "ci-logs", pr, timeout=300)
+            report(run.forge, pr, res, run.policy.label("tests-failed"))
+            out.append({"pr": pr.number, "conclusion": res.conclusion, "log": str(res.log)})
+    return out
+
+
+def _approve(forge: LocalForge, kind: str, which: Callable[[PullRequest], bool]) -> list[int]:
+    """Approve stablectl's open PRs of `kind` as the demo maintainer."""
+    out = []
+    for pr in forge.list_prs():
+        mine = pr.marker is not None and pr.marker.kind == kind
+        if mine and which(pr) and pr.author.lower() != MAINTAINER:
+            forge.review(pr.number, MAINTAINER, "APPROVED")
+            out.append(pr.number)
+    return out
+
+
+def _published(run: DemoRun, report: SyncReport) -> list[dict[str, Any]]:
+    out = []
+    for tag in sorted({a.target for a in report.applied if a.kind == "tag"}):
+        published = run.forge.get_release(tag)
+        d = run.state / "releases" / run.policy.project / tag
         if published is not None and (d / "SHA256SUMS").exists():
-            releases.append(
+            out.append(
                 {
                     "tag": tag,
                     "assets": [a.name for a in published.assets],
@@ -105,25 +165,13 @@ def demo(directory: Path | None, as_json: bool) -> None:
                     "sha256sums": (d / "SHA256SUMS").read_text(),
                 }
             )
-    if as_json:
-        print_json(
-            {
-                "root": str(root),
-                "steps": steps,
-                "releases": releases,
-                "prs": [
-                    {
-                        "number": p.number,
-                        "title": p.title,
-                        "state": p.state,
-                        "draft": p.draft,
-                        "series": p.marker.series if p.marker else None,
-                    }
-                    for p in prs
-                ],
-            }
-        )
-        return
+    return out
+
+
+def _show(run: DemoRun, root: Path) -> None:
+    con = console()
+    first, second, third, fourth = run.reports
+    ci = run.ci
     con.print(f"[bold]stablectl demo[/bold] in {escape(str(root))}\n")
     con.print(f"1. [bold]sync[/bold]: {_counts(first)}")
     con.print(
@@ -132,40 +180,42 @@ def demo(directory: Path | None, as_json: bool) -> None:
         f"{sum(1 for r in ci if r['conclusion'] != 'success')} failed "
         "(the draft conflict PR carries conflict markers)"
     )
-    con.print(
-        f"3. [bold]approve[/bold] as {MAINTAINER}: PRs " + ", ".join(f"#{n}" for n in approved)
-    )
+    approved = ", ".join(f"#{n}" for n in run.approved)
+    con.print(f"3. [bold]approve[/bold] as {MAINTAINER}: PRs {approved}")
     con.print(f"4. [bold]sync[/bold]: {_counts(second)}")
-    con.print(
-        f"5. [bold]approve[/bold] the release PRs as {MAINTAINER}: "
-        + ", ".join(f"#{n}" for n in release_prs)
-    )
+    releases = ", ".join(f"#{n}" for n in run.release_prs)
+    con.print(f"5. [bold]approve[/bold] the release PRs as {MAINTAINER}: {releases}")
     con.print(f"6. [bold]sync[/bold]: {_counts(third)}")
     con.print(f"7. [bold]sync[/bold] again: {_counts(fourth)}\n")
-    table = Table(show_edge=False, pad_edge=False)
-    for col in ("#", "series", "state", "title"):
-        table.add_column(col, no_wrap=col != "title")
-    for p in prs:
-        state_text = {
-            "merged": "[green]merged[/green]",
-            "open": "open",
-            "closed": "[dim]closed[/dim]",
-        }[p.state]
-        if p.draft and p.state == "open":
-            state_text = "[red]draft: conflict[/red]"
-        table.add_row(
-            str(p.number), p.marker.series if p.marker else "", state_text, escape(p.title)
-        )
-    con.print(table)
-    for r in releases:
+    con.print(_pr_table(run.prs))
+    for r in run.releases:
         con.print(f"\n[bold]Released {r['tag']}[/bold] in {escape(str(r['directory']))}")
         for line in str(r["sha256sums"]).splitlines():
             digest, name = line.split("  ", 1)
             con.print(f"  {name}  sha256 {digest}", markup=False)
-    if releases:
+    if run.releases:
         con.print("  check: cd DIR && sha256sum -c SHA256SUMS; manifest.json lists every fix")
+
+
+def _pr_table(prs: list[PullRequest]) -> Table:
+    table = Table(show_edge=False, pad_edge=False)
+    for col in ("#", "series", "state", "title"):
+        table.add_column(col, no_wrap=col != "title")
+    styled = {"merged": "[green]merged[/green]", "open": "open", "closed": "[dim]closed[/dim]"}
+    for p in prs:
+        state_text = styled[p.state]
+        if p.draft and p.state == "open":
+            state_text = "[red]draft: conflict[/red]"
+        series = p.marker.series if p.marker else ""
+        table.add_row(str(p.number), series, state_text, escape(p.title))
+    return table
+
+
+def _where(run: DemoRun, example: Example, policy_path: Path) -> None:
+    con = console()
+    state = run.state
     s = f"stablectl --state-dir {state}"
-    conflict = next((p for p in prs if p.draft and p.state == "open"), None)
+    conflict = next((p for p in run.prs if p.draft and p.state == "open"), None)
     con.print("\nWhere to look:")
     con.print(f"  upstream repository  {example.upstream}", markup=False)
     con.print(f"  fork (stable branches) {example.fork}", markup=False)
