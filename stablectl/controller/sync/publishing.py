@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pygit2
 
-from stablectl.controller import release as rel
+from stablectl.controller import artifacts
 from stablectl.controller.sync.actions import PublishRelease, TagRelease
 from stablectl.forge.base import Forge
 from stablectl.gitops.cache import RepoCache
@@ -26,7 +26,7 @@ def core_assets(policy: Policy, version: str) -> set[str]:
 def push_tag(policy: Policy, cache: RepoCache, pusher: ForkPusher, t: TagRelease) -> None:
     """Create the annotated tag in the cache, push it (create only) and record it as the
     fork's, as the next fetch would see it."""
-    rel.create_tag(cache.path, policy, tag=t.tag, commit=t.commit, message=t.message)
+    artifacts.create_tag(cache.path, policy, tag=t.tag, commit=t.commit, message=t.message)
     tag_obj = cache.resolve(f"refs/tags/{t.tag}")
     assert tag_obj is not None
     pusher.push([RefUpdate(f"refs/tags/{t.tag}", tag_obj, None)])
@@ -42,13 +42,13 @@ def publish(
     release = forge.get_release(p.tag)
     names = {a.name for a in release.assets} if release else set()
     up = policy.upstream
-    links = rel.ReleaseLinks(
+    links = artifacts.ReleaseLinks(
         prs=forge.list_prs("all"),
         checks_of=forge.checks,
         web_fork=forge.web_url(),
         web_upstream=up.web_url or (f"https://github.com/{up.forge}" if up.forge else None),
     )
-    built = rel.build_release(
+    built = artifacts.build_release(
         cache.repo,
         policy,
         p.series_plan,
