@@ -384,6 +384,24 @@ class Commands(_Model):
     )
 
 
+class Applicability(_Model):
+    """Which conflicting fixes do not concern a line (docs/engine.md, Applicability)."""
+
+    skip: bool = Field(
+        default=True,
+        description="Open no PR for a not-applicable fix (it is listed in `plan`, `status` and "
+        "the feed with its reason; `/stablectl backport SHA` still opens one). False: a draft "
+        "conflict PR as for any conflict.",
+    )
+    main_only_days: int = Field(
+        default=30,
+        ge=1,
+        description="A conflicting fix only on `main` is not applicable when the series' own "
+        "maintenance branch took backports of fixes made this many days (or more) after it, "
+        "but not of it.",
+    )
+
+
 class Release(_Model):
     tag: str = Field(
         default="v{series}.{n}",
@@ -451,6 +469,10 @@ class Policy(_Model):
     ci: CI = Field(default_factory=CI, description="The fork's GitHub Actions workflows.")
     commands: Commands = Field(
         default_factory=Commands, description="Maintainer commands in forge comments."
+    )
+    applicability: Applicability = Field(
+        default_factory=Applicability,
+        description="Conflicting fixes that do not concern a line: listed, not opened as PRs.",
     )
     labels: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_LABELS),

@@ -25,6 +25,7 @@ _STYLE = {
     FixState.IN_BASE: "dim",
     FixState.REVERTED: "yellow",
     FixState.EXCLUDED: "yellow",
+    FixState.NOT_APPLICABLE: "magenta",
 }
 
 
@@ -95,7 +96,9 @@ def _detail(pf: PlannedFix) -> str:
         parts.append(pf.candidate.reason)
     if pf.note:
         parts.append(pf.note)
-    if pf.status == FixState.NEW_CONFLICT and pf.attempts:
+    if pf.not_applicable:
+        parts.append(f"not applicable: {pf.not_applicable}")
+    if pf.status in (FixState.NEW_CONFLICT, FixState.NOT_APPLICABLE) and pf.attempts:
         parts.append(
             "conflicts: "
             + ", ".join(

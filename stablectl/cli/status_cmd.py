@@ -86,6 +86,11 @@ def status(ctx: click.Context, policy_file: Path, as_json: bool, offline: bool) 
             con.print(t)
         for f in s["merged_unreleased"]:
             con.print(f"  merged, unreleased: {escape(f['subject'])}")
+        for f in s["not_applicable"]:
+            con.print(
+                f"  not applicable to {escape(s['name'])}: {escape(f['subject'])}: "
+                f"{escape(f['reason'])}"
+            )
         for r in s["releases"][-3:]:
             cves = f", fixes {', '.join(r['cves'])}" if r["cves"] else ""
             con.print(f"  {escape(r['tag'])} {r['date'] or ''}: {len(r['fixes'])} fixes{cves}")

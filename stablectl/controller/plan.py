@@ -14,6 +14,7 @@ import pygit2
 
 from stablectl import __version__
 from stablectl.controller.advisories import AdvisoryIndex, load_advisories
+from stablectl.controller.applicability import not_applicable
 from stablectl.controller.issues import IssueCache
 from stablectl.controller.selection import (
     Candidate,
@@ -44,6 +45,7 @@ class PlannedFix:
     attempts: list[Attempt] = field(default_factory=list)
     chosen: Attempt | None = None
     note: str = ""
+    not_applicable: str = ""  # why the fix does not concern the line (see applicability.py)
 
     @property
     def status(self) -> FixState:
@@ -52,6 +54,8 @@ class PlannedFix:
         c = self.candidate
         if c.state != FixState.PENDING:
             return c.state
+        if self.not_applicable:
+            return FixState.NOT_APPLICABLE
         if self.chosen is None:
             conflicted = any(a.result.outcome == "conflict" for a in self.attempts)
             return FixState.NEW_CONFLICT if conflicted else FixState.NEW_ERROR
@@ -126,6 +130,7 @@ def _fix_json(pf: PlannedFix) -> dict[str, Any]:
         "status": pf.status,
         "reason": c.reason,
         "note": pf.note,
+        "not_applicable": pf.not_applicable or None,
         "source": None
         if chosen is None
         else {
@@ -369,7 +374,19 @@ class Engine:
                 continue
             with self.index.batch():
                 attempts, chosen, note = pick_best(picker, cand.sources, tip, self.index)
-            pf = PlannedFix(cand, attempts=attempts, chosen=chosen, note=note)
+            why = ""
+            if chosen is None and attempts and self.policy.applicability.skip:
+                why = not_applicable(
+                    self.cache.repo,
+                    self.index,
+                    sel.series,
+                    sources=cand.sources,
+                    conflicts=attempts[0].result.conflicts,
+                    tip=tip,
+                    own_backports=sel.own_backports,
+                    main_only_days=self.policy.applicability.main_only_days,
+                )
+            pf = PlannedFix(cand, attempts=attempts, chosen=chosen, note=note, not_applicable=why)
             fixes.append(pf)
             if pf.chosen is not None and pf.chosen.result.outcome == "clean":
                 assert pf.chosen.result.commit is not None

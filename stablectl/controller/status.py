@@ -79,7 +79,22 @@ def _series(src: _Sources, sp: SeriesPlan, tip: str) -> dict[str, Any]:
         for f in sr.unreleased
     ]
     pending = [
-        _pending_json(src, s, pf) for pf in sp.fixes if pf.candidate.state == FixState.PENDING
+        _pending_json(src, s, pf)
+        for pf in sp.fixes
+        if pf.candidate.state == FixState.PENDING and pf.status != FixState.NOT_APPLICABLE
+    ]
+    # Never dropped quietly: what does not concern the line is listed, with why.
+    not_applicable: list[dict[str, Any]] = [
+        {
+            "subject": pf.candidate.fix.subject,
+            "original": pf.candidate.fix.key,
+            "security": pf.candidate.fix.security,
+            "cves": list(pf.candidate.fix.cves),
+            "reason": pf.not_applicable,
+            "pr": _pr_json(src.prs.get((s.name, pf.candidate.fix.key)), src.forge),
+        }
+        for pf in sp.fixes
+        if pf.status == FixState.NOT_APPLICABLE
     ]
     return {
         "name": s.name,
@@ -89,11 +104,13 @@ def _series(src: _Sources, sp: SeriesPlan, tip: str) -> dict[str, Any]:
         "eol": s.eol.isoformat() if s.eol else None,
         "pending": pending,
         "merged_unreleased": merged,
+        "not_applicable": not_applicable,
         "releases": releases,
         "cves": {
             "fixed": sorted({c for r in releases for c in r["cves"]}),
             "merged": sorted({c for f in merged for c in f["cves"]}),
             "pending": sorted({c for f in pending for c in f["cves"]}),
+            "not_applicable": sorted({c for f in not_applicable for c in f["cves"]}),
         },
     }
 
@@ -178,6 +195,11 @@ def collect(
                 cves.setdefault(c, []).append(
                     {"series": s["name"], "state": "pending", "pr": pr["url"] if pr else None}
                 )
+        for f in s["not_applicable"]:
+            for c in f["cves"]:
+                cves.setdefault(c, []).append(
+                    {"series": s["name"], "state": "not-applicable", "reason": f["reason"]}
+                )
     return {
         "schema": SCHEMA,
         "stablectl": __version__,
@@ -213,6 +235,9 @@ def feed_entries(status: dict[str, Any]) -> list[dict[str, Any]]:
         for f in s["merged_unreleased"]:
             if f["security"]:
                 entries.append(_backport_entry(status, s, f, when=status["generated"], tag=None))
+        for f in s["not_applicable"]:
+            if f["security"]:
+                entries.append(_not_applicable_entry(status, s, f))
     entries.sort(key=lambda e: (e["updated"], e["id"]), reverse=True)
     return entries
 
@@ -232,6 +257,19 @@ def _backport_entry(
         "updated": when or status["generated"],
         "summary": f"on {s['branch']} as {f['commit'][:12]}"
         + (f", released in {tag}" if tag else ", not released yet"),
+        "lines": [],
+    }
+
+
+def _not_applicable_entry(
+    status: dict[str, Any], s: dict[str, Any], f: dict[str, Any]
+) -> dict[str, Any]:
+    cves = f" ({', '.join(f['cves'])})" if f["cves"] else ""
+    return {
+        "id": f"urn:stablectl:{status['project']}:not-applicable:{s['name']}:{f['original']}",
+        "title": f"[{s['name']}] security fix not applicable: {f['subject']}{cves}",
+        "updated": status["generated"],
+        "summary": f"not applicable to {s['name']}: {f['reason']}",
         "lines": [],
     }
 

@@ -30,6 +30,7 @@ class FixState(enum.StrEnum):
     NEW_EMPTY = "new-empty"
     NEW_CONFLICT = "new-conflict"
     NEW_ERROR = "new-error"
+    NOT_APPLICABLE = "not-applicable"  # conflicts, and does not concern the line (why: note)
 
     @property
     def done(self) -> bool:
@@ -96,3 +97,6 @@ class SeriesSelection:
     branch_exists: bool
     candidates: list[Candidate]
     errors: list[str] = field(default_factory=list)
+    # The originals the series' own maintenance branch took backports of (trailers), newest
+    # last: what upstream judged to concern that branch (see controller/applicability.py).
+    own_backports: tuple[str, ...] = ()

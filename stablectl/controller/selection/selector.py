@@ -150,6 +150,9 @@ class Selector:
             branch_exists=branch_exists,
             candidates=candidates,
             errors=errors,
+            own_backports=tuple(
+                t for w in wins if w.role == "own" for ts in w.summary["links"].values() for t in ts
+            ),
         )
 
     def _known(self, series: Series, base: str, tip: str) -> Known:

@@ -66,7 +66,8 @@ class DesiredState:
         )
         out: list[Wanted] = []
         chain: list[Link] = []  # clean picks so far
-        planned = {pf.candidate.fix.key for pf in sp.fixes}
+        # A not-applicable fix gets a PR only when a maintainer asks for it (below).
+        planned = {pf.candidate.fix.key for pf in sp.fixes if pf.status != FixState.NOT_APPLICABLE}
         for pf in sp.fixes:
             if pf.status == FixState.NEW_ERROR:
                 fix = pf.candidate.fix

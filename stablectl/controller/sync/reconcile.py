@@ -155,7 +155,7 @@ def _close_unwanted(
             kind, detail = "closed-unselected", "no flag rule matches it now"
         elif state[0].done:
             kind, detail = "closed-applied", state[1] or state[0]
-        elif state[0] in (FixState.REVERTED, FixState.EXCLUDED):
+        elif state[0] in (FixState.REVERTED, FixState.EXCLUDED, FixState.NOT_APPLICABLE):
             kind, detail = f"closed-{state[0]}", state[1]
         else:
             continue  # pending but not wanted (an error): left open, the problem is reported

@@ -167,7 +167,10 @@ class Syncer:
             series=s.name,
             prs=[p for p in mine if p.marker and p.marker.series == s.name],
             branches=branches,
-            fixes={pf.candidate.fix.key: (pf.status, pf.candidate.reason) for pf in sp.fixes},
+            fixes={
+                pf.candidate.fix.key: (pf.status, pf.candidate.reason or pf.not_applicable)
+                for pf in sp.fixes
+            },
             skipping=skipping,
             skip_label=self.policy.label("skip"),
             own_labels=frozenset(own_labels(self.policy)),
