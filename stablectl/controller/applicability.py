@@ -62,7 +62,10 @@ def _absent_code(
         return ""
     missing: list[str] = []
     no_context: list[str] = []
+    before = commit.parents[0].tree
     for c in conflicts:
+        if c.path not in before:
+            continue  # a file the fix adds: says nothing about code the line lacks
         try:
             ours = tree[c.path]
         except KeyError:
@@ -77,6 +80,8 @@ def _absent_code(
             return ""  # some of the code the fix changes, or its context, is there
         no_context.append(c.path)
     parts = []
+    if not missing and not no_context:
+        return ""
     if missing:
         parts.append(f"changes {_names(missing)}, which {branch} does not have")
     if no_context:

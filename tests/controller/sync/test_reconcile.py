@@ -156,6 +156,10 @@ def test_closing_reasons_follow_the_fix_state() -> None:
         ((FixState.REVERTED, "reverted upstream"), "closed-reverted"),
         ((FixState.EXCLUDED, "not for us"), "closed-excluded"),
         ((FixState.IN_BASE, "in v3.11.2"), "closed-applied"),
+        (
+            (FixState.NOT_APPLICABLE, "changes Lib/x.py, which it does not have"),
+            "closed-not-applicable",
+        ),
     ]:
         fixes = {} if state is None else {KEY_A: state}
         out = reconcile([], view([pr], {}, fixes=fixes))

@@ -713,3 +713,57 @@ def test_label_rules_read_the_upstream_prs_labels(env: SyncEnv) -> None:
     )
     assert [h.rule for h in fix.flags] == ["security-label"] and fix.security
     assert not any("label rules need the forge" in e for e in report.plan.errors)
+
+
+def test_a_fix_that_does_not_concern_the_line_gets_no_pr_but_is_listed(env: SyncEnv) -> None:
+    """A security fix for a module the line never had: no draft PR nobody can act on; plan,
+    status.json, the status page's data and the feed say "not applicable: why"; a maintainer
+    can still ask for it, and gets a draft."""
+    env.sync()
+    up = History(env.example.upstream, clock=2_000_000_000)
+    up.commit("main", "gh-3000: Add the zoneinfo cache (#3001)", {"Lib/zicache.py": "x = 1\n"})
+    fix = up.commit(
+        "main",
+        "gh-3010: Bound the zoneinfo cache (#3011)\n\nFixes CVE-2030-0001.\n",
+        {
+            "Lib/zicache.py": "x = 2  # bounded\n",
+            "Misc/NEWS.d/next/Security/2030-01-01-00-00-00.gh-issue-3010.rst": "CVE-2030-0001\n",
+        },
+    )
+    report = env.sync()
+    assert report.problems == []
+    fixes = {f["key"]: f for f in report.to_json()["plan"]["series"][0]["fixes"]}  # type: ignore[index]
+    assert fixes[fix]["status"] == "not-applicable"
+    assert (
+        fixes[fix]["not_applicable"] == "changes Lib/zicache.py, which 3.11.2-stable does not have"
+    )
+    assert fix not in {p.marker.original for p in env.open_prs()}
+    from stablectl.controller.status import collect, feed_entries
+
+    eng = Engine(load_policy(env.policy_path), env.state)
+    try:
+        status = collect(
+            eng.policy,
+            eng.plan(["3.11.2"]),
+            eng.cache.repo,
+            fork_tip=eng.cache.fork_branch,
+            forge=env.new_forge(),
+            releases_dir=env.state / "releases",
+        )
+    finally:
+        eng.close()
+    (na,) = status["series"][0]["not_applicable"]
+    assert na["original"] == fix and na["security"] and na["cves"] == ["CVE-2030-0001"]
+    assert status["cves"]["CVE-2030-0001"] == [
+        {"series": "3.11.2", "state": "not-applicable", "reason": na["reason"]}
+    ]
+    titles = [e["summary"] for e in feed_entries(status)]
+    assert f"not applicable to 3.11.2: {na['reason']}" in titles
+    # A maintainer asks for it anyway: a draft PR carrying the conflict.
+    some_pr = env.open_prs()[0]
+    env.comment(some_pr.number, f"/stablectl backport {fix[:10]} to 3.11.2", "maint")
+    env.sync()
+    opened = {p.marker.original: p for p in env.open_prs()}
+    assert fix in opened and opened[fix].draft
+    assert opened[fix].marker.extra["requested"] == "maint"
+    assert env.sync().api["writes"] == 0

@@ -1,0 +1,137 @@
+"""Applicability: conflicting fixes that do not concern a line are `not-applicable`, with the
+reason; conflicts on code the line has stay conflicts (plan level, on built histories)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stablectl.controller.plan import Engine, Plan
+from stablectl.controller.selection import FixState
+from stablectl.policy import load_policy
+from stablectl.testing.history import History
+
+DAY = 86400
+BODY = "".join(f"def f{i}(x):\n    return x + {i}  # original code line {i}\n\n" for i in range(12))
+
+
+def news(name: str) -> dict[str, str | None]:
+    return {f"Misc/NEWS.d/next/Security/{name}.rst": f"{name}\n"}
+
+
+def build(tmp_path: Path) -> tuple[History, dict[str, str]]:
+    """main and a 3.11 branch: 3.11 lacks Lib/new.py (added on main later) and rewrote
+    Lib/old.py's f4 to f6 entirely; Lib/both.py diverged on one line."""
+    h = History(tmp_path / "up.git", clock=1_600_000_000)
+    s: dict[str, str] = {}
+    both = "".join(f"line {i} of a shared module\n" for i in range(20))
+    s["root"] = h.commit("main", "base", {"Lib/old.py": BODY, "Lib/both.py": both})
+    h.branch("3.11", s["root"])
+    old_part = "".join(
+        f"def f{i}(x):\n    return x + {i}  # original code line {i}\n\n" for i in (4, 5, 6)
+    )
+    rewritten = BODY.replace(old_part, 'class Rewritten:\n    """f4 to f6, redone"""\n\n')
+    h.commit("3.11", "[3.11] Rewrite f4 to f6", {"Lib/old.py": rewritten})
+    h.commit("3.11", "[3.11] Diverge", {"Lib/both.py": both.replace("line 9 of", "LINE 9 of")})
+    s["v3.11.0"] = h.commit("3.11", "Python 3.11.0", {"README": "3.11.0\n"})
+    h.tag("v3.11.0", s["v3.11.0"])
+    h.commit("main", "gh-10: Add a new module (#11)", {"Lib/new.py": "def g():\n    return 1\n"})
+    s["absent-file"] = h.commit(
+        "main",
+        "gh-20: Harden the new module (#21)",
+        {"Lib/new.py": "def g():\n    return 2  # hardened\n", **news("a")},
+    )
+    s["absent-context"] = h.commit(
+        "main",
+        "gh-30: Harden f5 (#31)",
+        {
+            "Lib/old.py": BODY.replace("return x + 5  # original code line 5", "return abs(x) + 5"),
+            **news("b"),
+        },
+    )
+    s["main-only"] = h.commit(
+        "main",
+        "gh-40: Fix line 9 (#41)",
+        {"Lib/both.py": both.replace("line 9 of", "fixed line 9 of"), **news("c")},
+    )
+    return h, s
+
+
+def plan(tmp_path: Path, h: History) -> Plan:
+    fork = History(tmp_path / "fork.git")
+    fork.repo.remotes.create("u", str(h.path)).fetch(["+refs/tags/*:refs/tags/*"])
+    policy = tmp_path / "p.yaml"
+    policy.write_text(f"""\
+project: ap
+upstream: {{git: {h.path}, main: main}}
+fork: {{git: {fork.path}}}
+series:
+  - {{name: "3.11.0", base: v3.11.0, sources: ["3.11", main], since: 2000-01-01}}
+flags:
+  - {{name: security-news, security: true, paths: ["Misc/NEWS.d/next/Security/*.rst"]}}
+""")
+    engine = Engine(load_policy(policy), tmp_path / "state", committer_time=1_700_000_000)
+    try:
+        engine.fetch()
+        return engine.plan()
+    finally:
+        engine.close()
+
+
+def states(p: Plan) -> dict[str, tuple[FixState, str]]:
+    return {pf.candidate.fix.key: (pf.status, pf.not_applicable) for pf in p.series[0].fixes}
+
+
+def test_absent_files_and_absent_code_are_not_applicable(tmp_path: Path) -> None:
+    h, s = build(tmp_path)
+    got = states(plan(tmp_path, h))
+    assert got[s["absent-file"]] == (
+        FixState.NOT_APPLICABLE,
+        "changes Lib/new.py, which 3.11.0-stable does not have",
+    )
+    assert got[s["absent-context"]] == (
+        FixState.NOT_APPLICABLE,
+        "the lines it changes in Lib/old.py are not in 3.11.0-stable",
+    )
+    # The line has the code (one line of it differs): a real conflict, shown as one.
+    assert got[s["main-only"]] == (FixState.NEW_CONFLICT, "")
+
+
+def test_main_only_while_the_branch_took_later_fixes(tmp_path: Path) -> None:
+    h, s = build(tmp_path)
+    # 40 days later upstream fixes something else on main and backports it to 3.11.
+    later = h.commit(
+        "main",
+        "gh-50: Another fix (#51)",
+        {"Lib/old.py": BODY.replace("line 1\n", "line 1 (fixed)\n")},
+        when=h.clock + 40 * DAY,
+    )
+    h.backport(later, "3.11")
+    got = states(plan(tmp_path, h))
+    status, why = got[s["main-only"]]
+    assert status == FixState.NOT_APPLICABLE
+    assert why.startswith("only on main: upstream's 3.11 took later fixes from it (")
+    assert why.endswith("days after this one) but not this one")
+
+
+def test_a_later_backport_within_the_grace_period_decides_nothing(tmp_path: Path) -> None:
+    h, s = build(tmp_path)
+    later = h.commit(
+        "main", "gh-60: Soon after (#61)", {"Lib/old.py": BODY.replace("line 2\n", "line 2!\n")}
+    )
+    h.backport(later, "3.11")
+    assert states(plan(tmp_path, h))[s["main-only"]] == (FixState.NEW_CONFLICT, "")
+
+
+def test_the_policy_can_keep_draft_prs_for_them(tmp_path: Path) -> None:
+    h, s = build(tmp_path)
+    p = plan(tmp_path, h)  # builds the policy file
+    text = (tmp_path / "p.yaml").read_text() + "applicability: {skip: false}\n"
+    (tmp_path / "p.yaml").write_text(text)
+    engine = Engine(load_policy(tmp_path / "p.yaml"), tmp_path / "state")
+    try:
+        p = engine.plan()
+    finally:
+        engine.close()
+    assert states(p)[s["absent-file"]] == (FixState.NEW_CONFLICT, "")
+    fix = next(f for f in p.to_json()["series"][0]["fixes"] if f["key"] == s["absent-file"])
+    assert fix["status"] == "new-conflict" and fix["not_applicable"] is None
