@@ -1,0 +1,119 @@
+"""How many flagged fixes of an old line do not concern it, and why (issue 16, applicability).
+
+    python bench/applicability.py /path/to/cpython.git [--line 3.10.2:3.10 --line 3.11.0:3.11]
+
+For each line, a series anchored at the tag with `policies/cpython.yaml`'s commit-side flag
+rules and sources [3.x, main], planned over the repository's whole history (MIPS/cpython: to March
+2023) twice: with applicability judged (the default) and with `applicability.skip: false` (every
+conflict a draft PR, as before). Prints the statuses, the not-applicable reasons by kind, and
+the draft PRs a maintainer no longer has to read. The baseline is the same plan without the
+judgement, in the same process. Nothing here is a test: the repository is public and large,
+fetched by hand, never committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import pygit2
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from real_history import prepare_cache
+
+from stablectl.controller.plan import Engine, Plan
+from stablectl.controller.selection import FixState
+from stablectl.policy import Policy, load_policy, load_policy_text
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def line_policy(name: str, branch: str, work: Path, *, skip: bool) -> Policy:
+    base = load_policy(ROOT / "policies" / "cpython.yaml")
+    series = load_policy_text(f"""\
+project: x
+upstream: {{git: x}}
+fork: {{git: x}}
+series: [{{name: "{name}", base: v{name}, sources: ["{branch}", main]}}]
+flags: [{{name: x, message: x}}]
+""").series
+    return base.model_copy(
+        update={
+            "upstream": base.upstream.model_copy(update={"git": str(work / "up.git")}),
+            "fork": base.fork.model_copy(update={"git": str(work / "fork.git")}),
+            "forge": base.forge.model_copy(update={"kind": "local"}),
+            "series": series,
+            # The commit-side rules: the advisory database and issue/label rules need the
+            # network or a forge.
+            "flags": [r for r in base.flags if r.advisories is None and not r.needs_forge],
+            "applicability": base.applicability.model_copy(update={"skip": skip}),
+        }
+    )
+
+
+def kind_of(reason: str) -> str:
+    if reason.startswith("only on"):
+        return "main only"
+    if "does not have" in reason and "are not in" in reason:
+        return "absent files and code"
+    return "absent files" if "does not have" in reason else "absent code"
+
+
+def run(repo_path: Path, name: str, branch: str, work: Path) -> None:
+    repo = pygit2.Repository(str(repo_path))
+    refs = {
+        "refs/heads/main": str(repo.branches.local["main"].target),
+        f"refs/heads/{branch}": str(repo.branches.local[branch].target),
+        f"refs/tags/v{name}": str(repo.references[f"refs/tags/v{name}"].target),
+    }
+    base_sha = str(repo.revparse_single(f"v{name}").peel(pygit2.Commit).id)
+    plans: dict[bool, Plan] = {}
+    seconds: dict[bool, float] = {}
+    for skip in (False, True):
+        state = work / f"state-{name}-{skip}"
+        engine = Engine(line_policy(name, branch, work, skip=skip), state)
+        prepare_cache(engine, repo_path, refs, {f"refs/heads/{name}-stable": base_sha})
+        t = time.perf_counter()
+        plans[skip] = engine.plan()
+        seconds[skip] = time.perf_counter() - t
+        engine.close()
+    before = Counter(str(pf.status) for pf in plans[False].series[0].fixes)
+    after = Counter(str(pf.status) for pf in plans[True].series[0].fixes)
+    na = [pf for pf in plans[True].series[0].fixes if pf.status == FixState.NOT_APPLICABLE]
+    kinds = Counter(kind_of(pf.not_applicable) for pf in na)
+    security = sum(1 for pf in na if pf.candidate.fix.security)
+    print(f"{name}-stable (sources {branch}, main; upstream to {branch} and main's tips):")
+    print(f"  flagged {sum(after.values())}; without the judgement: {dict(sorted(before.items()))}")
+    print(f"  with it: {dict(sorted(after.items()))}")
+    print(
+        f"  not applicable {len(na)} ({security} security) of "
+        f"{before.get('new-conflict', 0)} conflicts: {dict(kinds)}"
+    )
+    print(f"  plan {seconds[False]:.1f}s without, {seconds[True]:.1f}s with (same process)")
+    for pf in na[:8]:
+        print(f"    {pf.candidate.fix.subject[:60]:60}  {pf.not_applicable[:90]}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("repo", type=Path)
+    ap.add_argument("--line", action="append", default=[], help="NAME:BRANCH, e.g. 3.10.2:3.10")
+    args = ap.parse_args()
+    lines = [tuple(x.split(":", 1)) for x in args.line] or [("3.10.2", "3.10"), ("3.11.0", "3.11")]
+    work = Path(tempfile.mkdtemp(prefix="stablectl-applicability-"))
+    try:
+        for name, branch in lines:
+            run(args.repo, name, branch, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
