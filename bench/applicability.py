@@ -97,8 +97,13 @@ def run(repo_path: Path, name: str, branch: str, work: Path) -> None:
         f"{before.get('new-conflict', 0)} conflicts: {dict(kinds)}"
     )
     print(f"  plan {seconds[False]:.1f}s without, {seconds[True]:.1f}s with (same process)")
-    for pf in na[:8]:
-        print(f"    {pf.candidate.fix.subject[:60]:60}  {pf.not_applicable[:90]}")
+    for pf in na:
+        print(f"    n/a       {pf.candidate.fix.subject[:56]:56}  {pf.not_applicable[:100]}")
+    for pf in plans[True].series[0].fixes:
+        if pf.status == FixState.NEW_CONFLICT and pf.attempts:
+            src = pf.attempts[0].source
+            files = ", ".join(c.path for c in pf.attempts[0].result.conflicts[:2])
+            print(f"    conflict  {pf.candidate.fix.subject[:56]:56}  {src.kind}: {files}")
 
 
 def main() -> None:

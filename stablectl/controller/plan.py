@@ -380,10 +380,12 @@ class Engine:
                     self.cache.repo,
                     self.index,
                     sel.series,
+                    fix=cand.fix,
                     sources=cand.sources,
                     conflicts=attempts[0].result.conflicts,
                     tip=tip,
                     own_backports=sel.own_backports,
+                    own_issues=sel.own_issues,
                     main_only_days=self.policy.applicability.main_only_days,
                 )
             pf = PlannedFix(cand, attempts=attempts, chosen=chosen, note=note, not_applicable=why)

@@ -100,3 +100,4 @@ class SeriesSelection:
     # The originals the series' own maintenance branch took backports of (trailers), newest
     # last: what upstream judged to concern that branch (see controller/applicability.py).
     own_backports: tuple[str, ...] = ()
+    own_issues: frozenset[str] = frozenset()  # issues (gh-N, bpo-N) its commits name

@@ -70,12 +70,19 @@ class Selector:
         ).hexdigest()
         self.fingerprint = digest[:16]
 
-    def summary(self, key: str, tip: str, hide: list[str], with_paths: bool = False) -> Summary:
+    def summary(
+        self,
+        key: str,
+        tip: str,
+        hide: list[str],
+        with_paths: bool = False,
+        with_issues: bool = False,
+    ) -> Summary:
         data: Summary = self.index.range_data(
-            f"summary/{self.fingerprint}/{key}",
+            f"summary/{self.fingerprint}/{key}" + ("+issues" if with_issues else ""),
             tip,
             hide,
-            fold=self.folder.fold(with_paths),
+            fold=self.folder.fold(with_paths, with_issues),
             merge=merge_summaries,
         )
         return data.copy()
@@ -153,6 +160,7 @@ class Selector:
             own_backports=tuple(
                 t for w in wins if w.role == "own" for ts in w.summary["links"].values() for t in ts
             ),
+            own_issues=frozenset(i for w in wins if w.role == "own" for i in w.summary["issues"]),
         )
 
     def _known(self, series: Series, base: str, tip: str) -> Known:

@@ -11,6 +11,7 @@ A summary is plain JSON:
   reverts  sha -> [sha named by "This reverts commit …"]
   prs      "N" -> [sha, position, commit time]  upstream PR number of each commit
   paths    path -> [sha]                        (only in summaries of applied ranges)
+  issues   "gh-N" -> [sha]                      (only in the series' own branch's summary)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from stablectl.controller.selection.flags import NoteLookup, evaluate_flags, rul
 from stablectl.gitops.scan import CommitFacts, CommitIndex
 from stablectl.policy import FlagRule
 
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2
 
 
 class Summary(TypedDict):
@@ -37,6 +38,7 @@ class Summary(TypedDict):
     reverts: dict[str, list[str]]
     prs: dict[str, tuple[str, int, int]]
     paths: dict[str, list[str]]
+    issues: dict[str, list[str]]
 
 
 def empty_summary() -> Summary:
@@ -49,6 +51,7 @@ def empty_summary() -> Summary:
         "reverts": {},
         "prs": {},
         "paths": {},
+        "issues": {},
     }
 
 
@@ -68,6 +71,8 @@ def merge_summaries(chunks: list[Summary]) -> Summary:
             out["prs"].setdefault(pr, v)
         for path, shas in c["paths"].items():
             out["paths"].setdefault(path, []).extend(shas)
+        for issue, shas in c.get("issues", {}).items():
+            out["issues"].setdefault(issue, []).extend(shas)
     return out
 
 
@@ -101,7 +106,9 @@ class Folder:
         self.note_of = note_of
         self.advisories = advisories
 
-    def fold(self, with_paths: bool) -> Callable[[int, list[str]], Summary]:
+    def fold(
+        self, with_paths: bool, with_issues: bool = False
+    ) -> Callable[[int, list[str]], Summary]:
         def fold(start: int, new: list[str]) -> Summary:
             data = empty_summary()
             self.index.prefetch(new)
@@ -111,6 +118,9 @@ class Folder:
                     f = self.index.facts(sha)
                     if f is not None:
                         self._add(data, pos, f, with_paths)
+                        if with_issues:
+                            for issue in f.info.issues:
+                                data["issues"].setdefault(issue, []).append(sha)
             return data
 
         return fold

@@ -14,7 +14,8 @@ from stablectl.gitops.scan import CommitIndex
 from stablectl.policy import Policy, Series
 
 WindowRole = Literal["own", "source", "sibling"]
-SummaryOf = Callable[[str, str, list[str]], Summary]  # (cache key, tip, hidden) -> summary
+# (cache key, tip, hidden, with_paths, with_issues) -> summary
+SummaryOf = Callable[[str, str, list[str], bool, bool], Summary]
 UpstreamRef = Callable[[str], str | None]
 
 
@@ -93,7 +94,9 @@ def windows(
             fork_point = index.merge_base(tip, main_tip)
             if fork_point:
                 hide.append(fork_point)
-        out.append(Window(branch, summary_of(f"upstream/{branch}", tip, hide), role))
+        # The own branch also indexes the issues its commits name (see applicability.py).
+        summ = summary_of(f"upstream/{branch}", tip, hide, False, role == "own")
+        out.append(Window(branch, summ, role))
     return out
 
 
