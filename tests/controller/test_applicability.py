@@ -135,3 +135,38 @@ def test_the_policy_can_keep_draft_prs_for_them(tmp_path: Path) -> None:
     assert states(p)[s["absent-file"]] == (FixState.NEW_CONFLICT, "")
     fix = next(f for f in p.to_json()["series"][0]["fixes"] if f["key"] == s["absent-file"])
     assert fix["status"] == "new-conflict" and fix["not_applicable"] is None
+
+
+def test_a_backport_without_a_trailer_on_the_own_branch_keeps_it_applicable(
+    tmp_path: Path,
+) -> None:
+    """3.10's CVE-2020-10735 backport names gh-95778 but carries no -x trailer: the own branch
+    did take the fix, so the main original is never judged "main only"."""
+    h, s = build(tmp_path)
+    later = h.commit(
+        "main",
+        "gh-50: Another fix (#51)",
+        {"Lib/old.py": BODY.replace("line 1\n", "line 1 (fixed)\n")},
+        when=h.clock + 40 * DAY,
+    )
+    h.backport(later, "3.11")
+    h.commit("3.11", "[3.11] gh-40: Fix line 9 the 3.11 way (#99)", {"README": "gh-40\n"})
+    assert states(plan(tmp_path, h))[s["main-only"]] == (FixState.NEW_CONFLICT, "")
+
+
+def test_a_fix_whose_code_partly_exists_on_the_line_stays_a_conflict(tmp_path: Path) -> None:
+    """It changes a module the line lacks and one it has (with the context): some of what it
+    fixes is there, so a person must look (seen on 3.10.2: gh-100001's doc conflict)."""
+    h, _ = build(tmp_path)
+    both = h.read("main", "Lib/both.py")
+    mixed = h.commit(
+        "main",
+        "gh-70: Harden both (#71)",
+        {
+            "Lib/new.py": "def g():\n    return 3  # hardened again\n",
+            "Lib/both.py": both.replace("line 15 of", "hardened line 15 of"),
+            **news("d"),
+        },
+    )
+    got = states(plan(tmp_path, h))
+    assert got[mixed] == (FixState.NEW_CONFLICT, "")
