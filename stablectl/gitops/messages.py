@@ -64,6 +64,15 @@ def strip_branch_prefix(subject: str) -> str:
     return _BRANCH_PREFIX_RE.sub("", subject, count=1)
 
 
+def change_subject(subject: str) -> str:
+    """A subject as the change is known on every branch: without the `[3.x]` prefix and the
+    PR numbers at its end (a backport gets a PR of its own), whitespace and case folded."""
+    s = strip_branch_prefix(subject.strip())
+    while (m := _PR_TAIL_RE.search(s)) is not None:
+        s = s[: m.start()].rstrip()
+    return " ".join(s.split()).casefold()
+
+
 def _paragraphs(message: str) -> list[list[str]]:
     paras: list[list[str]] = []
     cur: list[str] = []

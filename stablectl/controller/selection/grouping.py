@@ -2,7 +2,10 @@
 
 Commits linked by `(cherry picked from commit X)` trailers are one group (union-find); a
 backport without a trailer joins by its upstream PR number; groups that then share a commit
-are merged (e.g. an upstream commit and its exported patch without a trailer, both flagged).
+are merged (e.g. an upstream commit and its exported patch without a trailer, both flagged),
+and so are flagged groups whose commits name the same issue with the same subject (a backport
+made by hand, with a PR of its own and no trailer: 3.10's CVE-2020-10735 fix, #96501, is
+main's #96499).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from stablectl.controller.selection.flags import CVE
 from stablectl.controller.selection.model import Fix, FlagHit
 from stablectl.controller.selection.summaries import Summary, full_sha
+from stablectl.gitops.messages import change_subject
 from stablectl.gitops.scan import CommitIndex
 
 
@@ -83,10 +87,10 @@ def merged_groups(
     owner: dict[str, str] = {}
     for root, members in members_of.items():
         merge.find(root)
-        for m in members:
-            if m in owner:
-                merge.union(owner[m], root)
-            owner.setdefault(m, root)
+        for key in (*members, *_change_keys(index, members)):
+            if key in owner:
+                merge.union(owner[key], root)
+            owner.setdefault(key, root)
     hits: dict[str, list[FlagHit]] = {}
     merged: dict[str, set[str]] = {}
     for root, h in flagged.items():
@@ -94,6 +98,18 @@ def merged_groups(
         hits.setdefault(top, []).extend(h)
         merged.setdefault(top, set()).update(members_of[root])
     return hits, merged, merge
+
+
+def _change_keys(index: CommitIndex, members: Iterable[str]) -> set[str]:
+    """`issue|subject` for each member naming an issue: the same change on every branch."""
+    keys: set[str] = set()
+    for m in members:
+        f = index.facts(m)
+        if f is None or not f.info.issues or f.info.reverts:
+            continue
+        subject = change_subject(f.info.subject)
+        keys.update(f"{issue}|{subject}" for issue in f.info.issues)
+    return keys
 
 
 def make_fix(index: CommitIndex, root: str, members: list[str], hits: list[FlagHit]) -> Fix:
