@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from stablectl.cli.main import main
+from stablectl.controller.plan import Plan
+from stablectl.testing.history import History
 
 
 @dataclass
@@ -30,3 +33,29 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> Run:
         code = int(e.code or 0)
     cap = capsys.readouterr()
     return Run(code, cap.out, cap.err)
+
+
+def plan_line(tmp_path: Path, upstream: History, name: str, branch: str) -> Plan:
+    """Plan one series `name` (base tag `v<name>`, sources [branch, main]) over a built
+    upstream, flagging security NEWS entries, with a fork at nothing but the tags."""
+    from stablectl.controller.plan import Engine
+    from stablectl.policy import load_policy
+
+    fork = History(tmp_path / "fork.git")
+    fork.repo.remotes.create("u", str(upstream.path)).fetch(["+refs/tags/*:refs/tags/*"])
+    policy = tmp_path / "p.yaml"
+    policy.write_text(f"""\
+project: t
+upstream: {{git: {upstream.path}, main: main}}
+fork: {{git: {fork.path}}}
+series:
+  - {{name: "{name}", base: v{name}, sources: ["{branch}", main], since: 2000-01-01}}
+flags:
+  - {{name: security-news, security: true, paths: ["Misc/NEWS.d/next/Security/*.rst"]}}
+""")
+    engine = Engine(load_policy(policy), tmp_path / "state", committer_time=1_700_000_000)
+    try:
+        engine.fetch()
+        return engine.plan()
+    finally:
+        engine.close()

@@ -9,6 +9,7 @@ from stablectl.controller.plan import Engine, Plan
 from stablectl.controller.selection import FixState
 from stablectl.policy import load_policy
 from stablectl.testing.history import History
+from tests.helpers import plan_line
 
 DAY = 86400
 BODY = "".join(f"def f{i}(x):\n    return x + {i}  # original code line {i}\n\n" for i in range(12))
@@ -57,24 +58,7 @@ def build(tmp_path: Path) -> tuple[History, dict[str, str]]:
 
 
 def plan(tmp_path: Path, h: History) -> Plan:
-    fork = History(tmp_path / "fork.git")
-    fork.repo.remotes.create("u", str(h.path)).fetch(["+refs/tags/*:refs/tags/*"])
-    policy = tmp_path / "p.yaml"
-    policy.write_text(f"""\
-project: ap
-upstream: {{git: {h.path}, main: main}}
-fork: {{git: {fork.path}}}
-series:
-  - {{name: "3.11.0", base: v3.11.0, sources: ["3.11", main], since: 2000-01-01}}
-flags:
-  - {{name: security-news, security: true, paths: ["Misc/NEWS.d/next/Security/*.rst"]}}
-""")
-    engine = Engine(load_policy(policy), tmp_path / "state", committer_time=1_700_000_000)
-    try:
-        engine.fetch()
-        return engine.plan()
-    finally:
-        engine.close()
+    return plan_line(tmp_path, h, "3.11.0", "3.11")
 
 
 def states(p: Plan) -> dict[str, tuple[FixState, str]]:

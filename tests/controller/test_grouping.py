@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stablectl.controller.plan import Engine
 from stablectl.controller.selection import FixState
 from stablectl.gitops.messages import change_subject
-from stablectl.policy import load_policy
 from stablectl.testing.history import History
+from tests.helpers import plan_line
 
 
 def test_change_subject_drops_branch_prefix_and_pr_numbers() -> None:
@@ -42,24 +41,7 @@ def test_a_hand_made_backport_joins_the_original(tmp_path: Path) -> None:
         "gh-95778: Document the limit (#96600)",
         {"Lib/b.py": "y = 2\n", "Misc/NEWS.d/next/Security/b.rst": "B\n"},
     )
-    fork = History(tmp_path / "fork.git")
-    fork.repo.remotes.create("u", str(h.path)).fetch(["+refs/tags/*:refs/tags/*"])
-    policy = tmp_path / "p.yaml"
-    policy.write_text(f"""\
-project: g
-upstream: {{git: {h.path}, main: main}}
-fork: {{git: {fork.path}}}
-series:
-  - {{name: "3.10.0", base: v3.10.0, sources: ["3.10", main], since: 2000-01-01}}
-flags:
-  - {{name: security-news, security: true, paths: ["Misc/NEWS.d/next/Security/*.rst"]}}
-""")
-    engine = Engine(load_policy(policy), tmp_path / "state")
-    try:
-        engine.fetch()
-        fixes = engine.plan().series[0].fixes
-    finally:
-        engine.close()
+    fixes = plan_line(tmp_path, h, "3.10.0", "3.10").series[0].fixes
     assert len(fixes) == 2
     joined = next(pf for pf in fixes if original in pf.candidate.fix.members)
     assert set(joined.candidate.fix.members) == {original, by_hand}
