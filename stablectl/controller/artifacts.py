@@ -10,7 +10,6 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pygit2
 
@@ -26,6 +25,7 @@ from stablectl.controller.release import (
 from stablectl.errors import GitError
 from stablectl.forge.base import CheckState, PullRequest
 from stablectl.gitops.archive import Artifact, build_tarballs, sha256sums
+from stablectl.jsondoc import JSONDoc
 from stablectl.policy import Policy, Series
 from stablectl.templates import render
 
@@ -40,7 +40,7 @@ class BuiltRelease:
     directory: Path
     artifacts: list[Artifact]
     notes: str
-    manifest: dict[str, Any]
+    manifest: JSONDoc
     extra_files: list[Path] = field(default_factory=list)
 
     @property
@@ -121,7 +121,7 @@ def build_release(
         if rc.previous != sp.selection.base_sha
         else s.base
     )
-    manifest: dict[str, Any] = {
+    manifest: JSONDoc = {
         "schema": MANIFEST_SCHEMA,
         "stablectl": __version__,
         "project": policy.project,
@@ -167,7 +167,7 @@ def build_release(
 
 def _fix_json(
     f: ShippedFix, pr: PullRequest | None, checks_of: Callable[[str], list[CheckState]]
-) -> dict[str, Any]:
+) -> JSONDoc:
     """A fix in the manifest, with the PR that reviewed it and the checks on its head."""
     return {
         "commit": f.commit,
@@ -190,9 +190,9 @@ def _write_files(
     directory: Path,
     *,
     artifacts: list[Artifact],
-    manifest: dict[str, Any],
+    manifest: JSONDoc,
     notes: str,
-    records: list[dict[str, Any]],
+    records: list[JSONDoc],
 ) -> list[Path]:
     """SHA256SUMS, the manifest, the notes and the OSV records; returns the files to publish
     besides the tarballs."""
@@ -224,7 +224,7 @@ def osv_records(
     fixes: list[ShippedFix],
     tag: str,
     web_fork: str | None,
-) -> list[dict[str, Any]]:
+) -> list[JSONDoc]:
     """One OSV record per CVE fixed in this release: the mirror's own fixed commit, so that
     scanners reading the mirror see its release as fixed (the PSF's records name upstream
     commits only)."""

@@ -8,7 +8,6 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pygit2
 
@@ -28,6 +27,7 @@ from stablectl.forge.base import Forge
 from stablectl.gitops.cache import Progress, RepoCache
 from stablectl.gitops.pick import Committer, Picker, PickResult
 from stablectl.gitops.scan import CommitIndex
+from stablectl.jsondoc import JSONDoc
 from stablectl.policy import Policy, Series
 
 PLAN_SCHEMA = "stablectl.plan/1"
@@ -78,12 +78,12 @@ class Plan:
     project: str
     series: list[SeriesPlan]
     errors: list[str]
-    stats: dict[str, Any]
+    stats: JSONDoc
     created: str = field(
         default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     )
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONDoc:
         return {
             "schema": PLAN_SCHEMA,
             "stablectl": __version__,
@@ -95,7 +95,7 @@ class Plan:
         }
 
 
-def _series_json(sp: SeriesPlan) -> dict[str, Any]:
+def _series_json(sp: SeriesPlan) -> JSONDoc:
     sel = sp.selection
     return {
         "name": sel.series.name,
@@ -109,7 +109,7 @@ def _series_json(sp: SeriesPlan) -> dict[str, Any]:
     }
 
 
-def _fix_json(pf: PlannedFix) -> dict[str, Any]:
+def _fix_json(pf: PlannedFix) -> JSONDoc:
     c = pf.candidate
     fx = c.fix
     chosen = pf.chosen
@@ -350,7 +350,7 @@ class Engine:
             | set(getattr(self, "queue_problems", []))
             | set(self._issues.warnings if self._issues is not None else [])
         )
-        stats: dict[str, Any] = dict(self.index.stats)
+        stats: JSONDoc = dict(self.index.stats)
         stats.update({f"picks_{k}": v for k, v in picker.stats.items()})
         if self._issues is not None:
             stats["issue_searches"] = self._issues.asked

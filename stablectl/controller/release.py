@@ -19,11 +19,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from typing import Any
 
 import pygit2
 
 from stablectl.controller.plan import SeriesPlan
+from stablectl.controller.selection import Fix
 from stablectl.forge.base import Marker
 from stablectl.gitops.messages import parse_message
 from stablectl.policy import Policy, Series
@@ -85,7 +85,7 @@ def scan_series(repo: pygit2.Repository, sp: SeriesPlan, tip: str) -> SeriesRele
     walker.hide(pygit2.Oid(hex=base))
     walker.simplify_first_parent()
     commits = list(reversed(list(walker)))
-    by_member: dict[str, Any] = {}
+    by_member: dict[str, Fix] = {}
     for pf in sp.fixes:
         for m in [pf.candidate.fix.key, *pf.candidate.fix.members]:
             by_member[m] = pf.candidate.fix

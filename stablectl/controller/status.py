@@ -15,7 +15,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pygit2
 
@@ -24,6 +23,7 @@ from stablectl.controller.plan import Plan, PlannedFix, SeriesPlan
 from stablectl.controller.release import ReleaseCommit, iso_time, scan_series, tag_of
 from stablectl.controller.selection import FixState
 from stablectl.forge.base import CheckState, Forge, PullRequest
+from stablectl.jsondoc import JSONDoc
 from stablectl.policy import Policy, Series
 from stablectl.templates import render_markup
 
@@ -40,7 +40,7 @@ def ci_state(checks: list[CheckState]) -> str:
     return "pending"
 
 
-def _pr_json(pr: PullRequest | None, forge: Forge | None) -> dict[str, Any] | None:
+def _pr_json(pr: PullRequest | None, forge: Forge | None) -> JSONDoc | None:
     if pr is None:
         return None
     checks = forge.checks(pr.head_sha) if forge is not None and pr.state == "open" else []
@@ -64,11 +64,11 @@ class _Sources:
     releases_dir: Path
 
 
-def _series(src: _Sources, sp: SeriesPlan, tip: str) -> dict[str, Any]:
+def _series(src: _Sources, sp: SeriesPlan, tip: str) -> JSONDoc:
     s = sp.series
     sr = scan_series(src.repo, sp, tip)
     releases = [_release_json(src, s, n, rc) for n, rc in enumerate(sr.releases, 1)]
-    merged: list[dict[str, Any]] = [
+    merged: list[JSONDoc] = [
         {
             "subject": f.subject,
             "commit": f.commit,
@@ -84,7 +84,7 @@ def _series(src: _Sources, sp: SeriesPlan, tip: str) -> dict[str, Any]:
         if pf.candidate.state == FixState.PENDING and pf.status != FixState.NOT_APPLICABLE
     ]
     # Never dropped quietly: what does not concern the line is listed, with why.
-    not_applicable: list[dict[str, Any]] = [
+    not_applicable: list[JSONDoc] = [
         {
             "subject": pf.candidate.fix.subject,
             "original": pf.candidate.fix.key,
@@ -115,7 +115,7 @@ def _series(src: _Sources, sp: SeriesPlan, tip: str) -> dict[str, Any]:
     }
 
 
-def _release_json(src: _Sources, s: Series, n: int, rc: ReleaseCommit) -> dict[str, Any]:
+def _release_json(src: _Sources, s: Series, n: int, rc: ReleaseCommit) -> JSONDoc:
     """A release as its manifest describes it (the manifest lives where sync built it)."""
     tag = tag_of(src.policy, s, n)
     manifest_path = src.releases_dir / tag / "manifest.json"
@@ -142,7 +142,7 @@ def _release_json(src: _Sources, s: Series, n: int, rc: ReleaseCommit) -> dict[s
     }
 
 
-def _pending_json(src: _Sources, s: Series, pf: PlannedFix) -> dict[str, Any]:
+def _pending_json(src: _Sources, s: Series, pf: PlannedFix) -> JSONDoc:
     fix = pf.candidate.fix
     return {
         "subject": fix.subject,
@@ -164,7 +164,7 @@ def collect(
     forge: Forge | None,
     releases_dir: Path,
     now: dt.datetime | None = None,
-) -> dict[str, Any]:
+) -> JSONDoc:
     """The status document (`stablectl.status/1`). `fork_tip(branch)` gives the mirror's tip."""
     prs: dict[tuple[str, str], PullRequest] = {}
     for pr in forge.list_prs("all") if forge is not None else []:
@@ -179,7 +179,7 @@ def collect(
         _series(src, sp, fork_tip(sp.series.stable_branch) or sp.selection.base_sha)
         for sp in plan.series
     ]
-    cves: dict[str, list[dict[str, Any]]] = {}
+    cves: dict[str, list[JSONDoc]] = {}
     for s in series:
         for r in s["releases"]:
             for c in r["cves"]:
@@ -211,7 +211,7 @@ def collect(
     }
 
 
-def feed_entries(status: dict[str, Any]) -> list[dict[str, Any]]:
+def feed_entries(status: JSONDoc) -> list[JSONDoc]:
     """Atom entries: every release, and every security backport on a stable branch."""
     entries = []
     for s in status["series"]:
@@ -243,13 +243,13 @@ def feed_entries(status: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _backport_entry(
-    status: dict[str, Any],
-    s: dict[str, Any],
-    f: dict[str, Any],
+    status: JSONDoc,
+    s: JSONDoc,
+    f: JSONDoc,
     *,
     when: str | None,
     tag: str | None,
-) -> dict[str, Any]:
+) -> JSONDoc:
     cves = f" ({', '.join(f['cves'])})" if f["cves"] else ""
     return {
         "id": f"urn:stablectl:{status['project']}:backport:{s['name']}:{f['commit']}",
@@ -261,9 +261,7 @@ def _backport_entry(
     }
 
 
-def _not_applicable_entry(
-    status: dict[str, Any], s: dict[str, Any], f: dict[str, Any]
-) -> dict[str, Any]:
+def _not_applicable_entry(status: JSONDoc, s: JSONDoc, f: JSONDoc) -> JSONDoc:
     cves = f" ({', '.join(f['cves'])})" if f["cves"] else ""
     return {
         "id": f"urn:stablectl:{status['project']}:not-applicable:{s['name']}:{f['original']}",
@@ -274,7 +272,7 @@ def _not_applicable_entry(
     }
 
 
-def write_feed(status: dict[str, Any], out: Path) -> list[Path]:
+def write_feed(status: JSONDoc, out: Path) -> list[Path]:
     """status.json, feed.atom and index.html into `out` (a directory ready for GitHub
     Pages: no external resources, works offline and without JavaScript)."""
     out.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import pygit2
 
@@ -35,6 +35,7 @@ from stablectl.controller.release import RELEASE_TRAILER, release_trailer_versio
 from stablectl.gitops.archive import build_tarballs
 from stablectl.gitops.messages import parse_message
 from stablectl.gitops.objects import first_parent_diff
+from stablectl.jsondoc import JSONDoc
 from stablectl.policy import Policy, Series
 
 Level = Literal["error", "warning"]
@@ -56,8 +57,8 @@ class SeriesAudit:
     base: str | None = None
     tip: str | None = None
     counts: Counter[str] = field(default_factory=Counter)
-    adapted: list[dict[str, Any]] = field(default_factory=list)
-    releases: list[dict[str, Any]] = field(default_factory=list)
+    adapted: list[JSONDoc] = field(default_factory=list)
+    releases: list[JSONDoc] = field(default_factory=list)
 
 
 @dataclass
@@ -70,7 +71,7 @@ class VerifyReport:
     def ok(self) -> bool:
         return not any(f.level == "error" for f in self.findings)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONDoc:
         return {
             "schema": "stablectl.verify/1",
             "remote": self.remote,
@@ -289,7 +290,7 @@ class Verifier:
                 break
             n += 1
             obj = repo[ref.target]
-            entry: dict[str, Any] = {
+            entry: JSONDoc = {
                 "tag": tag,
                 "annotated": obj.type == pygit2.enums.ObjectType.TAG,
             }
@@ -314,7 +315,7 @@ class Verifier:
                 )
             self._artifacts(series, tag, str(commit.id), entry)
 
-    def _artifacts(self, series: Series, tag: str, commit: str, entry: dict[str, Any]) -> None:
+    def _artifacts(self, series: Series, tag: str, commit: str, entry: JSONDoc) -> None:
         if self.releases_dir is None:
             return
         directory = self.releases_dir / tag
@@ -349,7 +350,7 @@ class Verifier:
                 )
         entry["artifacts_checked"] = checked
 
-    def rebuild(self, series: Series, entry: dict[str, Any]) -> None:
+    def rebuild(self, series: Series, entry: JSONDoc) -> None:
         """Build the tarballs again from the tag and compare with the manifest."""
         if not entry.get("manifest"):
             return
