@@ -53,6 +53,12 @@ class Upstream(_Model):
         description="Base URL for links (default https://github.com/<forge>).",
     )
 
+    @property
+    def web(self) -> str | None:
+        """The base URL of links to upstream commits and PRs: `web_url`, else GitHub's page of
+        `forge`, else None (no links)."""
+        return self.web_url or (f"https://github.com/{self.forge}" if self.forge else None)
+
 
 class Fork(_Model):
     """The stable mirror this tool maintains."""

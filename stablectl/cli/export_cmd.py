@@ -132,9 +132,7 @@ def _date(ts: int) -> str:
 def _dep3(policy: Policy, c: pygit2.Commit) -> bytes:
     info = parse_message(c.message)
     subject, _, body = c.message.partition("\n")
-    web = policy.upstream.web_url or (
-        f"https://github.com/{policy.upstream.forge}" if policy.upstream.forge else None
-    )
+    web = policy.upstream.web
     lines = [f"Description: {subject.strip()}"]
     lines += [f" {ln}" if ln.strip() else " ." for ln in body.strip("\n").splitlines()]
     lines.append(f"Author: {c.author.name} <{c.author.email}>")

@@ -14,6 +14,7 @@ from stablectl import __version__
 if TYPE_CHECKING:
     from stablectl.controller.plan import Plan, SeriesPlan
     from stablectl.controller.release import ReleaseCommit
+    from stablectl.forge.base import Release
 
 ActionKind = Literal[
     "create-stable",
@@ -148,6 +149,7 @@ class PublishRelease:
     tag: str
     series_plan: SeriesPlan = field(repr=False)
     release: ReleaseCommit = field(repr=False)
+    published: Release | None = field(default=None, repr=False)  # the forge's, as decided on
 
 
 Payload = (

@@ -125,9 +125,7 @@ class Applier:
         f = self.forge
         p = a.payload
         if isinstance(p, DeleteBranch):
-            self.pusher.push([RefUpdate(f"refs/heads/{p.ref}", None, p.old)])
-            self.cache.set_fork_branch(p.ref, None)
-            self.writes.wrote()
+            self._delete(p.ref, p.old)
         elif isinstance(p, OpenPR):
             pr = f.open_pr(p.head, p.base, p.title, p.body, draft=p.draft, labels=p.labels)
             if p.test_sha:
@@ -175,11 +173,16 @@ class Applier:
         return self.engine.state_dir / "releases" / self.policy.project
 
     def delete_branch(self, branch: str) -> None:
+        """Delete one of stablectl's branches if the fork still has it."""
         old = self.cache.fork_branch(branch)
         if old is not None:
-            self.pusher.push([RefUpdate(f"refs/heads/{branch}", None, old)])
-            self.cache.set_fork_branch(branch, None)
-            self.writes.wrote()
+            self._delete(branch, old)
+
+    def _delete(self, branch: str, old: str | None) -> None:
+        """Delete `branch`, guarded on its expected head `old`."""
+        self.pusher.push([RefUpdate(f"refs/heads/{branch}", None, old)])
+        self.cache.set_fork_branch(branch, None)
+        self.writes.wrote()
 
     def _request_tests(self, number: int, sha: str, *, again: bool) -> None:
         try:

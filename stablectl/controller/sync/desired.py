@@ -109,40 +109,30 @@ class DesiredState:
         source = pf.chosen.source if pf.chosen else (pf.attempts[0].source if pf.attempts else None)
         if source is None:
             return None
-        first_conflicts = tuple(pf.attempts[0].result.conflicts) if pf.attempts else ()
-        status: PickStatus = "clean"
+        # The conflicts a draft PR shows if no head applies.
+        conflicts = tuple(pf.attempts[0].result.conflicts) if pf.attempts else ()
+        status: PickStatus = "conflict"
         head: str | None = None
         depends: tuple[str, ...] = ()
-        conflicts: tuple[ConflictFile, ...] = ()
-        if pf.chosen is None:
-            status, conflicts = "conflict", first_conflicts
-        elif overlaps(self.engine.index, source.sha, chain):
-            # Earlier pending fixes touch the same files: stacked on them (see stacking.py).
-            st = stack(self.engine.index, ctx.picker, source=source.sha, tip=ctx.tip, chain=chain)
-            if st is None:
-                status, conflicts = "conflict", first_conflicts
-            else:
-                head, depends = st.head, st.depends
-        else:
-            head = self.keep_existing(ctx.open_by_key.get(fix.key), source.sha, ctx.tip)
+        if pf.chosen is not None:
+            if not overlaps(self.engine.index, source.sha, chain):
+                head = self.keep_existing(ctx.open_by_key.get(fix.key), source.sha, ctx.tip)
+                if head is None:
+                    res = ctx.picker.pick(source.sha, ctx.tip)
+                    if res.ok and not res.commit:  # empty standalone: nothing to backport alone
+                        return None
+                    head, conflicts = res.commit, tuple(res.conflicts)
             if head is None:
-                res = ctx.picker.pick(source.sha, ctx.tip)
-                if res.ok and not res.commit:  # empty standalone: nothing to backport alone
-                    return None
-                if res.ok:
-                    head = res.commit
-                else:
-                    # Depends on earlier fixes of the chain: stacked on those it shares paths
-                    # with (the PR then shows them too; merge them first).
-                    st = stack(
-                        self.engine.index, ctx.picker, source=source.sha, tip=ctx.tip, chain=chain
-                    )
-                    if st is None:
-                        status, conflicts = "conflict", tuple(res.conflicts)
-                    else:
-                        head, depends = st.head, st.depends
-        if status == "clean":
-            assert head is not None
+                # Earlier pending fixes touch the same files, or it needs them: stacked on
+                # those it shares paths with (the PR shows them too; merged after them).
+                st = stack(
+                    self.engine.index, ctx.picker, source=source.sha, tip=ctx.tip, chain=chain
+                )
+                if st is not None:
+                    head, depends = st.head, st.depends
+            if head is not None:
+                status, conflicts = "clean", ()
+        if head is not None:
             chain.append(Link(pf, head))
         else:
             head = self._conflict_head(ctx, fix.key, source.sha, fix.subject)

@@ -69,8 +69,7 @@ class Presenter:
         self.engine = engine
         self.policy = engine.policy
         self.policy_file = policy_file
-        up = self.policy.upstream
-        self.web = up.web_url or (f"https://github.com/{up.forge}" if up.forge else None)
+        self.web = self.policy.upstream.web
 
     @property
     def index(self) -> CommitIndex:

@@ -39,14 +39,13 @@ def publish(
 ) -> int:
     """Build the artifacts and upload those the forge release lacks; returns how many."""
     rc = p.release
-    release = forge.get_release(p.tag)
+    release = p.published  # read when the publishing was decided, just before
     names = {a.name for a in release.assets} if release else set()
-    up = policy.upstream
     links = artifacts.ReleaseLinks(
         prs=forge.list_prs("all"),
         checks_of=forge.checks,
         web_fork=forge.web_url(),
-        web_upstream=up.web_url or (f"https://github.com/{up.forge}" if up.forge else None),
+        web_upstream=policy.upstream.web,
     )
     built = artifacts.build_release(
         cache.repo,

@@ -152,7 +152,7 @@ class ReleaseRound:
         if release is not None and core_assets(p, rc.version) <= names:
             return out  # published (building CPython's tarballs again would cost seconds)
         detail = "publish" + ("" if release else ", new release")
-        out.append(Action(s.name, tag, detail, PublishRelease(tag, sp, rc)))
+        out.append(Action(s.name, tag, detail, PublishRelease(tag, sp, rc, release)))
         return out
 
     # ------------------------------------------------------------------ 3. propose
