@@ -408,6 +408,25 @@ class Applicability(_Model):
     )
 
 
+class Prerequisites(_Model):
+    """Upstream commits a conflicting fix needs first (docs/engine.md, Prerequisites)."""
+
+    max_commits: int = Field(
+        default=3,
+        ge=0,
+        le=10,
+        description="At most this many upstream commits are stacked under one fix to make it "
+        "apply (smallest set first); 0 turns the search off.",
+    )
+    max_candidates: int = Field(
+        default=8,
+        ge=1,
+        le=32,
+        description="Of the commits blame names, the ones writing the most conflicting lines "
+        "are tried, at most this many.",
+    )
+
+
 class Release(_Model):
     tag: str = Field(
         default="v{series}.{n}",
@@ -446,6 +465,7 @@ DEFAULT_LABELS = {
     "conflicts": "conflicts",
     "skip": "skipped",
     "tests-failed": "tests-failed",
+    "prerequisite": "prerequisite",
 }
 
 
@@ -480,6 +500,11 @@ class Policy(_Model):
         default_factory=Applicability,
         description="Conflicting fixes that do not concern a line: listed, not opened as PRs.",
     )
+    prerequisites: Prerequisites = Field(
+        default_factory=Prerequisites,
+        description="Upstream commits a conflicting fix needs first, found by blame and "
+        "picked in the fix's PR.",
+    )
     labels: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_LABELS),
         description="Label names stablectl applies, by role.",
@@ -494,7 +519,8 @@ class Policy(_Model):
 
     def label(self, role: str) -> str:
         """The label name for a role (`backport`, `security`, `conflicts`, `skip`,
-        `tests-failed`): the policy's, or the default where the policy names only some."""
+        `tests-failed`, `prerequisite`): the policy's, or the default where the policy
+        names only some."""
         return self.labels.get(role, DEFAULT_LABELS.get(role, role))
 
     def get_series(self, name: str) -> Series:

@@ -18,6 +18,7 @@ from stablectl.policy import load_policy
 
 _STYLE = {
     FixState.NEW_CLEAN: "green",
+    FixState.NEW_CLEAN_PREREQ: "green",
     FixState.NEW_EMPTY: "cyan",
     FixState.NEW_CONFLICT: "bold red",
     FixState.NEW_ERROR: "bold red",
@@ -98,6 +99,10 @@ def _detail(pf: PlannedFix) -> str:
         parts.append(pf.note)
     if pf.not_applicable:
         parts.append(f"not applicable: {pf.not_applicable}")
+    for p in pf.prerequisites:
+        parts.append(f"needs upstream {p.sha[:10]} ({p.subject}) first: {p.why}")
+    if pf.prerequisite_report:
+        parts.append(f"prerequisites: {pf.prerequisite_report}")
     if pf.status in (FixState.NEW_CONFLICT, FixState.NOT_APPLICABLE) and pf.attempts:
         parts.append(
             "conflicts: "
@@ -131,6 +136,8 @@ def render(plan: Plan) -> None:
             rule = ",".join(dict.fromkeys(h.rule for h in fx.flags))
             style = _STYLE.get(pf.status, "")
             status = pf.status.removeprefix("new-")
+            if pf.prerequisites:
+                status = f"clean +{len(pf.prerequisites)} prereq"
             detail = _detail(pf)
             text = escape(fx.subject) + f"\n[dim]{escape(rule)}"
             text += (": " + escape(detail) if detail else "") + "[/dim]"

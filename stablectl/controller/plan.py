@@ -15,6 +15,7 @@ from stablectl import __version__
 from stablectl.controller.advisories import AdvisoryIndex, load_advisories
 from stablectl.controller.applicability import not_applicable
 from stablectl.controller.issues import IssueCache
+from stablectl.controller.prerequisites import Prerequisite, PrerequisiteFinder
 from stablectl.controller.selection import (
     Candidate,
     FixState,
@@ -46,11 +47,15 @@ class PlannedFix:
     chosen: Attempt | None = None
     note: str = ""
     not_applicable: str = ""  # why the fix does not concern the line (see applicability.py)
+    # Upstream commits picked under the fix so that it applies (see prerequisites.py), oldest
+    # first; with none found, why (the chain of what was tried).
+    prerequisites: tuple[Prerequisite, ...] = ()
+    prerequisite_report: str = ""
 
     @property
     def status(self) -> FixState:
         """The candidate's state, or for a pending fix the outcome of picking it: new-clean,
-        new-empty, new-conflict or new-error."""
+        new-clean-with-prerequisites, new-empty, new-conflict or new-error."""
         c = self.candidate
         if c.state != FixState.PENDING:
             return c.state
@@ -59,7 +64,21 @@ class PlannedFix:
         if self.chosen is None:
             conflicted = any(a.result.outcome == "conflict" for a in self.attempts)
             return FixState.NEW_CONFLICT if conflicted else FixState.NEW_ERROR
+        if self.prerequisites:
+            return FixState.NEW_CLEAN_PREREQ
         return FixState(f"new-{self.chosen.result.outcome}")
+
+    @property
+    def applies(self) -> bool:
+        """A clean pick (with or without prerequisites) that a PR can offer."""
+        return self.status in (FixState.NEW_CLEAN, FixState.NEW_CLEAN_PREREQ)
+
+    @property
+    def picks(self) -> tuple[str, ...]:
+        """The upstream commits its PR picks, in order: prerequisites, then the source."""
+        if self.chosen is None:
+            return ()
+        return (*(p.sha for p in self.prerequisites), self.chosen.source.sha)
 
 
 @dataclass(frozen=True)
@@ -131,6 +150,17 @@ def _fix_json(pf: PlannedFix) -> JSONDoc:
         "reason": c.reason,
         "note": pf.note,
         "not_applicable": pf.not_applicable or None,
+        "prerequisites": [
+            {
+                "commit": p.sha,
+                "subject": p.subject,
+                "where": list(p.where),
+                "why": p.why,
+                "pick": p.commit,
+            }
+            for p in pf.prerequisites
+        ],
+        "prerequisite_report": pf.prerequisite_report or None,
         "source": None
         if chosen is None
         else {
@@ -338,13 +368,14 @@ class Engine:
         selector = self.selector()
         picker = self.picker()
         plans: list[SeriesPlan] = []
+        finder = self.prerequisite_finder(picker)
         for s in wanted:
             try:
                 sel = selector.select(s)
             except KeyError as e:
                 raise GitError(f"series {s.name}: upstream has no tag {e.args[0]!r}") from None
             picker.path_map = dict(s.path_map)
-            plans.append(self._chain(sel, picker, on_series))
+            plans.append(self._chain(sel, picker, finder, on_series))
         errors = sorted(
             {e for sp in plans for e in sp.selection.errors}
             | set(getattr(self, "queue_problems", []))
@@ -352,16 +383,39 @@ class Engine:
         )
         stats: JSONDoc = dict(self.index.stats)
         stats.update({f"picks_{k}": v for k, v in picker.stats.items()})
+        stats.update({f"prerequisite_{k}": v for k, v in finder.stats.items()})
         if self._issues is not None:
             stats["issue_searches"] = self._issues.asked
         if self.index.db is not None:
             self.index.db.commit()
         return Plan(self.policy.project, plans, errors, stats)
 
+    def prerequisite_finder(self, picker: Picker) -> PrerequisiteFinder:
+        p = self.policy
+        excluded = {e.sha.lower(): e.reason for e in p.exclude}
+
+        def unusable(sha: str) -> str:
+            facts = self.index.facts(sha)
+            names = [sha, *(facts.info.cherry_picked_from if facts is not None else ())]
+            for prefix, reason in excluded.items():
+                if any(n.startswith(prefix) for n in names):
+                    return f"is excluded by the policy ({reason})"
+            return ""
+
+        return PrerequisiteFinder(
+            self.cache.repo,
+            self.index,
+            picker,
+            max_commits=p.prerequisites.max_commits,
+            max_candidates=p.prerequisites.max_candidates,
+            unusable=unusable,
+        )
+
     def _chain(
         self,
         sel: SeriesSelection,
         picker: Picker,
+        finder: PrerequisiteFinder,
         on_series: Callable[[str, int, int], None] | None,
     ) -> SeriesPlan:
         tip = sel.tip_sha
@@ -388,7 +442,26 @@ class Engine:
                     own_issues=sel.own_issues,
                     main_only_days=self.policy.applicability.main_only_days,
                 )
-            pf = PlannedFix(cand, attempts=attempts, chosen=chosen, note=note, not_applicable=why)
+            prereqs: tuple[Prerequisite, ...] = ()
+            report = ""
+            if chosen is None and attempts and not why:
+                with self.index.batch():
+                    chosen, prereqs, report = self._with_prerequisites(
+                        finder, sel, cand, attempts, tip
+                    )
+                if chosen is not None:
+                    note = f"needs {len(prereqs)} upstream commit(s) first: " + ", ".join(
+                        p.sha[:10] for p in prereqs
+                    )
+            pf = PlannedFix(
+                cand,
+                attempts=attempts,
+                chosen=chosen,
+                note=note,
+                not_applicable=why,
+                prerequisites=prereqs,
+                prerequisite_report=report,
+            )
             fixes.append(pf)
             if pf.chosen is not None and pf.chosen.result.outcome == "clean":
                 assert pf.chosen.result.commit is not None
@@ -397,6 +470,33 @@ class Engine:
             if on_series is not None:
                 on_series(sel.series.name, done, len(pending))
         return SeriesPlan(selection=sel, fixes=fixes, final_tip=tip)
+
+    def _with_prerequisites(
+        self,
+        finder: PrerequisiteFinder,
+        sel: SeriesSelection,
+        cand: Candidate,
+        attempts: list[Attempt],
+        tip: str,
+    ) -> tuple[Attempt | None, tuple[Prerequisite, ...], str]:
+        """Each conflicting source in preference order, until prerequisites make one clean."""
+        reports: list[str] = []
+        for a in attempts:
+            if a.result.outcome != "conflict":
+                continue
+            found = finder.search(
+                a.source.sha,
+                tip,
+                sel.base_sha,
+                a.result.conflicts,
+                fix_key=cand.fix.key,
+            )
+            if found.found:
+                assert found.result is not None
+                return Attempt(a.source, found.result), found.prerequisites, ""
+            if found.report:
+                reports.append(f"{a.source.describe()}: {found.report}")
+        return None, (), " | ".join(reports)
 
 
 def pick_best(

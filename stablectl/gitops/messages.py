@@ -157,6 +157,24 @@ def cherry_pick_message(message: str, source_sha: str) -> str:
     return stripspace(f"{body}{sep}{CHERRY_PREFIX}{source_sha})\n")
 
 
+PREREQUISITE_TRAILER = "Stablectl-Prerequisite-For"
+
+
+def prerequisite_message(message: str, fix_key: str) -> str:
+    """A prerequisite's pick message: its own, then a trailer naming the fix it is picked for
+    (in the trailer block `-x` ends with), so the branch itself says why it is there."""
+    body = message if message.endswith("\n") else message + "\n"
+    paras = _paragraphs(body)
+    sep = "" if len(paras) >= 2 and _is_trailer_block(paras[-1]) else "\n"
+    return stripspace(f"{body}{sep}{PREREQUISITE_TRAILER}: {fix_key}\n")
+
+
+def prerequisite_of(message: str) -> str | None:
+    """The fix a commit was picked as a prerequisite for (its trailer), if any."""
+    m = re.search(rf"^{PREREQUISITE_TRAILER}:\s*([0-9a-fA-F]{{7,40}})\s*$", message, re.M)
+    return m.group(1).lower() if m else None
+
+
 def backport_title(series_branch: str, message: str) -> str:
     """CPython-style backport title: ``[3.11.2-stable] gh-N: subject (GH-N)``."""
     subject = message.splitlines()[0].strip() if message.strip() else ""

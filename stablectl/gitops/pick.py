@@ -26,7 +26,7 @@ from typing import Any, Literal, Protocol, cast
 import pygit2
 from pygit2.enums import FileMode
 
-from stablectl.gitops.messages import cherry_pick_message
+from stablectl.gitops.messages import cherry_pick_message, prerequisite_message
 
 Outcome = Literal["clean", "empty", "conflict", "error"]
 Lever = Literal["paths", "libgit2", "ort"]
@@ -77,6 +77,14 @@ class Committer:
     offset: int = 0
 
 
+@dataclass(frozen=True)
+class Origin:
+    """What a pick's message records: the source (`-x`) and the fix it is a prerequisite of."""
+
+    record: bool = True
+    prerequisite_for: str | None = None
+
+
 class PickMemo(Protocol):
     def memo_get(self, table: str, key: str) -> Any: ...
     def memo_put(self, table: str, key: str, data: Any) -> None: ...
@@ -114,25 +122,28 @@ class Picker:
         *,
         record_origin: bool = True,
         paths: Sequence[str] | None = None,
+        prerequisite_for: str | None = None,
     ) -> PickResult:
         """Pick `source_sha` onto `onto_sha`. `paths`, if given, are the paths the source
-        changes against its first parent (the scan knows them): the tree diff is skipped."""
+        changes against its first parent (the scan knows them): the tree diff is skipped.
+        `prerequisite_for` (a fix's key) adds the `Stablectl-Prerequisite-For:` trailer."""
         start = time.perf_counter()
-        key = self._memo_key(source_sha, onto_sha, record_origin)
+        origin = Origin(record_origin, prerequisite_for)
+        key = self._memo_key(source_sha, onto_sha, origin)
         if key is not None and self.memo is not None:
             hit = _from_json(self.memo.memo_get("picks", key))
             if hit is not None and (hit.commit is None or hit.commit in self.repo):
                 self.stats["cached"] += 1
                 hit.seconds = time.perf_counter() - start
                 return hit
-        result = self._pick(source_sha, onto_sha, record_origin, paths)
+        result = self._pick(source_sha, onto_sha, origin, paths)
         self.stats["picks"] += 1
         result.seconds = time.perf_counter() - start
         if key is not None and self.memo is not None and result.outcome != "error":
             self.memo.memo_put("picks", key, _to_json(result))
         return result
 
-    def _memo_key(self, source: str, onto: str, record_origin: bool) -> str | None:
+    def _memo_key(self, source: str, onto: str, origin: Origin) -> str | None:
         c = self.committer
         return "|".join(
             [
@@ -144,13 +155,14 @@ class Picker:
                 c.email,
                 str(c.time),
                 str(c.offset),
-                str(record_origin),
+                str(origin.record),
+                origin.prerequisite_for or "",
                 json.dumps(self.path_map, sort_keys=True) if self.path_map else "",
             ]
         )
 
     def _pick(
-        self, source_sha: str, onto_sha: str, record_origin: bool, paths: Sequence[str] | None
+        self, source_sha: str, onto_sha: str, origin: Origin, paths: Sequence[str] | None
     ) -> PickResult:
         repo = self.repo
         try:
@@ -199,7 +211,7 @@ class Picker:
                 res.source = source_sha
                 if res.outcome == "clean":
                     assert res.tree is not None
-                    res.commit = self._commit(original, onto, res.tree, record_origin)
+                    res.commit = self._commit(original, onto, res.tree, origin)
                 return res
             res.source = source_sha
             first = first or res
@@ -421,12 +433,12 @@ class Picker:
 
     # ------------------------------------------------------------------ commit
 
-    def _commit(
-        self, source: pygit2.Commit, onto: pygit2.Commit, tree: str, record_origin: bool
-    ) -> str:
+    def _commit(self, source: pygit2.Commit, onto: pygit2.Commit, tree: str, origin: Origin) -> str:
         message = source.message
-        if record_origin:
+        if origin.record:
             message = cherry_pick_message(message, str(source.id))
+        if origin.prerequisite_for:
+            message = prerequisite_message(message, origin.prerequisite_for)
         return self._commit_as(source, onto, tree, message)
 
     def _commit_as(

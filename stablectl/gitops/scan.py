@@ -125,7 +125,15 @@ class CommitIndex:
         (version,) = self.db.execute("PRAGMA user_version").fetchone()
         if version != _SCHEMA_VERSION:
             with self.db:
-                for t in ("facts", "patch_ids", "ranges", "range_chunks", "picks", "ancestry"):
+                for t in (
+                    "facts",
+                    "patch_ids",
+                    "ranges",
+                    "range_chunks",
+                    "picks",
+                    "ancestry",
+                    "blame",
+                ):
                     self.db.execute(f"DROP TABLE IF EXISTS {t}")
                 self.db.execute("CREATE TABLE picks (key TEXT PRIMARY KEY, data TEXT NOT NULL)")
                 self.db.execute("CREATE TABLE ancestry (key TEXT PRIMARY KEY, data TEXT NOT NULL)")
@@ -137,6 +145,11 @@ class CommitIndex:
                     "PRIMARY KEY (key, seq))"
                 )
                 self.db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        # Memo tables added since the schema version: created where missing, no rebuild.
+        with self.db:
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS blame (key TEXT PRIMARY KEY, data TEXT NOT NULL)"
+            )
 
     def close(self) -> None:
         if self.db is not None:

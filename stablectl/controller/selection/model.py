@@ -27,6 +27,7 @@ class FixState(enum.StrEnum):
     REVERTED = "reverted"
     EXCLUDED = "excluded"
     NEW_CLEAN = "new-clean"
+    NEW_CLEAN_PREREQ = "new-clean-with-prerequisites"  # clean on upstream commits it needs
     NEW_EMPTY = "new-empty"
     NEW_CONFLICT = "new-conflict"
     NEW_ERROR = "new-error"

@@ -1,0 +1,330 @@
+"""Prerequisites: the upstream commits a conflicting fix needs on the line first.
+
+A line anchored at an old release sees fixes written against code that moved on: the
+maintenance branch's own backport of a fix conflicts on the old tag because an earlier commit
+of that branch rewrote the lines the fix changes. A stable maintainer finds that commit with
+`git blame` and picks it first; so does this module:
+
+1. **Blame the fix's hunks on the source side.** For every file the pick conflicts on, the
+   lines the fix removes or keeps as context (its hunks in the source's parent) are blamed in
+   `BASE..SOURCE^`: the commits after the line's base that wrote them are the candidates
+   (merge commits, commits the policy excludes and commits already on the line are not).
+   Only content conflicts are blamed: files the line lacks are applicability's business.
+2. **Try them stacked under the fix, smallest set first** (`prerequisites.max_commits`), each
+   set in upstream order, on the stable tip. The first set under which every prerequisite and
+   then the fix pick cleanly wins.
+3. **Recurse within the bound.** A candidate that conflicts itself adds its own blamed
+   commits to the pool; they are tried in larger sets, never beyond `max_commits`.
+
+A cycle cannot occur: a candidate is always an ancestor of what it was blamed for. What the
+search could not resolve is reported as a chain ("X writes lines at P:L; X conflicts itself at
+Q; Y writes …"), never dropped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cmp_to_key
+
+import pygit2
+
+from stablectl.gitops.pick import ConflictFile, Picker, PickResult
+from stablectl.gitops.scan import CommitIndex
+
+# Conflict kinds whose lines blame can explain. A file the line does not have (modify/delete)
+# is not one: the commit that wrote it would bring a whole module to the line, a feature
+# backport and not a prerequisite (applicability judges those fixes instead).
+_BLAMABLE = {"content"}
+BLAME_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Prerequisite:
+    """An upstream commit a fix needs first, and why."""
+
+    sha: str
+    subject: str
+    where: tuple[str, ...]  # "PATH:LINES" it wrote that the fix changes or keeps as context
+    commit: str | None = None  # its pick in the chain under the fix
+
+    @property
+    def why(self) -> str:
+        return f"it writes lines this fix changes, at {', '.join(self.where)}"
+
+
+@dataclass(frozen=True)
+class Search:
+    """The outcome of looking for prerequisites of one pick."""
+
+    prerequisites: tuple[Prerequisite, ...] = ()
+    result: PickResult | None = None  # the fix's clean pick on top of them
+    tried: int = 0  # sets tried
+    report: str = ""  # when none worked: what was found and why each set failed
+    candidates: tuple[Prerequisite, ...] = field(default=())
+
+    @property
+    def found(self) -> bool:
+        return self.result is not None and self.result.outcome == "clean"
+
+
+class PrerequisiteFinder:
+    """Finds the smallest set of upstream commits under which a conflicting pick is clean."""
+
+    def __init__(
+        self,
+        repo: pygit2.Repository,
+        index: CommitIndex,
+        picker: Picker,
+        *,
+        max_commits: int,
+        max_candidates: int = 8,
+        max_sets: int = 64,
+        unusable: Callable[[str], str] | None = None,
+    ) -> None:
+        self.repo = repo
+        self.index = index
+        self.picker = picker
+        self.max_commits = max_commits
+        self.max_candidates = max_candidates
+        self.max_sets = max_sets
+        # Why a candidate may not be used ("" when it may): excluded by the policy, on the line.
+        self.unusable = unusable or (lambda sha: "")
+        self.stats = {"searches": 0, "sets": 0, "blames": 0, "found": 0}
+
+    def search(
+        self,
+        source: str,
+        tip: str,
+        base: str,
+        conflicts: Sequence[ConflictFile],
+        *,
+        fix_key: str,
+    ) -> Search:
+        """Prerequisites of picking `source` onto `tip` (a line based on `base`)."""
+        self.stats["searches"] += 1
+        if self.max_commits < 1:
+            return Search()
+        pool: dict[str, Prerequisite] = {}
+        rejected: list[str] = []
+        self._add(pool, rejected, self.blame(source, base, conflicts))
+        if not pool:
+            why = "; ".join(rejected) if rejected else "blame names no commit after the base"
+            return Search(report=f"no prerequisite candidate ({why})")
+        failures: dict[tuple[str, ...], str] = {}
+        tried = 0
+        for size in range(1, self.max_commits + 1):
+            ranked = list(pool)[: self.max_candidates]
+            for combo in itertools.combinations(ranked, size):
+                if tried >= self.max_sets:
+                    break
+                tried += 1
+                self.stats["sets"] += 1
+                ordered = self._upstream_order(combo)
+                outcome = self._try(ordered, source, tip, base, fix_key, pool, rejected)
+                if isinstance(outcome, str):
+                    failures[ordered] = outcome
+                    continue
+                prereqs, result = outcome
+                self.stats["found"] += 1
+                return Search(
+                    prerequisites=prereqs,
+                    result=result,
+                    tried=tried,
+                    candidates=tuple(pool.values()),
+                )
+        return Search(
+            tried=tried,
+            report=_chain_report(pool, failures, rejected, self.max_commits),
+            candidates=tuple(pool.values()),
+        )
+
+    # ------------------------------------------------------------------ one set
+
+    def _try(
+        self,
+        ordered: tuple[str, ...],
+        source: str,
+        tip: str,
+        base: str,
+        fix_key: str,
+        pool: dict[str, Prerequisite],
+        rejected: list[str],
+    ) -> tuple[tuple[Prerequisite, ...], PickResult] | str:
+        onto = tip
+        picked: list[Prerequisite] = []
+        for sha in ordered:
+            r = self.picker.pick(sha, onto, prerequisite_for=fix_key)
+            if r.outcome == "conflict":
+                # Recurse within the bound: what it needs joins the pool for larger sets.
+                self._add(pool, rejected, self.blame(sha, base, r.conflicts))
+                return f"{sha[:10]} conflicts itself at {_paths(r.conflicts)}"
+            if r.outcome == "error":
+                return f"{sha[:10]}: {r.error}"
+            if r.outcome == "empty" or r.commit is None:
+                return f"{sha[:10]} changes nothing on the line"
+            onto = r.commit
+            picked.append(_with_commit(pool[sha], r.commit))
+        r = self.picker.pick(source, onto)
+        if r.outcome == "clean":
+            return tuple(picked), r
+        if r.outcome == "conflict":
+            return f"the fix still conflicts at {_paths(r.conflicts)}"
+        return f"the fix is {r.outcome} on top of them"
+
+    def _add(
+        self, pool: dict[str, Prerequisite], rejected: list[str], found: list[Prerequisite]
+    ) -> None:
+        for p in found:
+            if p.sha in pool:
+                continue
+            why = self.unusable(p.sha)
+            if why:
+                note = f"{p.sha[:10]} {why}"
+                if note not in rejected:
+                    rejected.append(note)
+                continue
+            pool[p.sha] = p
+
+    def _upstream_order(self, shas: Sequence[str]) -> tuple[str, ...]:
+        repo = self.repo
+
+        def cmp(a: str, b: str) -> int:
+            if repo.descendant_of(pygit2.Oid(hex=b), pygit2.Oid(hex=a)):
+                return -1
+            if repo.descendant_of(pygit2.Oid(hex=a), pygit2.Oid(hex=b)):
+                return 1
+            fa, fb = self.index.facts(a), self.index.facts(b)
+            ta = fa.commit_time if fa else 0
+            tb = fb.commit_time if fb else 0
+            return (ta > tb) - (ta < tb)
+
+        return tuple(sorted(shas, key=cmp_to_key(cmp)))
+
+    # ------------------------------------------------------------------ blame
+
+    def blame(self, sha: str, base: str, conflicts: Sequence[ConflictFile]) -> list[Prerequisite]:
+        """The commits in BASE..SHA^ that wrote the lines `sha` changes (or keeps as context)
+        in the files it conflicts on, most lines first."""
+        paths = sorted({c.path for c in conflicts if c.kind in _BLAMABLE})
+        if not paths:
+            return []
+        key = "|".join([BLAME_VERSION, sha, base, *paths])
+        hit = self.index.memo_get("blame", key)
+        if not isinstance(hit, list):
+            hit = self._blame(sha, base, paths)
+            self.index.memo_put("blame", key, hit)
+        out = []
+        for cand, where in hit:
+            facts = self.index.facts(cand)
+            if facts is None or len(facts.parents) != 1:
+                continue
+            out.append(Prerequisite(cand, facts.info.subject, tuple(where)))
+        return out
+
+    def _blame(self, sha: str, base: str, paths: Sequence[str]) -> list[list[object]]:
+        self.stats["blames"] += 1
+        try:
+            commit = self.repo[pygit2.Oid(hex=sha)].peel(pygit2.Commit)
+        except (KeyError, ValueError):
+            return []
+        if len(commit.parents) != 1:
+            return []
+        parent = commit.parents[0]
+        lines: dict[str, dict[str, list[int]]] = {}
+        for path in paths:
+            ranges = _old_ranges(parent, commit, path)
+            if not ranges:
+                continue
+            for cand, line in _git_blame(self.repo.path, base, str(parent.id), path, ranges):
+                lines.setdefault(cand, {}).setdefault(path, []).append(line)
+        ranked = sorted(lines.items(), key=lambda kv: (-sum(map(len, kv[1].values())), kv[0]))
+        return [
+            [cand, [_where(p, ls) for p, ls in sorted(by_path.items())]] for cand, by_path in ranked
+        ]
+
+
+def _old_ranges(parent: pygit2.Commit, commit: pygit2.Commit, path: str) -> list[tuple[int, int]]:
+    """The line ranges (1-based, inclusive) of `path` in the parent that the commit's hunks
+    cover: lines removed and three lines of context."""
+    try:
+        old = parent.tree[path]
+    except KeyError:
+        return []  # a file the commit adds: no lines to blame
+    try:
+        new: pygit2.Object | None = commit.tree[path]
+    except KeyError:
+        new = None
+    if not isinstance(old, pygit2.Blob) or not isinstance(new, pygit2.Blob | None):
+        return []
+    patch = old.diff(new) if new is not None else old.diff_to_buffer(None)  # 3 context lines
+    if patch.delta.is_binary:
+        return []
+    return [(h.old_start, h.old_start + h.old_lines - 1) for h in patch.hunks if h.old_lines > 0]
+
+
+def _git_blame(
+    git_dir: str, base: str, rev: str, path: str, ranges: Sequence[tuple[int, int]]
+) -> list[tuple[str, int]]:
+    """(commit, line) for each line in `ranges` that a commit after `base` wrote."""
+    args = ["git", "--git-dir", git_dir, "blame", "--porcelain"]
+    for a, b in ranges:
+        args += ["-L", f"{a},{b}"]
+    proc = subprocess.run([*args, f"{base}..{rev}", "--", path], capture_output=True, check=False)
+    if proc.returncode != 0:
+        return []
+    out: list[tuple[str, int]] = []
+    boundary: set[str] = set()
+    current: tuple[str, int] | None = None
+    for raw in proc.stdout.decode("utf-8", "surrogateescape").splitlines():
+        if raw.startswith("\t"):
+            if current is not None and current[0] not in boundary:
+                out.append(current)
+            current = None
+            continue
+        head = raw.split(" ")
+        if len(head) >= 3 and len(head[0]) == 40 and all(c in "0123456789abcdef" for c in head[0]):
+            current = (head[0], int(head[2]))
+        elif raw == "boundary" and current is not None:
+            boundary.add(current[0])
+    return out
+
+
+def _where(path: str, lines: list[int]) -> str:
+    ls = sorted(set(lines))
+    spans: list[str] = []
+    start = prev = ls[0]
+    for n in [*ls[1:], 0]:
+        if n == prev + 1:
+            prev = n
+            continue
+        spans.append(f"{start}" if start == prev else f"{start}-{prev}")
+        start = prev = n
+    return f"{path}:{','.join(spans)}"
+
+
+def _paths(conflicts: Sequence[ConflictFile]) -> str:
+    return ", ".join(sorted({c.path for c in conflicts})) or "?"
+
+
+def _with_commit(p: Prerequisite, commit: str) -> Prerequisite:
+    return Prerequisite(p.sha, p.subject, p.where, commit)
+
+
+def _chain_report(
+    pool: dict[str, Prerequisite],
+    failures: dict[tuple[str, ...], str],
+    rejected: list[str],
+    max_commits: int,
+) -> str:
+    parts = [
+        f"{p.sha[:10]} ({p.subject[:60]}) writes lines at {', '.join(p.where[:3])}"
+        for p in pool.values()
+    ]
+    for combo, why in list(failures.items())[:6]:
+        parts.append(f"with {'+'.join(s[:10] for s in combo)}: {why}")
+    parts += [f"not used: {r}" for r in rejected[:4]]
+    head = f"no set of at most {max_commits} upstream commits makes it apply"
+    return head + ("; " + "; ".join(parts) if parts else "")

@@ -1,0 +1,156 @@
+"""Prerequisites: a conflicting fix picked on the upstream commits that wrote the lines it
+changes (found by blame on the source side), smallest set first, bounded by the policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pygit2
+
+from stablectl.controller.plan import Engine, Plan, PlannedFix
+from stablectl.controller.selection import FixState
+from stablectl.gitops.messages import parse_message, prerequisite_of
+from stablectl.policy import load_policy
+from stablectl.testing.history import History
+
+LINES = [f"value_{i} = {i}  # line {i}\n" for i in range(30)]
+
+
+def text(changes: dict[int, str]) -> str:
+    return "".join(changes.get(i, line) for i, line in enumerate(LINES))
+
+
+def news(name: str) -> dict[str, str | None]:
+    return {f"Misc/NEWS.d/next/Security/{name}.rst": f"{name}\n"}
+
+
+def build(tmp_path: Path) -> tuple[History, dict[str, str]]:
+    """main and 3.10: after v3.10.2, 3.10 took P2 (rewrites line 10), P1 (rewrites lines
+    10-11, on P2's line) and an unrelated commit; then the fix F changes line 11 as P1 left it.
+    F needs P1, and P1 needs P2. G needs only P3, which the policy may exclude."""
+    h = History(tmp_path / "up.git", clock=1_600_000_000)
+    s: dict[str, str] = {}
+    s["root"] = h.commit("main", "base", {"Lib/mod.py": text({}), "Lib/g.py": text({})})
+    h.branch("3.10", s["root"])
+    s["v3.10.2"] = h.commit("3.10", "Python 3.10.2", {"README": "3.10.2\n"})
+    h.tag("v3.10.2", s["v3.10.2"])
+    steps = [
+        ("P2", "gh-20: Rename value_10 (#21)", {"Lib/mod.py": text({10: "renamed_10 = 10\n"})}),
+        (
+            "P1",
+            "gh-10: Compute value_11 from renamed_10 (#11)",
+            {
+                "Lib/mod.py": text(
+                    {10: "renamed_10 = 10  # base\n", 11: "value_11 = renamed_10 + 1\n"}
+                )
+            },
+        ),
+        ("U", "gh-30: Unrelated (#31)", {"README": "3.10 maintenance\n"}),
+        ("P3", "gh-40: Tidy g (#41)", {"Lib/g.py": text({5: "value_5 = 5  # tidied\n"})}),
+        (
+            "F",
+            "gh-90: Validate value_11 (#91)",
+            {
+                "Lib/mod.py": text(
+                    {10: "renamed_10 = 10  # base\n", 11: "value_11 = max(renamed_10 + 1, 0)\n"}
+                ),
+                **news("f"),
+            },
+        ),
+        (
+            "G",
+            "gh-95: Harden value_5 (#96)",
+            {"Lib/g.py": text({5: "value_5 = abs(5)  # tidied\n"}), **news("g")},
+        ),
+    ]
+    for name, subject, files in steps:
+        s["main-" + name] = h.commit("main", subject, files)
+        trailer = f"(cherry picked from commit {s['main-' + name]})"
+        msg = f"[3.10] {subject.replace('(#', '(GH-')}\n\n{trailer}\n"
+        s[name] = h.commit("3.10", msg, files)
+    return h, s
+
+
+def plan(tmp_path: Path, h: History, extra: str = "") -> Plan:
+    fork = History(tmp_path / "fork.git")
+    fork.repo.remotes.create("u", str(h.path)).fetch(["+refs/tags/*:refs/tags/*"])
+    policy = tmp_path / "p.yaml"
+    policy.write_text(f"""\
+project: t
+upstream: {{git: {h.path}, main: main}}
+fork: {{git: {fork.path}}}
+series:
+  - {{name: "3.10.2", base: v3.10.2, sources: ["3.10", main], since: 2000-01-01}}
+flags:
+  - {{name: security-news, security: true, paths: ["Misc/NEWS.d/next/Security/*.rst"]}}
+{extra}""")
+    engine = Engine(load_policy(policy), tmp_path / "state", committer_time=1_700_000_000)
+    try:
+        engine.fetch()
+        return engine.plan()
+    finally:
+        engine.close()
+
+
+def fixes(p: Plan) -> dict[str, PlannedFix]:
+    return {pf.candidate.fix.subject.split(":")[0]: pf for pf in p.series[0].fixes}
+
+
+def test_blamed_commits_stacked_under_the_fix_smallest_set_first(tmp_path: Path) -> None:
+    h, s = build(tmp_path)
+    p = plan(tmp_path, h)
+    f = fixes(p)["gh-90"]
+    assert f.status == FixState.NEW_CLEAN_PREREQ
+    # P1 alone conflicts (it rewrites P2's line): P2 joins the pool, and {P2, P1} in upstream
+    # order is the smallest set that works. The unrelated commit is never a candidate.
+    assert [x.sha for x in f.prerequisites] == [s["P2"], s["P1"]]
+    assert f.prerequisites[1].where == ("Lib/mod.py:11-12",)
+    assert f.prerequisites[1].why == "it writes lines this fix changes, at Lib/mod.py:11-12"
+    assert f.chosen is not None and f.chosen.source.sha == s["F"]
+    # The chain: each prerequisite a pick with its own -x trailer and the fix it serves.
+    repo = pygit2.Repository(str(tmp_path / "state" / "cache" / "t.git"))
+    fix_commit = repo[f.chosen.result.commit]
+    assert parse_message(fix_commit.message).cherry_picked_from[-1] == s["F"]
+    p1 = repo[fix_commit.parents[0].id]
+    p2 = repo[p1.parents[0].id]
+    assert str(p1.id) == f.prerequisites[1].commit and str(p2.id) == f.prerequisites[0].commit
+    assert parse_message(p1.message).cherry_picked_from[-1] == s["P1"]
+    assert prerequisite_of(p1.message) == prerequisite_of(p2.message) == f.candidate.fix.key
+    assert str(p2.parents[0].id) == s["v3.10.2"]
+    # G needs only P3 (one commit), stacked after F's chain.
+    g = fixes(p)["gh-95"]
+    assert g.status == FixState.NEW_CLEAN_PREREQ
+    assert [x.sha for x in g.prerequisites] == [s["P3"]]
+    assert p.series[0].final_tip == g.chosen.result.commit if g.chosen else False
+    doc = p.to_json()["series"][0]["fixes"]
+    by = {d["subject"].split(":")[0]: d for d in doc}
+    assert by["gh-90"]["status"] == "new-clean-with-prerequisites"
+    assert [x["commit"] for x in by["gh-90"]["prerequisites"]] == [s["P2"], s["P1"]]
+
+
+def test_bound_reports_the_chain(tmp_path: Path) -> None:
+    h, s = build(tmp_path)
+    p = plan(tmp_path, h, "prerequisites: {max_commits: 1}\n")
+    f = fixes(p)["gh-90"]
+    assert f.status == FixState.NEW_CONFLICT and not f.prerequisites
+    assert "no set of at most 1 upstream commits makes it apply" in f.prerequisite_report
+    assert f"with {s['P1'][:10]}: {s['P1'][:10]} conflicts itself at Lib/mod.py" in (
+        f.prerequisite_report
+    )
+    # Still within the bound: G needs one.
+    assert fixes(p)["gh-95"].status == FixState.NEW_CLEAN_PREREQ
+
+
+def test_off_and_excluded(tmp_path: Path) -> None:
+    h, s = build(tmp_path)
+    p = plan(tmp_path, h, "prerequisites: {max_commits: 0}\n")
+    assert {k: v.status for k, v in fixes(p).items()} == {
+        "gh-90": FixState.NEW_CONFLICT,
+        "gh-95": FixState.NEW_CONFLICT,
+    }
+    p = plan(tmp_path / "b", h, f"exclude:\n  - {{sha: {s['main-P3'][:12]}, reason: too big}}\n")
+    g = fixes(p)["gh-95"]
+    assert g.status == FixState.NEW_CONFLICT
+    assert f"no prerequisite candidate ({s['P3'][:10]} is excluded by the policy (too big))" in (
+        g.prerequisite_report
+    )
