@@ -178,6 +178,7 @@ def _fix_json(
         "rules": f.rules,
         "cves": f.cves,
         "issues": f.issues,
+        "prerequisite_for": f.prerequisite_for,
         "pr": pr.url if pr else None,
         "checks": [
             {"name": c.name, "conclusion": c.conclusion, "url": c.url}

@@ -36,6 +36,7 @@ LABELS = {
     "conflicts": ("fbca04", "Does not apply cleanly; resolve with stablectl backport"),
     "skip": ("cccccc", "A maintainer decided not to backport this"),
     "tests-failed": ("d93f0b", "The test suite failed on this backport's head"),
+    "prerequisite": ("5319e7", "Carries upstream commits the fix needs first"),
 }
 
 

@@ -25,7 +25,7 @@ import pygit2
 from stablectl.controller.plan import SeriesPlan
 from stablectl.controller.selection import Fix
 from stablectl.forge.base import Marker
-from stablectl.gitops.messages import parse_message
+from stablectl.gitops.messages import parse_message, prerequisite_of
 from stablectl.policy import Policy, Series
 from stablectl.templates import render
 
@@ -42,6 +42,7 @@ class ShippedFix:
     rules: list[str]
     cves: list[str]
     issues: list[str]
+    prerequisite_for: str | None = None  # the fix it was picked for (its trailer)
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ def scan_series(repo: pygit2.Repository, sp: SeriesPlan, tip: str) -> SeriesRele
                 rules=sorted({h.rule for h in fix.flags}) if fix else [],
                 cves=sorted(set(fix.cves if fix else []) | set(info.cves)),
                 issues=list(fix.issues) if fix else list(info.issues),
+                prerequisite_for=prerequisite_of(msg),
             )
         )
     return SeriesReleases(

@@ -75,6 +75,7 @@ def _series(src: _Sources, sp: SeriesPlan, tip: str) -> JSONDoc:
             "original": f.original,
             "security": f.security,
             "cves": f.cves,
+            "prerequisite_for": f.prerequisite_for,
         }
         for f in sr.unreleased
     ]
@@ -151,6 +152,10 @@ def _pending_json(src: _Sources, s: Series, pf: PlannedFix) -> JSONDoc:
         "cves": list(fix.cves),
         "rules": sorted({h.rule for h in fix.flags}),
         "outcome": pf.status,
+        "prerequisites": [
+            {"commit": x.sha, "subject": x.subject, "where": list(x.where)}
+            for x in pf.prerequisites
+        ],
         "pr": _pr_json(src.prs.get((s.name, fix.key)), src.forge),
     }
 

@@ -154,3 +154,36 @@ def test_off_and_excluded(tmp_path: Path) -> None:
     assert f"no prerequisite candidate ({s['P3'][:10]} is excluded by the policy (too big))" in (
         g.prerequisite_report
     )
+
+
+def test_release_notes_list_prerequisites_with_the_fix_they_serve(tmp_path: Path) -> None:
+    from stablectl.controller.release import ShippedFix
+    from stablectl.policy import load_policy_text
+    from stablectl.templates import render
+
+    fix = ShippedFix("c2", "[3.10.2-stable] gh-90: Validate", "s2", "f" * 40, True, [], [], [])
+    pre = ShippedFix("c1", "[3.10] gh-10: Compute", "p" * 40, None, False, [], [], [], "f" * 40)
+    policy = load_policy_text(
+        "project: t\nupstream: {git: /u}\nfork: {git: /f}\n"
+        "series: [{name: '3.10.2', base: v3.10.2, sources: ['3.10']}]\n"
+        "flags: [{name: a, security: true, paths: [x]}]\n"
+    )
+    notes = render(
+        "release_notes.md.j2",
+        project="t",
+        series=policy.series[0],
+        version="3.10.2.1",
+        tag="v3.10.2.1",
+        fixes=[pre, fix],
+        base_tag="v3.10.2",
+        previous_tag="v3.10.2",
+        artifacts=[],
+        web_upstream=None,
+        merged={},
+    )
+    security, other = notes.split("## Security fixes")[1].split("## Other fixes")
+    assert "gh-90: Validate" in security and "gh-10" not in other.split("## Prerequisites")[0]
+    assert (
+        "- [3.10] gh-10: Compute (upstream `pppppppppp`), needed by upstream `ffffffffff` "
+        "([3.10.2-stable] gh-90: Validate)" in notes
+    )

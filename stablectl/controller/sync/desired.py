@@ -17,8 +17,9 @@ from stablectl.controller.sync.presentation import (
     PickStatus,
     Presenter,
     branch_name,
+    prerequisites_text,
 )
-from stablectl.controller.sync.stacking import Link, overlaps, stack
+from stablectl.controller.sync.stacking import Link, overlaps, pick_fix, stack
 from stablectl.forge.base import Marker, PullRequest
 from stablectl.gitops.messages import backport_title
 from stablectl.gitops.pick import ConflictFile, Picker
@@ -72,7 +73,7 @@ class DesiredState:
             if pf.status == FixState.NEW_ERROR:
                 fix = pf.candidate.fix
                 self.findings.problem(f"{s.name}: {fix.key[:10]} {fix.subject}: {pf.note}")
-            if pf.status not in (FixState.NEW_CLEAN, FixState.NEW_CONFLICT):
+            if not (pf.applies or pf.status == FixState.NEW_CONFLICT):
                 continue
             w = self._want_fix(ctx, pf, chain)
             if w is not None:
@@ -115,19 +116,19 @@ class DesiredState:
         head: str | None = None
         depends: tuple[str, ...] = ()
         if pf.chosen is not None:
-            if not overlaps(self.engine.index, source.sha, chain):
-                head = self.keep_existing(ctx.open_by_key.get(fix.key), source.sha, ctx.tip)
+            if not overlaps(self.engine.index, pf, chain):
+                head = self.keep_existing(
+                    ctx.open_by_key.get(fix.key), source.sha, ctx.tip, picks=pf.picks
+                )
                 if head is None:
-                    res = ctx.picker.pick(source.sha, ctx.tip)
+                    res = pick_fix(ctx.picker, pf, ctx.tip)
                     if res.ok and not res.commit:  # empty standalone: nothing to backport alone
                         return None
                     head, conflicts = res.commit, tuple(res.conflicts)
             if head is None:
                 # Earlier pending fixes touch the same files, or it needs them: stacked on
                 # those it shares paths with (the PR shows them too; merged after them).
-                st = stack(
-                    self.engine.index, ctx.picker, source=source.sha, tip=ctx.tip, chain=chain
-                )
+                st = stack(self.engine.index, ctx.picker, fix=pf, tip=ctx.tip, chain=chain)
                 if st is not None:
                     head, depends = st.head, st.depends
             if head is not None:
@@ -150,6 +151,7 @@ class DesiredState:
                 fix=pf,
                 conflicts=conflicts,
                 depends=depends,
+                prerequisites=pf.prerequisites if status == "clean" else (),
             )
         )
 
@@ -176,11 +178,17 @@ class DesiredState:
         return head
 
     def keep_existing(
-        self, pr: PullRequest | None, source: str, tip: str, *, conflict: bool = False
+        self,
+        pr: PullRequest | None,
+        source: str,
+        tip: str,
+        *,
+        conflict: bool = False,
+        picks: tuple[str, ...] = (),
     ) -> str | None:
-        """An open PR's head stays as long as it was stablectl's, picks the same source, has
-        the same outcome and still sits on the stable branch's history: no needless pushes
-        that would make approvals stale and rerun CI."""
+        """An open PR's head stays as long as it was stablectl's, picks the same source (and
+        the same prerequisites), has the same outcome and still sits on the stable branch's
+        history: no needless pushes that would make approvals stale and rerun CI."""
         if pr is None or pr.marker is None:
             return None
         m = pr.marker
@@ -188,12 +196,19 @@ class DesiredState:
             return None
         if (m.extra.get("status") == "conflict") != conflict:
             return None
+        prereqs = picks[:-1]
+        if m.extra.get("prerequisites", "") != prerequisites_text(prereqs):
+            return None
         repo = self.engine.cache.repo
         try:
             head = repo[pygit2.Oid(hex=pr.head_sha)].peel(pygit2.Commit)
-        except (KeyError, ValueError):
+            commits = [head]
+            for _ in prereqs:  # the PR's first commit sits on the branch
+                commits.insert(0, commits[0].parents[0])
+        except (KeyError, ValueError, IndexError):
             return None
-        parent = str(head.parents[0].id) if head.parents else None
+        first = commits[0]
+        parent = str(first.parents[0].id) if first.parents else None
         if parent is None:
             return None
         if parent == tip:
@@ -209,8 +224,14 @@ class DesiredState:
             return pr.head_sha
         # The stable branch moved on (other backports merged): the head stays only if it
         # still applies there, as the forge's rebase merge will need.
-        res = self.engine.picker().pick(pr.head_sha, tip)
-        return pr.head_sha if res.ok else None
+        picker = self.engine.picker()
+        onto = tip
+        for c in commits:
+            res = picker.pick(str(c.id), onto)
+            if not res.ok:
+                return None
+            onto = res.commit or onto
+        return pr.head_sha
 
     def _want_requested(self, ctx: _SeriesContext, sha: str, key: str, user: str) -> Wanted | None:
         s = ctx.sp.series

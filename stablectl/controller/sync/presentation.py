@@ -7,6 +7,7 @@ on every run, so a second run finds nothing to update.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -14,6 +15,7 @@ import pygit2
 
 from stablectl import __version__
 from stablectl.controller.plan import Engine, PlannedFix
+from stablectl.controller.prerequisites import Prerequisite
 from stablectl.controller.sync.actions import Action, PostComment
 from stablectl.forge.base import Comment, Marker
 from stablectl.gitops.messages import backport_title
@@ -24,6 +26,11 @@ from stablectl.templates import render
 
 NEWS_GLOB = "Misc/NEWS.d/next/*"
 PickStatus = Literal["clean", "conflict"]
+
+
+def prerequisites_text(shas: Sequence[str]) -> str:
+    """How a PR's marker records its prerequisites ("" for none)."""
+    return ",".join(sha[:12] for sha in shas)
 
 
 def branch_name(series: str, key: str) -> str:
@@ -52,6 +59,7 @@ class Backport:
     conflicts: tuple[ConflictFile, ...] = ()
     depends: tuple[str, ...] = ()  # keys of the fixes it is stacked on
     requested_by: str | None = None
+    prerequisites: tuple[Prerequisite, ...] = ()  # upstream commits picked before the fix
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,9 @@ class Presenter:
         if b.status == "conflict":
             labels.add(p.label("conflicts"))
         extra = {"pushed": b.head, "status": b.status}
+        if b.prerequisites:
+            labels.add(p.label("prerequisite"))
+            extra["prerequisites"] = prerequisites_text([x.sha for x in b.prerequisites])
         if b.depends:
             extra["depends"] = ",".join(d[:12] for d in b.depends)
         if b.requested_by:
@@ -148,6 +159,15 @@ class Presenter:
             "issues": fix.issues if fix else [],
             "requested_by": b.requested_by,
             "depends": [self.link(d) for d in b.depends],
+            "prerequisites": [
+                {
+                    "link": self.link(x.sha),
+                    "sha": x.sha,
+                    "subject": x.subject,
+                    "where": list(x.where),
+                }
+                for x in b.prerequisites
+            ],
             "conflicts": list(b.conflicts),
             "news": self.news(b.source),
             "status": b.status,

@@ -7,10 +7,11 @@ python3.11 queue, where CVE-2026-4519's three webbrowser fixes only apply in ord
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from stablectl.controller.plan import PlannedFix
-from stablectl.gitops.pick import Picker
+from stablectl.gitops.pick import Picker, PickResult
 from stablectl.gitops.scan import CommitIndex
 
 
@@ -28,30 +29,44 @@ class Stacked:
     depends: tuple[str, ...]  # keys of the fixes it sits on, oldest first
 
 
-def _paths(index: CommitIndex, sha: str | None) -> set[str]:
-    facts = index.facts(sha) if sha else None
-    return set(facts.paths) if facts is not None else set()
+def _paths(index: CommitIndex, shas: Iterable[str]) -> set[str]:
+    out: set[str] = set()
+    for sha in shas:
+        facts = index.facts(sha)
+        if facts is not None:
+            out.update(facts.paths)
+    return out
 
 
-def _source(pf: PlannedFix) -> str | None:
-    return pf.chosen.source.sha if pf.chosen else None
+def overlaps(index: CommitIndex, pf: PlannedFix, chain: list[Link]) -> bool:
+    """Does the fix (or a prerequisite of it) touch a file an earlier fix of the chain
+    touches?"""
+    mine = _paths(index, pf.picks)
+    return any(mine & _paths(index, link.fix.picks) for link in chain)
 
 
-def overlaps(index: CommitIndex, source: str, chain: list[Link]) -> bool:
-    """Does `source` touch a file an earlier fix of the chain touches?"""
-    mine = _paths(index, source)
-    return any(mine & _paths(index, _source(link.fix)) for link in chain)
+def pick_fix(picker: Picker, pf: PlannedFix, onto: str) -> PickResult:
+    """The fix's picks onto `onto`: its prerequisites (each with the trailer naming the fix),
+    then its source. The first pick that is not clean is the result; else the source's."""
+    key = pf.candidate.fix.key
+    *prereqs, source = pf.picks
+    for sha in prereqs:
+        r = picker.pick(sha, onto, prerequisite_for=key)
+        if not (r.outcome == "clean" and r.commit):
+            return r
+        onto = r.commit
+    return picker.pick(source, onto)
 
 
 def stack(
-    index: CommitIndex, picker: Picker, *, source: str, tip: str, chain: list[Link]
+    index: CommitIndex, picker: Picker, *, fix: PlannedFix, tip: str, chain: list[Link]
 ) -> Stacked | None:
-    """Pick `source` onto the earlier fixes it overlaps (and those they overlap), picked in
+    """Pick the fix onto the earlier fixes it overlaps (and those they overlap), picked in
     order onto `tip`; None if it overlaps none or one of the picks does not apply."""
-    paths = _paths(index, source)
+    paths = _paths(index, fix.picks)
     deps: list[PlannedFix] = []
     for link in reversed(chain):
-        theirs = _paths(index, _source(link.fix))
+        theirs = _paths(index, link.fix.picks)
         if paths & theirs:
             deps.insert(0, link.fix)
             paths |= theirs
@@ -59,12 +74,11 @@ def stack(
         return None
     onto = tip
     for dep in deps:
-        assert dep.chosen is not None
-        r = picker.pick(dep.chosen.source.sha, onto)
+        r = pick_fix(picker, dep, onto)
         if not (r.ok and r.commit):
             return None
         onto = r.commit
-    r = picker.pick(source, onto)
+    r = pick_fix(picker, fix, onto)
     if not (r.ok and r.commit):
         return None
     return Stacked(r.commit, tuple(d.candidate.fix.key for d in deps))

@@ -767,3 +767,84 @@ def test_a_fix_that_does_not_concern_the_line_gets_no_pr_but_is_listed(env: Sync
     assert fix in opened and opened[fix].draft
     assert opened[fix].marker.extra["requested"] == "maint"
     assert env.sync().api["writes"] == 0
+
+
+def test_a_fix_that_needs_an_earlier_commit_carries_it_in_its_pr(env: SyncEnv) -> None:
+    """3.11 took P (rewrites a line of mod15.c) after v3.11.2, then the security fix F that
+    changes P's line: F's PR carries P's pick first, says why, is labelled `prerequisite`, and
+    merges as a whole; neither sync afterwards writes anything."""
+    env.sync()
+    up = History(env.example.upstream, clock=2_000_000_000)
+    path = "Modules/mod15.c"
+    text = up.read("main", path)
+    p = up.commit("main", "gh-3100: Rename the mod15 table (#3101)", {path: edit(text, 10, "P")})
+    f = up.commit(
+        "main",
+        "gh-3110: Bound the mod15 table (#3111)",
+        {
+            path: edit(edit(text, 10, "P"), 10, "P, bounded"),
+            "Misc/NEWS.d/next/Security/2030-02-01-00-00-00.gh-issue-3110.rst": "Bounded.\n",
+        },
+    )
+    p311 = up.backport(p, "3.11")
+    f311 = up.backport(f, "3.11")
+    report = env.sync()
+    assert report.problems == []
+    fixes = {x["key"]: x for x in report.to_json()["plan"]["series"][0]["fixes"]}  # type: ignore[index]
+    assert fixes[f]["status"] == "new-clean-with-prerequisites"
+    assert [x["commit"] for x in fixes[f]["prerequisites"]] == [p311]
+    pr = next(x for x in env.open_prs() if x.marker.original == f)
+    assert "prerequisite" in pr.labels and not pr.draft
+    assert (
+        f"Needs upstream [`{p311[:10]}`]" in pr.body or f"Needs upstream `{p311[:10]}`" in pr.body
+    )
+    assert f"it writes lines this fix changes, at `{path}:11`" in pr.body
+    assert pr.marker.extra["prerequisites"] == p311[:12]
+    assert p not in {x.marker.original for x in env.open_prs()}  # no PR of its own
+    repo = pygit2.Repository(str(env.example.fork))
+    head = repo[pygit2.Oid(hex=pr.head_sha)].peel(pygit2.Commit)
+    first = head.parents[0]
+    assert f"(cherry picked from commit {f311})" in head.message
+    assert f"(cherry picked from commit {p311})" in first.message
+    assert f"Stablectl-Prerequisite-For: {f}" in first.message
+    assert str(first.parents[0].id) == env.fork_refs()["refs/heads/3.11.2-stable"]
+    assert env.sync().api["writes"] == 0
+    (pending,) = [x for x in status_of(env)["series"][0]["pending"] if x["original"] == f]
+    assert pending["outcome"] == "new-clean-with-prerequisites"
+    assert pending["prerequisites"][0]["commit"] == p311
+    env.review(pr.number)
+    env.green(pr.head_sha)
+    env.sync()
+    tip = repo.references["refs/heads/3.11.2-stable"].peel(pygit2.Commit)
+    assert "Stablectl-Prerequisite-For" in tip.parents[0].message
+    assert (
+        repo[tip.tree[path].id].data == up.repo[up.repo[f].peel(pygit2.Commit).tree[path].id].data
+    )
+    after = {x["key"]: x for x in env.sync().to_json()["plan"]["series"][0]["fixes"]}  # type: ignore[index]
+    assert after[f]["status"] == "applied"
+    merged = {x["commit"]: x for x in status_of(env)["series"][0]["merged_unreleased"]}
+    assert merged[str(tip.parents[0].id)]["prerequisite_for"] == f
+    assert merged[str(tip.id)]["original"] == f and merged[str(tip.id)]["security"]
+
+
+def status_of(env: SyncEnv) -> Any:
+    from stablectl.controller.status import collect
+
+    eng = Engine(load_policy(env.policy_path), env.state)
+    try:
+        return collect(
+            eng.policy,
+            eng.plan(["3.11.2"]),
+            eng.cache.repo,
+            fork_tip=eng.cache.fork_branch,
+            forge=env.new_forge(),
+            releases_dir=env.state / "releases",
+        )
+    finally:
+        eng.close()
+
+
+def edit(text: str, index: int, tag: str) -> str:
+    ls = text.splitlines(keepends=True)
+    ls[index] = ls[index].rstrip("\n") + f"  /* {tag} */\n"
+    return "".join(ls)
