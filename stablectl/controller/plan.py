@@ -156,6 +156,7 @@ def _fix_json(pf: PlannedFix) -> JSONDoc:
                 "subject": p.subject,
                 "where": list(p.where),
                 "why": p.why,
+                "context_only": p.context_only,
                 "pick": p.commit,
             }
             for p in pf.prerequisites

@@ -38,7 +38,7 @@ from stablectl.gitops.scan import CommitIndex
 # is not one: the commit that wrote it would bring a whole module to the line, a feature
 # backport and not a prerequisite (applicability judges those fixes instead).
 _BLAMABLE = {"content"}
-BLAME_VERSION = "1"
+BLAME_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,12 @@ class Prerequisite:
     subject: str
     where: tuple[str, ...]  # "PATH:LINES" it wrote that the fix changes or keeps as context
     commit: str | None = None  # its pick in the chain under the fix
+    context_only: bool = False  # it wrote only context lines of the fix's hunks
 
     @property
     def why(self) -> str:
+        if self.context_only:
+            return f"it writes lines next to those this fix changes, at {', '.join(self.where)}"
         return f"it writes lines this fix changes, at {', '.join(self.where)}"
 
 
@@ -86,7 +89,16 @@ class PrerequisiteFinder:
     ) -> None:
         self.repo = repo
         self.index = index
-        self.picker = picker
+        # Sets are tried with the two in-process levers only: git's merge (ort) costs ~0.8 s
+        # per conflicting pick on CPython, and most sets tried conflict. A chain clean under
+        # them is the same chain the full picker (paths first, then libgit2) gives in sync.
+        self.picker = Picker(
+            repo,
+            picker.committer,
+            levers=[lv for lv in picker.levers if lv != "ort"],
+            memo=picker.memo,
+        )
+        self._full = picker
         self.max_commits = max_commits
         self.max_candidates = max_candidates
         self.max_sets = max_sets
@@ -107,6 +119,7 @@ class PrerequisiteFinder:
         self.stats["searches"] += 1
         if self.max_commits < 1:
             return Search()
+        self.picker.path_map = dict(self._full.path_map)
         pool: dict[str, Prerequisite] = {}
         rejected: list[str] = []
         self._add(pool, rejected, self.blame(source, base, conflicts))
@@ -189,12 +202,12 @@ class PrerequisiteFinder:
             pool[p.sha] = p
 
     def _upstream_order(self, shas: Sequence[str]) -> tuple[str, ...]:
-        repo = self.repo
+        index = self.index  # ancestry answers are memoised there (and in sqlite)
 
         def cmp(a: str, b: str) -> int:
-            if repo.descendant_of(pygit2.Oid(hex=b), pygit2.Oid(hex=a)):
+            if index.is_ancestor(a, b):
                 return -1
-            if repo.descendant_of(pygit2.Oid(hex=a), pygit2.Oid(hex=b)):
+            if index.is_ancestor(b, a):
                 return 1
             fa, fb = self.index.facts(a), self.index.facts(b)
             ta = fa.commit_time if fa else 0
@@ -217,11 +230,11 @@ class PrerequisiteFinder:
             hit = self._blame(sha, base, paths)
             self.index.memo_put("blame", key, hit)
         out = []
-        for cand, where in hit:
+        for cand, where, context_only in hit:
             facts = self.index.facts(cand)
             if facts is None or len(facts.parents) != 1:
                 continue
-            out.append(Prerequisite(cand, facts.info.subject, tuple(where)))
+            out.append(Prerequisite(cand, facts.info.subject, tuple(where), None, context_only))
         return out
 
     def _blame(self, sha: str, base: str, paths: Sequence[str]) -> list[list[object]]:
@@ -234,35 +247,56 @@ class PrerequisiteFinder:
             return []
         parent = commit.parents[0]
         lines: dict[str, dict[str, list[int]]] = {}
+        changed: dict[str, int] = {}  # lines of the fix's own changes each candidate wrote
         for path in paths:
-            ranges = _old_ranges(parent, commit, path)
+            ranges, removed = _old_lines(parent, commit, path)
             if not ranges:
                 continue
             for cand, line in _git_blame(self.repo.path, base, str(parent.id), path, ranges):
                 lines.setdefault(cand, {}).setdefault(path, []).append(line)
-        ranked = sorted(lines.items(), key=lambda kv: (-sum(map(len, kv[1].values())), kv[0]))
+                changed[cand] = changed.get(cand, 0) + (line in removed)
+        # Writers of lines the fix changes first, then those of its context only.
+        ranked = sorted(
+            lines.items(),
+            key=lambda kv: (-changed[kv[0]], -sum(map(len, kv[1].values())), kv[0]),
+        )
         return [
-            [cand, [_where(p, ls) for p, ls in sorted(by_path.items())]] for cand, by_path in ranked
+            [cand, [_where(p, ls) for p, ls in sorted(by_path.items())], changed[cand] == 0]
+            for cand, by_path in ranked
         ]
 
 
-def _old_ranges(parent: pygit2.Commit, commit: pygit2.Commit, path: str) -> list[tuple[int, int]]:
+def _old_lines(
+    parent: pygit2.Commit, commit: pygit2.Commit, path: str
+) -> tuple[list[tuple[int, int]], set[int]]:
     """The line ranges (1-based, inclusive) of `path` in the parent that the commit's hunks
-    cover: lines removed and three lines of context."""
+    cover (lines it removes or replaces, and three lines of context), and the lines it
+    removes or replaces."""
     try:
         old = parent.tree[path]
     except KeyError:
-        return []  # a file the commit adds: no lines to blame
+        return [], set()  # a file the commit adds: no lines to blame
     try:
         new: pygit2.Object | None = commit.tree[path]
     except KeyError:
         new = None
     if not isinstance(old, pygit2.Blob) or not isinstance(new, pygit2.Blob | None):
-        return []
+        return [], set()
     patch = old.diff(new) if new is not None else old.diff_to_buffer(None)  # 3 context lines
     if patch.delta.is_binary:
-        return []
-    return [(h.old_start, h.old_start + h.old_lines - 1) for h in patch.hunks if h.old_lines > 0]
+        return [], set()
+    ranges: list[tuple[int, int]] = []
+    removed: set[int] = set()
+    for h in patch.hunks:
+        if h.old_lines == 0:
+            continue
+        ranges.append((h.old_start, h.old_start + h.old_lines - 1))
+        removed.update(ln.old_lineno for ln in h.lines if ln.origin == "-")
+        # A pure insertion changes the lines it goes between: count those as changed too.
+        for i, ln in enumerate(h.lines):
+            if ln.origin == "+" and i > 0 and h.lines[i - 1].origin == " ":
+                removed.add(h.lines[i - 1].old_lineno)
+    return ranges, removed
 
 
 def _git_blame(
@@ -310,7 +344,7 @@ def _paths(conflicts: Sequence[ConflictFile]) -> str:
 
 
 def _with_commit(p: Prerequisite, commit: str) -> Prerequisite:
-    return Prerequisite(p.sha, p.subject, p.where, commit)
+    return Prerequisite(p.sha, p.subject, p.where, commit, p.context_only)
 
 
 def _chain_report(

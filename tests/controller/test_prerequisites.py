@@ -30,7 +30,9 @@ def build(tmp_path: Path) -> tuple[History, dict[str, str]]:
     F needs P1, and P1 needs P2. G needs only P3, which the policy may exclude."""
     h = History(tmp_path / "up.git", clock=1_600_000_000)
     s: dict[str, str] = {}
-    s["root"] = h.commit("main", "base", {"Lib/mod.py": text({}), "Lib/g.py": text({})})
+    s["root"] = h.commit(
+        "main", "base", {"Lib/mod.py": text({}), "Lib/g.py": text({}), "Lib/h.py": text({})}
+    )
     h.branch("3.10", s["root"])
     s["v3.10.2"] = h.commit("3.10", "Python 3.10.2", {"README": "3.10.2\n"})
     h.tag("v3.10.2", s["v3.10.2"])
@@ -61,6 +63,15 @@ def build(tmp_path: Path) -> tuple[History, dict[str, str]]:
             "G",
             "gh-95: Harden value_5 (#96)",
             {"Lib/g.py": text({5: "value_5 = abs(5)  # tidied\n"}), **news("g")},
+        ),
+        ("P4", "gh-50: Tidy value_19 (#51)", {"Lib/h.py": text({19: "value_19 = 19  # tidy\n"})}),
+        (
+            "H",
+            "gh-97: Harden value_20 (#98)",
+            {
+                "Lib/h.py": text({19: "value_19 = 19  # tidy\n", 20: "value_20 = abs(20)\n"}),
+                **news("h"),
+            },
         ),
     ]
     for name, subject, files in steps:
@@ -121,7 +132,13 @@ def test_blamed_commits_stacked_under_the_fix_smallest_set_first(tmp_path: Path)
     g = fixes(p)["gh-95"]
     assert g.status == FixState.NEW_CLEAN_PREREQ
     assert [x.sha for x in g.prerequisites] == [s["P3"]]
-    assert p.series[0].final_tip == g.chosen.result.commit if g.chosen else False
+    assert g.prerequisites[0].why == "it writes lines this fix changes, at Lib/g.py:6"
+    # H changes line 21; P4 wrote line 20, only the context of H's hunk: said so.
+    (p4,) = fixes(p)["gh-97"].prerequisites
+    assert p4.sha == s["P4"] and p4.context_only
+    assert p4.why == "it writes lines next to those this fix changes, at Lib/h.py:20"
+    hfix = fixes(p)["gh-97"].chosen
+    assert hfix is not None and p.series[0].final_tip == hfix.result.commit
     doc = p.to_json()["series"][0]["fixes"]
     by = {d["subject"].split(":")[0]: d for d in doc}
     assert by["gh-90"]["status"] == "new-clean-with-prerequisites"
@@ -147,6 +164,7 @@ def test_off_and_excluded(tmp_path: Path) -> None:
     assert {k: v.status for k, v in fixes(p).items()} == {
         "gh-90": FixState.NEW_CONFLICT,
         "gh-95": FixState.NEW_CONFLICT,
+        "gh-97": FixState.NEW_CONFLICT,
     }
     p = plan(tmp_path / "b", h, f"exclude:\n  - {{sha: {s['main-P3'][:12]}, reason: too big}}\n")
     g = fixes(p)["gh-95"]

@@ -165,6 +165,7 @@ class Presenter:
                     "sha": x.sha,
                     "subject": x.subject,
                     "where": list(x.where),
+                    "why": x.why,
                 }
                 for x in b.prerequisites
             ],

@@ -798,7 +798,7 @@ def test_a_fix_that_needs_an_earlier_commit_carries_it_in_its_pr(env: SyncEnv) -
     assert (
         f"Needs upstream [`{p311[:10]}`]" in pr.body or f"Needs upstream `{p311[:10]}`" in pr.body
     )
-    assert f"it writes lines this fix changes, at `{path}:11`" in pr.body
+    assert f"it writes lines this fix changes, at {path}:11." in pr.body
     assert pr.marker.extra["prerequisites"] == p311[:12]
     assert p not in {x.marker.original for x in env.open_prs()}  # no PR of its own
     repo = pygit2.Repository(str(env.example.fork))
