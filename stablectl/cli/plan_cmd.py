@@ -95,7 +95,7 @@ def _detail(pf: PlannedFix) -> str:
     parts: list[str] = list(fx.cves)
     if pf.candidate.reason:
         parts.append(pf.candidate.reason)
-    if pf.note:
+    if pf.note and not pf.prerequisites:  # the prerequisites are listed one by one below
         parts.append(pf.note)
     if pf.not_applicable:
         parts.append(f"not applicable: {pf.not_applicable}")
