@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pygit2
@@ -66,14 +67,37 @@ def kind_of(reason: str) -> str:
     return "absent files" if "does not have" in reason else "absent code"
 
 
-def run(repo_path: Path, name: str, branch: str, work: Path) -> None:
-    repo = pygit2.Repository(str(repo_path))
+def line_refs(repo: pygit2.Repository, name: str, branch: str) -> tuple[dict[str, str], str]:
+    """The upstream refs a line anchored at `v<name>` with sources [branch, main] reads, and
+    its base commit (where the stable branch starts)."""
     refs = {
         "refs/heads/main": str(repo.branches.local["main"].target),
         f"refs/heads/{branch}": str(repo.branches.local[branch].target),
         f"refs/tags/v{name}": str(repo.references[f"refs/tags/v{name}"].target),
     }
-    base_sha = str(repo.revparse_single(f"v{name}").peel(pygit2.Commit).id)
+    return refs, str(repo.revparse_single(f"v{name}").peel(pygit2.Commit).id)
+
+
+def run_lines(
+    run_line: Callable[[Path, str, str, Path], None], doc: str | None, prefix: str
+) -> None:
+    """A bench's command line: REPO [--line NAME:BRANCH ...], each line run in a temp dir."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("repo", type=Path)
+    ap.add_argument("--line", action="append", default=[], help="NAME:BRANCH, e.g. 3.10.2:3.10")
+    args = ap.parse_args()
+    lines = [tuple(x.split(":", 1)) for x in args.line] or [("3.10.2", "3.10"), ("3.11.0", "3.11")]
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        for name, branch in lines:
+            run_line(args.repo, name, branch, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(repo_path: Path, name: str, branch: str, work: Path) -> None:
+    repo = pygit2.Repository(str(repo_path))
+    refs, base_sha = line_refs(repo, name, branch)
     plans: dict[bool, Plan] = {}
     seconds: dict[bool, float] = {}
     for skip in (False, True):
@@ -106,19 +130,5 @@ def run(repo_path: Path, name: str, branch: str, work: Path) -> None:
             print(f"    conflict  {pf.candidate.fix.subject[:56]:56}  {src.kind}: {files}")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("repo", type=Path)
-    ap.add_argument("--line", action="append", default=[], help="NAME:BRANCH, e.g. 3.10.2:3.10")
-    args = ap.parse_args()
-    lines = [tuple(x.split(":", 1)) for x in args.line] or [("3.10.2", "3.10"), ("3.11.0", "3.11")]
-    work = Path(tempfile.mkdtemp(prefix="stablectl-applicability-"))
-    try:
-        for name, branch in lines:
-            run(args.repo, name, branch, work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
 if __name__ == "__main__":
-    main()
+    run_lines(run, __doc__, "stablectl-applicability-")

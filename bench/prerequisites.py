@@ -14,10 +14,7 @@ test: the repository is public and large, fetched by hand, never committed.
 
 from __future__ import annotations
 
-import argparse
-import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,7 +24,7 @@ import pygit2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from applicability import line_policy
+from applicability import line_policy, line_refs, run_lines
 from real_history import prepare_cache
 
 from stablectl.controller.plan import Engine, Plan
@@ -36,12 +33,7 @@ from stablectl.controller.selection import FixState
 
 def run(repo_path: Path, name: str, branch: str, work: Path) -> None:
     repo = pygit2.Repository(str(repo_path))
-    refs = {
-        "refs/heads/main": str(repo.branches.local["main"].target),
-        f"refs/heads/{branch}": str(repo.branches.local[branch].target),
-        f"refs/tags/v{name}": str(repo.references[f"refs/tags/v{name}"].target),
-    }
-    base_sha = str(repo.revparse_single(f"v{name}").peel(pygit2.Commit).id)
+    refs, base_sha = line_refs(repo, name, branch)
     branch_tip = repo.branches.local[branch].target
     plans: dict[int, Plan] = {}
     seconds: dict[int, float] = {}
@@ -98,19 +90,5 @@ def run(repo_path: Path, name: str, branch: str, work: Path) -> None:
             print(f"              {pf.prerequisite_report[:230]}")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("repo", type=Path)
-    ap.add_argument("--line", action="append", default=[], help="NAME:BRANCH, e.g. 3.10.2:3.10")
-    args = ap.parse_args()
-    lines = [tuple(x.split(":", 1)) for x in args.line] or [("3.10.2", "3.10"), ("3.11.0", "3.11")]
-    work = Path(tempfile.mkdtemp(prefix="stablectl-prerequisites-"))
-    try:
-        for name, branch in lines:
-            run(args.repo, name, branch, work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
 if __name__ == "__main__":
-    main()
+    run_lines(run, __doc__, "stablectl-prerequisites-")

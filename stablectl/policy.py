@@ -523,6 +523,11 @@ class Policy(_Model):
         names only some."""
         return self.labels.get(role, DEFAULT_LABELS.get(role, role))
 
+    @property
+    def exclusions(self) -> dict[str, str]:
+        """The `exclude` entries as lower-case SHA prefix -> reason."""
+        return {e.sha.lower(): e.reason for e in self.exclude}
+
     def get_series(self, name: str) -> Series:
         for s in self.series:
             if s.name == name:

@@ -23,6 +23,7 @@ from stablectl.controller.selection import (
     SeriesSelection,
     Source,
 )
+from stablectl.controller.selection.states import excluded_by
 from stablectl.errors import GitError, PolicyError
 from stablectl.forge.base import Forge
 from stablectl.gitops.cache import Progress, RepoCache
@@ -393,15 +394,13 @@ class Engine:
 
     def prerequisite_finder(self, picker: Picker) -> PrerequisiteFinder:
         p = self.policy
-        excluded = {e.sha.lower(): e.reason for e in p.exclude}
+        excluded = p.exclusions
 
         def unusable(sha: str) -> str:
             facts = self.index.facts(sha)
             names = [sha, *(facts.info.cherry_picked_from if facts is not None else ())]
-            for prefix, reason in excluded.items():
-                if any(n.startswith(prefix) for n in names):
-                    return f"is excluded by the policy ({reason})"
-            return ""
+            reason = excluded_by(excluded, names)
+            return f"is excluded by the policy ({reason})" if reason is not None else ""
 
         return PrerequisiteFinder(
             self.cache.repo,

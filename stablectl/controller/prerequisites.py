@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from functools import cmp_to_key
 
 import pygit2
@@ -66,7 +66,6 @@ class Search:
     result: PickResult | None = None  # the fix's clean pick on top of them
     tried: int = 0  # sets tried
     report: str = ""  # when none worked: what was found and why each set failed
-    candidates: tuple[Prerequisite, ...] = field(default=())
 
     @property
     def found(self) -> bool:
@@ -142,17 +141,8 @@ class PrerequisiteFinder:
                     continue
                 prereqs, result = outcome
                 self.stats["found"] += 1
-                return Search(
-                    prerequisites=prereqs,
-                    result=result,
-                    tried=tried,
-                    candidates=tuple(pool.values()),
-                )
-        return Search(
-            tried=tried,
-            report=_chain_report(pool, failures, rejected, self.max_commits),
-            candidates=tuple(pool.values()),
-        )
+                return Search(prerequisites=prereqs, result=result, tried=tried)
+        return Search(tried=tried, report=_chain_report(pool, failures, rejected, self.max_commits))
 
     # ------------------------------------------------------------------ one set
 
@@ -179,7 +169,7 @@ class PrerequisiteFinder:
             if r.outcome == "empty" or r.commit is None:
                 return f"{sha[:10]} changes nothing on the line"
             onto = r.commit
-            picked.append(_with_commit(pool[sha], r.commit))
+            picked.append(replace(pool[sha], commit=r.commit))
         r = self.picker.pick(source, onto)
         if r.outcome == "clean":
             return tuple(picked), r
@@ -341,10 +331,6 @@ def _where(path: str, lines: list[int]) -> str:
 
 def _paths(conflicts: Sequence[ConflictFile]) -> str:
     return ", ".join(sorted({c.path for c in conflicts})) or "?"
-
-
-def _with_commit(p: Prerequisite, commit: str) -> Prerequisite:
-    return Prerequisite(p.sha, p.subject, p.where, commit, p.context_only)
 
 
 def _chain_report(

@@ -151,10 +151,15 @@ def cherry_pick_message(message: str, source_sha: str) -> str:
     Like git, a blank line separates it unless the message already ends in a trailer block,
     and the result gets git's whitespace cleanup.
     """
+    return _append_trailer(message, f"{CHERRY_PREFIX}{source_sha})")
+
+
+def _append_trailer(message: str, line: str) -> str:
+    """`line` added to the message's trailer block, or as a new one after a blank line."""
     body = message if message.endswith("\n") else message + "\n"
     paras = _paragraphs(body)
     sep = "" if len(paras) >= 2 and _is_trailer_block(paras[-1]) else "\n"
-    return stripspace(f"{body}{sep}{CHERRY_PREFIX}{source_sha})\n")
+    return stripspace(f"{body}{sep}{line}\n")
 
 
 PREREQUISITE_TRAILER = "Stablectl-Prerequisite-For"
@@ -163,10 +168,7 @@ PREREQUISITE_TRAILER = "Stablectl-Prerequisite-For"
 def prerequisite_message(message: str, fix_key: str) -> str:
     """A prerequisite's pick message: its own, then a trailer naming the fix it is picked for
     (in the trailer block `-x` ends with), so the branch itself says why it is there."""
-    body = message if message.endswith("\n") else message + "\n"
-    paras = _paragraphs(body)
-    sep = "" if len(paras) >= 2 and _is_trailer_block(paras[-1]) else "\n"
-    return stripspace(f"{body}{sep}{PREREQUISITE_TRAILER}: {fix_key}\n")
+    return _append_trailer(message, f"{PREREQUISITE_TRAILER}: {fix_key}")
 
 
 def prerequisite_of(message: str) -> str | None:

@@ -179,7 +179,7 @@ class Selector:
             base=base,
             base_tag=series.base,
             base_time=f.commit_time if f else 0,
-            excluded={e.sha.lower(): e.reason for e in self.policy.exclude},
+            excluded=self.policy.exclusions,
         )
 
     def _flagged(

@@ -40,6 +40,13 @@ class Known:
         return set(self.pre_base["meta"]) | {v[0] for v in self.pre_base["prs"].values()}
 
 
+def excluded_by(excluded: Mapping[str, str], shas: Iterable[str]) -> str | None:
+    """The policy's reason when one of `shas` starts with an excluded SHA prefix (lower case,
+    as the policy's `exclude` entries, mapped to their reasons)."""
+    names = list(shas)
+    return next((r for s, r in excluded.items() for m in names if m.startswith(s)), None)
+
+
 class Reverts:
     """Which groups upstream reverted (a revert of a revert restores)."""
 
@@ -61,7 +68,7 @@ def fix_state(
     on_branch: Mapping[str, str],
 ) -> tuple[FixState, str]:
     every = set(fix.members) | {fix.key}
-    ex = next((r for s, r in known.excluded.items() for m in every if m.startswith(s)), None)
+    ex = excluded_by(known.excluded, every)
     if ex is not None:
         return FixState.EXCLUDED, ex
     if hit := sorted(every & known.stable_named):
