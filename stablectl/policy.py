@@ -427,6 +427,28 @@ class Prerequisites(_Model):
     )
 
 
+FollowUpRef = Literal["commit", "pr", "issue"]
+FOLLOW_UP_RULE = "follow-up"  # the rule name of a follow-up's flag
+FOLLOW_UP_REFS: tuple[FollowUpRef, ...] = ("commit", "pr", "issue")
+
+
+class FollowUps(_Model):
+    """Later upstream commits that complete a flagged fix (docs/engine.md, Follow-ups)."""
+
+    by: list[FollowUpRef] = Field(
+        default_factory=lambda: list(FOLLOW_UP_REFS),
+        description="What a later commit must name to follow a flagged fix up: one of the "
+        "fix's commits (SHA), its PR (GH-N, #N), its issue (gh-N, bpo-N). Empty: off.",
+    )
+    max_per_fix: int = Field(
+        default=8,
+        ge=1,
+        le=50,
+        description="An issue named by more later commits than this is an umbrella issue, not "
+        "one change: then only commits naming the fix's SHA or PR follow it up.",
+    )
+
+
 class Release(_Model):
     tag: str = Field(
         default="v{series}.{n}",
@@ -466,6 +488,7 @@ DEFAULT_LABELS = {
     "skip": "skipped",
     "tests-failed": "tests-failed",
     "prerequisite": "prerequisite",
+    "follow-up": "follow-up",
 }
 
 
@@ -505,6 +528,11 @@ class Policy(_Model):
         description="Upstream commits a conflicting fix needs first, found by blame and "
         "picked in the fix's PR.",
     )
+    follow_ups: FollowUps = Field(
+        default_factory=FollowUps,
+        description="Later upstream commits naming a flagged fix (its commit, PR or issue) are "
+        "flagged too, by the rule `follow-up`, security if the fix is.",
+    )
     labels: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_LABELS),
         description="Label names stablectl applies, by role.",
@@ -515,11 +543,15 @@ class Policy(_Model):
         _unique_names([s.name for s in self.series], "series name")
         _unique_names([s.stable_branch for s in self.series], "stable branch")
         _unique_names([r.name for r in self.flags], "flag rule name")
+        if FOLLOW_UP_RULE in {r.name for r in self.flags}:
+            raise ValueError(
+                f"flag rule name {FOLLOW_UP_RULE!r} is stablectl's own (follow_ups); rename it"
+            )
         return self
 
     def label(self, role: str) -> str:
         """The label name for a role (`backport`, `security`, `conflicts`, `skip`,
-        `tests-failed`, `prerequisite`): the policy's, or the default where the policy
+        `tests-failed`, `prerequisite`, `follow-up`): the policy's, or the default where the policy
         names only some."""
         return self.labels.get(role, DEFAULT_LABELS.get(role, role))
 

@@ -93,6 +93,8 @@ def _source_text(pf: PlannedFix) -> str:
 def _detail(pf: PlannedFix) -> str:
     fx = pf.candidate.fix
     parts: list[str] = list(fx.cves)
+    if fx.follows:
+        parts.append(f"follow-up of {fx.follows[:10]}")
     if pf.candidate.reason:
         parts.append(pf.candidate.reason)
     if pf.note and not pf.prerequisites:  # the prerequisites are listed one by one below

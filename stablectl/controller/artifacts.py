@@ -179,6 +179,7 @@ def _fix_json(
         "cves": f.cves,
         "issues": f.issues,
         "prerequisite_for": f.prerequisite_for,
+        "follows": f.follows,
         "pr": pr.url if pr else None,
         "checks": [
             {"name": c.name, "conclusion": c.conclusion, "url": c.url}

@@ -37,6 +37,7 @@ LABELS = {
     "skip": ("cccccc", "A maintainer decided not to backport this"),
     "tests-failed": ("d93f0b", "The test suite failed on this backport's head"),
     "prerequisite": ("5319e7", "Carries upstream commits the fix needs first"),
+    "follow-up": ("c5def5", "Completes an earlier fix upstream (a follow-up commit)"),
 }
 
 

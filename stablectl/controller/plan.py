@@ -141,6 +141,7 @@ def _fix_json(pf: PlannedFix) -> JSONDoc:
         "pr": fx.pr,
         "cves": fx.cves,
         "security": fx.security,
+        "follows": fx.follows,
         "flags": [
             {"rule": h.rule, "commit": h.sha, "reason": h.reason, "security": h.security}
             for h in fx.flags

@@ -43,6 +43,7 @@ class ShippedFix:
     cves: list[str]
     issues: list[str]
     prerequisite_for: str | None = None  # the fix it was picked for (its trailer)
+    follows: str | None = None  # the fix it follows up upstream (from the plan)
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ def scan_series(repo: pygit2.Repository, sp: SeriesPlan, tip: str) -> SeriesRele
                 cves=sorted(set(fix.cves if fix else []) | set(info.cves)),
                 issues=list(fix.issues) if fix else list(info.issues),
                 prerequisite_for=prerequisite_of(msg),
+                follows=fix.follows if fix else None,
             )
         )
     return SeriesReleases(

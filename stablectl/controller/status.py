@@ -76,6 +76,7 @@ def _series(src: _Sources, sp: SeriesPlan, tip: str) -> JSONDoc:
             "security": f.security,
             "cves": f.cves,
             "prerequisite_for": f.prerequisite_for,
+            "follows": f.follows,
         }
         for f in sr.unreleased
     ]
@@ -151,6 +152,7 @@ def _pending_json(src: _Sources, s: Series, pf: PlannedFix) -> JSONDoc:
         "security": fix.security,
         "cves": list(fix.cves),
         "rules": sorted({h.rule for h in fix.flags}),
+        "follows": fix.follows,
         "outcome": pf.status,
         "prerequisites": [
             {"commit": x.sha, "subject": x.subject, "where": list(x.where)}

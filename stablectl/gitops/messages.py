@@ -13,6 +13,12 @@ _BRANCH_PREFIX_RE = re.compile(r"^\[([^\]\s]+)\]\s*")
 _GH_RE = re.compile(r"(?<![\w-])(gh|bpo)-(\d+)\b", re.I)
 _PR_TAIL_RE = re.compile(r"\((?:GH-|#)(\d+)\)\s*$", re.I)
 _TRAILER_LINE_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*)\s*:\s?(.*)$")
+# What a message names besides itself: issues and PRs (GitHub numbers issues and PRs in one
+# space, so gh-N, GH-N and #N are one token), bpo issues, and commits by (abbreviated) SHA.
+_REF_RE = re.compile(
+    r"(?<![\w-])(?:(gh|bpo)-(\d+)|#(\d+))\b|(?<![\w.-])([0-9a-f]{10,40})(?![\w-])", re.I
+)
+_PR_TAILS_RE = re.compile(r"(?:\s*\((?:GH-|#)\d+\))+\s*$", re.I)
 _GIT_GENERATED = ("Signed-off-by: ", CHERRY_PREFIX)
 
 
@@ -169,6 +175,33 @@ def prerequisite_message(message: str, fix_key: str) -> str:
     """A prerequisite's pick message: its own, then a trailer naming the fix it is picked for
     (in the trailer block `-x` ends with), so the branch itself says why it is there."""
     return _append_trailer(message, f"{PREREQUISITE_TRAILER}: {fix_key}")
+
+
+def references(message: str) -> tuple[str, ...]:
+    """What a commit message names other than its own PRs: `gh-N` (an issue or a PR, from
+    gh-N, GH-N or #N), `bpo-N`, and `c-<hex>` for a SHA of 10+ hex digits. The subject's
+    trailing "(GH-N) (#M)" (the commit's own PR and, for a backport, the original's) and the
+    `(cherry picked from commit …)` / `This reverts commit …` lines are not references: they
+    are identity, read by `parse_message`."""
+    lines = message.splitlines()
+    subject = _PR_TAILS_RE.sub("", lines[0]) if lines else ""
+    body = "\n".join(
+        ln
+        for ln in lines[1:]
+        if not _CHERRY_RE.match(ln)
+        and not _REVERT_RE.search(ln)
+        and not ln.startswith(PREREQUISITE_TRAILER)
+    )
+    out: dict[str, None] = {}
+    for kind, num, hashnum, sha in _REF_RE.findall(f"{subject}\n{body}"):
+        if sha:
+            if any(c.isdigit() for c in sha) and any(c.isalpha() for c in sha):
+                out[f"c-{sha.lower()}"] = None
+        elif kind:
+            out[f"{kind.lower()}-{int(num)}"] = None
+        else:
+            out[f"gh-{int(hashnum)}"] = None
+    return tuple(out)
 
 
 def prerequisite_of(message: str) -> str | None:

@@ -184,6 +184,7 @@ def test_init_is_idempotent_and_check_sees_drift(
         assert sorted(first["labels_created"]) == [
             "backport",
             "conflicts",
+            "follow-up",
             "prerequisite",
             "security",
             "skipped",

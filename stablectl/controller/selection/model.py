@@ -48,6 +48,7 @@ class FlagHit:
     sha: str
     reason: str
     security: bool
+    of: str | None = None  # a follow-up's hit: the key of the fix it follows up
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,11 @@ class Fix:
     @property
     def security(self) -> bool:
         return any(h.security for h in self.flags)
+
+    @property
+    def follows(self) -> str | None:
+        """The fix this one follows up, when a follow-up rule flagged it."""
+        return next((h.of for h in self.flags if h.of is not None), None)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from stablectl.controller.selection.flags import (
     LabeledPRs,
     NoteLookup,
 )
+from stablectl.controller.selection.followups import FollowUpFinder
 from stablectl.controller.selection.grouping import UnionFind, linked, make_fix, merged_groups
 from stablectl.controller.selection.model import Candidate, FlagHit, SeriesSelection
 from stablectl.controller.selection.sources import rank_sources
@@ -31,6 +32,7 @@ from stablectl.gitops.scan import CommitIndex
 from stablectl.policy import Policy, Series
 
 Order = tuple[int, int]  # (commit time, window rank and position): the order fixes apply in
+FOLLOW_UP_DEPTH = 2  # follow-ups of follow-ups, and no further
 
 
 @dataclass(frozen=True)
@@ -122,18 +124,38 @@ class Selector:
             (None, known.stable["prs"]),
             (None, known.pre_base["prs"]),
         ]
-        hits, members, merge = merged_groups(
-            self.index, uf, flagged=flagged.hits, all_prs=all_prs, on_branch=on_branch
-        )
-        order = dict(flagged.order)
-        for root in flagged.hits:
+        flag_hits = dict(flagged.hits)
+        flag_order = dict(flagged.order)
+        finder = FollowUpFinder(self.index, wins, uf, self.policy.follow_ups)
+        followed: set[str] = set()
+        for _round in range(FOLLOW_UP_DEPTH + 1):
+            hits, members, merge = merged_groups(
+                self.index, uf, flagged=flag_hits, all_prs=all_prs, on_branch=on_branch
+            )
+            fixes = {
+                root: make_fix(self.index, root, sorted(members[root]), hits[root])
+                for root in hits
+                if root not in followed
+            }
+            if _round == FOLLOW_UP_DEPTH or not fixes or not self.policy.follow_ups.by:
+                break
+            followed |= set(hits)
+            taken = {m for ms in members.values() for m in ms}
+            more, more_order = finder.find(fixes, taken, on_branch)
+            if not more:
+                break
+            for root, h in more.items():
+                flag_hits.setdefault(root, []).extend(h)
+                flag_order.setdefault(root, more_order[root])
+        order = dict(flag_order)
+        for root in flag_hits:
             if root in order:
                 top = merge.find(root)
                 order[top] = min(order.get(top, order[root]), order[root])
         reverts = self._reverts(wins, uf)
         candidates: list[Candidate] = []
         for root, root_hits in hits.items():
-            fix = make_fix(self.index, root, sorted(members[root]), root_hits)
+            fix = fixes.get(root) or make_fix(self.index, root, sorted(members[root]), root_hits)
             state, reason = fix_state(
                 self.index, fix, known, reverted=reverts(root), on_branch=on_branch
             )

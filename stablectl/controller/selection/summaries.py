@@ -12,6 +12,8 @@ A summary is plain JSON:
   prs      "N" -> [sha, position, commit time]  upstream PR number of each commit
   paths    path -> [sha]                        (only in summaries of applied ranges)
   issues   "gh-N" -> [sha]                      (only in the series' own branch's summary)
+  refs     token -> [[sha, position, commit time]] what each commit names besides itself
+           (`messages.references`: gh-N, bpo-N, c-<hex>): where follow-ups are found
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ import pygit2
 
 from stablectl.controller.advisories import AdvisoryIndex
 from stablectl.controller.selection.flags import NoteLookup, evaluate_flags, rule_named
+from stablectl.gitops.messages import references
 from stablectl.gitops.scan import CommitFacts, CommitIndex
 from stablectl.policy import FlagRule
 
-SUMMARY_VERSION = 2
+SUMMARY_VERSION = 3
 
 
 class Summary(TypedDict):
@@ -39,6 +42,7 @@ class Summary(TypedDict):
     prs: dict[str, tuple[str, int, int]]
     paths: dict[str, list[str]]
     issues: dict[str, list[str]]
+    refs: dict[str, list[tuple[str, int, int]]]
 
 
 def empty_summary() -> Summary:
@@ -52,6 +56,7 @@ def empty_summary() -> Summary:
         "prs": {},
         "paths": {},
         "issues": {},
+        "refs": {},
     }
 
 
@@ -73,6 +78,8 @@ def merge_summaries(chunks: list[Summary]) -> Summary:
             out["paths"].setdefault(path, []).extend(shas)
         for issue, shas in c.get("issues", {}).items():
             out["issues"].setdefault(issue, []).extend(shas)
+        for token, found in c.get("refs", {}).items():
+            out["refs"].setdefault(token, []).extend(found)
     return out
 
 
@@ -141,6 +148,8 @@ class Folder:
             interesting = bool(static or pending)
             if info.pr is not None:
                 data["prs"].setdefault(str(info.pr), (sha, pos, f.commit_time))
+            for token in references(f.message):
+                data["refs"].setdefault(token, []).append((sha, pos, f.commit_time))
         if info.cherry_picked_from:
             data["links"][sha] = [full_sha(self.index, x) for x in info.cherry_picked_from]
             interesting = True

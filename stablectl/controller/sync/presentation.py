@@ -108,6 +108,8 @@ class Presenter:
         if b.status == "conflict":
             labels.add(p.label("conflicts"))
         extra = {"pushed": b.head, "status": b.status}
+        if fix is not None and fix.follows:
+            labels.add(p.label("follow-up"))
         if b.prerequisites:
             labels.add(p.label("prerequisite"))
             extra["prerequisites"] = prerequisites_text([x.sha for x in b.prerequisites])
@@ -159,6 +161,7 @@ class Presenter:
             "issues": fix.issues if fix else [],
             "requested_by": b.requested_by,
             "depends": [self.link(d) for d in b.depends],
+            "follows": self.link(fix.follows) if fix and fix.follows else "",
             "prerequisites": [
                 {
                     "link": self.link(x.sha),

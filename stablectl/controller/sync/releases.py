@@ -20,6 +20,7 @@ import pygit2
 from stablectl.controller import release as rel
 from stablectl.controller.gate import evaluate_gate
 from stablectl.controller.plan import Engine, Plan, SeriesPlan
+from stablectl.controller.selection import FixState
 from stablectl.controller.sync.actions import (
     Action,
     DeleteBranch,
@@ -85,7 +86,14 @@ class ReleaseRound:
         out += publishing
         if apply is not None and publishing:
             apply(publishing)
-        proposing = self.decide_proposal(s, sr, tip, rpr)
+        skip = self.policy.label("skip")
+        skipped = {
+            p.marker.original
+            for p in prs
+            if p.marker is not None and p.state == "closed" and skip in p.labels
+        }
+        pending = half_fixes(sp, sr, skipped=skipped)
+        proposing = self.decide_proposal(s, sr, tip, rpr, pending=pending)
         out += proposing
         if apply is not None and proposing:
             apply(proposing)
@@ -158,10 +166,16 @@ class ReleaseRound:
     # ------------------------------------------------------------------ 3. propose
 
     def decide_proposal(
-        self, s: Series, sr: rel.SeriesReleases, tip: str, rpr: PullRequest | None
+        self,
+        s: Series,
+        sr: rel.SeriesReleases,
+        tip: str,
+        rpr: PullRequest | None,
+        pending: Sequence[str] = (),
     ) -> list[Action]:
         """Unreleased fixes: propose the next release (or update its PR) when the trigger
-        says so; a merged release PR's leftover branch is deleted."""
+        says so; a merged release PR's leftover branch is deleted. `pending` names the
+        follow-ups of unreleased fixes not merged yet: a release waits for them."""
         p = self.policy
         cache = self.engine.cache
         repo = cache.repo
@@ -171,7 +185,7 @@ class ReleaseRound:
         if leftover is not None and not sr.unreleased:
             # The branch of a merged (or closed) release PR, left by an interrupted run.
             out.append(Action(s.name, branch, "release merged", DeleteBranch(branch, leftover)))
-        if not sr.unreleased or not self._wanted(s, sr, tip, rpr):
+        if not sr.unreleased or not self._wanted(s, sr, tip, rpr, pending):
             return out
         version = rel.version_of(p, s, sr.next_n)
         tag = rel.tag_of(p, s, sr.next_n)
@@ -218,13 +232,28 @@ class ReleaseRound:
             out.append(Action(s.name, branch, title, open_))
         return out
 
-    def _wanted(self, s: Series, sr: rel.SeriesReleases, tip: str, rpr: PullRequest | None) -> bool:
+    def _wanted(
+        self,
+        s: Series,
+        sr: rel.SeriesReleases,
+        tip: str,
+        rpr: PullRequest | None,
+        pending: Sequence[str],
+    ) -> bool:
         """An open release PR, a maintainer's request, or (trigger `security`) unreleased
-        security fixes and a stable branch quiet for the policy's period."""
+        security fixes, none of them waiting for a follow-up, and a stable branch quiet for
+        the policy's period."""
         p = self.policy
         if rpr is not None or s.name in self.requested:
             return True
         if p.release.trigger != "security" or not rel.unreleased_security(sr):
+            return False
+        if pending:
+            self.findings.notice(
+                f"{s.name}: release waits for follow-ups of unreleased fixes: "
+                + "; ".join(pending)
+                + " (merge or `/stablectl skip` them; `/stablectl release` releases now)"
+            )
             return False
         quiet = dt.timedelta(hours=p.release.quiet_period_hours)
         commit = self.engine.cache.repo[pygit2.Oid(hex=tip)].peel(pygit2.Commit)
@@ -232,6 +261,24 @@ class ReleaseRound:
             return True
         self.findings.notice(f"{s.name}: release waits for the quiet period")
         return False
+
+
+def half_fixes(sp: SeriesPlan, sr: rel.SeriesReleases, *, skipped: set[str]) -> list[str]:
+    """Follow-ups of unreleased fixes that the line still wants and does not have (and a
+    maintainer did not skip): releasing without them would ship half a fix. Each as
+    "FOLLOW-UP 'subject' (follows FIX)"."""
+    unreleased = {x for f in sr.unreleased for x in (f.original, f.source) if x}
+    out = []
+    for pf in sp.fixes:
+        fix = pf.candidate.fix
+        if fix.follows is None or fix.follows not in unreleased or fix.key in skipped:
+            continue
+        if pf.candidate.state != FixState.PENDING or pf.status.done:
+            continue
+        if pf.status == FixState.NOT_APPLICABLE:
+            continue
+        out.append(f"{fix.key[:10]} {fix.subject!r} (follows {fix.follows[:10]})")
+    return out
 
 
 def release_pr(prs: Sequence[PullRequest], series: str) -> PullRequest | None:

@@ -1,0 +1,118 @@
+"""Follow-ups: later upstream commits that complete a flagged fix.
+
+A security fix upstream is often not one commit: a test made reliable, a reference cycle the
+fix's test introduced, a regression the fix caused, fixed days later under a new issue that
+names the old one ("introduced by the fix of GH-108310"). A mirror that takes the fix and not
+those ships half a fix. A commit after a flagged fix (in a source window, not before the fix's
+first commit) that names one of the fix's commits by SHA, its PR or its issue, and is not
+itself part of a flagged fix, is flagged by the rule `follow-up`: the hit names the fix it
+follows (`FlagHit.of`) and is security when the fix is.
+
+An issue that many later commits name is an umbrella (a tracking issue, a module's long
+cleanup), not one change: past `follow_ups.max_per_fix` distinct later changes, the issue is
+not followed and only SHA and PR references count. A commit that is the same change as the fix
+(same issue and subject: a hand-made backport without a trailer) is not its follow-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from stablectl.controller.selection.grouping import UnionFind
+from stablectl.controller.selection.model import Fix, FlagHit
+from stablectl.controller.selection.windows import Window
+from stablectl.gitops.messages import change_subject
+from stablectl.gitops.scan import CommitIndex
+from stablectl.policy import FOLLOW_UP_RULE, FollowUps
+
+Order = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class _Ref:
+    sha: str
+    order: Order
+    branch: str
+    own: bool  # seen on the series' own maintenance branch
+
+
+class FollowUpFinder:
+    """Indexes what the windows' commits name, once per selection, and answers per fix."""
+
+    def __init__(
+        self, index: CommitIndex, wins: Iterable[Window], uf: UnionFind, config: FollowUps
+    ) -> None:
+        self.index = index
+        self.uf = uf
+        self.config = config
+        self.refs: dict[str, list[_Ref]] = {}
+        for wi, w in enumerate(x for x in wins if x.role != "sibling"):
+            for token, found in w.summary.get("refs", {}).items():
+                for sha, pos, when in found:
+                    ref = _Ref(sha, (when, wi * 10_000_000 + pos), w.branch, w.role == "own")
+                    self.refs.setdefault(token, []).append(ref)
+        self.commit_tokens = [t for t in self.refs if t.startswith("c-")]
+
+    def find(
+        self, fixes: Mapping[str, Fix], taken: set[str], on_branch: dict[str, str]
+    ) -> tuple[dict[str, list[FlagHit]], dict[str, Order]]:
+        """Follow-up hits by group root (and each group's place in the apply order) for the
+        given fixes; commits in `taken` (already part of a flagged fix) are skipped. Records
+        the branch each follow-up was seen on in `on_branch`."""
+        hits: dict[str, list[FlagHit]] = {}
+        order: dict[str, Order] = {}
+        for fix in fixes.values():
+            for token, ref in self._named(fix, taken):
+                root = self.uf.find(ref.sha)
+                reason = f"follow-up of {fix.key[:10]} ({fix.subject}): names {_show(token)}"
+                if not any(h.sha == ref.sha and h.of == fix.key for h in hits.get(root, ())):
+                    hits.setdefault(root, []).append(
+                        FlagHit(FOLLOW_UP_RULE, ref.sha, reason, fix.security, of=fix.key)
+                    )
+                if root not in order or ref.own:
+                    order[root] = ref.order
+                on_branch.setdefault(ref.sha, ref.branch)
+        return hits, order
+
+    def _named(self, fix: Fix, taken: set[str]) -> list[tuple[str, _Ref]]:
+        by = set(self.config.by)
+        facts = [f for m in fix.members if (f := self.index.facts(m)) is not None]
+        if not facts:
+            return []
+        start = min(f.commit_time for f in facts)
+        same = {(i, change_subject(f.info.subject)) for f in facts for i in f.info.issues}
+
+        def later(token: str) -> list[_Ref]:
+            out = []
+            for ref in self.refs.get(token, ()):
+                if ref.sha in taken or ref.order[0] < start:
+                    continue
+                f = self.index.facts(ref.sha)
+                if f is None or any(
+                    (i, change_subject(f.info.subject)) in same for i in f.info.issues
+                ):
+                    continue
+                out.append(ref)
+            return out
+
+        found: list[tuple[str, _Ref]] = []
+        if "commit" in by:
+            for m in fix.members:
+                for token in self.commit_tokens:
+                    if m.startswith(token[2:]):
+                        found += [(token, r) for r in later(token)]
+        if "pr" in by:
+            prs = {f.info.pr for f in facts if f.info.pr is not None}
+            for pr in sorted(prs):
+                found += [(f"gh-{pr}", r) for r in later(f"gh-{pr}")]
+        if "issue" in by:
+            for issue in fix.issues:
+                refs = later(issue)
+                if len({self.uf.find(r.sha) for r in refs}) <= self.config.max_per_fix:
+                    found += [(issue, r) for r in refs]
+        return found
+
+
+def _show(token: str) -> str:
+    return f"commit {token[2:12]}" if token.startswith("c-") else token
