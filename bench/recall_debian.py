@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stablectl.controller.advisories import AdvisoryIndex, load_advisories
 from stablectl.controller.selection import evaluate_flags, gh_issues
 from stablectl.forge.base import UpstreamIssue, search_matches
+from stablectl.gitops.messages import own_prs, references
 from stablectl.gitops.patches import read_queue
 from stablectl.gitops.scan import CommitFacts
 from stablectl.policy import IssuesRule, load_policy
@@ -120,12 +121,66 @@ def main() -> None:
         for name, rules, facts, _ in rows:
             if facts.sha in added:
                 print(f"  {name}: {', '.join(rules)}")
-    missed = [(name, facts, lk) for name, rules, facts, lk in rows if not rules]
+    # Follow-ups (policy follow_ups): a patch no rule flags that names, in its message, the
+    # commit, PR or issue of an earlier flagged one. The queue stands in for upstream here, so
+    # this measures recall only (docs/engine.md, Follow-ups, measures the rule on history).
+    followed = follow_ups_in_queue(rows, every, policy.follow_ups.by)
+    for name, parent, token in followed:
+        print(f"  follow-up: {name} follows {parent} (names {token})")
+    done = every | {facts.sha for name, _, facts, _ in rows if name in {f[0] for f in followed}}
+    print(f"  {'all rules + follow-up':22s} {len(done):3d} of {n}")
+    missed = [(name, facts, lk) for name, rules, facts, lk in rows if facts.sha not in done]
     print(f"missed by every rule ({len(missed)}):")
     for name, facts, lk in missed:
         issues_named = ", ".join(f"gh-{i}" for i in gh_issues(facts)) or "no gh issue"
         status = "issue looked up" if lk else "issue not looked up"
         print(f"  {name} ({issues_named}; {status})")
+
+
+Row = tuple[str, list[str], CommitFacts, list[int]]
+
+
+def follow_ups_in_queue(
+    rows: list[Row], flagged: set[str], by: Sequence[str]
+) -> list[tuple[str, str, str]]:
+    """(patch, the flagged patch it follows, the token it names) for unflagged patches naming
+    an earlier flagged patch's commit, PR or issue; two levels, as the selector does."""
+    out: list[tuple[str, str, str]] = []
+    parents = [r for r in rows if r[2].sha in flagged]
+    for level in range(2):
+        kinds = set(by) if level == 0 else set(by) & {"commit", "pr"}
+        new = []
+        for name, _, facts, _ in rows:
+            if facts.sha in flagged or any(o[0] == name for o in out):
+                continue
+            refs = set(references(facts.message))
+            for pname, _, pf, _ in parents:
+                if pf.author_time > facts.author_time:
+                    continue
+                shas = {pf.sha, *pf.info.cherry_picked_from}
+                tokens = set()
+                if "issue" in kinds:
+                    tokens |= set(pf.info.issues)
+                if "pr" in kinds:
+                    tokens |= {f"gh-{n}" for n in own_prs(pf.info.subject)}
+                hit = next((t for t in sorted(refs) if t in tokens), None)
+                if hit is None and "commit" in kinds:
+                    hit = next(
+                        (
+                            t
+                            for t in refs
+                            if t.startswith("c-") and any(s.startswith(t[2:]) for s in shas)
+                        ),
+                        None,
+                    )
+                if hit is not None:
+                    new.append((name, pname, hit))
+                    break
+        if not new:
+            break
+        out += new
+        parents = [r for r in rows if r[0] in {n[0] for n in new}]
+    return out
 
 
 if __name__ == "__main__":

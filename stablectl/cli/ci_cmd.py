@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from stablectl.cli.context import local_forge, obj, policy_option
 from stablectl.cli.output import console, print_json
+from stablectl.controller.missing import log_evidence
 from stablectl.errors import UsageError
 from stablectl.forge import open_forge
 from stablectl.policy import load_policy
@@ -70,7 +71,7 @@ def run(
         if not as_json:
             con.print(f"PR #{pr.number} {pr.head_sha[:10]}: {escape(command)} …")
         res = run_ci(forge, command, state_dir / "ci-logs", pr, timeout=timeout)
-        report(forge, pr, res, policy.label("tests-failed"))
+        report(forge, pr, res, policy.label("tests-failed"), evidence=log_evidence(res.log))
         results.append(res)
         if not as_json:
             style = "green" if res.conclusion == "success" else "red"

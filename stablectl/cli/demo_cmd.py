@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from stablectl.cli.output import console, print_json
+from stablectl.controller.missing import log_evidence
 from stablectl.controller.plan import Engine
 from stablectl.controller.sync import Syncer, SyncReport
 from stablectl.forge import open_forge
@@ -135,7 +136,9 @@ def _run_ci(run: DemoRun) -> list[dict[str, Any]]:
     for pr in run.forge.list_prs():
         if not pr.draft and needs_run(run.forge, pr):
             res = run_ci(run.forge, command, run.state / "ci-logs", pr, timeout=300)
-            report(run.forge, pr, res, run.policy.label("tests-failed"))
+            report(
+                run.forge, pr, res, run.policy.label("tests-failed"), evidence=log_evidence(res.log)
+            )
             out.append({"pr": pr.number, "conclusion": res.conclusion, "log": str(res.log)})
     return out
 

@@ -50,9 +50,13 @@ class Prerequisite:
     where: tuple[str, ...]  # "PATH:LINES" it wrote that the fix changes or keeps as context
     commit: str | None = None  # its pick in the chain under the fix
     context_only: bool = False  # it wrote only context lines of the fix's hunks
+    reason: str = ""  # why, when not blame found it (a failing test run: controller/missing.py)
+    missing: str = ""  # the names the tests missed that it defines (missing.encode)
 
     @property
     def why(self) -> str:
+        if self.reason:
+            return self.reason
         if self.context_only:
             return f"it writes lines next to those this fix changes, at {', '.join(self.where)}"
         return f"it writes lines this fix changes, at {', '.join(self.where)}"

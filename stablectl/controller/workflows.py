@@ -14,6 +14,7 @@ from functools import lru_cache
 import jinja2
 
 from stablectl import __version__
+from stablectl.controller import missing
 from stablectl.forge.base import CIRequest
 from stablectl.policy import Policy
 from stablectl.templates import make_environment
@@ -60,6 +61,9 @@ def render_workflows(policy: Policy, policy_name: str) -> list[Rendered]:
         "actions": ACTIONS,
         "token_env": policy.forge.token_env,
         "failed_label": policy.label("tests-failed"),
+        "missing_pattern": missing.LINE_PATTERN,
+        "missing_max": missing.MAX_LINES,
+        "missing_block": missing.BLOCK,
     }
     return [
         Rendered(f"{WORKFLOW_DIR}/{name}", _env().get_template(f"{name}.j2").render(**ctx))

@@ -75,9 +75,12 @@ def run_ci(
     return CIResult(pr.number, sha, conclusion, time.perf_counter() - t0, log, rc)
 
 
-def report(forge: LocalForge, pr: PullRequest, res: CIResult, label: str) -> None:
+def report(
+    forge: LocalForge, pr: PullRequest, res: CIResult, label: str, *, evidence: str = ""
+) -> None:
     """What the GitHub test workflow's `report` job does: on failure a comment naming the run
-    and its log, and the label; on success the label goes."""
+    and its log (and `evidence`, the log's lines that matter: controller/missing.py), and the
+    label; on success the label goes."""
     from stablectl.forge.base import Marker
 
     has = label in pr.labels
@@ -85,12 +88,13 @@ def report(forge: LocalForge, pr: PullRequest, res: CIResult, label: str) -> Non
         if has:
             forge.set_labels(pr.number, [lb for lb in pr.labels if lb != label])
         return
+
     marker = Marker("tests-failed", "", extra={"sha": res.sha}).render()
     forge.comment(
         pr.number,
         f"The test suite failed on {res.sha} ({res.conclusion}, exit {res.returncode}); "
-        f"log: {res.log.as_uri()}\n\nA maintainer can run it again with "
-        f"`/stablectl retest`.\n\n{marker}",
+        f"log: {res.log.as_uri()}{evidence}\n\nA maintainer can run it "
+        f"again with `/stablectl retest`.\n\n{marker}",
     )
     if not has:
         forge.set_labels(pr.number, sorted({*pr.labels, label}))

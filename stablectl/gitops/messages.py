@@ -177,6 +177,13 @@ def prerequisite_message(message: str, fix_key: str) -> str:
     return _append_trailer(message, f"{PREREQUISITE_TRAILER}: {fix_key}")
 
 
+def own_prs(subject: str) -> tuple[int, ...]:
+    """Every PR number in the subject's trailing "(GH-N) (#M)": the commit's own PR and, for a
+    backport, its original's."""
+    m = _PR_TAILS_RE.search(subject)
+    return tuple(int(n) for n in re.findall(r"\d+", m.group(0))) if m else ()
+
+
 def references(message: str) -> tuple[str, ...]:
     """What a commit message names other than its own PRs: `gh-N` (an issue or a PR, from
     gh-N, GH-N or #N), `bpo-N`, and `c-<hex>` for a SHA of 10+ hex digits. The subject's

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from stablectl.controller.gate import evaluate_gate
+from stablectl.controller.missing import MissingName, from_comment
 from stablectl.controller.workflows import ACTIONS, render_workflows
 from stablectl.forge.base import Marker
 from stablectl.policy import load_policy, load_policy_text
@@ -386,6 +387,9 @@ def test_report_job_script(tmp_path: Path, result: str) -> None:
         "SHA": "a" * 40,
         "PR": "12",
         "RESULT": result,
+        "MISSING": "ImportError: cannot import name 'helper' from 'support_x' (/w/x.py)"
+        if result == "failure"
+        else "",
         "RUN_ID": "99",
         "RUN_URL": "https://run.invalid/99",
         "LABEL": "tests-failed",
@@ -409,6 +413,8 @@ def test_report_job_script(tmp_path: Path, result: str) -> None:
     assert "test (ubuntu-24.04)" in comment["body"] and "/stablectl retest" in comment["body"]
     m = Marker.parse(comment["body"])
     assert m is not None and m.kind == "tests-failed" and m.extra["sha"] == "a" * 40
+    # The log's missing names, in the block sync reads (controller/missing.py).
+    assert from_comment(comment["body"]) == [MissingName("ImportError", "helper", "support_x")]
     assert calls[-1]["args"][3] == "repos/example/cpython-stable/issues/12/labels"
     assert "labels[]=tests-failed" in calls[-1]["args"]
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from stablectl.controller.selection.grouping import UnionFind
 from stablectl.controller.selection.model import Fix, FlagHit
 from stablectl.controller.selection.windows import Window
-from stablectl.gitops.messages import change_subject
+from stablectl.gitops.messages import change_subject, own_prs
 from stablectl.gitops.scan import CommitIndex
 from stablectl.policy import FOLLOW_UP_RULE, FollowUps
 
@@ -55,15 +55,24 @@ class FollowUpFinder:
         self.commit_tokens = [t for t in self.refs if t.startswith("c-")]
 
     def find(
-        self, fixes: Mapping[str, Fix], taken: set[str], on_branch: dict[str, str]
+        self,
+        fixes: Mapping[str, Fix],
+        taken: set[str],
+        on_branch: dict[str, str],
+        *,
+        level: int = 0,
     ) -> tuple[dict[str, list[FlagHit]], dict[str, Order]]:
         """Follow-up hits by group root (and each group's place in the apply order) for the
         given fixes; commits in `taken` (already part of a flagged fix) are skipped. Records
-        the branch each follow-up was seen on in `on_branch`."""
+        the branch each follow-up was seen on in `on_branch`. At `level` 1 and deeper (the
+        fixes are follow-ups themselves) only SHA and PR references count: a follow-up's own
+        issue is often a broader one (CVE-2020-10735's int/str follow-up is gh-90716, the
+        whole `_pylong` project)."""
+        by = set(self.config.by) if level == 0 else set(self.config.by) & {"commit", "pr"}
         hits: dict[str, list[FlagHit]] = {}
         order: dict[str, Order] = {}
         for fix in fixes.values():
-            for token, ref in self._named(fix, taken):
+            for token, ref in self._named(fix, taken, by):
                 root = self.uf.find(ref.sha)
                 reason = f"follow-up of {fix.key[:10]} ({fix.subject}): names {_show(token)}"
                 if not any(h.sha == ref.sha and h.of == fix.key for h in hits.get(root, ())):
@@ -75,8 +84,7 @@ class FollowUpFinder:
                 on_branch.setdefault(ref.sha, ref.branch)
         return hits, order
 
-    def _named(self, fix: Fix, taken: set[str]) -> list[tuple[str, _Ref]]:
-        by = set(self.config.by)
+    def _named(self, fix: Fix, taken: set[str], by: set[str]) -> list[tuple[str, _Ref]]:
         facts = [f for m in fix.members if (f := self.index.facts(m)) is not None]
         if not facts:
             return []
@@ -103,7 +111,7 @@ class FollowUpFinder:
                     if m.startswith(token[2:]):
                         found += [(token, r) for r in later(token)]
         if "pr" in by:
-            prs = {f.info.pr for f in facts if f.info.pr is not None}
+            prs = {pr for f in facts for pr in own_prs(f.info.subject)}
             for pr in sorted(prs):
                 found += [(f"gh-{pr}", r) for r in later(f"gh-{pr}")]
         if "issue" in by:

@@ -141,7 +141,7 @@ class Selector:
                 break
             followed |= set(hits)
             taken = {m for ms in members.values() for m in ms}
-            more, more_order = finder.find(fixes, taken, on_branch)
+            more, more_order = finder.find(fixes, taken, on_branch, level=_round)
             if not more:
                 break
             for root, h in more.items():

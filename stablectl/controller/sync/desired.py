@@ -5,11 +5,13 @@ fixes it depends on, or a commit carrying the conflict — and the PR's text."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pygit2
 
+from stablectl.controller.missing import MissingName, decode, encode, find_definer
 from stablectl.controller.plan import Engine, PlannedFix, SeriesPlan
+from stablectl.controller.prerequisites import Prerequisite
 from stablectl.controller.selection import FixState
 from stablectl.controller.sync.actions import Findings
 from stablectl.controller.sync.presentation import (
@@ -53,7 +55,15 @@ class DesiredState:
         self.presenter = presenter
         self.findings = findings
 
-    def wanted(self, sp: SeriesPlan, requests: Requests, mine: list[PullRequest]) -> list[Wanted]:
+    def wanted(
+        self,
+        sp: SeriesPlan,
+        requests: Requests,
+        mine: list[PullRequest],
+        *,
+        missing: Mapping[int, list[MissingName]] | None = None,
+    ) -> list[Wanted]:
+        """`missing`: by PR number, the names its tests failed on (controller/missing.py)."""
         s = sp.series
         ctx = _SeriesContext(
             sp=sp,
@@ -75,6 +85,8 @@ class DesiredState:
                 self.findings.problem(f"{s.name}: {fix.key[:10]} {fix.subject}: {pf.note}")
             if not (pf.applies or pf.status == FixState.NEW_CONFLICT):
                 continue
+            if pf.applies:
+                pf = self._with_test_prerequisites(ctx, pf, missing or {})
             w = self._want_fix(ctx, pf, chain)
             if w is not None:
                 out.append(w)
@@ -154,6 +166,58 @@ class DesiredState:
                 prerequisites=pf.prerequisites if status == "clean" else (),
             )
         )
+
+    def _with_test_prerequisites(
+        self, ctx: _SeriesContext, pf: PlannedFix, missing: Mapping[int, list[MissingName]]
+    ) -> PlannedFix:
+        """The fix with the upstream commits its tests need: names its open PR's tests failed
+        on (the CI's comment on its current head, or kept in its marker), each resolved to the
+        commit that defined it between the base and the source. Unchanged when there are none
+        or when they do not apply (said as a notice)."""
+        fix = pf.candidate.fix
+        pr = ctx.open_by_key.get(fix.key)
+        if pr is None or pr.marker is None or pf.chosen is None:
+            return pf
+        kept = decode(pr.marker.extra.get("missing", ""))
+        names = list(dict.fromkeys([*kept, *missing.get(pr.number, [])]))
+        if not names:
+            return pf
+        s = ctx.sp.series
+        have = {p.sha for p in pf.prerequisites}
+        found: list[Prerequisite] = []
+        for m in names:
+            d = find_definer(
+                self.engine.cache.path, m, ctx.sp.selection.base_sha, pf.chosen.source.sha
+            )
+            if d is None:
+                self.findings.notice(
+                    f"{s.name}: {fix.key[:10]}: its tests miss {m.describe()} ({m.error}); no "
+                    f"upstream commit between the base and {pf.chosen.source.sha[:10]} defines it"
+                )
+                continue
+            if d.sha in have or d.sha == pf.chosen.source.sha:
+                continue
+            have.add(d.sha)
+            found.append(
+                Prerequisite(d.sha, d.subject, (d.path,), reason=d.why, missing=encode([m]))
+            )
+        if not found:
+            return pf
+        index = self.engine.index
+        ordered = sorted(
+            (*pf.prerequisites, *found),
+            key=lambda p: f.commit_time if (f := index.facts(p.sha)) else 0,
+        )
+        out = replace(pf, prerequisites=tuple(ordered))
+        res = pick_fix(ctx.picker, out, ctx.tip)
+        if not (res.ok and res.commit):
+            self.findings.notice(
+                f"{s.name}: {fix.key[:10]}: its tests need "
+                + ", ".join(f"{p.sha[:10]} ({p.why})" for p in found)
+                + ", which does not apply onto the stable branch: resolve by hand"
+            )
+            return pf
+        return out
 
     def _conflict_head(
         self, ctx: _SeriesContext, key: str, source: str, subject: str

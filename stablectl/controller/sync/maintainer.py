@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from stablectl.controller.comment_commands import Command, Problem, parse_commands
+from stablectl.controller.missing import MissingName, from_comment
 from stablectl.controller.sync.actions import Action, Retest, SkipPR
 from stablectl.controller.sync.presentation import reply
 from stablectl.forge.base import Comment, Marker, PullRequest
@@ -23,6 +24,8 @@ class Requests:
     backports: dict[tuple[str | None, str], str] = field(default_factory=dict)  # -> maintainer
     releases: set[str] = field(default_factory=set)  # series asked to release now
     actions: list[Action] = field(default_factory=list)  # replies, skips, retests
+    # PR number -> names its tests miss, from the CI's `tests-failed` comment on its head
+    missing: dict[int, list[MissingName]] = field(default_factory=dict)
 
 
 def read_commands(
@@ -42,8 +45,18 @@ def read_commands(
     by_number = {p.number: p for p in mine}
     out = Requests()
     for c in comments:
-        if Marker.parse(c.body) is not None:
-            continue  # stablectl's own comments
+        marker = Marker.parse(c.body)
+        pr = by_number.get(c.number)
+        if (
+            marker is not None
+            and marker.kind == "tests-failed"
+            and pr is not None
+            and marker.extra.get("sha") == pr.head_sha
+            and (names := from_comment(c.body))
+        ):
+            out.missing[c.number] = names
+        if marker is not None:
+            continue  # stablectl's own comments (and the CI's)
         for cmd in parse_commands(c.body):
             done = str(c.id) in answered
             allowed = c.user.lower() in maintainers

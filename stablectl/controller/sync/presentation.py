@@ -113,6 +113,8 @@ class Presenter:
         if b.prerequisites:
             labels.add(p.label("prerequisite"))
             extra["prerequisites"] = prerequisites_text([x.sha for x in b.prerequisites])
+            if missing := ";".join(x.missing for x in b.prerequisites if x.missing):
+                extra["missing"] = missing
         if b.depends:
             extra["depends"] = ",".join(d[:12] for d in b.depends)
         if b.requested_by:

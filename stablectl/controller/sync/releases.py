@@ -273,6 +273,8 @@ def half_fixes(sp: SeriesPlan, sr: rel.SeriesReleases, *, skipped: set[str]) -> 
         fix = pf.candidate.fix
         if fix.follows is None or fix.follows not in unreleased or fix.key in skipped:
             continue
+        if fix.key in unreleased:  # merged in this run, after the plan was made
+            continue
         if pf.candidate.state != FixState.PENDING or pf.status.done:
             continue
         if pf.status == FixState.NOT_APPLICABLE:

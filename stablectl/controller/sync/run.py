@@ -146,7 +146,7 @@ class Syncer:
                 create = CreateStable(s.stable_branch, sp.selection.base_sha)
                 detail = f"create at {s.base} {sp.selection.base_sha[:10]}"
                 actions.append(Action(s.name, s.stable_branch, detail, create))
-            wanted = self.desired.wanted(sp, requests.backports, mine)
+            wanted = self.desired.wanted(sp, requests.backports, mine, missing=requests.missing)
             wanted_all += wanted
             result = reconcile(wanted, self._view(sp, mine, skipping))
             actions += result.actions

@@ -301,3 +301,36 @@ def test_a_crash_anywhere_in_the_release_run_recovers(tmp_path: Path) -> None:
         assert tag.id == tip.id, n
         assert e.sync().api["writes"] == 0, n
         assert not [r for r in fork.references if r.startswith("refs/heads/stablectl/release")]
+
+
+def test_a_release_waits_for_the_follow_up_of_a_fix_it_ships(env: SyncEnv) -> None:
+    """H (gh-2700, a security fix already on 3.11.2-stable, unreleased) is completed upstream
+    by G, whose message names gh-2700: G is flagged `follow-up` (security), gets its own PR
+    labelled `follow-up`, and no release is proposed until G is merged."""
+    from stablectl.testing.history import History
+    from tests.controller.sync.test_sync import edit
+
+    h = env.example.shas["H"]
+    up = History(env.example.upstream, clock=2_000_000_000)
+    path = "Modules/mod10.c"
+    g = up.commit(
+        "main",
+        "gh-2750: Fix a leak in the mod10 bound (#2751)\n\nIntroduced by the fix of gh-2700.",
+        {path: edit(up.read("main", path), 3, "no leak")},
+    )
+    first = env.sync()
+    assert first.problems == []
+    fixes = {x["key"]: x for x in first.to_json()["plan"]["series"][0]["fixes"]}  # type: ignore[index]
+    assert fixes[g]["follows"] == h and fixes[g]["security"]
+    assert [f["rule"] for f in fixes[g]["flags"]] == ["follow-up"]
+    assert release_pr(env) is None
+    assert any("release waits for follow-ups" in n and g[:10] in n for n in first.notices)
+    pr = next(p for p in env.open_prs() if p.marker.original == g)
+    assert {"follow-up", "security"} <= set(pr.labels)
+    assert "| Follows up |" in pr.body and h[:10] in pr.body
+    merged = approve_backports(env)
+    assert pr.number in merged
+    env.sync()
+    rpr = release_pr(env)
+    assert rpr is not None and "gh-2750" in rpr.body
+    assert f"follow-up of upstream `{h[:10]}`" in rpr.body
