@@ -29,6 +29,12 @@ the maintainers' own, are applied as they are; a backport stablectl cannot pick 
 the maintainers did": the real commit picked onto the chain); at each release tag on the
 branch the chain's tree is compared with the tag's: how far an automatic pipeline would have
 drifted. `--levers` compares libgit2's merge alone with git's ort merge as a fallback.
+
+`--prerequisites N` (issue 16): on each independent conflict, the engine's prerequisite search
+(`controller/prerequisites.py`, at most N commits, blame over BASE..SOURCE^) is run for each
+source in order: a backport it makes clean is "rescued by prerequisites"; the result is
+compared with what the maintainers shipped (the real commit's tree), and each prerequisite is
+looked up on the branch (did the maintainers backport it themselves, before or after?).
 """
 
 from __future__ import annotations
@@ -50,9 +56,10 @@ import pygit2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from stablectl.controller.prerequisites import PrerequisiteFinder
 from stablectl.gitops.messages import parse_message
 from stablectl.gitops.pick import Committer, Picker, PickResult, update_tree
-from stablectl.gitops.scan import commit_patch_id
+from stablectl.gitops.scan import CommitIndex, commit_patch_id
 
 COMMITTER = Committer("stablectl replay", "replay@stablectl.invalid")
 
@@ -78,6 +85,7 @@ class Replay:
     variants: Counter[str] = field(default_factory=Counter)  # --merge-options
     different: list[dict[str, str]] = field(default_factory=list)  # clean, not identical
     releases: list[dict[str, Any]] = field(default_factory=list)
+    rescues: list[dict[str, Any]] = field(default_factory=list)  # --prerequisites
     pick_seconds: float = 0.0
     pick_attempts: int = 0
     wall: float = 0.0
@@ -282,6 +290,7 @@ def replay_branch(
     compare_levers: bool,
     merge_options: bool = False,
     path_map: dict[str, str] | None = None,
+    prerequisites: int = 0,
 ) -> Replay:
     parts = spec.split(":")
     name = parts[0]
@@ -297,6 +306,11 @@ def replay_branch(
     siblings = sibling_index(repo, {k: v for k, v in sibling_specs.items()})
     picker = Picker(repo, COMMITTER, path_map=path_map)
     plain = Picker(repo, COMMITTER, levers=("paths", "libgit2"), path_map=path_map)
+    finder = PrerequisiteFinder(repo, CommitIndex(repo, None), picker, max_commits=prerequisites)
+    # What the maintainers backported on this stretch, by the upstream commit named (and when).
+    named_on_branch = {
+        n: str(c.id) for c in commits for n in parse_message(c.message).cherry_picked_from
+    }
     # Release tags on this stretch of the branch, by the commit they point at.
     on_branch = {str(c.id) for c in commits}
     tags: dict[str, list[str]] = {}
@@ -329,6 +343,8 @@ def replay_branch(
                             rep.conflict_kinds[cf.kind] += 1
                     if merge_options:
                         try_variants(repo, picker, cands, bp.parent, str(c.tree_id), rep)
+                    if prerequisites:
+                        rescue(finder, repo, c, bp, cands, tried, base_sha, named_on_branch, rep)
                 else:
                     rep.counts[won.outcome] += 1
                     rep.levers[str(won.lever)] += 1
@@ -391,6 +407,53 @@ def replay_branch(
     return rep
 
 
+def rescue(
+    finder: PrerequisiteFinder,
+    repo: pygit2.Repository,
+    real: pygit2.Commit,
+    bp: Backport,
+    cands: list[tuple[str, str]],
+    tried: list[PickResult],
+    base: str,
+    named_on_branch: dict[str, str],
+    rep: Replay,
+) -> None:
+    """A conflicting backport: would prerequisites have made a source clean, and is the result
+    what the maintainers shipped?"""
+    t = time.perf_counter()
+    for (sha, where), r in zip(cands, tried, strict=False):
+        full_sha = full(repo, sha) or sha
+        search = finder.search(full_sha, bp.parent, base, r.conflicts, fix_key=full_sha)
+        if not search.found or search.result is None:
+            continue
+        rep.counts["rescued by prerequisites"] += 1
+        same = search.result.tree == str(real.tree_id)
+        rep.counts["rescued: identical to the real backport"] += int(same)
+        on_branch = []
+        for p in search.prerequisites:
+            mine = named_on_branch.get(p.sha)
+            when = "not backported by the maintainers"
+            if mine is not None:
+                later = repo.descendant_of(pygit2.Oid(hex=mine), real.id)
+                when = "backported later" if later else "backported earlier"
+                rep.counts[f"prerequisite {when}"] += 1
+            else:
+                rep.counts["prerequisite not backported"] += 1
+            on_branch.append(f"{p.sha[:10]} {p.subject[:50]} ({when})")
+        rep.rescues.append(
+            {
+                "backport": str(real.id),
+                "subject": real.message.splitlines()[0][:80],
+                "source": f"{where} {full_sha[:10]}",
+                "identical": same,
+                "prerequisites": on_branch,
+                "seconds": round(time.perf_counter() - t, 2),
+            }
+        )
+        return
+    rep.counts["not rescued by prerequisites"] += 1
+
+
 def siblings_of(repo: pygit2.Repository, kind: str) -> dict[str, tuple[str, str | None]]:
     out: dict[str, tuple[str, str | None]] = {}
     for b in repo.branches.local:
@@ -439,6 +502,19 @@ def report(rep: Replay) -> None:
         print(f"  errors ({len(rep.errors)}): " + "; ".join(rep.errors[:5]))
     chained = [k for k in c if k.startswith("chain:")]
     print("  chained: " + ", ".join(f"{k[7:]} {c[k]}" for k in chained) if chained else "")
+    if rep.rescues or c["not rescued by prerequisites"]:
+        print(
+            f"  prerequisites: rescued {c['rescued by prerequisites']} of {c['conflict']} "
+            f"conflicts, {c['rescued: identical to the real backport']} identical to what was "
+            f"shipped; prerequisites backported by the maintainers earlier "
+            f"{c['prerequisite backported earlier']}, later {c['prerequisite backported later']}, "
+            f"never {c['prerequisite not backported']}"
+        )
+        for x in rep.rescues:
+            same = "identical" if x["identical"] else "differs from the real backport"
+            print(f"    {x['subject'][:70]} ({same}, {x['seconds']}s)")
+            for p in x["prerequisites"]:
+                print(f"       needs {p}")
     for e in rep.chain_events[:5]:
         print(f"    grafted on the chain: {e}")
     for r in rep.releases:
@@ -502,6 +578,13 @@ def main() -> None:
         metavar="UPSTREAM=STABLE",
         help="a series path_map entry (`dir/` prefix or file), repeatable",
     )
+    ap.add_argument(
+        "--prerequisites",
+        type=int,
+        default=0,
+        metavar="N",
+        help="on conflicts, search prerequisites (at most N commits) and compare the result",
+    )
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args()
     kind = "systemd" if any(b.startswith("v") for b in args.branch) else "cpython"
@@ -527,6 +610,7 @@ def main() -> None:
                 compare_levers=args.levers,
                 merge_options=args.merge_options,
                 path_map=dict(m.split("=", 1) for m in args.path_map),
+                prerequisites=args.prerequisites,
             )
             report(rep)
             out.append(
@@ -543,6 +627,7 @@ def main() -> None:
                     "seconds": rep.wall,
                     "errors": rep.errors,
                     "chain_events": rep.chain_events,
+                    "prerequisite_rescues": rep.rescues,
                 }
             )
     if args.json:

@@ -68,6 +68,8 @@ if [ "${STABLECTL_CPYTHON_TESTS:-}" = 1 ]; then
   stage "CPython's tests per fix"
   python3 "$here/ci_report.py" policy.yaml
 fi
+stage "selection by the security rules alone; prerequisites the tests asked for"
+python3 "$here/rules.py" policy.yaml
 stage "compare with the patches applied in order"
 python3 "$here/compare.py" policy.yaml
 git --git-dir fork.git tag -l 'v3.11.2.*'
