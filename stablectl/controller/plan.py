@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -423,9 +423,17 @@ class Engine:
         fixes: list[PlannedFix] = []
         pending = [c for c in sel.candidates if c.state == FixState.PENDING]
         done = 0
+        by_key: dict[str, PlannedFix] = {}
         for cand in sel.candidates:
             if cand.state != FixState.PENDING:
-                fixes.append(PlannedFix(cand))
+                fixes.append(by_key.setdefault(cand.fix.key, PlannedFix(cand)))
+                continue
+            orphan = self._orphan(cand, by_key)
+            if orphan:
+                # A follow-up of a fix the line does not take does not concern it either.
+                pf = PlannedFix(cand, not_applicable=orphan)
+                fixes.append(by_key.setdefault(cand.fix.key, pf))
+                done += 1
                 continue
             with self.index.batch():
                 attempts, chosen, note = pick_best(picker, cand.sources, tip, self.index)
@@ -464,6 +472,7 @@ class Engine:
                 prerequisite_report=report,
             )
             fixes.append(pf)
+            by_key[cand.fix.key] = pf
             if pf.chosen is not None and pf.chosen.result.outcome == "clean":
                 assert pf.chosen.result.commit is not None
                 tip = pf.chosen.result.commit
@@ -471,6 +480,21 @@ class Engine:
             if on_series is not None:
                 on_series(sel.series.name, done, len(pending))
         return SeriesPlan(selection=sel, fixes=fixes, final_tip=tip)
+
+    def _orphan(self, cand: Candidate, by_key: Mapping[str, PlannedFix]) -> str:
+        """Why a follow-up does not concern the line: the fix it follows does not (not
+        applicable, excluded or reverted); "" otherwise, or when applicability is off."""
+        parent = by_key.get(cand.fix.follows or "")
+        if parent is None or not self.policy.applicability.skip:
+            return ""
+        status = parent.status
+        if status == FixState.NOT_APPLICABLE:
+            why = f"it does not concern the line: {parent.not_applicable}"
+        elif status in (FixState.EXCLUDED, FixState.REVERTED):
+            why = f"it is {status} ({parent.candidate.reason})"
+        else:
+            return ""
+        return f"a follow-up of {parent.candidate.fix.key[:10]}, and {why}"
 
     def _with_prerequisites(
         self,

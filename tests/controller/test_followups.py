@@ -120,3 +120,22 @@ def test_an_umbrella_issue_is_not_followed(tmp_path: Path, many: int) -> None:
     # Up to max_per_fix (8) later changes naming the issue are its follow-ups; past it, the
     # issue is an umbrella and only the commit naming the PR follows.
     assert followed == ({*later, by_pr} if many <= 8 else {by_pr})
+
+
+def test_a_follow_up_of_a_fix_the_line_does_not_take_is_not_applicable(tmp_path: Path) -> None:
+    h = History(tmp_path / "up.git")
+    base = h.commit("main", "base", {"Lib/a.py": "0\n", "Lib/b.py": "0\n"})
+    h.branch("3.11", base)
+    h.tag("v3.11.2", h.commit("3.11", "Python 3.11.2", {"README": "3.11.2\n"}))
+    fix = h.commit("main", "gh-5: Harden a (#6)", {"Lib/a.py": "1\n", **_security("a")})
+    follow = h.commit("main", "gh-7: Test the hardening of gh-5 (#8)", {"Lib/b.py": "1\n"})
+    h.commit(
+        "main",
+        f'Revert "gh-5: Harden a (#6)" (#9)\n\nThis reverts commit {fix}.',
+        {"Lib/a.py": "0\n"},
+    )
+    by_key = _by_key(plan_line(tmp_path, h, "3.11.2", "3.11").series[0].fixes)
+    assert by_key[fix].status == FixState.REVERTED
+    pf = by_key[follow]
+    assert pf.candidate.fix.follows == fix and pf.status == FixState.NOT_APPLICABLE
+    assert pf.not_applicable.startswith(f"a follow-up of {fix[:10]}, and it is reverted")

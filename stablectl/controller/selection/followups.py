@@ -68,7 +68,9 @@ class FollowUpFinder:
         fixes are follow-ups themselves) only SHA and PR references count: a follow-up's own
         issue is often a broader one (CVE-2020-10735's int/str follow-up is gh-90716, the
         whole `_pylong` project)."""
-        by = set(self.config.by) if level == 0 else set(self.config.by) & {"commit", "pr"}
+        by = {str(b) for b in self.config.by}
+        if level > 0:
+            by &= {"commit", "pr"}
         hits: dict[str, list[FlagHit]] = {}
         order: dict[str, Order] = {}
         for fix in fixes.values():

@@ -134,3 +134,21 @@ def test_a_failing_import_brings_the_commit_that_defines_it(
         assert r.code == 0, r.out
         assert "tests-failed" not in env.new_forge().get_pr(pr.number).labels
     assert env.sync().api["writes"] == 0  # kept: the marker remembers why
+
+
+def test_a_name_no_upstream_commit_defines_is_said_and_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = make_env("local", tmp_path, None, series="3.11.2")
+    env.sync()
+    pr = next(p for p in env.open_prs() if not p.draft)
+    marker = Marker("tests-failed", "", extra={"sha": pr.head_sha}).render()
+    log = "NameError: name 'nowhere_defined' is not defined\n"
+    env.comment(pr.number, f"Failed.{block(evidence_lines(log))}\n\n{marker}", "ci-bot")
+    report = env.sync()
+    assert report.problems == [] and report.api["writes"] == 0
+    assert any(
+        "its tests miss nowhere_defined (NameError)" in n and "defines it" in n
+        for n in report.notices
+    )
+    assert env.new_forge().get_pr(pr.number).head_sha == pr.head_sha
