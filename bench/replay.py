@@ -291,6 +291,7 @@ def replay_branch(
     merge_options: bool = False,
     path_map: dict[str, str] | None = None,
     prerequisites: int = 0,
+    vetted_only: bool = True,
 ) -> Replay:
     parts = spec.split(":")
     name = parts[0]
@@ -306,7 +307,18 @@ def replay_branch(
     siblings = sibling_index(repo, {k: v for k, v in sibling_specs.items()})
     picker = Picker(repo, COMMITTER, path_map=path_map)
     plain = Picker(repo, COMMITTER, levers=("paths", "libgit2"), path_map=path_map)
-    finder = PrerequisiteFinder(repo, CommitIndex(repo, None), picker, max_commits=prerequisites)
+
+    def unvetted(sha: str) -> str:
+        """As `prerequisites.vetted_only`: a candidate some stable branch took a backport of."""
+        if not vetted_only or sha in siblings:
+            return ""
+        if parse_message(repo[sha].peel(pygit2.Commit).message).cherry_picked_from:
+            return ""  # a backport itself: on a stable branch
+        return "was backported to no stable branch"
+
+    finder = PrerequisiteFinder(
+        repo, CommitIndex(repo, None), picker, max_commits=prerequisites, unusable=unvetted
+    )
     # What the maintainers backported on this stretch, by the upstream commit named (and when).
     named_on_branch = {
         n: str(c.id) for c in commits for n in parse_message(c.message).cherry_picked_from
@@ -429,6 +441,20 @@ def rescue(
         rep.counts["rescued by prerequisites"] += 1
         same = search.result.tree == str(real.tree_id)
         rep.counts["rescued: identical to the real backport"] += int(same)
+        # The maintainers' own resolution plus the prerequisites: the same fix, brought by
+        # its prerequisites instead of adapted by hand?
+        onto = str(real.id)
+        for p in search.prerequisites:
+            r = finder.picker.pick(p.sha, onto)
+            onto = r.commit if r.outcome == "clean" and r.commit else ""
+            if not onto:
+                break
+        equivalent = (
+            bool(onto) and str(repo[onto].peel(pygit2.Commit).tree_id) == search.result.tree
+        )
+        rep.counts["rescued: the real backport plus its prerequisites"] += int(
+            equivalent and not same
+        )
         on_branch = []
         for p in search.prerequisites:
             mine = named_on_branch.get(p.sha)
@@ -446,6 +472,7 @@ def rescue(
                 "subject": real.message.splitlines()[0][:80],
                 "source": f"{where} {full_sha[:10]}",
                 "identical": same,
+                "equivalent": equivalent,
                 "prerequisites": on_branch,
                 "seconds": round(time.perf_counter() - t, 2),
             }
@@ -506,12 +533,19 @@ def report(rep: Replay) -> None:
         print(
             f"  prerequisites: rescued {c['rescued by prerequisites']} of {c['conflict']} "
             f"conflicts, {c['rescued: identical to the real backport']} identical to what was "
-            f"shipped; prerequisites backported by the maintainers earlier "
+            f"shipped, {c['rescued: the real backport plus its prerequisites']} the shipped "
+            f"backport plus its prerequisites; prerequisites backported by the maintainers earlier "
             f"{c['prerequisite backported earlier']}, later {c['prerequisite backported later']}, "
             f"never {c['prerequisite not backported']}"
         )
         for x in rep.rescues:
-            same = "identical" if x["identical"] else "differs from the real backport"
+            same = (
+                "identical"
+                if x["identical"]
+                else "the real backport plus these"
+                if x["equivalent"]
+                else "differs from the real backport"
+            )
             print(f"    {x['subject'][:70]} ({same}, {x['seconds']}s)")
             for p in x["prerequisites"]:
                 print(f"       needs {p}")
@@ -585,6 +619,11 @@ def main() -> None:
         metavar="N",
         help="on conflicts, search prerequisites (at most N commits) and compare the result",
     )
+    ap.add_argument(
+        "--any-prerequisite",
+        action="store_true",
+        help="as prerequisites.vetted_only: false (default: only commits a stable branch took)",
+    )
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args()
     kind = "systemd" if any(b.startswith("v") for b in args.branch) else "cpython"
@@ -611,6 +650,7 @@ def main() -> None:
                 merge_options=args.merge_options,
                 path_map=dict(m.split("=", 1) for m in args.path_map),
                 prerequisites=args.prerequisites,
+                vetted_only=not args.any_prerequisite,
             )
             report(rep)
             out.append(

@@ -425,6 +425,13 @@ class Prerequisites(_Model):
         description="Of the commits blame names, the ones writing the most conflicting lines "
         "are tried, at most this many.",
     )
+    vetted_only: bool = Field(
+        default=True,
+        description="Only commits upstream put on a maintenance branch (a series' own or a "
+        "sibling's), or whose backport is on one, may be prerequisites: a commit only on "
+        "`main` is a change upstream judged unfit for a stable line (a feature, a refactor). "
+        "False: any commit blame names.",
+    )
 
 
 FollowUpRef = Literal["commit", "pr", "issue"]

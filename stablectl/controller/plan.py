@@ -371,12 +371,14 @@ class Engine:
         selector = self.selector()
         picker = self.picker()
         plans: list[SeriesPlan] = []
-        finder = self.prerequisite_finder(picker)
+        vetted: set[str] = set()
+        finder = self.prerequisite_finder(picker, vetted)
         for s in wanted:
             try:
                 sel = selector.select(s)
             except KeyError as e:
                 raise GitError(f"series {s.name}: upstream has no tag {e.args[0]!r}") from None
+            vetted.update(sel.own_backports)
             picker.path_map = dict(s.path_map)
             plans.append(self._chain(sel, picker, finder, on_series))
         errors = sorted(
@@ -393,15 +395,35 @@ class Engine:
             self.index.db.commit()
         return Plan(self.policy.project, plans, errors, stats)
 
-    def prerequisite_finder(self, picker: Picker) -> PrerequisiteFinder:
+    def prerequisite_finder(
+        self, picker: Picker, vetted: set[str] | None = None
+    ) -> PrerequisiteFinder:
+        """`vetted`: originals upstream backported to a maintenance branch (filled as the
+        series are selected); with `prerequisites.vetted_only`, a candidate must be one of
+        them or on a maintenance branch itself."""
         p = self.policy
         excluded = p.exclusions
+        cache = self.cache
+        main = p.upstream.main
+        branches = {b for s in p.series for b in s.sources[:1] if b != main}
+        tips = [t for b in sorted(branches) if (t := cache.resolve(f"refs/remotes/upstream/{b}"))]
+        backported = vetted if vetted is not None else set()
 
         def unusable(sha: str) -> str:
             facts = self.index.facts(sha)
             names = [sha, *(facts.info.cherry_picked_from if facts is not None else ())]
             reason = excluded_by(excluded, names)
-            return f"is excluded by the policy ({reason})" if reason is not None else ""
+            if reason is not None:
+                return f"is excluded by the policy ({reason})"
+            if p.prerequisites.vetted_only and not (
+                any(n in backported for n in names)
+                or any(self.index.is_ancestor(sha, t) for t in tips)
+            ):
+                return (
+                    f"is only on {main}: upstream put it on no maintenance branch (a feature or "
+                    "a refactor, not a fix; prerequisites.vetted_only)"
+                )
+            return ""
 
         return PrerequisiteFinder(
             self.cache.repo,

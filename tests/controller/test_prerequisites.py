@@ -205,3 +205,28 @@ def test_release_notes_list_prerequisites_with_the_fix_they_serve(tmp_path: Path
         "- [3.10] gh-10: Compute (upstream `pppppppppp`), needed by upstream `ffffffffff` "
         "([3.10.2-stable] gh-90: Validate)" in notes
     )
+
+
+def test_a_commit_only_on_main_is_no_prerequisite_unless_the_policy_says(tmp_path: Path) -> None:
+    """K, a fix only on main, changes a line that P5 (only on main, never backported: a feature
+    upstream judged unfit for 3.10) wrote. By default P5 is not offered; with
+    `vetted_only: false` it is."""
+    h, s = build(tmp_path)
+    p5 = h.commit(
+        "main",
+        "gh-60: Add a value_25 feature (#61)",
+        {"Lib/h.py": text({19: "value_19 = 19  # tidy\n", 25: "f = 25\n"})},
+    )
+    h.commit(
+        "main",
+        "gh-99: Bound f (#100)",
+        {"Lib/h.py": text({19: "value_19 = 19  # tidy\n", 25: "f = min(25, 9)\n"}), **news("k")},
+    )
+    k = fixes(plan(tmp_path, h))["gh-99"]
+    assert k.status == FixState.NEW_CONFLICT
+    assert f"{p5[:10]} is only on main: upstream put it on no maintenance branch" in (
+        k.prerequisite_report
+    )
+    k = fixes(plan(tmp_path / "b", h, "prerequisites: {vetted_only: false}\n"))["gh-99"]
+    assert k.status == FixState.NEW_CLEAN_PREREQ
+    assert [p.sha for p in k.prerequisites] == [p5]
