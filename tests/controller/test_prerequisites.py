@@ -211,7 +211,7 @@ def test_a_commit_only_on_main_is_no_prerequisite_unless_the_policy_says(tmp_pat
     """K, a fix only on main, changes a line that P5 (only on main, never backported: a feature
     upstream judged unfit for 3.10) wrote. By default P5 is not offered; with
     `vetted_only: false` it is."""
-    h, s = build(tmp_path)
+    h, _ = build(tmp_path)
     p5 = h.commit(
         "main",
         "gh-60: Add a value_25 feature (#61)",

@@ -31,6 +31,14 @@ Requests = Mapping[tuple[str | None, str], str]  # (series or None, sha) -> main
 
 
 @dataclass(frozen=True)
+class Needs:
+    """Pending fixes a fix's tests need (their keys), and the names that said so."""
+
+    keys: tuple[str, ...] = ()
+    missing: str = ""
+
+
+@dataclass(frozen=True)
 class Wanted:
     """What one pending fix should look like on the forge."""
 
@@ -85,9 +93,10 @@ class DesiredState:
                 self.findings.problem(f"{s.name}: {fix.key[:10]} {fix.subject}: {pf.note}")
             if not (pf.applies or pf.status == FixState.NEW_CONFLICT):
                 continue
+            needs: Needs = Needs()
             if pf.applies:
-                pf = self._with_test_prerequisites(ctx, pf, missing or {})
-            w = self._want_fix(ctx, pf, chain)
+                pf, needs = self._with_test_prerequisites(ctx, pf, missing or {})
+            w = self._want_fix(ctx, pf, chain, needs)
             if w is not None:
                 out.append(w)
         # Requested by a maintainer but not flagged by the policy.
@@ -116,7 +125,10 @@ class DesiredState:
             return facts.info.cherry_picked_from[0]
         return sha
 
-    def _want_fix(self, ctx: _SeriesContext, pf: PlannedFix, chain: list[Link]) -> Wanted | None:
+    def _want_fix(
+        self, ctx: _SeriesContext, pf: PlannedFix, chain: list[Link], needs: Needs | None = None
+    ) -> Wanted | None:
+        needs = needs or Needs()
         fix = pf.candidate.fix
         s = ctx.sp.series
         source = pf.chosen.source if pf.chosen else (pf.attempts[0].source if pf.attempts else None)
@@ -128,7 +140,21 @@ class DesiredState:
         head: str | None = None
         depends: tuple[str, ...] = ()
         if pf.chosen is not None:
-            if not overlaps(self.engine.index, pf, chain):
+            if needs.keys:
+                # Its tests need fixes earlier in the chain: stacked on them.
+                st = stack(
+                    self.engine.index,
+                    ctx.picker,
+                    fix=pf,
+                    tip=ctx.tip,
+                    chain=chain,
+                    needs=needs.keys,
+                )
+                if st is not None:
+                    head, depends = st.head, st.depends
+                else:
+                    needs = Needs()  # they are not in the chain (conflicts): tested alone
+            if head is None and not overlaps(self.engine.index, pf, chain):
                 head = self.keep_existing(
                     ctx.open_by_key.get(fix.key), source.sha, ctx.tip, picks=pf.picks
                 )
@@ -164,27 +190,38 @@ class DesiredState:
                 conflicts=conflicts,
                 depends=depends,
                 prerequisites=pf.prerequisites if status == "clean" else (),
+                missing=needs.missing if status == "clean" else "",
             )
         )
 
     def _with_test_prerequisites(
         self, ctx: _SeriesContext, pf: PlannedFix, missing: Mapping[int, list[MissingName]]
-    ) -> PlannedFix:
-        """The fix with the upstream commits its tests need: names its open PR's tests failed
-        on (the CI's comment on its current head, or kept in its marker), each resolved to the
-        commit that defined it between the base and the source. Unchanged when there are none
-        or when they do not apply (said as a notice)."""
+    ) -> tuple[PlannedFix, Needs]:
+        """The fix with what its tests need: names its open PR's tests failed on (the CI's
+        comment on its current head, or kept in its marker), each resolved to the upstream
+        commit that defined it between the base and the source. That commit is picked under
+        the fix as a prerequisite or, when it belongs to another pending fix (its own PR),
+        the fix is stacked on that fix (`Needs`). Unchanged when there is nothing, or when it
+        does not apply (said as a notice)."""
         fix = pf.candidate.fix
         pr = ctx.open_by_key.get(fix.key)
         if pr is None or pr.marker is None or pf.chosen is None:
-            return pf
+            return pf, Needs()
         kept = decode(pr.marker.extra.get("missing", ""))
         names = list(dict.fromkeys([*kept, *missing.get(pr.number, [])]))
         if not names:
-            return pf
+            return pf, Needs()
         s = ctx.sp.series
+        owners = {
+            sha: x.candidate.fix.key
+            for x in ctx.sp.fixes
+            if x.applies and x.candidate.fix.key != fix.key
+            for sha in (*x.candidate.fix.members, *x.picks)
+        }
         have = {p.sha for p in pf.prerequisites}
         found: list[Prerequisite] = []
+        needs: list[str] = []
+        needs_missing: list[str] = []
         for m in names:
             d = find_definer(
                 self.engine.cache.path, m, ctx.sp.selection.base_sha, pf.chosen.source.sha
@@ -201,27 +238,33 @@ class DesiredState:
                 # The line has it now (merged since the run that failed): the fix is picked
                 # again onto the moved tip and tested there, without a copy of it.
                 continue
+            owner = owners.get(d.sha)
+            if owner is not None:
+                # A pending fix of its own: stacked on it (its PR merges first), not copied.
+                needs.append(owner)
+                needs_missing.append(encode([m]))
+                continue
             have.add(d.sha)
             found.append(
                 Prerequisite(d.sha, d.subject, (d.path,), reason=d.why, missing=encode([m]))
             )
-        if not found:
-            return pf
-        index = self.engine.index
-        ordered = sorted(
-            (*pf.prerequisites, *found),
-            key=lambda p: f.commit_time if (f := index.facts(p.sha)) else 0,
-        )
-        out = replace(pf, prerequisites=tuple(ordered))
-        res = pick_fix(ctx.picker, out, ctx.tip)
-        if not (res.ok and res.commit):
-            self.findings.notice(
-                f"{s.name}: {fix.key[:10]}: its tests need "
-                + ", ".join(f"{p.sha[:10]} ({p.why})" for p in found)
-                + ", which does not apply onto the stable branch: resolve by hand"
+        out = pf
+        if found:
+            index = self.engine.index
+            ordered = sorted(
+                (*pf.prerequisites, *found),
+                key=lambda p: f.commit_time if (f := index.facts(p.sha)) else 0,
             )
-            return pf
-        return out
+            out = replace(pf, prerequisites=tuple(ordered))
+            res = pick_fix(ctx.picker, out, ctx.tip)
+            if not (res.ok and res.commit):
+                self.findings.notice(
+                    f"{s.name}: {fix.key[:10]}: its tests need "
+                    + ", ".join(f"{p.sha[:10]} ({p.why})" for p in found)
+                    + ", which does not apply onto the stable branch: resolve by hand"
+                )
+                out = pf
+        return out, Needs(tuple(dict.fromkeys(needs)), ";".join(needs_missing))
 
     def _conflict_head(
         self, ctx: _SeriesContext, key: str, source: str, subject: str

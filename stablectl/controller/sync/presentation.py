@@ -14,6 +14,7 @@ from typing import Literal
 import pygit2
 
 from stablectl import __version__
+from stablectl.controller.missing import decode
 from stablectl.controller.plan import Engine, PlannedFix
 from stablectl.controller.prerequisites import Prerequisite
 from stablectl.controller.sync.actions import Action, PostComment
@@ -60,6 +61,7 @@ class Backport:
     depends: tuple[str, ...] = ()  # keys of the fixes it is stacked on
     requested_by: str | None = None
     prerequisites: tuple[Prerequisite, ...] = ()  # upstream commits picked before the fix
+    missing: str = ""  # names its tests missed that a fix it is stacked on defines
 
 
 @dataclass(frozen=True)
@@ -113,8 +115,9 @@ class Presenter:
         if b.prerequisites:
             labels.add(p.label("prerequisite"))
             extra["prerequisites"] = prerequisites_text([x.sha for x in b.prerequisites])
-            if missing := ";".join(x.missing for x in b.prerequisites if x.missing):
-                extra["missing"] = missing
+        missing = [x.missing for x in b.prerequisites if x.missing] + [b.missing] * bool(b.missing)
+        if missing:
+            extra["missing"] = ";".join(missing)
         if b.depends:
             extra["depends"] = ",".join(d[:12] for d in b.depends)
         if b.requested_by:
@@ -163,6 +166,7 @@ class Presenter:
             "issues": fix.issues if fix else [],
             "requested_by": b.requested_by,
             "depends": [self.link(d) for d in b.depends],
+            "needs": [f"{m.describe()} ({m.error})" for m in decode(b.missing)],
             "follows": self.link(fix.follows) if fix and fix.follows else "",
             "prerequisites": [
                 {

@@ -7,7 +7,7 @@ python3.11 queue, where CVE-2026-4519's three webbrowser fixes only apply in ord
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from stablectl.controller.plan import PlannedFix
@@ -59,15 +59,22 @@ def pick_fix(picker: Picker, pf: PlannedFix, onto: str) -> PickResult:
 
 
 def stack(
-    index: CommitIndex, picker: Picker, *, fix: PlannedFix, tip: str, chain: list[Link]
+    index: CommitIndex,
+    picker: Picker,
+    *,
+    fix: PlannedFix,
+    tip: str,
+    chain: list[Link],
+    needs: Collection[str] = (),
 ) -> Stacked | None:
-    """Pick the fix onto the earlier fixes it overlaps (and those they overlap), picked in
-    order onto `tip`; None if it overlaps none or one of the picks does not apply."""
+    """Pick the fix onto the earlier fixes it overlaps (and those they overlap), and onto
+    those it `needs` (keys: its tests need what they add), picked in order onto `tip`; None
+    if it sits on none or one of the picks does not apply."""
     paths = _paths(index, fix.picks)
     deps: list[PlannedFix] = []
     for link in reversed(chain):
         theirs = _paths(index, link.fix.picks)
-        if paths & theirs:
+        if paths & theirs or link.fix.candidate.fix.key in needs:
             deps.insert(0, link.fix)
             paths |= theirs
     if not deps:

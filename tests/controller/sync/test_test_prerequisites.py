@@ -152,3 +152,56 @@ def test_a_name_no_upstream_commit_defines_is_said_and_changes_nothing(
         for n in report.notices
     )
     assert env.new_forge().get_pr(pr.number).head_sha == pr.head_sha
+
+
+def test_when_a_pending_fix_defines_the_name_the_pr_is_stacked_on_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Debian's queue: gh-143925's tests import what gh-143916 (a fix with its own PR) adds.
+    The failing PR is not given a copy of gh-143916: it is stacked on gh-143916's PR, says why,
+    and its tests pass there."""
+    env = make_env("local", tmp_path, None, series="3.11.2")
+    env.sync()
+    up = History(env.example.upstream, clock=2_000_000_000)
+    helper = up.commit(
+        "main",
+        "gh-3400: Reject control characters (#3401)",
+        {
+            "Lib/test/support_y.py": "def control_characters_c0():\n    return 32\n",
+            "Misc/NEWS.d/next/Security/2030-04-01-00-00-00.gh-issue-3400.rst": "Rejected.\n",
+        },
+    )
+    fix = up.commit(
+        "main",
+        "gh-3410: Reject them in data: URLs too (#3411)",
+        {
+            "Lib/test/test_datafix.py": (
+                "import unittest\nfrom support_y import control_characters_c0\n\n\n"
+                "class T(unittest.TestCase):\n    def test_c0(self):\n"
+                "        self.assertEqual(control_characters_c0(), 32)\n"
+            ),
+            "Misc/NEWS.d/next/Security/2030-04-02-00-00-00.gh-issue-3410.rst": "Rejected.\n",
+        },
+    )
+    env.sync()
+    pr = next(p for p in env.open_prs() if p.marker.original == fix)
+    assert "depends" not in pr.marker.extra  # no shared file: not stacked yet
+    base = ["--state-dir", str(env.state)]
+    assert run_cli(capsys, *base, "ci", "run", "--policy", str(env.policy_path)).code == 1
+    report = env.sync()
+    assert report.problems == []
+    again = env.new_forge().get_pr(pr.number)
+    assert again.marker is not None
+    assert again.marker.extra["depends"] == helper[:12]
+    assert again.marker.extra["missing"] == "ModuleNotFoundError:support_y:"
+    assert "prerequisite" not in again.labels and "prerequisites" not in again.marker.extra
+    assert "| Its tests need | support_y (ModuleNotFoundError)" in again.body
+    import pygit2
+
+    repo = pygit2.Repository(str(env.example.fork))
+    head = repo[pygit2.Oid(hex=again.head_sha)].peel(pygit2.Commit)
+    assert f"(cherry picked from commit {helper})" in head.parents[0].message
+    assert "Stablectl-Prerequisite-For" not in head.parents[0].message
+    r = run_cli(capsys, *base, "ci", "run", "--policy", str(env.policy_path), "--json")
+    assert "tests-failed" not in env.new_forge().get_pr(pr.number).labels, r.out
+    assert env.sync().api["writes"] == 0
