@@ -434,9 +434,9 @@ class Prerequisites(_Model):
     )
 
 
-FollowUpRef = Literal["commit", "pr", "issue"]
+FollowUpRef = Literal["commit", "pr", "issue", "advisory"]
 FOLLOW_UP_RULE = "follow-up"  # the rule name of a follow-up's flag
-FOLLOW_UP_REFS: tuple[FollowUpRef, ...] = ("commit", "pr", "issue")
+FOLLOW_UP_REFS: tuple[FollowUpRef, ...] = ("commit", "pr", "issue", "advisory")
 
 
 class FollowUps(_Model):
@@ -444,8 +444,9 @@ class FollowUps(_Model):
 
     by: list[FollowUpRef] = Field(
         default_factory=lambda: list(FOLLOW_UP_REFS),
-        description="What a later commit must name to follow a flagged fix up: one of the "
-        "fix's commits (SHA), its PR (GH-N, #N), its issue (gh-N, bpo-N). Empty: off.",
+        description="What makes a later commit follow a flagged fix up: it names one of the "
+        "fix's commits (SHA), its PR (GH-N, #N) or its issue (gh-N, bpo-N), or an advisory "
+        "lists both (the later fix then follows the earlier). Empty: off.",
     )
     max_per_fix: int = Field(
         default=8,

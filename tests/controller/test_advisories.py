@@ -168,3 +168,35 @@ def test_git_source_is_refreshed_every_run(tmp_path: Path) -> None:
     git("add", "-A")
     git("commit", "-qm", "two")
     assert keys() == {s["fixed"], s["other"]}  # the cached plan notices the new advisory
+
+
+def test_fixes_an_advisory_lists_together_follow_the_first(tmp_path: Path) -> None:
+    """PSF-2024-5 lists gh-100's fix and, by reference, gh-200's: the later follows the
+    earlier (so a release waits for both); an unrelated advisory's fix follows nothing."""
+    h, s = build(tmp_path)
+    fork = History(tmp_path / "fork.git")
+    fork.repo.remotes.create("u", str(h.path)).fetch(["+refs/tags/*:refs/tags/*"])
+    fork.branch("1-stable", s["base"])
+    db = tmp_path / "db"
+    write_db(
+        db,
+        [
+            osv(
+                "PSF-2024-5",
+                "CVE-2024-0005",
+                [s["fixed"]],
+                ["https://github.com/python/cpython/issues/200"],
+            ),
+            osv("PSF-2024-3", "CVE-2024-0003", [], ["https://github.com/python/cpython/pull/301"]),
+        ],
+    )
+    eng = Engine(load_policy_text(policy(h, fork.path, db)), tmp_path / "state", committer_time=1)
+    eng.fetch()
+    plan = eng.plan().to_json()
+    eng.close()
+    fixes = {f["key"]: f for f in plan["series"][0]["fixes"]}
+    assert fixes[s["fixed"]]["follows"] is None and fixes[s["by-pr"]]["follows"] is None
+    later = fixes[s["by-issue"]]
+    assert later["follows"] == s["fixed"] and later["security"]
+    hit = next(f for f in later["flags"] if f["rule"] == "follow-up")
+    assert "advisory PSF-2024-5 lists both" in hit["reason"]

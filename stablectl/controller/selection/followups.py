@@ -16,11 +16,12 @@ not followed and only SHA and PR references count. A commit that is the same cha
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
+from stablectl.controller.advisories import AdvisoryIndex
 from stablectl.controller.selection.grouping import UnionFind
-from stablectl.controller.selection.model import Fix, FlagHit
+from stablectl.controller.selection.model import Candidate, Fix, FlagHit
 from stablectl.controller.selection.windows import Window
 from stablectl.gitops.messages import change_subject, own_prs
 from stablectl.gitops.scan import CommitIndex
@@ -126,3 +127,42 @@ class FollowUpFinder:
 
 def _show(token: str) -> str:
     return f"commit {token[2:12]}" if token.startswith("c-") else token
+
+
+def advisory_follow_ups(
+    index: CommitIndex,
+    candidates: Sequence[Candidate],
+    advisories: Mapping[str, AdvisoryIndex],
+) -> list[Candidate]:
+    """Fixes an advisory lists together: each later one follows the first (in apply order),
+    with a `follow-up` hit saying which advisory, so the release waits for all of them.
+    `candidates` are in apply order; a fix already following another is left as it is."""
+    first: dict[str, Candidate] = {}
+    out: list[Candidate] = []
+    for c in candidates:
+        ids: list[str] = []
+        for m in c.fix.members:
+            f = index.facts(m)
+            if f is None:
+                continue
+            info = f.info
+            for idx in advisories.values():
+                found = idx.match(m, info.cherry_picked_from, info.issues, info.pr)
+                ids += [a.id for a in found[1]] if found else []
+        ids = list(dict.fromkeys(ids))
+        parent = next((first[i] for i in ids if i in first), None)
+        for i in ids:
+            first.setdefault(i, c)
+        if parent is None or c.fix.follows is not None or parent.fix.key == c.fix.key:
+            out.append(c)
+            continue
+        adv = next(i for i in ids if first[i] is parent)
+        hit = FlagHit(
+            FOLLOW_UP_RULE,
+            c.fix.members[0],
+            f"follow-up of {parent.fix.key[:10]} ({parent.fix.subject}): advisory {adv} lists both",
+            parent.fix.security,
+            of=parent.fix.key,
+        )
+        out.append(replace(c, fix=replace(c.fix, flags=[*c.fix.flags, hit])))
+    return out

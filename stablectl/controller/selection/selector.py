@@ -15,7 +15,7 @@ from stablectl.controller.selection.flags import (
     LabeledPRs,
     NoteLookup,
 )
-from stablectl.controller.selection.followups import FollowUpFinder
+from stablectl.controller.selection.followups import FollowUpFinder, advisory_follow_ups
 from stablectl.controller.selection.grouping import UnionFind, linked, make_fix, merged_groups
 from stablectl.controller.selection.model import Candidate, FlagHit, SeriesSelection
 from stablectl.controller.selection.sources import rank_sources
@@ -172,6 +172,8 @@ class Selector:
                 )
             )
         candidates.sort(key=lambda c: c.order)
+        if "advisory" in self.policy.follow_ups.by and self.advisories:
+            candidates = advisory_follow_ups(self.index, candidates, self.advisories)
         return SeriesSelection(
             series=series,
             base_sha=base,
