@@ -363,11 +363,13 @@ class CI(_Model):
         default_factory=lambda: [
             "-j0",
             "--fail-env-changed",
+            "-W",  # a failed test's output (its traceback names what is missing: missing.py)
             "--timeout=1200",
             "-u",
             "all,-cpu,-network,-urlfetch",
         ],
-        description="Arguments of `python -m test`.",
+        description="Arguments of `python -m test`. `-W` prints a failed test's output: the "
+        "traceback that names a missing name, which sync turns into a prerequisite.",
     )
     timeout_minutes: int = Field(default=150, ge=10, description="Job time limit.")
     status_name: str = Field(

@@ -46,4 +46,4 @@ for src in $(git diff --name-only "$base" "$head" -- 'Modules/*.c'); do
 done
 echo "tests: $tests"
 # shellcheck disable=SC2086
-./python -m test -j2 --fail-env-changed $tests
+./python -m test -j2 --fail-env-changed -W $tests
