@@ -504,8 +504,9 @@ class Engine:
         return SeriesPlan(selection=sel, fixes=fixes, final_tip=tip)
 
     def _orphan(self, cand: Candidate, by_key: Mapping[str, PlannedFix]) -> str:
-        """Why a follow-up does not concern the line: the fix it follows does not (not
-        applicable, excluded or reverted); "" otherwise, or when applicability is off."""
+        """Why a follow-up is not planned: the fix it follows does not concern the line (not
+        applicable, excluded, reverted) or does not apply yet (a conflict: the follow-up
+        waits for it); "" otherwise, or when applicability is off."""
         parent = by_key.get(cand.fix.follows or "")
         if parent is None or not self.policy.applicability.skip:
             return ""
@@ -514,6 +515,10 @@ class Engine:
             why = f"it does not concern the line: {parent.not_applicable}"
         elif status in (FixState.EXCLUDED, FixState.REVERTED):
             why = f"it is {status} ({parent.candidate.reason})"
+        elif status in (FixState.NEW_CONFLICT, FixState.NEW_ERROR):
+            # Not on its own: it completes a fix the line does not have yet. Once that fix is
+            # resolved by hand and merged, this one is planned as usual.
+            why = f"it waits for that fix, which does not apply yet ({status})"
         else:
             return ""
         return f"a follow-up of {parent.candidate.fix.key[:10]}, and {why}"

@@ -139,3 +139,18 @@ def test_a_follow_up_of_a_fix_the_line_does_not_take_is_not_applicable(tmp_path:
     pf = by_key[follow]
     assert pf.candidate.fix.follows == fix and pf.status == FixState.NOT_APPLICABLE
     assert pf.not_applicable.startswith(f"a follow-up of {fix[:10]}, and it is reverted")
+
+
+def test_a_follow_up_of_a_conflicting_fix_waits_for_it(tmp_path: Path) -> None:
+    h = History(tmp_path / "up.git")
+    base = h.commit("main", "base", {"Lib/a.py": "0\n", "Lib/b.py": "0\n"})
+    h.branch("3.11", base)
+    h.tag("v3.11.2", h.commit("3.11", "Python 3.11.2", {"README": "3.11.2\n"}))
+    h.commit("main", "Rewrite a (#1)", {"Lib/a.py": "x\n"})  # 3.11 never gets this
+    fix = h.commit("main", "gh-5: Harden a (#6)", {"Lib/a.py": "y\n", **_security("a")})
+    follow = h.commit("main", "gh-7: Test the hardening of gh-5 (#8)", {"Lib/b.py": "1\n"})
+    by_key = _by_key(plan_line(tmp_path, h, "3.11.2", "3.11").series[0].fixes)
+    assert by_key[fix].status == FixState.NEW_CONFLICT
+    pf = by_key[follow]
+    assert pf.status == FixState.NOT_APPLICABLE and pf.chosen is None
+    assert "it waits for that fix, which does not apply yet (new-conflict)" in pf.not_applicable
