@@ -12,13 +12,18 @@ python3 rules.py policy.yaml      # with STABLECTL_STATE set, after run.sh
 """
 
 import collections
+import datetime as dt
 import os
+import re
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from stablectl.controller.missing import from_comment
 from stablectl.controller.plan import Engine
 from stablectl.forge import open_forge
+from stablectl.forge.base import Marker
 from stablectl.forge.local import LocalForge
 from stablectl.policy import load_policy, load_policy_text
 
@@ -60,16 +65,44 @@ for pf in fixes:
         print(f"  follow-up: {fx.subject[:70]}")
         print(f"     of {parent.candidate.fix.subject[:70] if parent else fx.follows[:10]} ({why})")
 
-forge = open_forge(load_policy(path), Path(os.environ["STABLECTL_STATE"]))
+state = Path(os.environ["STABLECTL_STATE"])
+forge = open_forge(load_policy(path), state)
 assert isinstance(forge, LocalForge)
 print("prerequisites found from failing test runs:")
 found = 0
-for pr in sorted(forge.list_prs("all"), key=lambda p: p.number):
-    m = pr.marker
-    if m is None or m.kind != "backport" or not m.extra.get("missing"):
+for c in forge.comments_since(dt.datetime(2000, 1, 1, tzinfo=dt.UTC)):
+    names = from_comment(c.body)
+    marker = Marker.parse(c.body)
+    if not names or marker is None:
         continue
     found += 1
-    print(f"  #{pr.number} {pr.title[:70]} ({pr.state})")
-    print(f"     tests missed {m.extra['missing']}; picked first: {m.extra.get('prerequisites')}")
+    failed = marker.extra.get("sha", "")
+    pr = forge.get_pr(c.number)
+    print(f"  #{pr.number} {pr.title[:72]}")
+    print(f"     tests failed on {failed[:10]}: " + ", ".join(m.describe() for m in names))
+    logs = sorted((state / "ci-logs").glob(f"pr{pr.number}-*.log"), key=lambda p: p.stat().st_mtime)
+    ran = [lg.stem.split("-", 1)[1] for lg in logs]
+    later = ran[ran.index(failed[:12]) + 1 :] if failed[:12] in ran else []
+    if not later:
+        print("     not tested again")
+        continue
+    log = (state / "ci-logs" / f"pr{pr.number}-{later[0]}.log").read_text(errors="replace")
+    result = re.findall(r"→ (\w+)", log)
+    commits = subprocess.run(
+        [
+            "git",
+            "--git-dir",
+            str(path.parent / "fork.git"),
+            "log",
+            "--format=%h %s",
+            "-3",
+            later[0],
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    print(f"     next head {later[0][:10]} ({result[-1] if result else '?'}):")
+    for line in commits:
+        print(f"       {line[:90]}")
 if not found:
     print("  none (no PR's tests failed on a missing name)")
