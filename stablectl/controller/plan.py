@@ -504,24 +504,29 @@ class Engine:
         return SeriesPlan(selection=sel, fixes=fixes, final_tip=tip)
 
     def _orphan(self, cand: Candidate, by_key: Mapping[str, PlannedFix]) -> str:
-        """Why a follow-up is not planned: the fix it follows does not concern the line (not
+        """Why a follow-up is not planned: every fix it follows does not concern the line (not
         applicable, excluded, reverted) or does not apply yet (a conflict: the follow-up
         waits for it); "" otherwise, or when applicability is off."""
-        parent = by_key.get(cand.fix.follows or "")
-        if parent is None or not self.policy.applicability.skip:
+        if not self.policy.applicability.skip:
             return ""
-        status = parent.status
-        if status == FixState.NOT_APPLICABLE:
-            why = f"it does not concern the line: {parent.not_applicable}"
-        elif status in (FixState.EXCLUDED, FixState.REVERTED):
-            why = f"it is {status} ({parent.candidate.reason})"
-        elif status in (FixState.NEW_CONFLICT, FixState.NEW_ERROR):
-            # Not on its own: it completes a fix the line does not have yet. Once that fix is
-            # resolved by hand and merged, this one is planned as usual.
-            why = f"it waits for that fix, which does not apply yet ({status})"
-        else:
-            return ""
-        return f"a follow-up of {parent.candidate.fix.key[:10]}, and {why}"
+        reasons = []
+        for key in cand.fix.follows_all:
+            parent = by_key.get(key)
+            if parent is None:
+                return ""
+            status = parent.status
+            if status == FixState.NOT_APPLICABLE:
+                why = f"it does not concern the line: {parent.not_applicable}"
+            elif status in (FixState.EXCLUDED, FixState.REVERTED):
+                why = f"it is {status} ({parent.candidate.reason})"
+            elif status in (FixState.NEW_CONFLICT, FixState.NEW_ERROR):
+                # Not on its own: it completes a fix the line does not have yet. Once that fix
+                # is resolved by hand and merged, this one is planned as usual.
+                why = f"it waits for that fix, which does not apply yet ({status})"
+            else:
+                return ""  # one of the fixes it follows is on the line, or is coming
+            reasons.append(f"a follow-up of {key[:10]}, and {why}")
+        return "; ".join(reasons)
 
     def _with_prerequisites(
         self,

@@ -74,7 +74,8 @@ class FollowUpFinder:
             by &= {"commit", "pr"}
         hits: dict[str, list[FlagHit]] = {}
         order: dict[str, Order] = {}
-        for fix in fixes.values():
+        # Oldest fix first: a follow-up naming an issue several fixes share follows the first.
+        for fix in sorted(fixes.values(), key=self._first_time):
             for token, ref in self._named(fix, taken, by):
                 root = self.uf.find(ref.sha)
                 reason = f"follow-up of {fix.key[:10]} ({fix.subject}): names {_show(token)}"
@@ -86,6 +87,10 @@ class FollowUpFinder:
                     order[root] = ref.order
                 on_branch.setdefault(ref.sha, ref.branch)
         return hits, order
+
+    def _first_time(self, fix: Fix) -> tuple[int, str]:
+        times = [f.commit_time for m in fix.members if (f := self.index.facts(m)) is not None]
+        return (min(times) if times else 0, fix.key)
 
     def _named(self, fix: Fix, taken: set[str], by: set[str]) -> list[tuple[str, _Ref]]:
         facts = [f for m in fix.members if (f := self.index.facts(m)) is not None]

@@ -81,8 +81,13 @@ class Fix:
 
     @property
     def follows(self) -> str | None:
-        """The fix this one follows up, when a follow-up rule flagged it."""
+        """The fix this one follows up (the first, when it names several)."""
         return next((h.of for h in self.flags if h.of is not None), None)
+
+    @property
+    def follows_all(self) -> tuple[str, ...]:
+        """Every fix this one follows up."""
+        return tuple(dict.fromkeys(h.of for h in self.flags if h.of is not None))
 
 
 @dataclass(frozen=True)

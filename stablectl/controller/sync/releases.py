@@ -271,7 +271,8 @@ def half_fixes(sp: SeriesPlan, sr: rel.SeriesReleases, *, skipped: set[str]) -> 
     out = []
     for pf in sp.fixes:
         fix = pf.candidate.fix
-        if fix.follows is None or fix.follows not in unreleased or fix.key in skipped:
+        parents = [k for k in fix.follows_all if k in unreleased]
+        if not parents or fix.key in skipped:
             continue
         if fix.key in unreleased:  # merged in this run, after the plan was made
             continue
@@ -279,7 +280,7 @@ def half_fixes(sp: SeriesPlan, sr: rel.SeriesReleases, *, skipped: set[str]) -> 
             continue
         if pf.status == FixState.NOT_APPLICABLE:
             continue
-        out.append(f"{fix.key[:10]} {fix.subject!r} (follows {fix.follows[:10]})")
+        out.append(f"{fix.key[:10]} {fix.subject!r} (follows {', '.join(k[:10] for k in parents)})")
     return out
 
 
