@@ -27,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stablectl.controller.advisories import AdvisoryIndex, load_advisories
 from stablectl.controller.selection import evaluate_flags, gh_issues
+from stablectl.controller.selection.followups import names_of
 from stablectl.forge.base import UpstreamIssue, search_matches
-from stablectl.gitops.messages import own_prs, references
+from stablectl.gitops.messages import references
 from stablectl.gitops.patches import read_queue
 from stablectl.gitops.scan import CommitFacts
 from stablectl.policy import IssuesRule, load_policy
@@ -158,11 +159,12 @@ def follow_ups_in_queue(
                 if pf.author_time > facts.author_time:
                     continue
                 shas = {pf.sha, *pf.info.cherry_picked_from}
+                issues, prs = names_of([pf])  # as the selector's FollowUpFinder
                 tokens = set()
                 if "issue" in kinds:
-                    tokens |= set(pf.info.issues)
+                    tokens |= set(issues)
                 if "pr" in kinds:
-                    tokens |= {f"gh-{n}" for n in own_prs(pf.info.subject)}
+                    tokens |= set(prs)
                 hit = next((t for t in sorted(refs) if t in tokens), None)
                 if hit is None and "commit" in kinds:
                     hit = next(

@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from stablectl.gitops.scan import CommitIndex
+
 BLOCK = "stablectl-missing"
 # The log lines a missing name shows in (what the GitHub report job greps for, too).
 LINE_PATTERN = r"(ImportError|ModuleNotFoundError|AttributeError|NameError): "
@@ -122,11 +124,26 @@ class Definer:
         )
 
 
-def find_definer(git_dir: Path, missing: MissingName, base: str, tip: str) -> Definer | None:
+def find_definer(
+    git_dir: Path, missing: MissingName, base: str, tip: str, index: CommitIndex | None = None
+) -> Definer | None:
     """The oldest commit in BASE..TIP that adds a definition of the name (`def`/`class`/an
     assignment at module level), by `git log -G`: in the module's file first, then anywhere
     (a test directory on `sys.path` names modules by a shorter dotted path than `Lib/`'s). For
-    a missing module: the commit that added its file."""
+    a missing module: the commit that added its file. The answer never changes for the same
+    commits, so `index` keeps it (table `definers`): a PR whose marker keeps the name asks
+    git once, not on every run."""
+    key = f"{base}..{tip}:{encode([missing])}"
+    kept = index.memo_get("definers", key) if index is not None else None
+    if kept is not None:
+        return Definer(kept[0], kept[1], missing, kept[2]) if kept else None
+    found = _find_definer(git_dir, missing, base, tip)
+    if index is not None:
+        index.memo_put("definers", key, [found.sha, found.subject, found.path] if found else [])
+    return found
+
+
+def _find_definer(git_dir: Path, missing: MissingName, base: str, tip: str) -> Definer | None:
     tail = missing.module.replace(".", "/")
     if not missing.name:
         if not tail:

@@ -147,9 +147,10 @@ class CommitIndex:
                 self.db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
         # Memo tables added since the schema version: created where missing, no rebuild.
         with self.db:
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS blame (key TEXT PRIMARY KEY, data TEXT NOT NULL)"
-            )
+            for table in ("blame", "definers"):
+                self.db.execute(
+                    f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, data TEXT NOT NULL)"
+                )
 
     def close(self) -> None:
         if self.db is not None:

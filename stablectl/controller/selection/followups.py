@@ -22,12 +22,10 @@ from dataclasses import dataclass, replace
 from stablectl.controller.advisories import AdvisoryIndex
 from stablectl.controller.selection.grouping import UnionFind
 from stablectl.controller.selection.model import Candidate, Fix, FlagHit
-from stablectl.controller.selection.windows import Window
+from stablectl.controller.selection.windows import Order, Window, apply_order, source_windows
 from stablectl.gitops.messages import change_subject, own_prs
-from stablectl.gitops.scan import CommitIndex
+from stablectl.gitops.scan import CommitFacts, CommitIndex
 from stablectl.policy import FOLLOW_UP_RULE, FollowUps
-
-Order = tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -48,10 +46,10 @@ class FollowUpFinder:
         self.uf = uf
         self.config = config
         self.refs: dict[str, list[_Ref]] = {}
-        for wi, w in enumerate(x for x in wins if x.role != "sibling"):
+        for w, rank in source_windows(wins):
             for token, found in w.summary.get("refs", {}).items():
                 for sha, pos, when in found:
-                    ref = _Ref(sha, (when, wi * 10_000_000 + pos), w.branch, w.role == "own")
+                    ref = _Ref(sha, apply_order(rank, pos, when), w.branch, w.role == "own")
                     self.refs.setdefault(token, []).append(ref)
         self.commit_tokens = [t for t in self.refs if t.startswith("c-")]
 
@@ -88,12 +86,15 @@ class FollowUpFinder:
                 on_branch.setdefault(ref.sha, ref.branch)
         return hits, order
 
+    def _facts(self, fix: Fix) -> list[CommitFacts]:
+        return [f for m in fix.members if (f := self.index.facts(m)) is not None]
+
     def _first_time(self, fix: Fix) -> tuple[int, str]:
-        times = [f.commit_time for m in fix.members if (f := self.index.facts(m)) is not None]
+        times = [f.commit_time for f in self._facts(fix)]
         return (min(times) if times else 0, fix.key)
 
     def _named(self, fix: Fix, taken: set[str], by: set[str]) -> list[tuple[str, _Ref]]:
-        facts = [f for m in fix.members if (f := self.index.facts(m)) is not None]
+        facts = self._facts(fix)
         if not facts:
             return []
         start = min(f.commit_time for f in facts)
@@ -118,16 +119,25 @@ class FollowUpFinder:
                 for token in self.commit_tokens:
                     if m.startswith(token[2:]):
                         found += [(token, r) for r in later(token)]
+        issues, prs = names_of(facts)
         if "pr" in by:
-            prs = {pr for f in facts for pr in own_prs(f.info.subject)}
-            for pr in sorted(prs):
-                found += [(f"gh-{pr}", r) for r in later(f"gh-{pr}")]
+            for token in prs:
+                found += [(token, r) for r in later(token)]
         if "issue" in by:
-            for issue in fix.issues:
+            for issue in issues:
                 refs = later(issue)
                 if len({self.uf.find(r.sha) for r in refs}) <= self.config.max_per_fix:
                     found += [(issue, r) for r in refs]
         return found
+
+
+def names_of(facts: Iterable[CommitFacts]) -> tuple[list[str], list[str]]:
+    """What names a change in other commits' messages (`messages.references` tokens): its
+    issues (gh-N, bpo-N), and its PRs as gh-N (every "(GH-N) (#M)" of its subjects)."""
+    facts = list(facts)
+    issues = list(dict.fromkeys(i for f in facts for i in f.info.issues))
+    prs = sorted({pr for f in facts for pr in own_prs(f.info.subject)})
+    return issues, [f"gh-{pr}" for pr in prs]
 
 
 def _show(token: str) -> str:

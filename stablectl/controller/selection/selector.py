@@ -27,11 +27,17 @@ from stablectl.controller.selection.summaries import (
     empty_summary,
     merge_summaries,
 )
-from stablectl.controller.selection.windows import Window, since, windows
+from stablectl.controller.selection.windows import (
+    Order,
+    Window,
+    apply_order,
+    since,
+    source_windows,
+    windows,
+)
 from stablectl.gitops.scan import CommitIndex
 from stablectl.policy import Policy, Series
 
-Order = tuple[int, int]  # (commit time, window rank and position): the order fixes apply in
 FOLLOW_UP_DEPTH = 2  # follow-ups of follow-ups, and no further
 
 
@@ -221,7 +227,7 @@ class Selector:
         oldest = since(self.index, series, base)
         hits: dict[str, list[FlagHit]] = {}
         order: dict[str, Order] = {}
-        for wi, w in enumerate(x for x in wins if x.role != "sibling"):
+        for w, rank in source_windows(wins):
             summ = w.summary
             prs_of = {v[0]: int(k) for k, v in summ["prs"].items()} if summ["pending"] else {}
             for sha in set(summ["hits"]) | set(summ["pending"]):
@@ -238,7 +244,7 @@ class Selector:
                     continue
                 root = uf.find(sha)
                 hits.setdefault(root, []).extend(found)
-                key = (when, wi * 10_000_000 + pos)
+                key = apply_order(rank, pos, when)
                 if root not in order or w.role == "own":
                     order[root] = key
         return _Flagged(hits, order)

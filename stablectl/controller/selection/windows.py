@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,6 +17,19 @@ WindowRole = Literal["own", "source", "sibling"]
 # (cache key, tip, hidden, with_paths, with_issues) -> summary
 SummaryOf = Callable[[str, str, list[str], bool, bool], Summary]
 UpstreamRef = Callable[[str], str | None]
+
+
+Order = tuple[int, int]  # (commit time, window rank and position): the order fixes apply in
+
+
+def source_windows(wins: Iterable[Window]) -> Iterator[tuple[Window, int]]:
+    """The windows fixes are taken from (not siblings'), each with its rank."""
+    return ((w, rank) for rank, w in enumerate(x for x in wins if x.role != "sibling"))
+
+
+def apply_order(rank: int, pos: int, when: int) -> Order:
+    """Where a commit of the window of rank `rank` (at `pos`, committed `when`) applies."""
+    return (when, rank * 10_000_000 + pos)
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,7 @@ class DesiredState:
                 self.findings.problem(f"{s.name}: {fix.key[:10]} {fix.subject}: {pf.note}")
             if not (pf.applies or pf.status == FixState.NEW_CONFLICT):
                 continue
-            needs: Needs = Needs()
+            needs = Needs()
             if pf.applies:
                 pf, needs = self._with_test_prerequisites(ctx, pf, missing or {})
             w = self._want_fix(ctx, pf, chain, needs)
@@ -126,9 +126,8 @@ class DesiredState:
         return sha
 
     def _want_fix(
-        self, ctx: _SeriesContext, pf: PlannedFix, chain: list[Link], needs: Needs | None = None
+        self, ctx: _SeriesContext, pf: PlannedFix, chain: list[Link], needs: Needs
     ) -> Wanted | None:
-        needs = needs or Needs()
         fix = pf.candidate.fix
         s = ctx.sp.series
         source = pf.chosen.source if pf.chosen else (pf.attempts[0].source if pf.attempts else None)
@@ -224,7 +223,11 @@ class DesiredState:
         needs_missing: list[str] = []
         for m in names:
             d = find_definer(
-                self.engine.cache.path, m, ctx.sp.selection.base_sha, pf.chosen.source.sha
+                self.engine.cache.path,
+                m,
+                ctx.sp.selection.base_sha,
+                pf.chosen.source.sha,
+                self.engine.index,
             )
             if d is None:
                 self.findings.notice(

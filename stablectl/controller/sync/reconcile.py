@@ -4,7 +4,7 @@ show now give the actions that make them match. No git, no forge: data in, actio
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from stablectl.controller.selection import FixState
@@ -44,15 +44,22 @@ class Reconciled:
     notices: list[str] = field(default_factory=list)
 
 
+def skipped_fixes(
+    prs: Iterable[PullRequest], skip_label: str, skipping: Collection[int] = frozenset()
+) -> set[str]:
+    """The fixes a maintainer skipped: their PR was closed with the skip label, or a
+    `/stablectl skip` of this run closes it (`skipping`)."""
+    return {
+        p.marker.original
+        for p in prs
+        if p.marker and (p.number in skipping or (p.state == "closed" and skip_label in p.labels))
+    }
+
+
 def reconcile(wanted: Sequence[Wanted], view: SeriesView) -> Reconciled:
     out = Reconciled()
     open_by_key = _open_prs(view, out)
-    skipped = {
-        p.marker.original
-        for p in view.prs
-        if p.marker
-        and (p.number in view.skipping or (p.state == "closed" and view.skip_label in p.labels))
-    }
+    skipped = skipped_fixes(view.prs, view.skip_label, view.skipping)
     for w in wanted:
         pr = open_by_key.get(w.key)
         if pr is None and w.key in skipped and not w.requested_by:

@@ -33,6 +33,7 @@ from stablectl.controller.sync.actions import (
 )
 from stablectl.controller.sync.merging import merge_action
 from stablectl.controller.sync.publishing import core_assets
+from stablectl.controller.sync.reconcile import skipped_fixes
 from stablectl.errors import GitError, StablectlError
 from stablectl.forge.base import Forge, Marker, PullRequest
 from stablectl.policy import Policy, Series
@@ -86,12 +87,7 @@ class ReleaseRound:
         out += publishing
         if apply is not None and publishing:
             apply(publishing)
-        skip = self.policy.label("skip")
-        skipped = {
-            p.marker.original
-            for p in prs
-            if p.marker is not None and p.state == "closed" and skip in p.labels
-        }
+        skipped = skipped_fixes(prs, self.policy.label("skip"))
         pending = half_fixes(sp, sr, skipped=skipped)
         proposing = self.decide_proposal(s, sr, tip, rpr, pending=pending)
         out += proposing

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pygit2
 import pytest
 
 from stablectl.controller.missing import (
@@ -20,6 +21,7 @@ from stablectl.controller.missing import (
     parse_missing,
 )
 from stablectl.forge.base import Marker
+from stablectl.gitops.scan import CommitIndex
 from stablectl.testing.history import History
 from tests.controller.sync.test_sync import SyncEnv, make_env
 from tests.helpers import run_cli
@@ -67,6 +69,14 @@ def test_the_definer_is_the_commit_that_added_the_name(tmp_path: Path) -> None:
     assert "defines test.support.control_characters_c0" in d.why
     assert find_definer(git_dir, MissingName("NameError", "nowhere", ""), base, tip) is None
     assert find_definer(git_dir, m, adds, tip) is None  # already in the base
+    # Kept in the commit index: a later run asks git nothing (here: no repository at all).
+    index = CommitIndex(h.repo, None)
+    assert find_definer(git_dir, m, base, tip, index) == d
+    assert find_definer(tmp_path / "gone.git", m, base, tip, index) == d
+    none = MissingName("NameError", "nowhere", "")
+    assert find_definer(git_dir, none, base, tip, index) is None
+    assert find_definer(tmp_path / "gone.git", none, base, tip, index) is None
+    assert index.memo_get("definers", f"{base}..{tip}:NameError::nowhere") == []
 
 
 @pytest.mark.parametrize("kind", ["local", "github"])
@@ -123,8 +133,6 @@ def test_a_failing_import_brings_the_commit_that_defines_it(
     what = "support_x" if kind == "local" else "support_x.helper"
     assert f"defines {what} (Lib/test/support_x.py)" in again.body
     assert f"{error} in the test log" in again.body
-    import pygit2
-
     repo = pygit2.Repository(str(env.example.fork))
     head = repo[pygit2.Oid(hex=again.head_sha)].peel(pygit2.Commit)
     assert f"(cherry picked from commit {helper})" in head.parents[0].message
@@ -196,8 +204,6 @@ def test_when_a_pending_fix_defines_the_name_the_pr_is_stacked_on_it(
     assert again.marker.extra["missing"] == "ModuleNotFoundError:support_y:"
     assert "prerequisite" not in again.labels and "prerequisites" not in again.marker.extra
     assert "| Its tests need | support_y (ModuleNotFoundError)" in again.body
-    import pygit2
-
     repo = pygit2.Repository(str(env.example.fork))
     head = repo[pygit2.Oid(hex=again.head_sha)].peel(pygit2.Commit)
     assert f"(cherry picked from commit {helper})" in head.parents[0].message
