@@ -35,9 +35,10 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> Run:
     return Run(code, cap.out, cap.err)
 
 
-def plan_line(tmp_path: Path, upstream: History, name: str, branch: str) -> Plan:
+def plan_line(tmp_path: Path, upstream: History, name: str, branch: str, extra: str = "") -> Plan:
     """Plan one series `name` (base tag `v<name>`, sources [branch, main]) over a built
-    upstream, flagging security NEWS entries, with a fork at nothing but the tags."""
+    upstream, flagging security NEWS entries, with a fork at nothing but the tags; `extra`
+    is more policy YAML."""
     from stablectl.controller.plan import Engine
     from stablectl.policy import load_policy
 
@@ -52,7 +53,7 @@ series:
   - {{name: "{name}", base: v{name}, sources: ["{branch}", main], since: 2000-01-01}}
 flags:
   - {{name: security-news, security: true, paths: ["Misc/NEWS.d/next/Security/*.rst"]}}
-""")
+{extra}""")
     engine = Engine(load_policy(policy), tmp_path / "state", committer_time=1_700_000_000)
     try:
         engine.fetch()

@@ -74,6 +74,24 @@ def write_db(d: Path, records: list[dict[str, Any]]) -> None:
         (d / "advisories" / "python" / f"{r['id']}.json").write_text(json.dumps(r))
 
 
+def planned_fixes(
+    tmp_path: Path, h: History, s: dict[str, str], records: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The plan's fixes by key, with `records` as the advisory database."""
+    fork = History(tmp_path / "fork.git")
+    fork.repo.remotes.create("u", str(h.path)).fetch(["+refs/tags/*:refs/tags/*"])
+    fork.branch("1-stable", s["base"])
+    db = tmp_path / "db"
+    write_db(db, records)
+    eng = Engine(load_policy_text(policy(h, fork.path, db)), tmp_path / "state", committer_time=1)
+    try:
+        eng.fetch()
+        plan = eng.plan().to_json()
+    finally:
+        eng.close()
+    return {f["key"]: f for f in plan["series"][0]["fixes"]}
+
+
 def test_index_parses_osv() -> None:
     rec = osv(
         "PSF-2023-1",
@@ -106,12 +124,10 @@ def test_index_parses_osv() -> None:
 
 def test_advisories_flag_fixes_in_the_plan(tmp_path: Path) -> None:
     h, s = build(tmp_path)
-    fork = History(tmp_path / "fork.git")
-    fork.repo.remotes.create("u", str(h.path)).fetch(["+refs/tags/*:refs/tags/*"])
-    fork.branch("1-stable", s["base"])
-    db = tmp_path / "db"
-    write_db(
-        db,
+    fixes = planned_fixes(
+        tmp_path,
+        h,
+        s,
         [
             osv("PSF-2024-1", "CVE-2024-0001", [s["fixed"]], []),
             osv(
@@ -120,11 +136,6 @@ def test_advisories_flag_fixes_in_the_plan(tmp_path: Path) -> None:
             osv("PSF-2024-3", "CVE-2024-0003", [], ["https://github.com/python/cpython/pull/301"]),
         ],
     )
-    eng = Engine(load_policy_text(policy(h, fork.path, db)), tmp_path / "state", committer_time=1)
-    eng.fetch()
-    plan = eng.plan().to_json()
-    eng.close()
-    fixes = {f["key"]: f for f in plan["series"][0]["fixes"]}
     assert set(fixes) == {s["fixed"], s["by-issue"], s["by-pr"]}
     a = fixes[s["fixed"]]
     assert a["cves"] == ["CVE-2024-0001"] and a["security"]
@@ -174,12 +185,10 @@ def test_fixes_an_advisory_lists_together_follow_the_first(tmp_path: Path) -> No
     """PSF-2024-5 lists gh-100's fix and, by reference, gh-200's: the later follows the
     earlier (so a release waits for both); an unrelated advisory's fix follows nothing."""
     h, s = build(tmp_path)
-    fork = History(tmp_path / "fork.git")
-    fork.repo.remotes.create("u", str(h.path)).fetch(["+refs/tags/*:refs/tags/*"])
-    fork.branch("1-stable", s["base"])
-    db = tmp_path / "db"
-    write_db(
-        db,
+    fixes = planned_fixes(
+        tmp_path,
+        h,
+        s,
         [
             osv(
                 "PSF-2024-5",
@@ -190,11 +199,6 @@ def test_fixes_an_advisory_lists_together_follow_the_first(tmp_path: Path) -> No
             osv("PSF-2024-3", "CVE-2024-0003", [], ["https://github.com/python/cpython/pull/301"]),
         ],
     )
-    eng = Engine(load_policy_text(policy(h, fork.path, db)), tmp_path / "state", committer_time=1)
-    eng.fetch()
-    plan = eng.plan().to_json()
-    eng.close()
-    fixes = {f["key"]: f for f in plan["series"][0]["fixes"]}
     assert fixes[s["fixed"]]["follows"] is None and fixes[s["by-pr"]]["follows"] is None
     later = fixes[s["by-issue"]]
     assert later["follows"] == s["fixed"] and later["security"]

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pygit2
 
-from stablectl.controller.plan import Engine, Plan, PlannedFix
+from stablectl.controller.plan import Plan, PlannedFix
 from stablectl.controller.selection import FixState
 from stablectl.gitops.messages import parse_message, prerequisite_of
-from stablectl.policy import load_policy
 from stablectl.testing.history import History
+from tests.helpers import plan_line
 
 LINES = [f"value_{i} = {i}  # line {i}\n" for i in range(30)]
 
@@ -83,24 +83,7 @@ def build(tmp_path: Path) -> tuple[History, dict[str, str]]:
 
 
 def plan(tmp_path: Path, h: History, extra: str = "") -> Plan:
-    fork = History(tmp_path / "fork.git")
-    fork.repo.remotes.create("u", str(h.path)).fetch(["+refs/tags/*:refs/tags/*"])
-    policy = tmp_path / "p.yaml"
-    policy.write_text(f"""\
-project: t
-upstream: {{git: {h.path}, main: main}}
-fork: {{git: {fork.path}}}
-series:
-  - {{name: "3.10.2", base: v3.10.2, sources: ["3.10", main], since: 2000-01-01}}
-flags:
-  - {{name: security-news, security: true, paths: ["Misc/NEWS.d/next/Security/*.rst"]}}
-{extra}""")
-    engine = Engine(load_policy(policy), tmp_path / "state", committer_time=1_700_000_000)
-    try:
-        engine.fetch()
-        return engine.plan()
-    finally:
-        engine.close()
+    return plan_line(tmp_path, h, "3.10.2", "3.10", extra)
 
 
 def fixes(p: Plan) -> dict[str, PlannedFix]:

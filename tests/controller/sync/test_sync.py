@@ -738,20 +738,9 @@ def test_a_fix_that_does_not_concern_the_line_gets_no_pr_but_is_listed(env: Sync
         fixes[fix]["not_applicable"] == "changes Lib/zicache.py, which 3.11.2-stable does not have"
     )
     assert fix not in {p.marker.original for p in env.open_prs()}
-    from stablectl.controller.status import collect, feed_entries
+    from stablectl.controller.status import feed_entries
 
-    eng = Engine(load_policy(env.policy_path), env.state)
-    try:
-        status = collect(
-            eng.policy,
-            eng.plan(["3.11.2"]),
-            eng.cache.repo,
-            fork_tip=eng.cache.fork_branch,
-            forge=env.new_forge(),
-            releases_dir=env.state / "releases",
-        )
-    finally:
-        eng.close()
+    status = status_of(env)
     (na,) = status["series"][0]["not_applicable"]
     assert na["original"] == fix and na["security"] and na["cves"] == ["CVE-2030-0001"]
     assert status["cves"]["CVE-2030-0001"] == [
