@@ -115,7 +115,9 @@ class Presenter:
         if b.prerequisites:
             labels.add(p.label("prerequisite"))
             extra["prerequisites"] = prerequisites_text([x.sha for x in b.prerequisites])
-        missing = [x.missing for x in b.prerequisites if x.missing] + [b.missing] * bool(b.missing)
+        # The names its tests missed: those its prerequisites define, and those of the fixes
+        # it is stacked on.
+        missing = [m for m in (*(x.missing for x in b.prerequisites), b.missing) if m]
         if missing:
             extra["missing"] = ";".join(missing)
         if b.depends:
