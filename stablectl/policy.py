@@ -94,6 +94,11 @@ class Identity(_Model):
     )
 
 
+def base_version(tag: str) -> str:
+    """The version a release tag names: `v3.11.2` → `3.11.2`, `v250` → `250`."""
+    return re.sub(r"^[^0-9]*", "", tag)
+
+
 class Series(_Model):
     """One stable line, anchored for life to one upstream release tag."""
 
@@ -133,6 +138,23 @@ class Series(_Model):
         "`series` file, an mbox, or a directory of format-patches): its patches are fixes too, "
         "with the identity their `From <sha>`, trailers or DEP-3 `Origin:` give.",
     )
+
+    named_freely: bool = Field(
+        default=False,
+        description="The series name is its base tag's version (`v3.11.2` → `3.11.2`), which "
+        "release versions and tags extend; set true to name a series otherwise on purpose.",
+    )
+
+    @model_validator(mode="after")
+    def _name_is_the_base_version(self) -> Series:
+        version = base_version(self.base)
+        if not self.named_freely and self.name != version:
+            raise ValueError(
+                f"series {self.name!r} is based on {self.base}, whose version is {version!r}: "
+                f"its releases would be named {self.name}.N; name it {version!r} (or set "
+                "named_freely: true)"
+            )
+        return self
 
     @property
     def stable_branch(self) -> str:
@@ -459,6 +481,30 @@ class FollowUps(_Model):
     )
 
 
+REVIEW_FLOOR_HOURS = 24
+
+
+class Signing(_Model):
+    """Who signs the releases. The private key never appears in the policy: sync reads its path
+    from `STABLECTL_SIGNING_KEY` (format `STABLECTL_SIGNING_FORMAT`: `ssh` or `openpgp`)."""
+
+    required: bool = Field(
+        default=False,
+        description="Release tags and SHA256SUMS must be signed by a pinned key: sync refuses "
+        "to tag without a key, verify fails on an unsigned or unknown signature.",
+    )
+    allowed_signers: str | None = Field(
+        default=None,
+        description="ssh allowed-signers file (`ssh-keygen -Y`) pinning the release keys; "
+        "a path like `patches`.",
+    )
+    openpgp_keyring: str | None = Field(
+        default=None,
+        description="OpenPGP public keyring (binary or armored export) pinning the release "
+        "keys; a path like `patches`.",
+    )
+
+
 class Release(_Model):
     tag: str = Field(
         default="v{series}.{n}",
@@ -477,8 +523,29 @@ class Release(_Model):
         default=0, ge=0, description="Wait this long after the last merge before releasing."
     )
     review_hours: int = Field(
-        default=48, ge=0, description="Review window stated on release PRs before tagging."
+        default=48,
+        ge=0,
+        description=f"Review window of a release PR before it is merged and tagged; at least "
+        f"{REVIEW_FLOOR_HOURS} unless `short_review` gives the reason.",
     )
+    short_review: str | None = Field(
+        default=None,
+        description="Why `review_hours` may be under the floor (a demo, an embargo lifted "
+        "with downstreams' agreement); release PRs and manifests state it.",
+    )
+    signing: Signing = Field(
+        default_factory=lambda: Signing(), description="Keys that sign and verify releases."
+    )
+
+    @model_validator(mode="after")
+    def _review_floor(self) -> Release:
+        if self.review_hours < REVIEW_FLOOR_HOURS and not self.short_review:
+            raise ValueError(
+                f"review_hours {self.review_hours} is under the floor of {REVIEW_FLOOR_HOURS} "
+                "hours downstreams get to review a release; raise it, or give the reason in "
+                "short_review"
+            )
+        return self
     feed: str | None = Field(
         default=None,
         description="Directory (relative to the state directory unless absolute) where sync "

@@ -88,10 +88,29 @@ def test_duplicate_key_and_duplicate_series() -> None:
     got = problems(GOOD.replace("project: demo\n", "project: demo\nproject: again\n"))
     assert got[0] == "p.yaml:2:1: project: duplicate key"
     dup = GOOD.replace(
-        "flags:", '  - name: "3.10.8"\n    base: v3.10.9\n    sources: ["3.10"]\nflags:'
+        "flags:",
+        '  - name: "3.10.8"\n    base: v3.10.9\n    named_freely: true\n    sources: ["3.10"]\nflags:',
     )
     got = problems(dup)
     assert any("duplicate series name '3.10.8'" in p for p in got), got
+
+
+def test_a_series_is_named_by_its_base_and_a_release_is_reviewed_long_enough() -> None:
+    """Issue 17: a `3.12.1` series on `v3.11.2` would publish 3.12.1.N releases of 3.11.2's
+    code; a release reviewed for less than the floor needs its reason written down."""
+    wrong = GOOD.replace('name: "3.10.8"', 'name: "3.12.1"')
+    got = problems(wrong)
+    assert any(
+        p.startswith("p.yaml:") and "series[0]" in p and "whose version is '3.10.8'" in p
+        for p in got
+    ), got
+    named = load_policy_text(wrong.replace("base: v3.10.8", "base: v3.10.8\n    named_freely: true"))
+    assert named.series[0].name == "3.12.1"
+    short = GOOD + "release:\n  review_hours: 2\n"
+    got = problems(short)
+    assert any("release: " in p and "under the floor of 24 hours" in p for p in got), got
+    ok = load_policy_text(short + '  short_review: "embargo lifted with the distros"\n')
+    assert ok.release.review_hours == 2
 
 
 def test_rule_without_condition() -> None:

@@ -248,6 +248,7 @@ checks:
   test_command: "python3 -m unittest discover -s Lib/test -q"
 release:
   tarball: "Python-{{version}}"
+  short_review: "a demo on a local forge: no downstream waits for it"
   review_hours: 0
 {extra}"""
 
