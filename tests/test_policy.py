@@ -177,7 +177,7 @@ def test_policy_check_with_cache_checks_tags_and_branches(
 
     assert isinstance(example_template, Example)
     pol = tmp_path / "p.yaml"
-    text = example_template.policy_yaml().replace("base: v3.12.1", "base: v3.12.9")
+    text = example_template.policy_yaml().replace("base: v3.12.1", "base: v3.12.9\n    named_freely: true")
     pol.write_text(text.replace('sources: ["3.12", "main"]', 'sources: ["3.12", "mian"]'))
     state = str(tmp_path / "state")
     # Plan fetches, then fails on the semantic problems (exit 2, nothing else done).
