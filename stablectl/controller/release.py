@@ -25,11 +25,12 @@ import pygit2
 from stablectl.controller.plan import SeriesPlan
 from stablectl.controller.selection import Fix
 from stablectl.forge.base import Marker
-from stablectl.gitops.messages import parse_message, prerequisite_of
+from stablectl.gitops.messages import RELEASE_TRAILER, parse_message, prerequisite_of
 from stablectl.policy import Policy, Series
 from stablectl.templates import render
 
-RELEASE_TRAILER = "Stablectl-Release"
+COMMIT_TRAILER = "Stablectl-Commit"
+PREVIOUS_TRAILER = "Stablectl-Previous"
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,30 @@ def version_of(policy: Policy, series: Series, n: int) -> str:
 
 def tag_of(policy: Policy, series: Series, n: int) -> str:
     return policy.release.tag.format(series=series.name, n=n, version=f"{series.name}.{n}")
+
+
+def tag_message(
+    policy: Policy, series: Series, *, version: str, commit: str, previous: tuple[str, str]
+) -> str:
+    """The release tag's message: it names its version, its commit and the previous release's
+    tag object (the base tag's for the first), so the signed tags of a series form a chain a
+    downstream checks without remembering anything (docs/security.md)."""
+    prev_tag, prev_object = previous
+    return (
+        f"{policy.project} {version}\n\nPoint release of {series.stable_branch}.\n\n"
+        f"{RELEASE_TRAILER}: {version}\n{COMMIT_TRAILER}: {commit}\n"
+        f"{PREVIOUS_TRAILER}: {prev_tag} {prev_object}\n"
+    )
+
+
+def tag_chain(message: str) -> dict[str, str]:
+    """The trailers `tag_message` writes, as read back from a tag (missing ones absent)."""
+    out = {}
+    for key in (RELEASE_TRAILER, COMMIT_TRAILER, PREVIOUS_TRAILER):
+        m = re.search(rf"^{key}:[ \t]*(.+?)[ \t]*$", message, re.M)
+        if m:
+            out[key] = m.group(1)
+    return out
 
 
 def release_trailer_version(message: str) -> str | None:

@@ -168,6 +168,7 @@ def _append_trailer(message: str, line: str) -> str:
     return stripspace(f"{body}{sep}{line}\n")
 
 
+RELEASE_TRAILER = "Stablectl-Release"  # ends a release commit's message
 PREREQUISITE_TRAILER = "Stablectl-Prerequisite-For"
 
 

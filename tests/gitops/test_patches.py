@@ -106,6 +106,11 @@ def test_export_quilt_and_mbox_reproduce_the_stable_branch(
     origins = {p.upstream for p in queue}
     assert s["B"] in origins and s["H"] in origins  # Origin: the commit the trailer names
     assert all(p.subject for p in queue)
+    # DEP-3: one Origin per patch, even for a pick of upstream's maintenance-branch backport
+    # (two `cherry picked from` lines); the main original goes in X-Upstream-Original.
+    patches = [p.read_text() for p in sorted((tmp_path / "quilt").glob("*.patch"))]
+    assert all(t.split("\n---\n")[0].count("\nOrigin:") == 1 for t in patches)
+    assert any("\nX-Upstream-Original: " in t for t in patches)
     # Applying the series onto the base gives exactly the stable branch's tree.
     work = tmp_path / "work"
     subprocess.run(["git", "clone", "-q", str(e.example.fork), str(work)], check=True)
