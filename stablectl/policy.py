@@ -546,6 +546,7 @@ class Release(_Model):
                 "short_review"
             )
         return self
+
     feed: str | None = Field(
         default=None,
         description="Directory (relative to the state directory unless absolute) where sync "

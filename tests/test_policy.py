@@ -89,7 +89,8 @@ def test_duplicate_key_and_duplicate_series() -> None:
     assert got[0] == "p.yaml:2:1: project: duplicate key"
     dup = GOOD.replace(
         "flags:",
-        '  - name: "3.10.8"\n    base: v3.10.9\n    named_freely: true\n    sources: ["3.10"]\nflags:',
+        '  - name: "3.10.8"\n    base: v3.10.9\n    named_freely: true\n'
+        '    sources: ["3.10"]\nflags:',
     )
     got = problems(dup)
     assert any("duplicate series name '3.10.8'" in p for p in got), got
@@ -104,7 +105,8 @@ def test_a_series_is_named_by_its_base_and_a_release_is_reviewed_long_enough() -
         p.startswith("p.yaml:") and "series[0]" in p and "whose version is '3.10.8'" in p
         for p in got
     ), got
-    named = load_policy_text(wrong.replace("base: v3.10.8", "base: v3.10.8\n    named_freely: true"))
+    freely = "base: v3.10.8\n    named_freely: true"
+    named = load_policy_text(wrong.replace("base: v3.10.8", freely))
     assert named.series[0].name == "3.12.1"
     short = GOOD + "release:\n  review_hours: 2\n"
     got = problems(short)
@@ -177,7 +179,9 @@ def test_policy_check_with_cache_checks_tags_and_branches(
 
     assert isinstance(example_template, Example)
     pol = tmp_path / "p.yaml"
-    text = example_template.policy_yaml().replace("base: v3.12.1", "base: v3.12.9\n    named_freely: true")
+    text = example_template.policy_yaml().replace(
+        "base: v3.12.1", "base: v3.12.9\n    named_freely: true"
+    )
     pol.write_text(text.replace('sources: ["3.12", "main"]', 'sources: ["3.12", "mian"]'))
     state = str(tmp_path / "state")
     # Plan fetches, then fails on the semantic problems (exit 2, nothing else done).

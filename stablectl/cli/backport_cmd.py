@@ -19,7 +19,8 @@ from stablectl.controller.sync import branch_name
 from stablectl.errors import GitError, UsageError
 from stablectl.forge import fork_token, open_forge
 from stablectl.forge.base import Forge, Marker, PullRequest
-from stablectl.gitops.messages import backport_title
+from stablectl.gitops.messages import ADAPTED_TRAILER, Adapted, adapted_message, backport_title
+from stablectl.gitops.objects import adaptation
 from stablectl.gitops.push import ForkPusher, RefUpdate
 from stablectl.policy import Policy, load_policy
 
@@ -185,7 +186,33 @@ def _continue(ctx: click.Context, work: Path) -> None:
         [RefUpdate(f"refs/heads/{st['branch']}", head, current)]
     )
     pr = _open_resolved(forge, policy, st, head=head, msg=msg)
+    size = _adaptation(work, head, st["sha"])
+    if size:
+        # The resolution differs from upstream's change: record by how much, and the PR where
+        # maintainers review it, in the commit itself (`stablectl verify` checks both).
+        rec = Adapted(st["sha"], size, pr.number)
+        _git(work, "commit", "--amend", "-q", "-m", adapted_message(msg, rec))
+        amended = _git(work, "rev-parse", "HEAD").stdout.strip()
+        ForkPusher(work / ".git", policy.fork.git, token).push(
+            [RefUpdate(f"refs/heads/{st['branch']}", amended, head)]
+        )
+        head = amended
+        pr = _open_resolved(forge, policy, st, head=head, msg=msg, existing=pr.number)
+        console().print(
+            f"adapted: {size} changed lines differ from {st['sha'][:10]}; recorded as "
+            f"{ADAPTED_TRAILER} (reviewed in #{pr.number})",
+            markup=False,
+        )
     console().print(f"pushed {head[:10]} to {st['branch']}; PR #{pr.number} {pr.url}", markup=False)
+
+
+def _adaptation(work: Path, head: str, source: str) -> int:
+    repo = pygit2.Repository(str(work))
+    try:
+        src = repo[pygit2.Oid(hex=source)].peel(pygit2.Commit)
+    except (KeyError, ValueError):
+        raise UsageError(f"{source[:10]} is not in {work}: cannot measure the resolution") from None
+    return adaptation(repo[pygit2.Oid(hex=head)].peel(pygit2.Commit), src)
 
 
 def _has_markers(path: Path) -> bool:
@@ -202,7 +229,13 @@ def _remote_sha(work: Path, url: str, branch: str) -> str | None:
 
 
 def _open_resolved(
-    forge: Forge, policy: Policy, st: dict[str, Any], *, head: str, msg: str
+    forge: Forge,
+    policy: Policy,
+    st: dict[str, Any],
+    *,
+    head: str,
+    msg: str,
+    existing: int | None = None,
 ) -> PullRequest:
     """The resolved backport as a ready PR; a draft conflict PR for the branch is superseded
     (GitHub's REST API cannot turn a draft into a ready PR)."""
@@ -215,6 +248,13 @@ def _open_resolved(
         extra={"pushed": head, "status": "clean", "manual": "1"},
     )
     title = backport_title(series.stable_branch, msg.splitlines()[0])
+    if existing is not None:  # the PR this run opened, now on the amended head
+        body = (
+            f"Backport of `{st['sha'][:10]}` to `{series.stable_branch}`, conflicts resolved "
+            "by hand (`stablectl backport --continue`); the resolution is recorded as "
+            f"`{ADAPTED_TRAILER}`.\n\n"
+        )
+        return forge.update_pr(existing, title=title, body=body + marker.render())
     old = next((p for p in forge.list_prs() if p.head == st["branch"]), None)
     body = (
         f"Backport of `{st['sha'][:10]}` to `{series.stable_branch}`, conflicts resolved "

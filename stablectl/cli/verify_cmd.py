@@ -12,7 +12,26 @@ from stablectl.cli.context import fetch_and_check, obj, policy_option
 from stablectl.cli.output import console, print_json
 from stablectl.controller import verify as audit
 from stablectl.controller.plan import Engine
-from stablectl.policy import load_policy
+from stablectl.errors import StablectlError
+from stablectl.forge import local_forge_db, open_forge
+from stablectl.forge.base import Forge
+from stablectl.gitops.signing import Trust
+from stablectl.policy import Policy, load_policy
+
+
+def _path(p: str | None) -> Path | None:
+    return Path(p).expanduser() if p else None
+
+
+def _review_forge(policy: Policy, state: Path) -> Forge | str:
+    """The forge to read reviews of adapted commits' PRs from, or why there is none (a
+    packager without a token still verifies everything else)."""
+    if policy.forge.kind == "local" and not local_forge_db(policy, state).is_file():
+        return f"no local forge in {state}"
+    try:
+        return open_forge(policy, state)
+    except StablectlError as e:
+        return f"the forge is not readable: {e}"
 
 
 @click.command("verify")
@@ -27,6 +46,21 @@ from stablectl.policy import load_policy
     "state directory's.",
 )
 @click.option("--rebuild", is_flag=True, help="Rebuild each release's tarballs and compare.")
+@click.option(
+    "--allowed-signers",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="ssh allowed-signers file pinning the release keys (default: release.signing).",
+)
+@click.option(
+    "--keyring",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="OpenPGP public keyring pinning the release keys (default: release.signing).",
+)
+@click.option(
+    "--require-signed",
+    is_flag=True,
+    help="Fail on any unsigned tag or SHA256SUMS (default: release.signing.required).",
+)
 @click.option("--no-record", is_flag=True, help="Do not remember this state as verified.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
@@ -37,23 +71,29 @@ def verify(
     remote: str | None,
     releases_dir: Path | None,
     rebuild: bool,
+    allowed_signers: Path | None,
+    keyring: Path | None,
+    require_signed: bool,
     no_record: bool,
     as_json: bool,
 ) -> None:
     """Audit a stable mirror without trusting its maintainers.
 
-    Every commit after the base tag must name (trailer) a commit upstream has, and equal its
-    patch or be reported as adapted with the size of the adaptation; every release tag must be
-    annotated, on the branch, at the release commit of its version, and its artifacts must
-    match the manifest's SHA-256 (with --rebuild: be rebuilt bit for bit from the tag). The
-    branch must fast-forward the state last verified here (STATE/verify-known.json): a
-    rewritten branch or a moved tag is an error. Exit 0 when it all holds, 1 when not.
+    Needs no memory of earlier runs: every commit after the base tag must name (trailer) a
+    commit upstream has and equal its patch, or record its adaptation (size and the PR a
+    maintainer approved); release commits and tags must match one to one, numbered in order,
+    each tag naming the previous one's object (a chain), signed by a pinned key when keys are
+    pinned; every file of a release at hand must be listed in a signed SHA256SUMS and match it
+    (with --rebuild: the tarballs are rebuilt bit for bit from the tag). A branch or tag this
+    machine verified before must not have been rewritten or moved (STATE/verify-known.json).
+    Exit 0 when it all holds, 1 when not.
 
     \b
     Examples:
       stablectl verify --policy policies/cpython.yaml
       stablectl verify --policy policies/cpython.yaml --series 3.11.2 --rebuild --json
-      stablectl verify --policy p.yaml --remote https://github.com/example/cpython-stable.git
+      stablectl verify --policy p.yaml --remote https://github.com/example/cpython-stable.git \\
+          --allowed-signers release-keys.allowed --require-signed --releases downloads/
     """
     policy = load_policy(policy_file)
     if remote:
@@ -63,6 +103,12 @@ def verify(
     try:
         fetch_and_check(engine, policy_file, offline=False)
         wanted = [policy.get_series(n) for n in series] if series else policy.series
+        signing = policy.release.signing
+        trust = Trust(
+            allowed_signers=allowed_signers or _path(signing.allowed_signers),
+            openpgp_keyring=keyring or _path(signing.openpgp_keyring),
+            required=require_signed or signing.required,
+        )
         report = audit.verify(
             engine,
             policy,
@@ -70,6 +116,8 @@ def verify(
             releases_dir=releases_dir or state / "releases" / policy.project,
             rebuild=rebuild,
             record=not no_record,
+            trust=trust,
+            forge=_review_forge(policy, state),
         )
     finally:
         engine.close()
@@ -87,9 +135,11 @@ def verify(
             )
             for r in a.releases:
                 arts = r.get("artifacts_checked")
+                signer = r.get("signed_by")
                 out.print(
                     f"  {escape(r['tag'])}: {'annotated' if r['annotated'] else 'LIGHTWEIGHT'}"
-                    + (f", {arts} artifacts checked" if arts is not None else "")
+                    + (f", signed by {escape(signer)}" if signer else "")
+                    + (f", {arts} files checked" if arts is not None else "")
                     + (", rebuilt" if r.get("rebuilt") else "")
                 )
         if report.findings:

@@ -4,6 +4,7 @@ notes and OSV records of one release commit (what `publishing.py` uploads and `v
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 import pygit2
 
 from stablectl import __version__
+from stablectl.controller.gate import approvers_of
 from stablectl.controller.plan import SeriesPlan
 from stablectl.controller.release import (
     ReleaseCommit,
@@ -23,8 +25,12 @@ from stablectl.controller.release import (
     tag_of,
 )
 from stablectl.errors import GitError
-from stablectl.forge.base import CheckState, PullRequest
-from stablectl.gitops.archive import Artifact, build_tarballs, sha256sums
+from stablectl.forge.base import CheckState, PullRequest, Review
+from stablectl.gitops.archive import Artifact, build_tarballs, file_artifact, sha256sums
+from stablectl.gitops.export import quilt, quilt_tarball, series_commits
+from stablectl.gitops.messages import adapted_of
+from stablectl.gitops.objects import adaptation
+from stablectl.gitops.signing import sign_file, signing_key_from_env
 from stablectl.jsondoc import JSONDoc
 from stablectl.policy import Policy, Series
 from stablectl.templates import render
@@ -49,7 +55,8 @@ class BuiltRelease:
 
 
 def create_tag(cache_path: Path, policy: Policy, *, tag: str, commit: str, message: str) -> None:
-    """An annotated tag in the cache (signed when STABLECTL_SIGNING_KEY names a key)."""
+    """An annotated tag in the cache, signed with the key `STABLECTL_SIGNING_KEY` names (none:
+    unsigned, refused when `release.signing.required`)."""
     ident = policy.identity
     args = [
         "git",
@@ -60,11 +67,16 @@ def create_tag(cache_path: Path, policy: Policy, *, tag: str, commit: str, messa
         "-c",
         f"user.email={ident.email}",
     ]
-    key = os.environ.get("STABLECTL_SIGNING_KEY")
+    key = signing_key_from_env()
+    if key is None and policy.release.signing.required:
+        raise GitError(
+            f"release.signing.required, but STABLECTL_SIGNING_KEY names no key: {tag} is not "
+            "created unsigned"
+        )
     sign: list[str] = []
-    if key:
-        fmt = os.environ.get("STABLECTL_SIGNING_FORMAT", "ssh")
-        args += ["-c", f"gpg.format={fmt}", "-c", f"user.signingkey={key}"]
+    if key is not None:
+        fmt = "ssh" if key.format == "ssh" else "openpgp"
+        args += ["-c", f"gpg.format={fmt}", "-c", f"user.signingkey={key.key}"]
         sign = ["-s"]
     env = dict(os.environ, GIT_COMMITTER_DATE=_commit_date(cache_path, commit))
     proc = subprocess.run(
@@ -92,6 +104,8 @@ class ReleaseLinks:
     checks_of: Callable[[str], list[CheckState]]
     web_fork: str | None
     web_upstream: str | None
+    reviews_of: Callable[[int], list[Review]] = lambda _n: []
+    release_pr: PullRequest | None = None  # the merged release PR of this release
 
 
 def build_release(
@@ -121,6 +135,8 @@ def build_release(
         if rc.previous != sp.selection.base_sha
         else s.base
     )
+    patches = _patch_series(repo, policy, sp, rc, stem, directory)
+    policy_release = policy.release
     manifest: JSONDoc = {
         "schema": MANIFEST_SCHEMA,
         "stablectl": __version__,
@@ -133,8 +149,16 @@ def build_release(
         "branch": s.stable_branch,
         "base": {"tag": s.base, "commit": sp.selection.base_sha},
         "previous": {"tag": previous_tag, "commit": rc.previous},
-        "fixes": [_fix_json(f, merged.get(f.original), links.checks_of) for f in fixes],
-        "artifacts": [{"name": a.path.name, "sha256": a.sha256, "size": a.size} for a in artifacts],
+        "review": {
+            "hours": policy_release.review_hours,
+            "short_review": policy_release.short_review,
+            "release_pr": links.release_pr.url if links.release_pr else None,
+            "approvers": _approvers(policy, links.release_pr, links),
+        },
+        "fixes": [_fix_json(repo, policy, f, merged.get(f.original), links, s) for f in fixes],
+        "artifacts": [
+            {"name": a.path.name, "sha256": a.sha256, "size": a.size} for a in [*artifacts, patches]
+        ],
     }
     notes = render(
         "release_notes.md.j2",
@@ -151,7 +175,11 @@ def build_release(
     )
     records = osv_records(policy, s, rc, fixes=fixes, tag=tag, web_fork=links.web_fork)
     extra = _write_files(
-        directory, artifacts=artifacts, manifest=manifest, notes=notes, records=records
+        directory,
+        artifacts=[*artifacts, patches],
+        manifest=manifest,
+        notes=notes,
+        records=records,
     )
     return BuiltRelease(
         version=rc.version,
@@ -161,19 +189,77 @@ def build_release(
         artifacts=artifacts,
         notes=notes,
         manifest=manifest,
-        extra_files=extra,
+        extra_files=[patches.path, *extra],
     )
 
 
+def _patch_series(
+    repo: pygit2.Repository,
+    policy: Policy,
+    sp: SeriesPlan,
+    rc: ReleaseCommit,
+    stem: str,
+    directory: Path,
+) -> Artifact:
+    """`<stem>.patches.tar.xz`: the release as a quilt series on the base tag (DEP-3 headers,
+    one patch per backport), for distributions that carry patches rather than tarballs."""
+    files = quilt(
+        Path(repo.path), policy, sp.series, series_commits(repo, sp.selection.base_sha, rc.commit)
+    )
+    path = directory / f"{stem}.patches.tar.xz"
+    data = quilt_tarball(files, f"{stem}-patches", rc.time, path)
+    return Artifact(path, hashlib.sha256(data).hexdigest(), len(data))
+
+
+def _approvers(policy: Policy, pr: PullRequest | None, links: ReleaseLinks) -> list[str]:
+    """The maintainers whose latest review approved the PR's head (as it merged)."""
+    if pr is None:
+        return []
+    return approvers_of(policy, pr, links.reviews_of(pr.number))
+
+
 def _fix_json(
-    f: ShippedFix, pr: PullRequest | None, checks_of: Callable[[str], list[CheckState]]
+    repo: pygit2.Repository,
+    policy: Policy,
+    f: ShippedFix,
+    pr: PullRequest | None,
+    links: ReleaseLinks,
+    series: Series,
 ) -> JSONDoc:
-    """A fix in the manifest, with the PR that reviewed it and the checks on its head."""
+    """A fix in the manifest: where it came from, whether it is upstream's change verbatim or
+    adapted (by how many lines, reviewed where), who approved it, and the checks on its PR."""
+    commit = repo[pygit2.Oid(hex=f.commit)].peel(pygit2.Commit)
+    recorded = adapted_of(commit.message)
+    try:
+        source = repo.revparse_single(f.source).peel(pygit2.Commit) if f.source else None
+    except (KeyError, ValueError, pygit2.GitError):
+        source = None
+    lines = adaptation(commit, source) if source is not None else None
+    queue = series.queue_branch
+    from_queue = bool(
+        source is not None
+        and queue
+        and (q := repo.references.get(f"refs/remotes/upstream/{queue}")) is not None
+        and (q.target == source.id or repo.descendant_of(q.target, source.id))
+        and not any(
+            repo.descendant_of(repo.references[r].target, source.id)
+            for r in repo.references
+            if r.startswith("refs/remotes/upstream/") and not r.endswith(queue)
+        )
+    )
     return {
         "commit": f.commit,
         "subject": f.subject,
         "original": f.original,
         "source": f.source,
+        "origin": "patch-queue" if from_queue else ("upstream" if f.source else "none"),
+        "patch_queue": series.patches if from_queue else None,
+        "change": "verbatim" if lines == 0 else "adapted",
+        "adapted": (
+            {"lines": lines, "pr": recorded.pr if recorded else None, "recorded": bool(recorded)}
+            if lines
+            else None
+        ),
         "security": f.security,
         "rules": f.rules,
         "cves": f.cves,
@@ -181,9 +267,10 @@ def _fix_json(
         "prerequisite_for": f.prerequisite_for,
         "follows": f.follows,
         "pr": pr.url if pr else None,
+        "approvers": _approvers(policy, pr, links),
         "checks": [
             {"name": c.name, "conclusion": c.conclusion, "url": c.url}
-            for c in (checks_of(pr.head_sha) if pr else [])
+            for c in (links.checks_of(pr.head_sha) if pr else [])
         ],
     }
 
@@ -196,18 +283,26 @@ def _write_files(
     notes: str,
     records: list[JSONDoc],
 ) -> list[Path]:
-    """SHA256SUMS, the manifest, the notes and the OSV records; returns the files to publish
+    """The manifest, the notes, the OSV records, then SHA256SUMS over every file of the release
+    and its detached signature (when a signing key is set); returns the files to publish
     besides the tarballs."""
-    sums = directory / "SHA256SUMS"
-    sums.write_text(sha256sums(artifacts))
-    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    (directory / "RELEASE-NOTES.md").write_text(notes)
-    extra = [sums, directory / "manifest.json"]
+    files = [directory / "manifest.json", directory / "RELEASE-NOTES.md"]
+    files[0].write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    files[1].write_text(notes)
     for rec in records:
         p = directory / f"osv-{rec['id']}.json"
         p.write_text(json.dumps(rec, indent=2, sort_keys=True) + "\n")
-        extra.append(p)
-    return extra
+        files.append(p)
+    sums = directory / "SHA256SUMS"
+    listed = [*artifacts, *(file_artifact(p) for p in files)]
+    sums.write_text(sha256sums(listed))
+    files.append(sums)
+    key = signing_key_from_env()
+    for stale in ("SHA256SUMS.sig", "SHA256SUMS.asc"):
+        (directory / stale).unlink(missing_ok=True)
+    if key is not None:
+        files.append(sign_file(sums, key))
+    return files
 
 
 def _release_fixes(repo: pygit2.Repository, sp: SeriesPlan, rc: ReleaseCommit) -> list[ShippedFix]:
@@ -227,24 +322,39 @@ def osv_records(
     tag: str,
     web_fork: str | None,
 ) -> list[JSONDoc]:
-    """One OSV record per CVE fixed in this release: the mirror's own fixed commit, so that
-    scanners reading the mirror see its release as fixed (the PSF's records name upstream
-    commits only)."""
+    """One OSV record per security fix in this release (per CVE where it has several; without
+    a CVE, named by its stable commit): the mirror's own fixed commit, so that scanners
+    reading the mirror see its release as fixed (the PSF's records name upstream commits only,
+    and a security fix without a CVE is in no database at all)."""
     out = []
     repo_url = web_fork or policy.fork.git
     when = iso_time(rc.time)
     for f in fixes:
-        for cve in f.cves:
+        if not f.security and not f.cves:
+            continue
+        cves: list[str | None] = list(f.cves) or [None]
+        for cve in cves:
+            ident = cve or f.commit[:12]
+            refs: list[JSONDoc] = (
+                [{"type": "ADVISORY", "url": f"https://www.cve.org/CVERecord?id={cve}"}]
+                if cve
+                else []
+            )
+            if policy.upstream.web and (f.original or f.source):
+                refs.append(
+                    {"type": "FIX", "url": f"{policy.upstream.web}/commit/{f.original or f.source}"}
+                )
             out.append(
                 {
                     "schema_version": "1.6.0",
-                    "id": f"{policy.project.upper()}-STABLE-{rc.version}-{cve}",
+                    "id": f"{policy.project.upper()}-STABLE-{rc.version}-{ident}",
                     "modified": when,
                     "published": when,
-                    "aliases": [cve],
+                    "aliases": [cve] if cve else [],
                     "summary": f.subject[:120],
                     "details": f"Fixed in {s.stable_branch} by {f.commit} (backport of "
-                    f"{f.original or f.source}), released in {tag}.",
+                    f"{f.original or f.source}), released in {tag}."
+                    + ("" if cve else " No CVE id was assigned to this security fix."),
                     "affected": [
                         {
                             "ranges": [
@@ -257,9 +367,7 @@ def osv_records(
                             "versions": [],
                         }
                     ],
-                    "references": [
-                        {"type": "ADVISORY", "url": f"https://www.cve.org/CVERecord?id={cve}"}
-                    ],
+                    "references": refs,
                 }
             )
     return out

@@ -22,13 +22,29 @@ class GateResult:
     approvers: tuple[str, ...] = ()
 
 
+def approvers_of(policy: Policy, pr: PullRequest, reviews: list[Review]) -> list[str]:
+    """Maintainers whose latest review approves the PR's current head (never its author)."""
+    maint = {m.lower() for m in policy.maintainers}
+    latest: dict[str, Review] = {}
+    for r in reviews:
+        if r.state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
+            latest[r.user.lower()] = r
+    return sorted(
+        u
+        for u, r in latest.items()
+        if r.state == "APPROVED"
+        and u in maint
+        and u != pr.author.lower()
+        and r.commit == pr.head_sha
+    )
+
+
 def evaluate_gate(
     policy: Policy, forge: Forge, pr: PullRequest, *, checks: bool = True
 ) -> GateResult:
     """`checks=False` for release PRs: their commit is empty (the tree is the stable tip's,
     which went through the backports' checks)."""
     maint = {m.lower() for m in policy.maintainers}
-    author = pr.author.lower()
     latest: dict[str, Review] = {}
     for r in forge.reviews(pr.number):
         if r.state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
@@ -36,11 +52,7 @@ def evaluate_gate(
     blockers = sorted(u for u, r in latest.items() if r.state == "CHANGES_REQUESTED" and u in maint)
     if blockers:
         return GateResult(False, f"changes requested by {', '.join(blockers)}")
-    approvers = sorted(
-        u
-        for u, r in latest.items()
-        if r.state == "APPROVED" and u in maint and u != author and r.commit == pr.head_sha
-    )
+    approvers = approvers_of(policy, pr, list(latest.values()))
     stale = sorted(
         u
         for u, r in latest.items()

@@ -1,19 +1,27 @@
-"""`stablectl verify`: a provenance audit of the mirror, runnable by anyone with read access.
+"""`stablectl verify`: a provenance audit of the mirror, runnable by anyone with read access and
+no memory of earlier runs (docs/security.md says what it proves against whom).
 
 For each series, after fetching upstream and the mirror into the cache:
 
-- the stable branch descends from its base tag, is linear, and is a fast-forward of the state
-  this machine last verified (kept in `STATE/verify-known.json`; a rewrite is an error, loudly);
+- the stable branch descends from its base tag and is linear; when this machine verified it
+  before (`STATE/verify-known.json`), it must fast-forward that state (an extra check, not the
+  only one);
 - every commit after the base is a backport naming, by its `(cherry picked from commit …)`
-  trailer, a commit upstream has (on an upstream branch or tag, or in the series' patch queue),
-  whose patch it equals (patch-id) or from which it is *adapted*, with the size of the
-  adaptation; release commits (`Stablectl-Release:`) change no file, infrastructure commits
+  trailer, a commit upstream has (on an upstream branch or tag; a commit of the series' patch
+  queue is accepted as a *downstream patch* and listed as such), whose patch it equals, or from
+  which it is adapted *as recorded* in its `Stablectl-Adapted:` trailer (the size must match,
+  and the PR it names must carry a maintainer's approval): an unrecorded difference is an error;
+  release commits (`Stablectl-Release:`) change no file, infrastructure commits
   (`Stablectl-Infrastructure:`) only `.github/`;
-- every release tag of the series is annotated, points at a release commit on the branch that
-  names its version, and has not moved since it was last verified; where the release's files
-  are at hand (`--releases DIR`, default the state directory's), the manifest names that commit
-  and every artifact's SHA-256 matches it; with `--rebuild` the tarballs are rebuilt from the tag
-  and must match byte for byte (they are reproducible).
+- release commits and release tags match one to one, numbered 1, 2, … along the branch; each
+  tag is annotated, carries its own name, points at its release commit, and names the previous
+  release's tag object (the base tag's for the first): the signed tags form a hash chain, the
+  mirror's release log, replayed here against the branch. With pinned keys
+  (`release.signing`, `--allowed-signers`, `--keyring`) every tag's signature must verify;
+- where the release's files are at hand (`--releases DIR/<tag>/`, default the state
+  directory's), `SHA256SUMS` lists every file there and nothing is missing, extra or changed,
+  its signature verifies against the pinned keys, and the manifest names the tag's commit; with
+  `--rebuild` the tarballs are rebuilt from the tag and must match byte for byte.
 """
 
 from __future__ import annotations
@@ -31,12 +39,24 @@ from typing import Literal
 import pygit2
 
 from stablectl.controller.plan import Engine
-from stablectl.controller.release import RELEASE_TRAILER, release_trailer_version, tag_of
+from stablectl.controller.release import (
+    COMMIT_TRAILER,
+    PREVIOUS_TRAILER,
+    release_trailer_version,
+    tag_chain,
+    tag_of,
+)
+from stablectl.errors import GitError, StablectlError
+from stablectl.forge.base import Forge
 from stablectl.gitops.archive import build_tarballs
-from stablectl.gitops.messages import parse_message
-from stablectl.gitops.objects import first_parent_diff
+from stablectl.gitops.messages import RELEASE_TRAILER, adapted_of, parse_message
+from stablectl.gitops.objects import adaptation, first_parent_diff
+from stablectl.gitops.signing import Trust, check_signature, split_signed_tag
 from stablectl.jsondoc import JSONDoc
 from stablectl.policy import Policy, Series
+
+SUMS = "SHA256SUMS"
+SUM_SIGNATURES = ("SHA256SUMS.sig", "SHA256SUMS.asc")
 
 Level = Literal["error", "warning"]
 KNOWN_STATE = "verify-known.json"
@@ -92,56 +112,50 @@ class VerifyReport:
         }
 
 
-def _patch_lines(diff: pygit2.Diff) -> Counter[str]:
-    """The added and removed lines of a diff, with their file: what a patch changes."""
-    out: Counter[str] = Counter()
-    for patch in diff:
-        if patch is None:
-            continue
-        path = patch.delta.new_file.path
-        for hunk in patch.hunks:
-            for line in hunk.lines:
-                if line.origin in "+-":
-                    out[f"{path}\0{line.origin}{line.content}"] += 1
-    return out
-
-
-def adaptation(repo: pygit2.Repository, commit: pygit2.Commit, source: pygit2.Commit) -> int:
-    """How many changed lines differ between a backport and the commit it names (0: the same
-    change, perhaps at other line numbers)."""
-    a, b = _patch_lines(first_parent_diff(commit)), _patch_lines(first_parent_diff(source))
-    return sum(((a - b) + (b - a)).values())
-
-
 class Verifier:
-    def __init__(self, engine: Engine, policy: Policy, releases_dir: Path | None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        policy: Policy,
+        releases_dir: Path | None,
+        *,
+        trust: Trust | None = None,
+        forge: Forge | str | None = None,
+    ) -> None:
         self.engine = engine
         self.policy = policy
         self.repo = engine.cache.repo
         self.releases_dir = releases_dir
+        self.trust = trust or Trust()
+        self.forge = forge  # a forge to read PR reviews from, or why there is none
         self.report = VerifyReport(policy.fork.git)
-        self._upstream_tips = [
-            ref.resolve().target
+        queues = tuple(
+            f"refs/remotes/upstream/{s.queue_branch}" for s in policy.series if s.queue_branch
+        )
+        refs = [
+            (name, self.repo.references[name].resolve().target)
             for name in self.repo.references
             if name.startswith(("refs/remotes/upstream/", "refs/tags/"))
-            for ref in [self.repo.references[name]]
         ]
-        self._reachable: dict[str, bool] = {}
+        self._upstream_tips = [oid for name, oid in refs if not name.startswith(queues)]
+        self._queue_tips = [oid for name, oid in refs if name.startswith(queues)]
+        self._reachable: dict[tuple[str, bool], bool] = {}
 
     def _find(self, level: Level, series: str, subject: str, what: str) -> None:
         self.report.findings.append(Finding(level, series, subject, what))
 
-    def _upstream_has(self, sha: str) -> bool:
-        if sha not in self._reachable:
+    def _upstream_has(self, sha: str, *, queue: bool = False) -> bool:
+        """Whether an upstream branch or tag (`queue`: a series' patch queue) has `sha`."""
+        if (sha, queue) not in self._reachable:
             oid = pygit2.Oid(hex=sha)
             ok = False
-            for tip in self._upstream_tips:
+            for tip in self._queue_tips if queue else self._upstream_tips:
                 commit = self.repo[tip].peel(pygit2.Commit)
                 if commit.id == oid or self.repo.descendant_of(commit.id, oid):
                     ok = True
                     break
-            self._reachable[sha] = ok
-        return self._reachable[sha]
+            self._reachable[sha, queue] = ok
+        return self._reachable[sha, queue]
 
     # -------------------------------------------------------------------- branch
 
@@ -177,34 +191,39 @@ class Verifier:
             )
         walker = repo.walk(pygit2.Oid(hex=tip), pygit2.enums.SortMode.TOPOLOGICAL)
         walker.hide(pygit2.Oid(hex=base))
+        released: list[tuple[str, str]] = []  # (version, release commit), along the branch
         for c in reversed(list(walker)):
-            self._commit(series, audit, c)
-        self._tags(series, audit, tip, known)
+            version = self._commit(series, audit, c)
+            if version is not None:
+                released.append((version, str(c.id)))
+        self._tags(series, audit, tip, known, released)
         return audit
 
-    def _commit(self, series: Series, audit: SeriesAudit, c: pygit2.Commit) -> None:
+    def _commit(self, series: Series, audit: SeriesAudit, c: pygit2.Commit) -> str | None:
+        """Check one commit after the base; a release commit's version is returned."""
         name, sha, msg = series.name, str(c.id), c.message
         subject = msg.splitlines()[0] if msg else ""
         audit.counts["commits"] += 1
         if len(c.parents) != 1:
             self._find("error", name, sha, "a merge commit: stable branches are linear")
-            return
+            return None
         paths = [
             p
             for d in first_parent_diff(c).deltas
             for p in dict.fromkeys((d.old_file.path, d.new_file.path))
         ]
-        if re.search(rf"^{RELEASE_TRAILER}:", msg, re.M):
+        version = release_trailer_version(msg)
+        if version is not None:
             audit.counts["release commits"] += 1
             if paths:
                 self._find("error", name, sha, f"a release commit that changes files: {paths}")
-            return
+            return version
         if re.search(r"^Stablectl-Infrastructure:", msg, re.M):
             audit.counts["infrastructure commits"] += 1
             outside = [p for p in paths if not p.startswith(".github/")]
             if outside:
                 self._find("error", name, sha, f"infrastructure commit touches {outside}")
-            return
+            return None
         named = parse_message(msg).cherry_picked_from
         if not named:
             same = self._same_patch_upstream(c, paths, audit.base or "")
@@ -212,7 +231,7 @@ class Verifier:
                 self._find(
                     "error", name, sha, f"no provenance: {subject!r} names no upstream commit"
                 )
-                return
+                return None
             audit.counts["backports"] += 1
             audit.counts["identical"] += 1
             audit.counts["matched by patch-id"] += 1
@@ -222,31 +241,107 @@ class Verifier:
                 sha,
                 f"no trailer, but the same patch as upstream {same} (a backport by hand)",
             )
-            return
+            return None
         source_sha = named[-1]
         try:
             source = self.repo.revparse_single(source_sha).peel(pygit2.Commit)
         except (KeyError, ValueError, pygit2.GitError):
             source = None
-        if source is None or not self._upstream_has(str(source.id)):
+        if source is not None and self._upstream_has(str(source.id)):
+            origin = "upstream"
+        elif source is not None and self._upstream_has(str(source.id), queue=True):
+            # A patch of the series' queue (a distribution's own backport, say): accepted as
+            # what it is, and listed, never counted as upstream's.
+            origin = "patch queue"
+            audit.counts["downstream patches"] += 1
+            self._find(
+                "warning",
+                name,
+                sha,
+                f"from the series' patch queue ({series.patches}), not upstream: {subject!r}",
+            )
+        else:
             self._find(
                 "error",
                 name,
                 sha,
-                f"names {source_sha} which upstream does not have (a forged or stale trailer?)",
+                f"names {source_sha} which upstream does not have (a forged or stale trailer, "
+                "or a patch queue commit presented as upstream?)",
+            )
+            return None
+        audit.counts["backports"] += 1
+        size = adaptation(c, source)
+        recorded = adapted_of(msg)
+        if size == 0 and recorded is None:
+            audit.counts["identical"] += 1
+            return None
+        audit.counts["adapted"] += 1
+        entry: JSONDoc = {
+            "commit": sha,
+            "source": str(source.id),
+            "lines": size,
+            "subject": subject,
+            "origin": origin,
+            "pr": recorded.pr if recorded else None,
+            "recorded": recorded is not None,
+        }
+        audit.adapted.append(entry)
+        if recorded is None:
+            self._find(
+                "error",
+                name,
+                sha,
+                f"a mirror-only change: differs from {str(source.id)[:12]} by {size} lines and "
+                "records no adaptation (Stablectl-Adapted: trailer, from `stablectl backport "
+                "--continue`)",
+            )
+            return None
+        if not str(source.id).startswith(recorded.source):
+            self._find(
+                "error",
+                name,
+                sha,
+                f"records an adaptation of {recorded.source[:12]}, but is a backport of "
+                f"{str(source.id)[:12]}",
+            )
+        elif recorded.lines != size:
+            self._find(
+                "error",
+                name,
+                sha,
+                f"records an adaptation of {recorded.lines} lines, but differs from "
+                f"{str(source.id)[:12]} by {size}: changed after review",
+            )
+        self._reviewed(series, sha, recorded.pr, entry)
+        return None
+
+    def _reviewed(self, series: Series, sha: str, pr: int | None, entry: JSONDoc) -> None:
+        """A recorded adaptation names the PR where a maintainer approved it: check that."""
+        if pr is None:
+            self._find("error", series.name, sha, "records an adaptation but no reviewing PR")
+            return
+        if not isinstance(self.forge, Forge):
+            self._find(
+                "warning",
+                series.name,
+                sha,
+                f"adaptation reviewed in #{pr}: not checked ({self.forge or 'no forge'})",
             )
             return
-        audit.counts["backports"] += 1
-        size = adaptation(self.repo, c, source)
-        if size == 0:
-            audit.counts["identical"] += 1
-        else:
-            audit.counts["adapted"] += 1
-            audit.adapted.append(
-                {"commit": sha, "source": str(source.id), "lines": size, "subject": subject}
-            )
+        maint = {m.lower() for m in self.policy.maintainers}
+        try:
+            reviews = self.forge.reviews(pr)
+        except StablectlError as e:
+            self._find("error", series.name, sha, f"cannot read the reviews of #{pr}: {e}")
+            return
+        approvers = sorted({r.user.lower() for r in reviews if r.state == "APPROVED"} & maint)
+        entry["approvers"] = approvers
+        if not approvers:
             self._find(
-                "warning", name, sha, f"adapted from {str(source.id)[:12]}: {size} lines differ"
+                "error",
+                series.name,
+                sha,
+                f"records an adaptation reviewed in #{pr}, which no maintainer approved",
             )
 
     def _same_patch_upstream(self, c: pygit2.Commit, paths: list[str], base: str) -> str | None:
@@ -280,75 +375,239 @@ class Verifier:
 
     # -------------------------------------------------------------------- releases
 
-    def _tags(self, series: Series, audit: SeriesAudit, tip: str, known: dict[str, str]) -> None:
+    def _tags(
+        self,
+        series: Series,
+        audit: SeriesAudit,
+        tip: str,
+        known: dict[str, str],
+        released: list[tuple[str, str]],
+    ) -> None:
+        """Release commits and tags one to one, numbered 1, 2, …; every tag annotated, named as
+        its ref, on its release commit, naming the previous release's tag object (the chain),
+        signed by a pinned key when keys are pinned."""
         repo, name = self.repo, series.name
+        tags = []
         n = 1
-        while True:
-            tag = tag_of(self.policy, series, n)
-            ref = repo.references.get(f"refs/fork-tags/{tag}")
-            if ref is None:
-                break
+        while (ref := repo.references.get(f"refs/fork-tags/{tag_of(self.policy, series, n)}")) or (
+            n <= len(released)
+        ):
+            tags.append((n, tag_of(self.policy, series, n), ref))
             n += 1
-            obj = repo[ref.target]
-            entry: JSONDoc = {
-                "tag": tag,
-                "annotated": obj.type == pygit2.enums.ObjectType.TAG,
-            }
-            audit.releases.append(entry)
-            if not entry["annotated"]:
-                self._find("error", name, tag, "a lightweight tag: release tags are annotated")
-            commit = obj.peel(pygit2.Commit)
-            entry["commit"] = str(commit.id)
-            was = known.get(f"tag:{tag}")
-            if was and was != str(ref.target):
-                self._find("error", name, tag, f"MOVED: was {was} when last verified")
-            on_branch = str(commit.id) == tip or repo.descendant_of(pygit2.Oid(hex=tip), commit.id)
-            if not on_branch:
-                self._find("error", name, tag, f"points at {commit.id} off {series.stable_branch}")
-            version = release_trailer_version(commit.message)
-            if (
-                version is None
-                or tag_of(self.policy, series, int(version.rsplit(".", 1)[1])) != tag
-            ):
+        previous = (series.base, self.engine.cache.resolve(f"refs/tags/{series.base}"))
+        for n, tag, ref in tags:
+            version = f"{series.name}.{n}"
+            commit_of_n = released[n - 1][1] if n <= len(released) else None
+            if commit_of_n is not None and released[n - 1][0] != version:
                 self._find(
-                    "error", name, tag, "does not point at the release commit of its version"
+                    "error",
+                    name,
+                    commit_of_n,
+                    f"release commit number {n} on the branch names version "
+                    f"{released[n - 1][0]}, not {version}: releases are numbered in order",
                 )
-            self._artifacts(series, tag, str(commit.id), entry)
+            if ref is None:
+                self._find(
+                    "error",
+                    name,
+                    tag,
+                    f"no tag for the release commit {commit_of_n}: the tag was deleted, or the "
+                    "release run has not finished (`stablectl sync` tags it)",
+                )
+                previous = (tag, None)
+                continue
+            entry = self._tag(
+                series, tag, version, pygit2.Oid(hex=str(ref.target)), tip, previous, known
+            )
+            audit.releases.append(entry)
+            if commit_of_n is None:
+                self._find(
+                    "error",
+                    name,
+                    tag,
+                    f"a tag without a release commit on {series.stable_branch}: "
+                    f"{series.stable_branch} has {len(released)} releases",
+                )
+            elif entry.get("commit") != commit_of_n:
+                self._find(
+                    "error",
+                    name,
+                    tag,
+                    f"points at {entry.get('commit')}, not at release commit {n} ({commit_of_n})",
+                )
+            previous = (tag, str(ref.target))
+            self._artifacts(series, tag, str(entry.get("commit")), entry)
+
+    def _tag(
+        self,
+        series: Series,
+        tag: str,
+        version: str,
+        target: pygit2.Oid,
+        tip: str,
+        previous: tuple[str, str | None],
+        known: dict[str, str],
+    ) -> JSONDoc:
+        repo, name = self.repo, series.name
+        obj = repo[target]
+        entry: JSONDoc = {
+            "tag": tag,
+            "tag_object": str(target),
+            "annotated": obj.type == pygit2.enums.ObjectType.TAG,
+            "signed_by": None,
+        }
+        commit = obj.peel(pygit2.Commit)
+        entry["commit"] = str(commit.id)
+        was = known.get(f"tag:{tag}")
+        if was and was != str(target):
+            self._find("error", name, tag, f"MOVED: was {was} when last verified")
+        if not (str(commit.id) == tip or repo.descendant_of(pygit2.Oid(hex=tip), commit.id)):
+            self._find("error", name, tag, f"points at {commit.id} off {series.stable_branch}")
+        if release_trailer_version(commit.message) != version:
+            self._find("error", name, tag, "does not point at the release commit of its version")
+        if not entry["annotated"]:
+            self._find("error", name, tag, "a lightweight tag: release tags are annotated")
+            return entry
+        assert isinstance(obj, pygit2.Tag)
+        if obj.name != tag:
+            self._find(
+                "error", name, tag, f"the tag object is {obj.name!r}'s: a tag moved to this name"
+            )
+        chain = tag_chain(obj.message or "")
+        entry["previous"] = chain.get(PREVIOUS_TRAILER)
+        want_prev = f"{previous[0]} {previous[1]}"
+        if chain.get(RELEASE_TRAILER) != version or chain.get(COMMIT_TRAILER) != str(commit.id):
+            self._find(
+                "error",
+                name,
+                tag,
+                f"its message does not name version {version} and commit {commit.id} "
+                f"({RELEASE_TRAILER}:, {COMMIT_TRAILER}:)",
+            )
+        elif previous[1] is not None and chain.get(PREVIOUS_TRAILER) != want_prev:
+            self._find(
+                "error",
+                name,
+                tag,
+                f"the release log breaks: it names {chain.get(PREVIOUS_TRAILER)!r} as the "
+                f"previous release, the mirror has {want_prev}",
+            )
+        self._signature(series, tag, target, entry)
+        return entry
+
+    def _signature(self, series: Series, tag: str, target: pygit2.Oid, entry: JSONDoc) -> None:
+        _kind, raw = self.repo.odb.read(target)
+        payload, signature = split_signed_tag(bytes(raw))
+        if signature is None:
+            if self.trust.required or self.trust.pinned:
+                self._find("error", series.name, tag, "UNSIGNED, but signatures are required")
+            return
+        if not self.trust.pinned:
+            level: Level = "error" if self.trust.required else "warning"
+            self._find(level, series.name, tag, "signed, but no key is pinned to check it")
+            return
+        try:
+            entry["signed_by"] = check_signature(payload, signature, self.trust, namespace="git")
+        except GitError as e:
+            self._find("error", series.name, tag, f"signature: {e}")
 
     def _artifacts(self, series: Series, tag: str, commit: str, entry: JSONDoc) -> None:
+        """The release's files as published: SHA256SUMS lists each of them (nothing missing,
+        extra or changed), its signature verifies, and the manifest names the tag's commit."""
         if self.releases_dir is None:
             return
         directory = self.releases_dir / tag
-        manifest_path = directory / "manifest.json"
-        if not manifest_path.is_file():
+        name = series.name
+        if not directory.is_dir():
             entry["manifest"] = None
-            self._find("warning", series.name, tag, f"no manifest in {directory} to check")
+            self._find("warning", name, tag, f"no release files in {directory} to check")
+            return
+        sums_path = directory / SUMS
+        if not sums_path.is_file():
+            entry["manifest"] = None
+            self._find("error", name, tag, f"{SUMS} is missing from {directory}")
+            return
+        sums = sums_path.read_bytes()
+        self._sums_signature(series, tag, directory, sums, entry)
+        listed: dict[str, str] = {}
+        for line in sums.decode("utf-8", "replace").splitlines():
+            digest, _, fname = line.partition("  ")
+            if fname:
+                listed[fname.lstrip("*")] = digest
+        present = {
+            p.name
+            for p in directory.iterdir()
+            if p.is_file() and p.name not in (SUMS, *SUM_SIGNATURES)
+        }
+        checked = 0
+        for fname in sorted(present - set(listed)):
+            self._find("error", name, str(directory / fname), f"an extra file {SUMS} does not list")
+        for fname, digest in sorted(listed.items()):
+            path = directory / fname
+            if "/" in fname or not path.is_file():
+                self._find("error", name, str(path), f"listed in {SUMS} but missing")
+                continue
+            got = hashlib.sha256(path.read_bytes()).hexdigest()
+            checked += 1
+            if got != digest:
+                self._find(
+                    "error",
+                    name,
+                    str(path),
+                    f"SHA-256 {got} does not match {SUMS}'s {digest}: the file was changed",
+                )
+        entry["artifacts_checked"] = checked
+        manifest_path = directory / "manifest.json"
+        if "manifest.json" not in listed or not manifest_path.is_file():
+            entry["manifest"] = None
+            self._find("error", name, tag, f"no manifest.json listed in {SUMS}")
             return
         manifest = json.loads(manifest_path.read_text())
         entry["manifest"] = str(manifest_path)
         if manifest.get("commit") != commit:
             self._find(
                 "error",
-                series.name,
+                name,
                 tag,
                 f"the manifest names commit {manifest.get('commit')}, the tag {commit}",
             )
-        checked = 0
+        if manifest.get("tag_object") not in (None, entry.get("tag_object")):
+            self._find(
+                "error",
+                name,
+                tag,
+                f"the manifest names tag object {manifest.get('tag_object')}, the mirror's "
+                f"{tag} is {entry.get('tag_object')}",
+            )
         for art in manifest.get("artifacts", []):
-            path = directory / art["name"]
-            if not path.is_file():
-                self._find("warning", series.name, str(path), "artifact not at hand")
-                continue
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            checked += 1
-            if digest != art["sha256"]:
+            if listed.get(art.get("name")) not in (None, art.get("sha256")):
                 self._find(
                     "error",
-                    series.name,
-                    str(path),
-                    f"SHA-256 {digest} does not match the manifest's {art['sha256']}",
+                    name,
+                    art.get("name", "?"),
+                    f"the manifest and {SUMS} disagree on its SHA-256",
                 )
-        entry["artifacts_checked"] = checked
+
+    def _sums_signature(
+        self, series: Series, tag: str, directory: Path, sums: bytes, entry: JSONDoc
+    ) -> None:
+        sigs = [directory / n for n in SUM_SIGNATURES if (directory / n).is_file()]
+        entry["sums_signed_by"] = None
+        if not sigs:
+            if self.trust.required or self.trust.pinned:
+                self._find("error", series.name, tag, f"{SUMS} is UNSIGNED ({SUM_SIGNATURES})")
+            return
+        if not self.trust.pinned:
+            level: Level = "error" if self.trust.required else "warning"
+            self._find(level, series.name, tag, f"{SUMS} is signed, but no key is pinned")
+            return
+        for sig in sigs:
+            try:
+                entry["sums_signed_by"] = check_signature(
+                    sums, sig.read_bytes(), self.trust, namespace="file"
+                )
+            except GitError as e:
+                self._find("error", series.name, str(sig), f"signature: {e}")
 
     def rebuild(self, series: Series, entry: JSONDoc) -> None:
         """Build the tarballs again from the tag and compare with the manifest."""
@@ -415,10 +674,12 @@ def verify(
     releases_dir: Path | None,
     rebuild: bool = False,
     record: bool = True,
+    trust: Trust | None = None,
+    forge: Forge | str | None = None,
 ) -> VerifyReport:
     remote = policy.fork.git
     known = load_known(engine.state_dir, remote)
-    v = Verifier(engine, policy, releases_dir)
+    v = Verifier(engine, policy, releases_dir, trust=trust, forge=forge)
     for s in series:
         audit = v.audit(s, known)
         v.report.audits.append(audit)

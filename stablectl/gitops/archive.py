@@ -112,3 +112,8 @@ def sha256sums(artifacts: list[Artifact]) -> str:
     return "".join(
         f"{a.sha256}  {a.path.name}\n" for a in sorted(artifacts, key=lambda a: a.path.name)
     )
+
+
+def file_artifact(path: Path) -> Artifact:
+    data = path.read_bytes()
+    return Artifact(path, hashlib.sha256(data).hexdigest(), len(data))

@@ -198,7 +198,7 @@ def references(message: str) -> tuple[str, ...]:
         for ln in lines[1:]
         if not _CHERRY_RE.match(ln)
         and not _REVERT_RE.search(ln)
-        and not ln.startswith(PREREQUISITE_TRAILER)
+        and not ln.startswith((PREREQUISITE_TRAILER, ADAPTED_TRAILER))
     )
     out: dict[str, None] = {}
     for kind, num, hashnum, sha in _REF_RE.findall(f"{subject}\n{body}"):
@@ -210,6 +210,38 @@ def references(message: str) -> tuple[str, ...]:
         else:
             out[f"gh-{int(hashnum)}"] = None
     return tuple(out)
+
+
+ADAPTED_TRAILER = "Stablectl-Adapted"
+_ADAPTED_RE = re.compile(
+    rf"^{ADAPTED_TRAILER}:[ \t]*([0-9a-fA-F]{{7,40}})[ \t]+\((\d+) lines?"
+    r"(?:; reviewed in #(\d+))?\)[ \t]*$",
+    re.M,
+)
+
+
+@dataclass(frozen=True)
+class Adapted:
+    """A backport's recorded adaptation: how many changed lines differ from `source`, and the
+    PR where a maintainer reviewed that difference."""
+
+    source: str
+    lines: int
+    pr: int | None
+
+
+def adapted_message(message: str, a: Adapted) -> str:
+    """The message with its adaptation recorded (an earlier record replaced)."""
+    message = _ADAPTED_RE.sub("", message)
+    pr = f"; reviewed in #{a.pr}" if a.pr is not None else ""
+    return _append_trailer(message, f"{ADAPTED_TRAILER}: {a.source} ({a.lines} lines{pr})")
+
+
+def adapted_of(message: str) -> Adapted | None:
+    m = _ADAPTED_RE.search(message)
+    if not m:
+        return None
+    return Adapted(m.group(1).lower(), int(m.group(2)), int(m.group(3)) if m.group(3) else None)
 
 
 def prerequisite_of(message: str) -> str | None:

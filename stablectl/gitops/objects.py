@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import cast
 
 import pygit2
@@ -26,6 +27,27 @@ def first_parent_diff(c: pygit2.Commit) -> pygit2.Diff:
     if c.parents:
         return c.parents[0].tree.diff_to_tree(c.tree)
     return c.tree.diff_to_tree(swap=True)
+
+
+def patch_lines(diff: pygit2.Diff) -> Counter[str]:
+    """The added and removed lines of a diff, with their file: what a patch changes."""
+    out: Counter[str] = Counter()
+    for patch in diff:
+        if patch is None:
+            continue
+        path = patch.delta.new_file.path
+        for hunk in patch.hunks:
+            for line in hunk.lines:
+                if line.origin in "+-":
+                    out[f"{path}\0{line.origin}{line.content}"] += 1
+    return out
+
+
+def adaptation(c: pygit2.Commit, source: pygit2.Commit) -> int:
+    """How many changed lines differ between a backport and the commit it names (0: the same
+    change, perhaps at other line numbers)."""
+    a, b = patch_lines(first_parent_diff(c)), patch_lines(first_parent_diff(source))
+    return sum(((a - b) + (b - a)).values())
 
 
 def _is_hex(s: str) -> bool:

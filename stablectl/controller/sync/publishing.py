@@ -14,7 +14,13 @@ from stablectl.gitops.cache import RepoCache
 from stablectl.gitops.push import ForkPusher, RefUpdate
 from stablectl.policy import Policy
 
-CONTENT_TYPES = {".xz": "application/x-xz", ".tgz": "application/gzip", ".json": "application/json"}
+CONTENT_TYPES = {
+    ".xz": "application/x-xz",
+    ".tgz": "application/gzip",
+    ".json": "application/json",
+    ".md": "text/markdown",
+    ".asc": "application/pgp-signature",
+}
 
 
 def core_assets(policy: Policy, version: str) -> set[str]:
@@ -41,11 +47,26 @@ def publish(
     rc = p.release
     release = p.published  # read when the publishing was decided, just before
     names = {a.name for a in release.assets} if release else set()
+    prs = forge.list_prs("all")
+    release_pr = next(
+        (
+            x
+            for x in prs
+            if x.state == "merged"
+            and x.marker is not None
+            and x.marker.kind == "release"
+            and x.marker.series == p.series_plan.series.name
+            and x.marker.extra.get("version") == rc.version
+        ),
+        None,
+    )
     links = artifacts.ReleaseLinks(
-        prs=forge.list_prs("all"),
+        prs=prs,
         checks_of=forge.checks,
         web_fork=forge.web_url(),
         web_upstream=policy.upstream.web,
+        reviews_of=forge.reviews,
+        release_pr=release_pr,
     )
     built = artifacts.build_release(
         cache.repo,

@@ -145,7 +145,16 @@ class ReleaseRound:
             )
         out: list[Action] = []
         if have is None:
-            message = f"{p.project} {rc.version}\n\nPoint release of {s.stable_branch}.\n"
+            self._never_reused(tag, rc.commit)
+            n = len(sr.releases)
+            prev_tag = rel.tag_of(p, s, n - 1) if n > 1 else s.base
+            prev_ref = f"refs/fork-tags/{prev_tag}" if n > 1 else f"refs/tags/{s.base}"
+            prev_object = cache.resolve(prev_ref)
+            if prev_object is None:
+                raise GitError(f"cannot tag {tag}: the previous release's tag {prev_tag} is gone")
+            message = rel.tag_message(
+                p, s, version=rc.version, commit=rc.commit, previous=(prev_tag, prev_object)
+            )
             out.append(
                 Action(s.name, tag, f"on {rc.commit[:10]}", TagRelease(tag, rc.commit, message))
             )
@@ -188,6 +197,7 @@ class ReleaseRound:
         head = rel.release_commit(repo, p, s, tip=tip, version=version, fixes=sr.unreleased)
         if rpr is not None and rpr.head_sha == head:
             return out
+        self._never_reused(tag, None)
         deadline = (self.now() + dt.timedelta(hours=p.release.review_hours)).replace(microsecond=0)
         marker = Marker(
             "release",
@@ -227,6 +237,23 @@ class ReleaseRound:
             )
             out.append(Action(s.name, branch, title, open_))
         return out
+
+    def _never_reused(self, tag: str, commit: str | None) -> None:
+        """A version is published once: a forge release of `tag` that the fork has no tag for
+        means the fork was rewound (or the tag deleted) after publishing. Proposing or tagging
+        that version again, with other content, would give downstreams two different
+        3.11.2.N; stop and say so."""
+        if self.engine.cache.resolve(f"refs/fork-tags/{tag}") is not None:
+            return
+        published = self.forge.get_release(tag)
+        if published is None:
+            return
+        raise GitError(
+            f"{tag} was published (forge release {published.name!r}) but the fork has no such "
+            "tag: the fork was rewound or the tag deleted. A version is never reused; restore "
+            f"the tag and the branch from the published release (its manifest names the commit)"
+            + (f", not {commit[:10]}" if commit else "")
+        )
 
     def _wanted(
         self,

@@ -15,6 +15,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
+from stablectl.controller.release import tag_chain
 from stablectl.forge.local import LocalForge
 from stablectl.gitops.archive import build_tarballs, tar_bytes
 from tests.controller.sync.test_sync import SyncEnv, make_env
@@ -79,16 +80,20 @@ def test_full_lifecycle(env: SyncEnv) -> None:
     rel = env.new_forge().get_release("v3.11.2.1")
     assert rel is not None and rel.name == "pyexample 3.11.2.1"
     names = sorted(a.name for a in rel.assets)
-    assert names[:5] == [
+    assert [n for n in names if not n.startswith("osv-")] == [
+        "Python-3.11.2.1.patches.tar.xz",
         "Python-3.11.2.1.tar.xz",
         "Python-3.11.2.1.tgz",
+        "RELEASE-NOTES.md",
         "SHA256SUMS",
         "manifest.json",
-        "osv-PYEXAMPLE-STABLE-3.11.2.1-CVE-2023-24329.json",
     ]
+    assert "osv-PYEXAMPLE-STABLE-3.11.2.1-CVE-2023-24329.json" in names
     assert "## Security fixes" in rel.body and "CVE-2023-24329" in rel.body
     out = env.state / "releases" / "pyexample" / "v3.11.2.1"
     sums = dict(line.split("  ")[::-1] for line in (out / "SHA256SUMS").read_text().splitlines())
+    # SHA256SUMS covers every asset but itself (issue 17: it covered the tarballs only).
+    assert sorted(sums) == [n for n in names if n != "SHA256SUMS"]
     for name, digest in sums.items():
         assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
     forge = env.new_forge()
@@ -108,6 +113,22 @@ def test_full_lifecycle(env: SyncEnv) -> None:
     osv = json.loads((out / "osv-PYEXAMPLE-STABLE-3.11.2.1-CVE-2023-24329.json").read_text())
     assert osv["aliases"] == ["CVE-2023-24329"]
     assert osv["affected"][0]["ranges"][0]["events"][1] == {"fixed": b["commit"]}
+    # What a machine needs: verbatim or adapted, who approved, the release's own review; an
+    # OSV record for every security fix, with a CVE or not.
+    assert b["change"] == "verbatim" and b["adapted"] is None and b["origin"] == "upstream"
+    assert b["approvers"] == ["maint"]
+    assert manifest["review"]["approvers"] == ["maint"] and manifest["review"]["release_pr"]
+    security = [f for f in manifest["fixes"] if f["security"]]
+    osvs = sorted(out.glob("osv-*.json"))
+    assert len(osvs) == sum(max(1, len(f["cves"])) for f in security) > 1
+    assert any(json.loads(p.read_text())["aliases"] == [] for p in osvs)
+    # The release tag names its commit and the base tag's object: the start of the chain.
+    chain = tag_chain(tag.message)
+    assert chain["Stablectl-Commit"] == str(commit.id)
+    base_tag = fork.references["refs/tags/v3.11.2"].target
+    assert chain["Stablectl-Previous"] == f"v3.11.2 {base_tag}"
+    with tarfile.open(out / "Python-3.11.2.1.patches.tar.xz") as patches:
+        assert "Python-3.11.2.1-patches/series" in patches.getnames()
     # Nothing new to release: a quiet run.
     quiet = env.sync()
     assert quiet.applied == [] and quiet.api["writes"] == 0, quiet.actions

@@ -20,6 +20,7 @@ from stablectl.controller.sync import Syncer, SyncReport, branch_name
 from stablectl.forge.base import Forge
 from stablectl.forge.github import GitHubForge
 from stablectl.forge.local import LocalForge
+from stablectl.gitops.messages import adapted_of
 from stablectl.policy import load_policy
 from stablectl.testing.history import Example, History, build_example
 from tests.forges import TOKENS
@@ -465,6 +466,17 @@ def test_resolve_a_conflict_by_hand(tmp_path: Path) -> None:
     e.green(pr.head_sha)
     report = e.sync()
     assert [a.target for a in report.applied if a.kind == "merge"] == [f"#{pr.number}"]
+    # Both sides kept: not upstream's change. The commit records by how much and where it was
+    # reviewed (issue 17), and `verify` accepts it only as recorded.
+    msg = subprocess.run(
+        ["git", "--git-dir", str(e.example.fork), "log", "-1", "--format=%B", "3.11.2-stable"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rec = adapted_of(msg)
+    assert rec is not None and rec.source == s["D"] and rec.pr == pr.number and rec.lines > 0
+    assert "adapted: " in r.stdout
 
 
 @pytest.mark.parametrize("n", [2, 4])

@@ -1,0 +1,169 @@
+"""Signatures on releases, made and checked with the tools distributions already use:
+
+- **ssh** (`ssh-keygen -Y sign/verify`, namespace `file` for files and `git` for tags, as
+  `git tag -s` with `gpg.format=ssh` makes them), pinned by an allowed-signers file;
+- **OpenPGP** (`gpg --detach-sign`, checked with `gpgv` against a pinned keyring: Debian's
+  `uscan`, Fedora's `%gpgverify` and Gentoo's verify-sig work the same way).
+
+The private key is never in the policy: sync reads its location from `STABLECTL_SIGNING_KEY`
+(a key file for ssh, a key id in `GNUPGHOME` for OpenPGP) and the format from
+`STABLECTL_SIGNING_FORMAT`. Both run offline.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from stablectl.errors import GitError
+
+Format = Literal["ssh", "openpgp"]
+SSH_BEGIN = b"-----BEGIN SSH SIGNATURE-----"
+PGP_BEGIN = b"-----BEGIN PGP SIGNATURE-----"
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """The key sync signs with: a private key file (ssh) or a key id (OpenPGP)."""
+
+    key: str
+    format: Format
+
+    @property
+    def suffix(self) -> str:
+        """The detached signature's file suffix."""
+        return ".sig" if self.format == "ssh" else ".asc"
+
+
+def signing_key_from_env() -> SigningKey | None:
+    key = os.environ.get("STABLECTL_SIGNING_KEY")
+    if not key:
+        return None
+    fmt = os.environ.get("STABLECTL_SIGNING_FORMAT", "ssh")
+    if fmt not in ("ssh", "openpgp"):
+        raise GitError(f"STABLECTL_SIGNING_FORMAT={fmt!r}: use ssh or openpgp")
+    return SigningKey(key, "ssh" if fmt == "ssh" else "openpgp")
+
+
+@dataclass(frozen=True)
+class Trust:
+    """The keys a downstream pins: whatever they signed is accepted, nothing else."""
+
+    allowed_signers: Path | None = None
+    openpgp_keyring: Path | None = None
+    required: bool = False
+
+    @property
+    def pinned(self) -> bool:
+        return self.allowed_signers is not None or self.openpgp_keyring is not None
+
+
+def _run(args: list[str], data: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(args, input=data, capture_output=True, check=False)
+
+
+def sign_file(path: Path, key: SigningKey) -> Path:
+    """A detached signature next to `path` (`.sig` for ssh, `.asc` for OpenPGP)."""
+    out = path.with_name(path.name + key.suffix)
+    out.unlink(missing_ok=True)
+    if key.format == "ssh":
+        proc = _run(["ssh-keygen", "-q", "-Y", "sign", "-f", key.key, "-n", "file", str(path)])
+    else:
+        proc = _run(
+            [
+                "gpg",
+                "--batch",
+                "--yes",
+                "--armor",
+                "--local-user",
+                key.key,
+                "--output",
+                str(out),
+                "--detach-sign",
+                str(path),
+            ]
+        )
+    if proc.returncode != 0 or not out.is_file():
+        raise GitError(f"cannot sign {path.name}: {proc.stderr.decode(errors='replace').strip()}")
+    return out
+
+
+def check_signature(payload: bytes, signature: bytes, trust: Trust, *, namespace: str) -> str:
+    """Who signed `payload` among the pinned keys; raises `GitError` saying why not."""
+    if signature.lstrip().startswith(SSH_BEGIN):
+        if trust.allowed_signers is None:
+            raise GitError("an ssh signature, but no allowed-signers file is pinned")
+        return _check_ssh(payload, signature, trust.allowed_signers, namespace)
+    if signature.lstrip().startswith(PGP_BEGIN):
+        if trust.openpgp_keyring is None:
+            raise GitError("an OpenPGP signature, but no OpenPGP keyring is pinned")
+        return _check_openpgp(payload, signature, trust.openpgp_keyring)
+    raise GitError("not an ssh or OpenPGP signature")
+
+
+def _check_ssh(payload: bytes, signature: bytes, allowed: Path, namespace: str) -> str:
+    with tempfile.TemporaryDirectory(prefix="stablectl-sig-") as tmp:
+        sig = Path(tmp) / "payload.sig"
+        sig.write_bytes(signature)
+        found = _run(["ssh-keygen", "-Y", "find-principals", "-f", str(allowed), "-s", str(sig)])
+        principals = found.stdout.decode().split()
+        if found.returncode != 0 or not principals:
+            raise GitError("signed by a key the allowed-signers file does not pin")
+        who = principals[0]
+        proc = _run(
+            [
+                "ssh-keygen",
+                "-Y",
+                "verify",
+                "-f",
+                str(allowed),
+                "-I",
+                who,
+                "-n",
+                namespace,
+                "-s",
+                str(sig),
+            ],
+            payload,
+        )
+        if proc.returncode != 0:
+            raise GitError(f"BAD signature (claims {who}): the signed content was changed")
+        return who
+
+
+def _check_openpgp(payload: bytes, signature: bytes, keyring: Path) -> str:
+    with tempfile.TemporaryDirectory(prefix="stablectl-sig-") as tmp:
+        ring = keyring
+        if keyring.read_bytes()[:64].lstrip().startswith(b"-----BEGIN"):
+            ring = Path(tmp) / "keyring.gpg"
+            proc = _run(["gpg", "--batch", "--dearmor", "-o", str(ring), str(keyring)])
+            if proc.returncode != 0:
+                raise GitError(f"cannot read the OpenPGP keyring {keyring}")
+        sig, data = Path(tmp) / "payload.asc", Path(tmp) / "payload"
+        sig.write_bytes(signature)
+        data.write_bytes(payload)
+        proc = _run(
+            ["gpgv", "--status-fd", "1", "--keyring", str(ring.resolve()), str(sig), str(data)]
+        )
+        status = proc.stdout.decode(errors="replace")
+        good = [ln.split(" ", 3) for ln in status.splitlines() if ln.startswith("[GNUPG:] GOODSIG")]
+        if proc.returncode == 0 and good:
+            return good[0][3] if len(good[0]) > 3 else good[0][2]
+        if "[GNUPG:] BADSIG" in status:
+            raise GitError("BAD signature: the signed content was changed")
+        raise GitError("signed by a key the OpenPGP keyring does not pin")
+
+
+def split_signed_tag(raw: bytes) -> tuple[bytes, bytes | None]:
+    """A tag object's payload and its signature (None when unsigned), as git splits them."""
+    for begin in (SSH_BEGIN, PGP_BEGIN, b"-----BEGIN SIGNED MESSAGE-----"):
+        at = raw.rfind(b"\n" + begin)
+        if at >= 0:
+            return raw[: at + 1], raw[at + 1 :]
+        if raw.startswith(begin):
+            return b"", raw
+    return raw, None
