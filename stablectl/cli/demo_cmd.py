@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +18,7 @@ from stablectl.cli.output import console, print_json
 from stablectl.controller.missing import log_evidence
 from stablectl.controller.plan import Engine
 from stablectl.controller.sync import Syncer, SyncReport
+from stablectl.errors import GitError
 from stablectl.forge import open_forge
 from stablectl.forge.base import PullRequest
 from stablectl.forge.local import LocalForge
@@ -52,9 +55,20 @@ def demo(directory: Path | None, as_json: bool) -> None:
     if any(root.iterdir()):
         raise click.UsageError(f"{root} is not empty; give an empty or new --dir")
     example = build_example(root)
+    key, allowed = release_key(root / "release-keys")
     policy_path = root / "policy.yaml"
-    policy_path.write_text(example.policy_yaml())
-    run = _cycle(policy_path, root / "state")
+    signing = f'release:\n  signing: {{required: true, allowed_signers: "{allowed}"}}\n'
+    policy_path.write_text(example.policy_yaml().replace("release:\n", signing, 1))
+    saved = {k: os.environ.get(k) for k in ("STABLECTL_SIGNING_KEY", "STABLECTL_SIGNING_FORMAT")}
+    os.environ.update(STABLECTL_SIGNING_KEY=str(key), STABLECTL_SIGNING_FORMAT="ssh")
+    try:
+        run = _cycle(policy_path, root / "state")
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     if as_json:
         print_json(run.to_json(root))
         return
@@ -94,6 +108,24 @@ class DemoRun:
                 for p in self.prs
             ],
         }
+
+
+def release_key(directory: Path) -> tuple[Path, Path]:
+    """A new ssh key that signs the demo's releases, and the allowed-signers file that pins
+    it (what a distribution would keep: `verify --allowed-signers`)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key = directory / "release-key"
+    proc = subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "demo release key", "-f", str(key)],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise GitError(f"ssh-keygen cannot make the demo's release key: {proc.stderr.strip()}")
+    public = (directory / "release-key.pub").read_text().split()
+    allowed = directory / "allowed-signers"
+    allowed.write_text(f'releases@pyexample namespaces="git,file" {public[0]} {public[1]}\n')
+    return key, allowed
 
 
 def _cycle(policy_path: Path, state: Path) -> DemoRun:
@@ -197,7 +229,10 @@ def _show(run: DemoRun, root: Path) -> None:
             digest, name = line.split("  ", 1)
             con.print(f"  {name}  sha256 {digest}", markup=False)
     if run.releases:
-        con.print("  check: cd DIR && sha256sum -c SHA256SUMS; manifest.json lists every fix")
+        con.print(
+            "  signed (SHA256SUMS.sig and the tag) with the demo's key; check: cd DIR && "
+            "sha256sum -c SHA256SUMS; manifest.json lists every fix"
+        )
 
 
 def _pr_table(prs: list[PullRequest]) -> Table:
@@ -234,6 +269,14 @@ def _where(run: DemoRun, example: Example, policy_path: Path) -> None:
             markup=False,
         )
     con.print(f"  {s} sync --policy {policy_path}", markup=False)
+    con.print(
+        "Verify as a distribution would (a fresh state directory, the pinned key):", markup=False
+    )
+    con.print(
+        f"  stablectl --state-dir $(mktemp -d) verify --policy {policy_path} "
+        f"--releases {state / 'releases' / run.policy.project} --rebuild",
+        markup=False,
+    )
 
 
 def _counts(r: SyncReport) -> str:

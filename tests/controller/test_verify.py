@@ -113,10 +113,27 @@ def test_a_swapped_tarball_is_caught(demo: Path, capsys: pytest.CaptureFixture[s
     r = verify(capsys, demo)
     assert r.code == 1
     (e,) = errors(r)
-    assert e["subject"] == str(tarball) and "does not match the manifest" in e["what"]
-    # Swapped together with its manifest: the checksums agree, the tag does not produce it.
+    assert e["subject"] == str(tarball) and "does not match SHA256SUMS's" in e["what"]
+    # Swapped together with its manifest and SHA256SUMS: the checksums agree, but the demo's
+    # release key signed SHA256SUMS, and that signature no longer holds.
     art["sha256"] = hashlib.sha256(tarball.read_bytes()).hexdigest()
     (rel / "manifest.json").write_text(json.dumps(manifest))
+    sums = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in rel.iterdir()
+        if not p.name.startswith("SHA256SUMS")
+    }
+    (rel / "SHA256SUMS").write_text("".join(f"{d}  {n}\n" for n, d in sorted(sums.items())))
+    r = verify(capsys, demo)
+    (e,) = errors(r)
+    assert e["subject"].endswith("SHA256SUMS.sig") and "BAD signature" in e["what"]
+    # A mirror that signs nothing (no keys pinned, the signature gone): only rebuilding from
+    # the tag shows the tarball is not what the tag produces.
+    (rel / "SHA256SUMS.sig").unlink()
+    policy = demo / "policy.yaml"
+    policy.write_text(
+        "\n".join(ln for ln in policy.read_text().splitlines() if "signing:" not in ln) + "\n"
+    )
     assert verify(capsys, demo).code == 0
     r = verify(capsys, demo, "--rebuild")
     assert r.code == 1

@@ -232,6 +232,34 @@ flags:
     assert len(fixes) == 2
     b = by_subject["Harden b against long input"]
     assert b["status"] == "new-clean" and b["source"]["branch"] == "stablectl-queue/1"
+    if without_identity:
+        return
+    # The distribution's own patch, backported: `verify` accepts it as what it is, a downstream
+    # patch, listed and counted apart; with no queue declared it is not taken for upstream's.
+    from stablectl.controller.verify import verify
+
+    queued = b["source"]["commit"]
+    picked = fork.commit(
+        "1-stable",
+        f"Harden b against long input\n\n(cherry picked from commit {queued})",
+        {"Lib/b.py": "y\n", "Misc/NEWS.d/next/Security/b.rst": "Harden b.\n"},
+    )
+    eng = Engine(policy, tmp_path / "state", committer_time=1)
+    eng.fetch()
+    report = verify(eng, policy, policy.series, releases_dir=None, record=False)
+    eng.close()
+    assert report.ok, report.findings
+    assert report.audits[0].counts["downstream patches"] == 1
+    assert any("from the series' patch queue" in f.what for f in report.findings)
+    bare = policy.model_copy(
+        update={"series": [policy.series[0].model_copy(update={"patches": None})]}
+    )
+    eng = Engine(bare, tmp_path / "state2", committer_time=1)
+    eng.fetch()
+    report = verify(eng, bare, bare.series, releases_dir=None, record=False)
+    eng.close()
+    (err,) = [f for f in report.findings if f.level == "error"]
+    assert err.subject == picked and "patch queue commit presented as upstream" in err.what
 
 
 def test_non_ascii_subject_and_quilt_refreshed_patch_keep_their_names(tmp_path: Path) -> None:
