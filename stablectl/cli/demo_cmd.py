@@ -87,6 +87,7 @@ class DemoRun:
     steps: list[dict[str, Any]] = field(default_factory=list)
     reports: list[SyncReport] = field(default_factory=list)
     ci: list[dict[str, Any]] = field(default_factory=list)
+    release_ci: list[dict[str, Any]] = field(default_factory=list)
     approved: list[int] = field(default_factory=list)
     release_prs: list[int] = field(default_factory=list)
     prs: list[PullRequest] = field(default_factory=list)
@@ -129,8 +130,8 @@ def release_key(directory: Path) -> tuple[Path, Path]:
 
 
 def _cycle(policy_path: Path, state: Path) -> DemoRun:
-    """sync, local CI, approve, sync (merge, propose releases), approve the release PRs,
-    sync (tag and publish), sync (nothing left to do)."""
+    """sync, local CI, approve, sync (merge, propose releases), local CI on the release PRs,
+    approve them, sync (merge, tag and publish), sync (nothing left to do)."""
     policy = load_policy(policy_path)
     forge = open_forge(policy, state)
     assert isinstance(forge, LocalForge)
@@ -150,6 +151,9 @@ def _cycle(policy_path: Path, state: Path) -> DemoRun:
         run.approved = _approve(forge, "backport", lambda pr: not pr.draft)
         run.steps.append({"step": "approve", "as": MAINTAINER, "prs": run.approved})
         sync()
+        # The release commit is the tested unit: CI runs on the release PR's head too.
+        run.release_ci = _run_ci(run)
+        run.steps.append({"step": "ci", "runs": run.release_ci})
         run.release_prs = _approve(forge, "release", lambda pr: pr.state == "open")
         run.steps.append({"step": "approve-release", "as": MAINTAINER, "prs": run.release_prs})
         sync()
@@ -219,9 +223,14 @@ def _show(run: DemoRun, root: Path) -> None:
     con.print(f"3. [bold]approve[/bold] as {MAINTAINER}: PRs {approved}")
     con.print(f"4. [bold]sync[/bold]: {_counts(second)}")
     releases = ", ".join(f"#{n}" for n in run.release_prs)
-    con.print(f"5. [bold]approve[/bold] the release PRs as {MAINTAINER}: {releases}")
-    con.print(f"6. [bold]sync[/bold]: {_counts(third)}")
-    con.print(f"7. [bold]sync[/bold] again: {_counts(fourth)}\n")
+    passed = sum(1 for r in run.release_ci if r["conclusion"] == "success")
+    con.print(
+        f"5. [bold]local CI[/bold] on the release PRs' heads (the commits to be tagged): "
+        f"{passed} of {len(run.release_ci)} passed"
+    )
+    con.print(f"6. [bold]approve[/bold] the release PRs as {MAINTAINER}: {releases}")
+    con.print(f"7. [bold]sync[/bold]: {_counts(third)}")
+    con.print(f"8. [bold]sync[/bold] again: {_counts(fourth)}\n")
     con.print(_pr_table(run.prs))
     for r in run.releases:
         con.print(f"\n[bold]Released {r['tag']}[/bold] in {escape(str(r['directory']))}")

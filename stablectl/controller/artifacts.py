@@ -155,6 +155,15 @@ def build_release(
             "release_pr": links.release_pr.url if links.release_pr else None,
             "approvers": _approvers(policy, links.release_pr, links),
         },
+        "tested": {
+            # The release commit itself, as tagged: the release PR's head, merged by
+            # fast-forward after the required checks passed on it.
+            "commit": rc.commit,
+            "checks": [
+                {"name": c.name, "conclusion": c.conclusion, "url": c.url}
+                for c in links.checks_of(rc.commit)
+            ],
+        },
         "fixes": [_fix_json(repo, policy, f, merged.get(f.original), links, s) for f in fixes],
         "artifacts": [
             {"name": a.path.name, "sha256": a.sha256, "size": a.size} for a in [*artifacts, patches]

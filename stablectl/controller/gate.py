@@ -39,11 +39,8 @@ def approvers_of(policy: Policy, pr: PullRequest, reviews: list[Review]) -> list
     )
 
 
-def evaluate_gate(
-    policy: Policy, forge: Forge, pr: PullRequest, *, checks: bool = True
-) -> GateResult:
-    """`checks=False` for release PRs: their commit is empty (the tree is the stable tip's,
-    which went through the backports' checks)."""
+def evaluate_gate(policy: Policy, forge: Forge, pr: PullRequest) -> GateResult:
+    """Backport and release PRs alike: approvals and the required checks on the head."""
     maint = {m.lower() for m in policy.maintainers}
     latest: dict[str, Review] = {}
     for r in forge.reviews(pr.number):
@@ -66,7 +63,7 @@ def evaluate_gate(
             f"{len(approvers)}/{need} maintainer approvals on {pr.head_sha[:10]}{extra}",
             tuple(approvers),
         )
-    required = policy.checks.required if checks else []
+    required = policy.checks.required
     found_checks = forge.checks(pr.head_sha) if required else []
     for pattern in required:
         found = [c for c in found_checks if fnmatch.fnmatchcase(c.name, pattern)]

@@ -19,6 +19,7 @@ import pytest
 
 from stablectl.cli.demo_cmd import release_key
 from stablectl.errors import GitError
+from tests.controller.sync.test_release import approve_release
 from tests.controller.sync.test_sync import SyncEnv, make_env
 from tests.helpers import Run, run_cli
 
@@ -93,8 +94,7 @@ def released(
             env.review(p.number)
             env.green(p.head_sha)
     env.sync()
-    rpr = next(p for p in env.open_prs() if p.marker.kind == "release")
-    env.review(rpr.number)
+    approve_release(env)
     report = env.sync()
     assert "tag" in [a.kind for a in report.applied], report.actions
     files = tmp_path / "downloads"

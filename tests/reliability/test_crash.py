@@ -77,14 +77,12 @@ def test_crash_in_the_merge_round_github(tmp_path: Path, fake_github: FakeGitHub
 def release_run(kind: str, fake: FakeGitHub | None) -> Callable[[Path], SyncEnv]:
     """The run that merges the approved release PR, tags, creates the release and uploads
     its assets."""
-    from tests.controller.sync.test_release import release_pr
+    from tests.controller.sync.test_release import approve_release
 
     def make(root: Path) -> SyncEnv:
         e = make_env(kind, root, fake, series="3.11.2", releases=True)
         assert e.sync().problems == []
-        pr = release_pr(e)
-        assert pr is not None
-        e.review(pr.number)  # type: ignore[attr-defined]
+        approve_release(e)
         return e
 
     return make

@@ -14,7 +14,7 @@ from stablectl import __version__
 if TYPE_CHECKING:
     from stablectl.controller.plan import Plan, SeriesPlan
     from stablectl.controller.release import ReleaseCommit
-    from stablectl.forge.base import Release
+    from stablectl.forge.base import MergeMethod, Release
 
 ActionKind = Literal[
     "create-stable",
@@ -116,6 +116,7 @@ class MergePR:
     head: str
     branch: str
     stable: str
+    method: MergeMethod | None = None  # None: the policy's release.merge_method
 
 
 @dataclass(frozen=True)

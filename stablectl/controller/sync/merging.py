@@ -12,7 +12,7 @@ from stablectl.controller.plan import Plan
 from stablectl.controller.sync.actions import Action, Findings, MergePR
 from stablectl.controller.sync.desired import Wanted
 from stablectl.errors import GitError
-from stablectl.forge.base import Forge, PullRequest
+from stablectl.forge.base import Forge, MergeMethod, PullRequest
 from stablectl.gitops.cache import RepoCache
 from stablectl.policy import Policy
 
@@ -61,8 +61,12 @@ def mergeable(
     return out
 
 
-def merge_action(series: str, stable: str, pr: PullRequest, detail: str) -> Action:
-    return Action(series, f"#{pr.number}", detail, MergePR(pr.number, pr.head_sha, pr.head, stable))
+def merge_action(
+    series: str, stable: str, pr: PullRequest, detail: str, method: MergeMethod | None = None
+) -> Action:
+    return Action(
+        series, f"#{pr.number}", detail, MergePR(pr.number, pr.head_sha, pr.head, stable, method)
+    )
 
 
 def merge_forward(
@@ -72,7 +76,7 @@ def merge_forward(
     moved forward (raises GitError otherwise). Returns a notice if the fork shows another tip
     than the forge answered."""
     before = cache.fork_branch(m.stable)
-    new = forge.merge(m.pr, m.head, policy.release.merge_method)
+    new = forge.merge(m.pr, m.head, m.method or policy.release.merge_method)
     cache.fetch_fork(policy.fork.git)
     after = cache.fork_branch(m.stable)
     if (

@@ -118,12 +118,15 @@ class ReleaseRound:
             return []
         if rpr.number not in self.forge.approved_prs(s.stable_branch):
             return []
-        res = evaluate_gate(self.policy, self.forge, rpr, checks=False)
+        # The release is the tested unit: its head is the exact commit that will be tagged,
+        # the test workflow ran on it, and it merges by fast-forward, so the tag points at a
+        # commit CI saw (whatever `merge_method` the backports use).
+        res = evaluate_gate(self.policy, self.forge, rpr)
         if not res.ok:
             self.findings.notice(f"{s.name}: release PR #{rpr.number}: {res.reason}")
             return []
-        detail = f"release {extra.get('version')}: {res.reason}"
-        return [merge_action(s.name, s.stable_branch, rpr, detail)]
+        detail = f"release {extra.get('version')}: {res.reason}; fast-forward"
+        return [merge_action(s.name, s.stable_branch, rpr, detail, "fast-forward")]
 
     # ------------------------------------------------------------------ 2. tag and publish
 
@@ -223,7 +226,7 @@ class ReleaseRound:
             )
         )
         if rpr is not None:
-            update = UpdatePR(rpr.number, title, body)
+            update = UpdatePR(rpr.number, title, body, test_sha=head)
             out.append(Action(s.name, f"#{rpr.number}", f"release {version}: new fixes", update))
         else:
             open_ = OpenPR(
@@ -233,7 +236,7 @@ class ReleaseRound:
                 body=body,
                 draft=False,
                 labels=("release",),
-                test_sha=None,
+                test_sha=head,
             )
             out.append(Action(s.name, branch, title, open_))
         return out

@@ -42,6 +42,15 @@ def release_pr(e: SyncEnv) -> object | None:
     return next((p for p in e.open_prs() if p.marker.kind == "release"), None)
 
 
+def approve_release(e: SyncEnv) -> int:
+    """A maintainer approves the release PR and its tests pass on its head."""
+    pr = release_pr(e)
+    assert pr is not None
+    e.review(pr.number)  # type: ignore[attr-defined]
+    e.green(pr.head_sha)  # type: ignore[attr-defined]
+    return pr.number  # type: ignore[attr-defined,no-any-return]
+
+
 def test_full_lifecycle(env: SyncEnv) -> None:
     text = env.policy_path.read_text()
     env.policy_path.write_text(text.replace("release:\n", "release:\n  feed: site\n", 1))
@@ -63,6 +72,12 @@ def test_full_lifecycle(env: SyncEnv) -> None:
     assert rpr2 is not None and rpr2.number == rpr.number and rpr2.head_sha != rpr.head_sha
     assert "gh-2100" in rpr2.body
     env.review(rpr2.number)
+    # Approved, but the release commit is the tested unit: no merge, no tag, until the test
+    # workflow has passed on the release PR's head (issue 17; it was merged with checks off).
+    waiting = env.sync()
+    assert not any(a.kind in ("merge", "tag") for a in waiting.applied)
+    assert any("required check 'local-ci' has not run" in n for n in waiting.notices)
+    env.green(rpr2.head_sha)
     third = env.sync()
     kinds = [a.kind for a in third.applied]
     assert kinds.count("merge") == 1 and "tag" in kinds and "release" in kinds
@@ -76,6 +91,8 @@ def test_full_lifecycle(env: SyncEnv) -> None:
     commit = tag.peel(pygit2.Commit)
     tip = fork.references["refs/heads/3.11.2-stable"].peel(pygit2.Commit)
     assert commit.id == tip.id and "Stablectl-Release: 3.11.2.1" in commit.message
+    # Merged by fast-forward: the tag is on the very commit the checks passed on.
+    assert str(commit.id) == rpr2.head_sha
     # The forge release and its assets.
     rel = env.new_forge().get_release("v3.11.2.1")
     assert rel is not None and rel.name == "pyexample 3.11.2.1"
@@ -103,6 +120,9 @@ def test_full_lifecycle(env: SyncEnv) -> None:
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["schema"] == "stablectl.release/1" and manifest["tag"] == "v3.11.2.1"
     assert manifest["commit"] == str(commit.id)
+    assert manifest["tested"]["commit"] == str(commit.id)
+    tested = {c["name"]: c["conclusion"] for c in manifest["tested"]["checks"]}
+    assert tested["local-ci"] == "success"
     assert manifest["base"] == {"tag": "v3.11.2", "commit": env.example.shas["v3.11.2"]}
     originals = {f["original"] for f in manifest["fixes"]}
     s = env.example.shas
@@ -166,7 +186,7 @@ def test_an_existing_tag_is_never_moved(tmp_path: Path) -> None:
     fork = pygit2.Repository(str(e.example.fork))
     fork.references.create("refs/tags/v3.11.2.1", pygit2.Oid(hex=e.example.shas["v3.11.2"]))
     e.sync()
-    e.review(release_pr(e).number)
+    approve_release(e)
     report = e.sync()
     assert any("tag v3.11.2.1 exists at" in p and "never moved" in p for p in report.problems)
     assert str(fork.references["refs/tags/v3.11.2.1"].target) == e.example.shas["v3.11.2"]
@@ -259,7 +279,7 @@ def test_signed_tag_with_an_ssh_key(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("STABLECTL_SIGNING_KEY", str(key))
     e = make_env("local", tmp_path / "env", None, series="3.11.2", releases=True)
     e.sync()
-    e.review(release_pr(e).number)
+    approve_release(e)
     report = e.sync()
     assert "tag" in [a.kind for a in report.applied], report.problems
     allowed = tmp_path / "allowed"
@@ -290,7 +310,7 @@ def test_a_crash_anywhere_in_the_release_run_recovers(tmp_path: Path) -> None:
 
     template = make_env("local", tmp_path / "t", None, series="3.11.2", releases=True)
     template.sync()
-    template.review(release_pr(template).number)
+    approve_release(template)
 
     def copy(n: int) -> SyncEnv:
         root = tmp_path / f"c{n}"

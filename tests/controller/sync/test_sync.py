@@ -403,7 +403,7 @@ def test_demo_runs_the_cycle(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert r.code == 0, r.err
     data = r.json()
     steps = [s["step"] for s in data["steps"]]
-    assert steps == ["sync", "ci", "approve", "sync", "approve-release", "sync", "sync"]
+    assert steps == ["sync", "ci", "approve", "sync", "ci", "approve-release", "sync", "sync"]
     first = data["steps"][0]["report"]["actions"]
     opened = [a for a in first if a["action"] == "open"]
     assert len(opened) == 12 + 1  # 12 backports and the release PR of 3.11.2 (H, I on it)
@@ -411,10 +411,11 @@ def test_demo_runs_the_cycle(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert all(r["conclusion"] == "success" for r in data["steps"][1]["runs"])
     merged = [a for a in data["steps"][3]["report"]["actions"] if a["action"] == "merge"]
     assert len(merged) == len(data["steps"][2]["prs"]) == 10
-    assert len(data["steps"][4]["prs"]) == 2  # a release PR per series
-    released = {a["target"] for a in data["steps"][5]["report"]["actions"] if a["action"] == "tag"}
+    assert [r["conclusion"] for r in data["steps"][4]["runs"]] == ["success"] * 2
+    assert len(data["steps"][5]["prs"]) == 2  # a release PR per series
+    released = {a["target"] for a in data["steps"][6]["report"]["actions"] if a["action"] == "tag"}
     assert released == {"v3.11.2.1", "v3.12.1.1"}
-    assert data["steps"][6]["report"]["actions"] == []
+    assert data["steps"][7]["report"]["actions"] == []
     (r311,) = [x for x in data["releases"] if x["tag"] == "v3.11.2.1"]
     assert "Python-3.11.2.1.tar.xz" in r311["assets"] and "SHA256SUMS" in r311["assets"]
     sums = r311["sha256sums"].splitlines()
