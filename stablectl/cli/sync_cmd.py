@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -124,6 +125,12 @@ def write_actions_summary(report: SyncReport) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as f:
             f.write(render("sync_summary.md.j2", report=report))
+    out = os.environ.get("GITHUB_OUTPUT")
+    if out:
+        # The tags this run published: the workflow builds and tests each from its tarball.
+        released = sorted({a.target for a in report.applied if a.kind == "release"})
+        with open(out, "a", encoding="utf-8") as f:
+            f.write(f"released={json.dumps(released)}\n")
     for p in report.problems:
         print(f"::error title=stablectl sync::{_escape_annotation(p)}")
     for n in report.notices:

@@ -534,11 +534,12 @@ class Verifier:
             digest, _, fname = line.partition("  ")
             if fname:
                 listed[fname.lstrip("*")] = digest
+        # SHA256SUMS and its signatures (.sig, .asc; Actions adds a Sigstore bundle,
+        # SHA256SUMS.sigstore.json, checked with `python -m sigstore verify`, not offline).
         present = {
-            p.name
-            for p in directory.iterdir()
-            if p.is_file() and p.name not in (SUMS, *SUM_SIGNATURES)
+            p.name for p in directory.iterdir() if p.is_file() and not p.name.startswith(SUMS)
         }
+        entry["sigstore_bundle"] = (directory / f"{SUMS}.sigstore.json").is_file()
         checked = 0
         for fname in sorted(present - set(listed)):
             self._find("error", name, str(directory / fname), f"an extra file {SUMS} does not list")

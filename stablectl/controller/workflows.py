@@ -26,6 +26,8 @@ ACTIONS = {
     "setup_python": "actions/setup-python@5fda3b95a4ea91299a34e894583c3862153e4b97  # v7.0.0",
     "upload_artifact": "actions/upload-artifact@bbbca2ddaa5d8feaa63e36b76fdaad77386f024f  # v7.0.0",
 }
+# Signs each release's SHA256SUMS keylessly in the controller workflow (not runnable offline).
+SIGSTORE = "sigstore==4.5.1"
 WORKFLOW_DIR = ".github/workflows"
 TEST_WORKFLOW = "stable-tests.yml"
 CONTROLLER_WORKFLOW = "stablectl.yml"
@@ -64,6 +66,7 @@ def render_workflows(policy: Policy, policy_name: str) -> list[Rendered]:
         "missing_pattern": missing.LINE_PATTERN,
         "missing_max": missing.MAX_LINES,
         "missing_block": missing.BLOCK,
+        "sigstore": SIGSTORE,
     }
     return [
         Rendered(f"{WORKFLOW_DIR}/{name}", _env().get_template(f"{name}.j2").render(**ctx))

@@ -375,3 +375,23 @@ def test_a_release_waits_for_the_follow_up_of_a_fix_it_ships(env: SyncEnv) -> No
     rpr = release_pr(env)
     assert rpr is not None and "gh-2750" in rpr.body
     assert f"follow-up of upstream `{h[:10]}`" in rpr.body
+
+
+def test_actions_output_names_the_published_tags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In Actions, sync writes `released` (a JSON list of tags): the controller workflow's
+    release-test job builds each from its published tarball, release-sign signs it."""
+    e = make_env("local", tmp_path, None, series="3.11.2", releases=True)
+    e.sync()
+    approve_release(e)
+    out = tmp_path / "github_output"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    argv = ["--state-dir", str(e.state), "sync", "--policy", str(e.policy_path)]
+    r = run_cli(capsys, *argv)
+    assert r.code == 0, r.err
+    assert out.read_text() == 'released=["v3.11.2.1"]\n'
+    out.unlink()
+    assert run_cli(capsys, *argv).code == 0
+    assert out.read_text() == "released=[]\n"  # nothing published: the jobs are skipped
