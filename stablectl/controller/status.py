@@ -11,6 +11,7 @@ picture in the terminal.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ class _Sources:
     prs: dict[tuple[str, str], PullRequest]  # (series, fix key) -> its PR (open first)
     forge: Forge | None
     releases_dir: Path
+    release_prs: dict[str, PullRequest]  # series -> its open release PR
 
 
 def _series(src: _Sources, sp: SeriesPlan, tip: str) -> JSONDoc:
@@ -108,6 +110,7 @@ def _series(src: _Sources, sp: SeriesPlan, tip: str) -> JSONDoc:
         "merged_unreleased": merged,
         "not_applicable": not_applicable,
         "releases": releases,
+        "release_pr": _release_pr_json(src.release_prs.get(s.name)),
         "cves": {
             "fixed": sorted({c for r in releases for c in r["cves"]}),
             "merged": sorted({c for f in merged for c in f["cves"]}),
@@ -118,9 +121,11 @@ def _series(src: _Sources, sp: SeriesPlan, tip: str) -> JSONDoc:
 
 
 def _release_json(src: _Sources, s: Series, n: int, rc: ReleaseCommit) -> JSONDoc:
-    """A release as its manifest describes it (the manifest lives where sync built it)."""
+    """A release as its manifest and SHA256SUMS describe it (where sync built them), with its
+    tag object and, where the forge has them, each file's download URL."""
     tag = tag_of(src.policy, s, n)
-    manifest_path = src.releases_dir / tag / "manifest.json"
+    directory = src.releases_dir / tag
+    manifest_path = directory / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     fixes = [
         {
@@ -133,14 +138,49 @@ def _release_json(src: _Sources, s: Series, n: int, rc: ReleaseCommit) -> JSONDo
         }
         for f in manifest.get("fixes", [])
     ]
+    ref = src.repo.references.get(f"refs/fork-tags/{tag}")
+    published = src.forge.get_release(tag) if src.forge is not None else None
+    urls = {a.name: a.url for a in published.assets} if published else {}
+    sums = directory / "SHA256SUMS"
+    digests = {}
+    if sums.is_file():
+        for line in sums.read_text().splitlines():
+            digest, _, name = line.partition("  ")
+            digests[name] = digest
+    for own in ("SHA256SUMS", "SHA256SUMS.sig", "SHA256SUMS.asc"):
+        if (directory / own).is_file():
+            digests[own] = hashlib.sha256((directory / own).read_bytes()).hexdigest()
+    files = {**{a["name"]: a["sha256"] for a in manifest.get("artifacts", [])}, **digests}
     return {
         "version": rc.version,
         "tag": tag,
+        "tag_object": str(ref.target) if ref is not None else None,
         "commit": rc.commit,
+        "previous": manifest.get("previous"),
         "date": iso_time(rc.time) if rc.time else None,
+        "url": published.url if published else None,
         "fixes": fixes,
         "cves": sorted({c for f in fixes for c in f["cves"]}),
         "artifacts": manifest.get("artifacts", []),
+        "files": [
+            {"name": name, "sha256": files[name], "url": urls.get(name)} for name in sorted(files)
+        ],
+    }
+
+
+def _release_pr_json(pr: PullRequest | None) -> JSONDoc | None:
+    """The release under review: its PR, version and the deadline before which it is not
+    merged (downstreams review it until then)."""
+    if pr is None or pr.marker is None:
+        return None
+    extra = pr.marker.extra
+    return {
+        "number": pr.number,
+        "url": pr.url,
+        "version": extra.get("version"),
+        "tag": extra.get("tag"),
+        "commit": pr.head_sha,
+        "deadline": extra.get("deadline"),
     }
 
 
@@ -174,14 +214,24 @@ def collect(
 ) -> JSONDoc:
     """The status document (`stablectl.status/1`). `fork_tip(branch)` gives the mirror's tip."""
     prs: dict[tuple[str, str], PullRequest] = {}
+    release_prs: dict[str, PullRequest] = {}
     for pr in forge.list_prs("all") if forge is not None else []:
         m = pr.marker
+        if m is not None and m.kind == "release" and pr.state == "open":
+            release_prs[m.series] = pr
         if m is not None and m.kind == "backport":
             key = (m.series, m.original)
             # The open PR wins over closed ones for the same fix.
             if key not in prs or pr.state == "open":
                 prs[key] = pr
-    src = _Sources(policy=policy, repo=repo, prs=prs, forge=forge, releases_dir=releases_dir)
+    src = _Sources(
+        policy=policy,
+        repo=repo,
+        prs=prs,
+        forge=forge,
+        releases_dir=releases_dir,
+        release_prs=release_prs,
+    )
     series = [
         _series(src, sp, fork_tip(sp.series.stable_branch) or sp.selection.base_sha)
         for sp in plan.series
@@ -242,6 +292,20 @@ def feed_entries(status: JSONDoc) -> list[JSONDoc]:
         for f in s["merged_unreleased"]:
             if f["security"]:
                 entries.append(_backport_entry(status, s, f, when=status["generated"], tag=None))
+        rpr = s.get("release_pr")
+        if rpr:
+            entries.append(
+                {
+                    "id": f"urn:stablectl:{status['project']}:proposed:{rpr['tag']}:"
+                    f"{rpr['commit']}",
+                    "title": f"{status['project']} {rpr['version']} proposed: review until "
+                    f"{rpr['deadline']}",
+                    "updated": status["generated"],
+                    "summary": f"release PR #{rpr['number']} ({rpr['url']}) on "
+                    f"{rpr['commit'][:12]}; not tagged before {rpr['deadline']}",
+                    "lines": [f["subject"] for f in s["merged_unreleased"]],
+                }
+            )
         for f in s["not_applicable"]:
             if f["security"]:
                 entries.append(_not_applicable_entry(status, s, f))
@@ -279,12 +343,46 @@ def _not_applicable_entry(status: JSONDoc, s: JSONDoc, f: JSONDoc) -> JSONDoc:
     }
 
 
+RELEASES_SCHEMA = "stablectl.releases/1"
+
+
+def releases_json(status: JSONDoc) -> JSONDoc:
+    """`releases.json`: every release of every series, oldest first per series, with what a
+    packager's tooling needs (version, date, tag object, commit, the previous release, each
+    file with its URL and SHA-256), and the releases under review with their deadlines. It is
+    also the release log `verify --release-log` replays against the mirror."""
+    return {
+        "schema": RELEASES_SCHEMA,
+        "project": status["project"],
+        "generated": status["generated"],
+        "mirror": status["mirror"],
+        "releases": [
+            {
+                "series": s["name"],
+                "branch": s["branch"],
+                **{
+                    k: r[k]
+                    for k in ("version", "tag", "date", "tag_object", "commit", "previous", "url")
+                },
+                "cves": r["cves"],
+                "files": r["files"],
+            }
+            for s in status["series"]
+            for r in s["releases"]
+        ],
+        "proposed": [
+            {"series": s["name"], **s["release_pr"]} for s in status["series"] if s["release_pr"]
+        ],
+    }
+
+
 def write_feed(status: JSONDoc, out: Path) -> list[Path]:
-    """status.json, feed.atom and index.html into `out` (a directory ready for GitHub
-    Pages: no external resources, works offline and without JavaScript)."""
+    """status.json, releases.json, feed.atom and index.html into `out` (a directory ready for
+    GitHub Pages: no external resources, works offline and without JavaScript)."""
     out.mkdir(parents=True, exist_ok=True)
     files = {
         "status.json": json.dumps(status, indent=2, sort_keys=True) + "\n",
+        "releases.json": json.dumps(releases_json(status), indent=2, sort_keys=True) + "\n",
         "feed.atom": render_markup(
             "feed.atom.j2",
             status=status,

@@ -159,7 +159,8 @@ class Verifier:
 
     # -------------------------------------------------------------------- branch
 
-    def audit(self, series: Series, known: dict[str, str]) -> SeriesAudit:
+    def audit(self, series: Series, known: dict[str, str], *, tags: bool = True) -> SeriesAudit:
+        """The series' branch, commit by commit, then (`tags`) its releases."""
         repo, name = self.repo, series.name
         audit = SeriesAudit(name, series.stable_branch)
         base = self.engine.cache.upstream_tag(series.base)
@@ -196,7 +197,8 @@ class Verifier:
             version = self._commit(series, audit, c)
             if version is not None:
                 released.append((version, str(c.id)))
-        self._tags(series, audit, tip, known, released)
+        if tags:
+            self._tags(series, audit, tip, known, released)
         return audit
 
     def _commit(self, series: Series, audit: SeriesAudit, c: pygit2.Commit) -> str | None:
@@ -634,6 +636,15 @@ class Verifier:
                     f"{name_} rebuilt from the tag has SHA-256 {built[name_]}, the manifest "
                     f"says {digest}: not what this commit produces",
                 )
+
+
+def release_blockers(engine: Engine, policy: Policy, series: Series, forge: Forge) -> list[str]:
+    """What `verify` would reject on the stable branch's commits (a mirror-only change, a
+    forged trailer, an unapproved adaptation, a merge): sync neither proposes nor tags a
+    release on top of it, so nothing is published that a downstream's check would refuse."""
+    v = Verifier(engine, policy, None, forge=forge)
+    v.audit(series, {}, tags=False)
+    return [f"{f.subject[:12]}: {f.what}" for f in v.report.findings if f.level == "error"]
 
 
 def known_state_path(state_dir: Path) -> Path:

@@ -271,6 +271,15 @@ def test_a_mirror_only_commit_after_the_release_fails(
     r.git("update-ref", "refs/heads/3.11.2-stable", evil)
     found = errors(r.verify(capsys))
     assert any(e.startswith(f"{evil}: a mirror-only change") for e in found), found
+    # And sync publishes nothing on top of it: asked to release, it opens no release PR for
+    # 3.11.2.2 but reports a problem.
+    done = next(p for p in r.env.new_forge().list_prs("all") if p.marker.kind == "release")
+    r.env.comment(done.number, "/stablectl release 3.11.2", "maint")
+    report = r.env.sync()
+    assert any("release held: stablectl verify would reject" in p for p in report.problems), (
+        report.problems
+    )
+    assert not any(a.kind == "open" for a in report.applied)
 
 
 def _resum(d: Path) -> None:

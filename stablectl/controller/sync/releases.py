@@ -34,6 +34,7 @@ from stablectl.controller.sync.actions import (
 from stablectl.controller.sync.merging import merge_action
 from stablectl.controller.sync.publishing import core_assets
 from stablectl.controller.sync.reconcile import skipped_fixes
+from stablectl.controller.verify import release_blockers
 from stablectl.errors import GitError, StablectlError
 from stablectl.forge.base import Forge, Marker, PullRequest
 from stablectl.policy import Policy, Series
@@ -149,6 +150,7 @@ class ReleaseRound:
         out: list[Action] = []
         if have is None:
             self._never_reused(tag, rc.commit)
+            self._verifiable(s)
             n = len(sr.releases)
             prev_tag = rel.tag_of(p, s, n - 1) if n > 1 else s.base
             prev_ref = f"refs/fork-tags/{prev_tag}" if n > 1 else f"refs/tags/{s.base}"
@@ -201,6 +203,7 @@ class ReleaseRound:
         if rpr is not None and rpr.head_sha == head:
             return out
         self._never_reused(tag, None)
+        self._verifiable(s)
         deadline = (self.now() + dt.timedelta(hours=p.release.review_hours)).replace(microsecond=0)
         marker = Marker(
             "release",
@@ -240,6 +243,15 @@ class ReleaseRound:
             )
             out.append(Action(s.name, branch, title, open_))
         return out
+
+    def _verifiable(self, s: Series) -> None:
+        """Hold the release while `verify` would reject the branch under it."""
+        blockers = release_blockers(self.engine, self.policy, s, self.forge)
+        if blockers:
+            raise GitError(
+                f"release held: stablectl verify would reject {s.stable_branch}: "
+                + "; ".join(blockers)
+            )
 
     def _never_reused(self, tag: str, commit: str | None) -> None:
         """A version is published once: a forge release of `tag` that the fork has no tag for

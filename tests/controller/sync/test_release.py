@@ -85,6 +85,14 @@ def test_full_lifecycle(env: SyncEnv) -> None:
     status = json.loads((site / "status.json").read_text())
     assert [r["tag"] for r in status["series"][0]["releases"]] == ["v3.11.2.1"]
     assert "v3.11.2.1" in (site / "feed.atom").read_text()
+    # releases.json: per release, the tag object, the commit and every file with its SHA-256
+    # and download URL.
+    (published,) = json.loads((site / "releases.json").read_text())["releases"]
+    assert published["tag"] == "v3.11.2.1" and published["tag_object"]
+    assert published["previous"]["tag"] == "v3.11.2"
+    names = {f["name"] for f in published["files"]}
+    assert {"Python-3.11.2.1.tar.xz", "manifest.json", "RELEASE-NOTES.md"} <= names
+    assert all(f["url"] and len(f["sha256"]) == 64 for f in published["files"])
     # The tag: annotated, on the stable branch, at the release commit.
     fork = pygit2.Repository(str(env.example.fork))
     tag = fork.references["refs/tags/v3.11.2.1"].peel(pygit2.Tag)
@@ -167,7 +175,7 @@ def test_release_approval_goes_stale_when_new_fixes_arrive(env: SyncEnv) -> None
     assert "refs/tags/v3.11.2.1" not in pygit2.Repository(str(env.example.fork)).references
 
 
-def test_review_deadline(tmp_path: Path) -> None:
+def test_review_deadline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     e = make_env("local", tmp_path, None, series="3.11.2", releases=True)
     e.policy_path.write_text(
         e.policy_path.read_text().replace("review_hours: 0", "review_hours: 48")
@@ -179,6 +187,21 @@ def test_review_deadline(tmp_path: Path) -> None:
     report = e.sync()
     assert any("under review until" in n for n in report.notices)
     assert release_pr(e).number == rpr.number  # approved, but not merged before the deadline
+    # Downstreams see the release under review and its deadline in machine-readable form.
+    site = tmp_path / "site"
+    argv = ["--state-dir", str(e.state), "feed", "--policy", str(e.policy_path), "--out", str(site)]
+    assert run_cli(capsys, *argv).code == 0
+    status = json.loads((site / "status.json").read_text())
+    proposed = status["series"][0]["release_pr"]
+    assert proposed["number"] == rpr.number and proposed["version"] == "3.11.2.1"
+    assert proposed["deadline"] == rpr.marker.extra["deadline"]
+    assert (
+        json.loads((site / "releases.json").read_text())["proposed"][0]["deadline"]
+        == (proposed["deadline"])
+    )
+    assert f"3.11.2.1 proposed: review until {proposed['deadline']}" in (
+        (site / "feed.atom").read_text()
+    )
 
 
 def test_an_existing_tag_is_never_moved(tmp_path: Path) -> None:
