@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -12,15 +13,26 @@ from stablectl.cli.context import fetch_and_check, obj, policy_option
 from stablectl.cli.output import console, print_json
 from stablectl.controller import verify as audit
 from stablectl.controller.plan import Engine
-from stablectl.errors import StablectlError
+from stablectl.errors import StablectlError, UsageError
 from stablectl.forge import local_forge_db, open_forge
 from stablectl.forge.base import Forge
 from stablectl.gitops.signing import Trust
+from stablectl.jsondoc import JSONDoc
 from stablectl.policy import Policy, load_policy
 
 
 def _path(p: str | None) -> Path | None:
     return Path(p).expanduser() if p else None
+
+
+def _read_log(path: Path) -> JSONDoc:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{path}: not a release log: {e}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: not a release log (a JSON object is expected)")
+    return data
 
 
 def _review_forge(policy: Policy, state: Path) -> Forge | str:
@@ -57,6 +69,12 @@ def _review_forge(policy: Policy, state: Path) -> Forge | str:
     help="OpenPGP public keyring pinning the release keys (default: release.signing).",
 )
 @click.option(
+    "--release-log",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="A releases.json kept from earlier (or fetched from the mirror's feed): every release "
+    "it lists must still be on the mirror, unchanged (catches a rollback).",
+)
+@click.option(
     "--require-signed",
     is_flag=True,
     help="Fail on any unsigned tag or SHA256SUMS (default: release.signing.required).",
@@ -73,6 +91,7 @@ def verify(
     rebuild: bool,
     allowed_signers: Path | None,
     keyring: Path | None,
+    release_log: Path | None,
     require_signed: bool,
     no_record: bool,
     as_json: bool,
@@ -118,6 +137,7 @@ def verify(
             record=not no_record,
             trust=trust,
             forge=_review_forge(policy, state),
+            release_log=_read_log(release_log) if release_log else None,
         )
     finally:
         engine.close()

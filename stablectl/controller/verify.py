@@ -86,6 +86,7 @@ class VerifyReport:
     remote: str
     audits: list[SeriesAudit] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    log_entries: int | None = None  # releases replayed from a release log, if one was given
 
     @property
     def ok(self) -> bool:
@@ -108,6 +109,7 @@ class VerifyReport:
                 }
                 for a in self.audits
             ],
+            "release_log_entries": self.log_entries,
             "findings": [f.__dict__ for f in self.findings],
         }
 
@@ -612,6 +614,73 @@ class Verifier:
             except GitError as e:
                 self._find("error", series.name, str(sig), f"signature: {e}")
 
+    def replay_log(self, log: JSONDoc, series: list[Series]) -> None:
+        """Replay a published release log (`releases.json`, kept by the downstream or fetched from
+        the mirror's feed) against the mirror: every release it lists must still be there, with
+        the same tag object and commit, numbered in order, each following the one before. This is
+        what catches a rollback (the newest release and its commit removed), which a first run
+        cannot see from the mirror alone."""
+        if log.get("schema") != "stablectl.releases/1":
+            self._find(
+                "error", "-", "release log", f"not a stablectl release log: {log.get('schema')}"
+            )
+            return
+        wanted = {s.name: s for s in series}
+        last: dict[str, tuple[int, str | None]] = {}
+        for entry in log.get("releases", []):
+            s = wanted.get(str(entry.get("series")))
+            if s is None:
+                continue
+            tag = str(entry.get("tag"))
+            n = int(str(entry.get("version", "")).rsplit(".", 1)[-1] or 0)
+            prev_n, prev_commit = last.get(s.name, (0, None))
+            if n != prev_n + 1:
+                self._find(
+                    "error",
+                    s.name,
+                    tag,
+                    f"the release log jumps from release {prev_n} to {n}: a gap",
+                )
+            previous = (entry.get("previous") or {}).get("commit")
+            if prev_commit is not None and previous != prev_commit:
+                self._find(
+                    "error",
+                    s.name,
+                    tag,
+                    f"the release log forks: it follows {previous}, the release before is "
+                    f"{prev_commit}",
+                )
+            last[s.name] = (n, entry.get("commit"))
+            ref = self.repo.references.get(f"refs/fork-tags/{tag}")
+            if ref is None:
+                self._find(
+                    "error",
+                    s.name,
+                    tag,
+                    f"the release log lists {tag} (commit {entry.get('commit')}), which the mirror "
+                    "no longer has: deleted, or the fork was rewound",
+                )
+                continue
+            if str(ref.target) != entry.get("tag_object"):
+                self._find(
+                    "error",
+                    s.name,
+                    tag,
+                    f"MOVED: the release log has tag object {entry.get('tag_object')}, the mirror "
+                    f"{ref.target}",
+                )
+            commit = str(self.repo[ref.target].peel(pygit2.Commit).id)
+            if commit != entry.get("commit"):
+                self._find(
+                    "error",
+                    s.name,
+                    tag,
+                    f"the release log has commit {entry.get('commit')}, the mirror's tag {commit}",
+                )
+        self.report.log_entries = sum(
+            1 for e in log.get("releases", []) if e.get("series") in wanted
+        )
+
     def rebuild(self, series: Series, entry: JSONDoc) -> None:
         """Build the tarballs again from the tag and compare with the manifest."""
         if not entry.get("manifest"):
@@ -688,6 +757,7 @@ def verify(
     record: bool = True,
     trust: Trust | None = None,
     forge: Forge | str | None = None,
+    release_log: JSONDoc | None = None,
 ) -> VerifyReport:
     remote = policy.fork.git
     known = load_known(engine.state_dir, remote)
@@ -698,6 +768,8 @@ def verify(
         if rebuild:
             for entry in audit.releases:
                 v.rebuild(s, entry)
+    if release_log is not None:
+        v.replay_log(release_log, series)
     if record and v.report.ok:
         save_known(engine.state_dir, remote, v.report, engine.cache.repo)
     return v.report

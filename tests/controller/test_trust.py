@@ -360,3 +360,28 @@ def test_signing_required_without_a_key_refuses_to_tag(tmp_path: Path) -> None:
     os.environ.pop("STABLECTL_SIGNING_KEY", None)
     with pytest.raises(GitError, match=r"release\.signing\.required"):
         create_tag(repo, policy, tag="v1.1", commit="0" * 40, message="m")
+
+
+def test_a_rollback_is_caught_by_a_kept_release_log(
+    released: Released, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The one attack a memoryless first run cannot see: the newest release withdrawn (its
+    tag deleted and the branch rewound under it), leaving an older, consistent mirror. A
+    downstream that kept the published releases.json (or fetched it from another copy of the
+    feed) catches it; docs/security.md says so."""
+    r = released
+    site = r.fresh.parent / "site"
+    argv = ["--state-dir", str(r.env.state), "feed", "--policy", str(r.env.policy_path)]
+    assert run_cli(capsys, *argv, "--out", str(site)).code == 0
+    log = site / "releases.json"
+    assert r.verify(capsys, "--release-log", str(log)).json()["release_log_entries"] == 1
+    r.git("update-ref", "refs/heads/3.11.2-stable", r.git("rev-parse", "3.11.2-stable~1"))
+    r.git("tag", "-d", "v3.11.2.1")
+    shutil.rmtree(r.files / "v3.11.2.1")
+    assert r.verify(capsys).code == 0  # consistent, as far as the mirror alone shows
+    v = r.verify(capsys, "--release-log", str(log))
+    assert v.code == 1
+    assert any(
+        e.startswith("v3.11.2.1: the release log lists v3.11.2.1") and "no longer has" in e
+        for e in errors(v)
+    ), errors(v)
