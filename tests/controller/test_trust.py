@@ -385,3 +385,71 @@ def test_a_rollback_is_caught_by_a_kept_release_log(
         e.startswith("v3.11.2.1: the release log lists v3.11.2.1") and "no longer has" in e
         for e in errors(v)
     ), errors(v)
+
+
+@pytest.mark.parametrize("kind", ["local", "github"])
+def test_an_openpgp_signed_release_verifies_with_a_pinned_keyring(
+    kind: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The OpenPGP path, offline: a key in a throwaway GNUPGHOME signs the tag and
+    SHA256SUMS.asc; a fresh verify checks both with gpgv against the exported public key (as
+    Debian's uscan and Fedora's %gpgverify would), and rejects them against another key."""
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    monkeypatch.setenv("GNUPGHOME", str(home))
+    for h in (home, tmp_path / "gnupg2"):  # no gpg-agent outlives the test
+        request.addfinalizer(
+            lambda h=h: subprocess.run(
+                ["gpgconf", "--homedir", str(h), "--kill", "all"], capture_output=True
+            )
+        )
+
+    def gpg(*args: str) -> str:
+        return subprocess.run(
+            ["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "", *args],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    gpg("--quick-gen-key", "Release Key <release@pyexample.invalid>", "ed25519", "sign", "never")
+    keyring = tmp_path / "release.asc"
+    keyring.write_text(gpg("--armor", "--export", "release@pyexample.invalid"))
+    fake = request.getfixturevalue("fake_github") if kind == "github" else None
+    env = make_env(kind, tmp_path / "env", fake, series="3.11.2", releases=True)
+    text = env.policy_path.read_text()
+    env.policy_path.write_text(
+        text.replace(
+            "release:\n",
+            f'release:\n  signing: {{required: true, openpgp_keyring: "{keyring}"}}\n',
+            1,
+        )
+    )
+    monkeypatch.setenv("STABLECTL_SIGNING_KEY", "release@pyexample.invalid")
+    monkeypatch.setenv("STABLECTL_SIGNING_FORMAT", "openpgp")
+    env.sync()
+    approve_release(env)
+    assert "tag" in [a.kind for a in env.sync().applied]
+    files = env.state / "releases" / "pyexample"
+    assert (files / "v3.11.2.1" / "SHA256SUMS.asc").is_file()
+    argv = ["verify", "--policy", str(env.policy_path), "--releases", str(files), "--json"]
+    r = run_cli(capsys, "--state-dir", str(tmp_path / "fresh1"), *argv)
+    assert r.code == 0, errors(r)
+    (rel,) = r.json()["series"][0]["releases"]
+    assert rel["signed_by"] and rel["sums_signed_by"]
+    # Another key pinned: neither signature is accepted.
+    other = tmp_path / "gnupg2"
+    other.mkdir(mode=0o700)
+    monkeypatch.setenv("GNUPGHOME", str(other))
+    gpg("--quick-gen-key", "Someone Else <else@example.invalid>", "ed25519", "sign", "never")
+    wrong = tmp_path / "else.asc"
+    wrong.write_text(gpg("--armor", "--export", "else@example.invalid"))
+    r = run_cli(capsys, "--state-dir", str(tmp_path / "fresh2"), *argv, "--keyring", str(wrong))
+    assert r.code == 1
+    found = errors(r)
+    assert any(e.startswith("v3.11.2.1: signature: signed by a key") for e in found), found
+    assert any("SHA256SUMS.asc: signature: signed by a key" in e for e in found), found
