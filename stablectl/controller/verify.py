@@ -716,6 +716,29 @@ def release_blockers(engine: Engine, policy: Policy, series: Series, forge: Forg
     return [f"{f.subject[:12]}: {f.what}" for f in v.report.findings if f.level == "error"]
 
 
+def merge_blockers(
+    engine: Engine, policy: Policy, series: Series, forge: Forge, head: str
+) -> list[str]:
+    """What verify would reject among the commits a PR would bring onto the stable branch (an
+    unrecorded or mis-recorded adaptation, a trailer naming nothing upstream has): sync does
+    not merge it, so the stable branch never holds what a downstream's check refuses."""
+    cache = engine.cache
+    repo = cache.repo
+    tip = cache.fork_branch(series.stable_branch)
+    try:
+        head_commit = repo[pygit2.Oid(hex=head)].peel(pygit2.Commit)
+    except (KeyError, ValueError):
+        return [f"{head[:10]} is not in the cache (fetch the fork)"]
+    v = Verifier(engine, policy, None, forge=forge)
+    audit = SeriesAudit(series.name, series.stable_branch, base=cache.upstream_tag(series.base))
+    walker = repo.walk(head_commit.id, pygit2.enums.SortMode.TOPOLOGICAL)
+    if tip is not None:
+        walker.hide(pygit2.Oid(hex=tip))
+    for c in reversed(list(walker)):
+        v._commit(series, audit, c)
+    return [f"{f.subject[:12]}: {f.what}" for f in v.report.findings if f.level == "error"]
+
+
 def known_state_path(state_dir: Path) -> Path:
     return state_dir / KNOWN_STATE
 

@@ -8,17 +8,20 @@ from collections.abc import Sequence
 import pygit2
 
 from stablectl.controller.gate import evaluate_gate
-from stablectl.controller.plan import Plan
+from stablectl.controller.plan import Engine, Plan
 from stablectl.controller.sync.actions import Action, Findings, MergePR
 from stablectl.controller.sync.desired import Wanted
+from stablectl.controller.verify import merge_blockers
 from stablectl.errors import GitError
 from stablectl.forge.base import Forge, MergeMethod, PullRequest
 from stablectl.gitops.cache import RepoCache
-from stablectl.policy import Policy
+from stablectl.gitops.messages import ADAPTED_TRAILER
+from stablectl.gitops.objects import adaptation
+from stablectl.policy import Policy, Series
 
 
 def mergeable(
-    policy: Policy,
+    engine: Engine,
     forge: Forge,
     plan: Plan,
     *,
@@ -26,8 +29,10 @@ def mergeable(
     mine: Sequence[PullRequest],
     findings: Findings,
 ) -> list[Action]:
-    """Merge actions for open, clean, approved and green PRs (the forge rebases each onto the
-    tip the previous merge left; one that no longer applies is reported, not forced)."""
+    """Merge actions for open, clean, approved and green PRs whose commits `verify` accepts
+    (the forge rebases each onto the tip the previous merge left; one that no longer applies
+    is reported, not forced)."""
+    policy = engine.policy
     out: list[Action] = []
     wanted_keys = {(w.series.name, w.key) for w in wanted}
     for sp in plan.series:
@@ -56,9 +61,39 @@ def mergeable(
             if not res.ok:
                 findings.notice(f"{s.name}: PR #{pr.number} not merged: {res.reason}")
                 continue
+            blockers = merge_blockers(engine, policy, s, forge, pr.head_sha)
+            if blockers:
+                findings.notice(
+                    f"{s.name}: PR #{pr.number} not merged: stablectl verify would reject it: "
+                    + "; ".join(blockers)
+                    + _record_hint(engine, s, pr)
+                )
+                continue
             detail = f"{res.reason}; {policy.release.merge_method}"
             out.append(merge_action(s.name, s.stable_branch, pr, detail))
     return out
+
+
+def _record_hint(engine: Engine, s: Series, pr: PullRequest) -> str:
+    """The exact trailer a hand-made resolution needs, when that is what is missing."""
+    m = pr.marker
+    if m is None or not m.source:
+        return ""
+    repo = engine.cache.repo
+    try:
+        head = repo[pygit2.Oid(hex=pr.head_sha)].peel(pygit2.Commit)
+        source = repo.revparse_single(m.source).peel(pygit2.Commit)
+    except (KeyError, ValueError, pygit2.GitError):
+        return ""
+    size = adaptation(head, source)
+    if not size:
+        return ""
+    line = f"{ADAPTED_TRAILER}: {source.id} ({size} lines; reviewed in #{pr.number})"
+    return (
+        f". If the difference is the reviewed resolution, record it: add the trailer line "
+        f"`{line}` to the commit message (or resolve with `stablectl backport --continue`), "
+        "push, and approve again"
+    )
 
 
 def merge_action(

@@ -104,14 +104,14 @@ class Syncer:
         )
         if dry_run:
             actions += mergeable(
-                self.policy, self.forge, plan, wanted=wanted, mine=mine, findings=self.findings
+                self.engine, self.forge, plan, wanted=wanted, mine=mine, findings=self.findings
             )
             actions += rounds.run(plan, prs, None)
         else:
             applied = self.applier.apply(actions)
             # Decided after this run's own actions (a retest has just made checks pending).
             merges = mergeable(
-                self.policy, self.forge, plan, wanted=wanted, mine=mine, findings=self.findings
+                self.engine, self.forge, plan, wanted=wanted, mine=mine, findings=self.findings
             )
             applied += self.applier.apply(merges)
             actions += merges

@@ -463,6 +463,28 @@ def test_resolve_a_conflict_by_hand(tmp_path: Path) -> None:
     prs = [p for p in e.open_prs() if p.marker.original == s["D"]]
     assert len(prs) == 1 and not prs[0].draft and prs[0].marker.extra["manual"] == "1"
     pr = prs[0]
+    # A maintainer then changes the resolution by hand, keeping the old record: approved and
+    # green, it is still not merged, and the notice gives the exact trailer to record.
+    git = ["git", "-C", str(work)]
+    with open(work / "Lib/ssl.py", "a") as fh:
+        fh.write("# one more line, by hand\n")
+    subprocess.run([*git, "commit", "-qa", "--amend", "--no-edit"], check=True, env=e.env())
+    subprocess.run([*git, "push", "-qf", str(e.example.fork), f"HEAD:{pr.head}"], check=True)
+    pr = e.new_forge().get_pr(pr.number)
+    e.review(pr.number)
+    e.green(pr.head_sha)
+    report = e.sync()
+    assert not any(a.kind == "merge" for a in report.applied)
+    (notice,) = [n for n in report.notices if f"PR #{pr.number} not merged: stablectl" in n]
+    assert "changed after review" in notice and "add the trailer line `" in notice
+    line = notice.split("add the trailer line `")[1].split("`")[0]
+    msg = subprocess.run([*git, "log", "-1", "--format=%B"], capture_output=True, text=True)
+    fixed = "\n".join(
+        ln for ln in msg.stdout.splitlines() if not ln.startswith("Stablectl-Adapted:")
+    )
+    subprocess.run([*git, "commit", "-q", "--amend", "-m", f"{fixed}\n{line}\n"], check=True)
+    subprocess.run([*git, "push", "-qf", str(e.example.fork), f"HEAD:{pr.head}"], check=True)
+    pr = e.new_forge().get_pr(pr.number)
     e.review(pr.number)
     e.green(pr.head_sha)
     report = e.sync()
