@@ -66,6 +66,31 @@ def test_the_demo_mirror_verifies(demo: Path, capsys: pytest.CaptureFixture[str]
     assert known[str(demo / "fork.git")]["branch:3.12.1-stable"] == by["3.12.1-stable"]["tip"]
 
 
+def test_the_demo_signs_its_releases_and_a_fresh_machine_checks_them(
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo generates a release key, pins it in its policy and signs tags and SHA256SUMS;
+    a verify with a state directory never used before checks every signature."""
+    r = run_cli(
+        capsys,
+        "--state-dir",
+        str(demo / "fresh-state"),
+        "verify",
+        "--policy",
+        str(demo / "policy.yaml"),
+        "--releases",
+        str(demo / "state" / "releases" / "pyexample"),
+        "--json",
+    )
+    assert r.code == 0, r.out
+    releases = [rel for s in r.json()["series"] for rel in s["releases"]]
+    assert [rel["tag"] for rel in releases] == ["v3.11.2.1", "v3.12.1.1"]
+    assert all(
+        rel["signed_by"] == rel["sums_signed_by"] == "releases@pyexample" for rel in releases
+    )
+    assert (demo / "release-keys" / "allowed-signers").is_file()
+
+
 def test_a_rewritten_branch_is_reported_loudly(
     demo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
