@@ -24,12 +24,13 @@ from stablectl.controller.release import (
     scan_series,
     tag_of,
 )
+from stablectl.controller.verify import queue_refs
 from stablectl.errors import GitError
 from stablectl.forge.base import CheckState, PullRequest, Review
 from stablectl.gitops.archive import Artifact, build_tarballs, file_artifact, sha256sums
 from stablectl.gitops.export import quilt, quilt_tarball, series_commits
 from stablectl.gitops.messages import adapted_of
-from stablectl.gitops.objects import adaptation
+from stablectl.gitops.objects import Provenance, adaptation
 from stablectl.gitops.signing import sign_file, signing_key_from_env
 from stablectl.jsondoc import JSONDoc
 from stablectl.policy import Policy, Series
@@ -136,6 +137,7 @@ def build_release(
         else s.base
     )
     patches = _patch_series(repo, policy, sp, rc, stem, directory)
+    provenance = Provenance(repo, queue_refs(policy))
     policy_release = policy.release
     manifest: JSONDoc = {
         "schema": MANIFEST_SCHEMA,
@@ -164,7 +166,9 @@ def build_release(
                 for c in links.checks_of(rc.commit)
             ],
         },
-        "fixes": [_fix_json(repo, policy, f, merged.get(f.original), links, s) for f in fixes],
+        "fixes": [
+            _fix_json(repo, policy, provenance, f, merged.get(f.original), links, s) for f in fixes
+        ],
         "artifacts": [
             {"name": a.path.name, "sha256": a.sha256, "size": a.size} for a in [*artifacts, patches]
         ],
@@ -230,6 +234,7 @@ def _approvers(policy: Policy, pr: PullRequest | None, links: ReleaseLinks) -> l
 def _fix_json(
     repo: pygit2.Repository,
     policy: Policy,
+    provenance: Provenance,
     f: ShippedFix,
     pr: PullRequest | None,
     links: ReleaseLinks,
@@ -244,25 +249,14 @@ def _fix_json(
     except (KeyError, ValueError, pygit2.GitError):
         source = None
     lines = adaptation(commit, source) if source is not None else None
-    queue = series.queue_branch
-    from_queue = bool(
-        source is not None
-        and queue
-        and (q := repo.references.get(f"refs/remotes/upstream/{queue}")) is not None
-        and (q.target == source.id or repo.descendant_of(q.target, source.id))
-        and not any(
-            repo.descendant_of(repo.references[r].target, source.id)
-            for r in repo.references
-            if r.startswith("refs/remotes/upstream/") and not r.endswith(queue)
-        )
-    )
+    origin = provenance.origin(str(source.id)) if source is not None else None
     return {
         "commit": f.commit,
         "subject": f.subject,
         "original": f.original,
         "source": f.source,
-        "origin": "patch-queue" if from_queue else ("upstream" if f.source else "none"),
-        "patch_queue": series.patches if from_queue else None,
+        "origin": origin or "none",
+        "patch_queue": series.patches if origin == "patch-queue" else None,
         "change": "verbatim" if lines == 0 else "adapted",
         "adapted": (
             {"lines": lines, "pr": recorded.pr if recorded else None, "recorded": bool(recorded)}

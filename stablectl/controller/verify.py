@@ -50,7 +50,7 @@ from stablectl.errors import GitError, StablectlError
 from stablectl.forge.base import Forge
 from stablectl.gitops.archive import build_tarballs
 from stablectl.gitops.messages import RELEASE_TRAILER, adapted_of, parse_message
-from stablectl.gitops.objects import adaptation, first_parent_diff
+from stablectl.gitops.objects import Provenance, adaptation, first_parent_diff
 from stablectl.gitops.signing import Trust, check_signature, split_signed_tag
 from stablectl.jsondoc import JSONDoc
 from stablectl.policy import Policy, Series
@@ -131,33 +131,10 @@ class Verifier:
         self.trust = trust or Trust()
         self.forge = forge  # a forge to read PR reviews from, or why there is none
         self.report = VerifyReport(policy.fork.git)
-        queues = tuple(
-            f"refs/remotes/upstream/{s.queue_branch}" for s in policy.series if s.queue_branch
-        )
-        refs = [
-            (name, self.repo.references[name].resolve().target)
-            for name in self.repo.references
-            if name.startswith(("refs/remotes/upstream/", "refs/tags/"))
-        ]
-        self._upstream_tips = [oid for name, oid in refs if not name.startswith(queues)]
-        self._queue_tips = [oid for name, oid in refs if name.startswith(queues)]
-        self._reachable: dict[tuple[str, bool], bool] = {}
+        self.provenance = Provenance(self.repo, queue_refs(policy))
 
     def _find(self, level: Level, series: str, subject: str, what: str) -> None:
         self.report.findings.append(Finding(level, series, subject, what))
-
-    def _upstream_has(self, sha: str, *, queue: bool = False) -> bool:
-        """Whether an upstream branch or tag (`queue`: a series' patch queue) has `sha`."""
-        if (sha, queue) not in self._reachable:
-            oid = pygit2.Oid(hex=sha)
-            ok = False
-            for tip in self._queue_tips if queue else self._upstream_tips:
-                commit = self.repo[tip].peel(pygit2.Commit)
-                if commit.id == oid or self.repo.descendant_of(commit.id, oid):
-                    ok = True
-                    break
-            self._reachable[sha, queue] = ok
-        return self._reachable[sha, queue]
 
     # -------------------------------------------------------------------- branch
 
@@ -251,20 +228,8 @@ class Verifier:
             source = self.repo.revparse_single(source_sha).peel(pygit2.Commit)
         except (KeyError, ValueError, pygit2.GitError):
             source = None
-        if source is not None and self._upstream_has(str(source.id)):
-            origin = "upstream"
-        elif source is not None and self._upstream_has(str(source.id), queue=True):
-            # A patch of the series' queue (a distribution's own backport, say): accepted as
-            # what it is, and listed, never counted as upstream's.
-            origin = "patch queue"
-            audit.counts["downstream patches"] += 1
-            self._find(
-                "warning",
-                name,
-                sha,
-                f"from the series' patch queue ({series.patches}), not upstream: {subject!r}",
-            )
-        else:
+        origin = self.provenance.origin(str(source.id)) if source is not None else None
+        if origin is None or source is None:
             self._find(
                 "error",
                 name,
@@ -273,6 +238,16 @@ class Verifier:
                 "or a patch queue commit presented as upstream?)",
             )
             return None
+        if origin == "patch-queue":
+            # A patch of the series' queue (a distribution's own backport, say): accepted as
+            # what it is, and listed, never counted as upstream's.
+            audit.counts["downstream patches"] += 1
+            self._find(
+                "warning",
+                name,
+                sha,
+                f"from the series' patch queue ({series.patches}), not upstream: {subject!r}",
+            )
         audit.counts["backports"] += 1
         size = adaptation(c, source)
         recorded = adapted_of(msg)
@@ -705,6 +680,11 @@ class Verifier:
                     f"{name_} rebuilt from the tag has SHA-256 {built[name_]}, the manifest "
                     f"says {digest}: not what this commit produces",
                 )
+
+
+def queue_refs(policy: Policy) -> tuple[str, ...]:
+    """The cache refs of the policy's patch queues."""
+    return tuple(f"refs/remotes/upstream/{s.queue_branch}" for s in policy.series if s.queue_branch)
 
 
 def release_blockers(engine: Engine, policy: Policy, series: Series, forge: Forge) -> list[str]:

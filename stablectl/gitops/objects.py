@@ -50,5 +50,40 @@ def adaptation(c: pygit2.Commit, source: pygit2.Commit) -> int:
     return sum(((a - b) + (b - a)).values())
 
 
+class Provenance:
+    """Where a commit comes from, as the cache shows it: upstream (reachable from an upstream
+    branch or tag) or a series' patch queue (reachable only from `queue_refs`, the cache's
+    `upstream/stablectl-queue/*` branches). Answers are memoised."""
+
+    def __init__(self, repo: pygit2.Repository, queue_refs: tuple[str, ...]) -> None:
+        self.repo = repo
+        refs = [
+            (name, repo.references[name].resolve().target)
+            for name in repo.references
+            if name.startswith(("refs/remotes/upstream/", "refs/tags/"))
+        ]
+        self._tips = {
+            False: [oid for name, oid in refs if not name.startswith(queue_refs)],
+            True: [oid for name, oid in refs if queue_refs and name.startswith(queue_refs)],
+        }
+        self._memo: dict[tuple[str, bool], bool] = {}
+
+    def has(self, sha: str, *, queue: bool = False) -> bool:
+        """Whether upstream (`queue`: a patch queue) has the commit."""
+        if (sha, queue) not in self._memo:
+            oid = pygit2.Oid(hex=sha)
+            self._memo[sha, queue] = any(
+                tip == oid or self.repo.descendant_of(self.repo[tip].peel(pygit2.Commit).id, oid)
+                for tip in self._tips[queue]
+            )
+        return self._memo[sha, queue]
+
+    def origin(self, sha: str) -> str | None:
+        """`upstream`, `patch-queue`, or None (neither has it)."""
+        if self.has(sha):
+            return "upstream"
+        return "patch-queue" if self.has(sha, queue=True) else None
+
+
 def _is_hex(s: str) -> bool:
     return len(s) == 40 and all(ch in "0123456789abcdef" for ch in s)
