@@ -169,16 +169,31 @@ class Verifier:
                 f"REWRITTEN: {series.stable_branch} was {was} when last verified and "
                 f"{tip} is not a fast-forward of it (history was rewritten)",
             )
-        walker = repo.walk(pygit2.Oid(hex=tip), pygit2.enums.SortMode.TOPOLOGICAL)
-        walker.hide(pygit2.Oid(hex=base))
-        released: list[tuple[str, str]] = []  # (version, release commit), along the branch
+        released = self.commits(series, base, pygit2.Oid(hex=tip), base, audit)
+        if tags:
+            self._tags(series, audit, tip, known, released)
+        return audit
+
+    def commits(
+        self,
+        series: Series,
+        base: str | None,
+        head: pygit2.Oid,
+        since: str | None,
+        audit: SeriesAudit | None = None,
+    ) -> list[tuple[str, str]]:
+        """Check each commit of since..head, oldest first; returns the release commits met,
+        as (version, commit)."""
+        audit = audit or SeriesAudit(series.name, series.stable_branch, base=base)
+        walker = self.repo.walk(head, pygit2.enums.SortMode.TOPOLOGICAL)
+        if since is not None:
+            walker.hide(pygit2.Oid(hex=since))
+        released = []
         for c in reversed(list(walker)):
             version = self._commit(series, audit, c)
             if version is not None:
                 released.append((version, str(c.id)))
-        if tags:
-            self._tags(series, audit, tip, known, released)
-        return audit
+        return released
 
     def _commit(self, series: Series, audit: SeriesAudit, c: pygit2.Commit) -> str | None:
         """Check one commit after the base; a release commit's version is returned."""
@@ -477,18 +492,36 @@ class Verifier:
     def _signature(self, series: Series, tag: str, target: pygit2.Oid, entry: JSONDoc) -> None:
         _kind, raw = self.repo.odb.read(target)
         payload, signature = split_signed_tag(bytes(raw))
-        if signature is None:
+        signatures = [(tag, signature)] if signature is not None else []
+        entry["signed_by"] = self._signed(series, tag, payload, signatures, namespace="git")
+
+    def _signed(
+        self,
+        series: Series,
+        what: str,
+        payload: bytes,
+        signatures: list[tuple[str, bytes]],
+        *,
+        namespace: str,
+    ) -> str | None:
+        """Who signed `payload` (each signature as (where it is, its bytes)), checked against
+        the pinned keys; an unsigned or unverifiable payload is reported as the trust
+        requires."""
+        if not signatures:
             if self.trust.required or self.trust.pinned:
-                self._find("error", series.name, tag, "UNSIGNED, but signatures are required")
-            return
+                self._find("error", series.name, what, "UNSIGNED, but signatures are required")
+            return None
         if not self.trust.pinned:
             level: Level = "error" if self.trust.required else "warning"
-            self._find(level, series.name, tag, "signed, but no key is pinned to check it")
-            return
-        try:
-            entry["signed_by"] = check_signature(payload, signature, self.trust, namespace="git")
-        except GitError as e:
-            self._find("error", series.name, tag, f"signature: {e}")
+            self._find(level, series.name, what, "signed, but no key is pinned to check it")
+            return None
+        signer = None
+        for where, signature in signatures:
+            try:
+                signer = check_signature(payload, signature, self.trust, namespace=namespace)
+            except GitError as e:
+                self._find("error", series.name, where, f"signature: {e}")
+        return signer
 
     def _artifacts(self, series: Series, tag: str, commit: str, entry: JSONDoc) -> None:
         """The release's files as published: SHA256SUMS lists each of them (nothing missing,
@@ -507,7 +540,14 @@ class Verifier:
             self._find("error", name, tag, f"{SUMS} is missing from {directory}")
             return
         sums = sums_path.read_bytes()
-        self._sums_signature(series, tag, directory, sums, entry)
+        signatures = [
+            (str(directory / n), (directory / n).read_bytes())
+            for n in SUM_SIGNATURES
+            if (directory / n).is_file()
+        ]
+        entry["sums_signed_by"] = self._signed(
+            series, f"{tag}/{SUMS}", sums, signatures, namespace="file"
+        )
         listed: dict[str, str] = {}
         for line in sums.decode("utf-8", "replace").splitlines():
             digest, _, fname = line.partition("  ")
@@ -567,27 +607,6 @@ class Verifier:
                     art.get("name", "?"),
                     f"the manifest and {SUMS} disagree on its SHA-256",
                 )
-
-    def _sums_signature(
-        self, series: Series, tag: str, directory: Path, sums: bytes, entry: JSONDoc
-    ) -> None:
-        sigs = [directory / n for n in SUM_SIGNATURES if (directory / n).is_file()]
-        entry["sums_signed_by"] = None
-        if not sigs:
-            if self.trust.required or self.trust.pinned:
-                self._find("error", series.name, tag, f"{SUMS} is UNSIGNED ({SUM_SIGNATURES})")
-            return
-        if not self.trust.pinned:
-            level: Level = "error" if self.trust.required else "warning"
-            self._find(level, series.name, tag, f"{SUMS} is signed, but no key is pinned")
-            return
-        for sig in sigs:
-            try:
-                entry["sums_signed_by"] = check_signature(
-                    sums, sig.read_bytes(), self.trust, namespace="file"
-                )
-            except GitError as e:
-                self._find("error", series.name, str(sig), f"signature: {e}")
 
     def replay_log(self, log: JSONDoc, series: list[Series]) -> None:
         """Replay a published release log (`releases.json`, kept by the downstream or fetched from
@@ -710,12 +729,7 @@ def merge_blockers(
     except (KeyError, ValueError):
         return [f"{head[:10]} is not in the cache (fetch the fork)"]
     v = Verifier(engine, policy, None, forge=forge)
-    audit = SeriesAudit(series.name, series.stable_branch, base=cache.upstream_tag(series.base))
-    walker = repo.walk(head_commit.id, pygit2.enums.SortMode.TOPOLOGICAL)
-    if tip is not None:
-        walker.hide(pygit2.Oid(hex=tip))
-    for c in reversed(list(walker)):
-        v._commit(series, audit, c)
+    v.commits(series, cache.upstream_tag(series.base), head_commit.id, tip)
     return [f"{f.subject[:12]}: {f.what}" for f in v.report.findings if f.level == "error"]
 
 
