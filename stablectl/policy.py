@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from stablectl import __version__
 from stablectl.errors import PolicyError
 
 SHA_RE = re.compile(r"^[0-9a-f]{7,40}$")
@@ -400,9 +401,10 @@ class CI(_Model):
     )
     python: str = Field(default="3.12", description="Python running stablectl in Actions.")
     install: str = Field(
-        default="stablectl",
-        description="pip requirement installing stablectl in the controller workflow; pin it "
-        "(`stablectl==X.Y.Z` or a VCS URL at a commit SHA).",
+        default=f"stablectl=={__version__}",
+        description="pip requirement installing stablectl in the controller workflow: by "
+        "default the version that rendered the workflows (`stablectl==X.Y.Z`); a VCS URL at a "
+        "commit SHA works too.",
     )
 
 

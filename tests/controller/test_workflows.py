@@ -76,7 +76,10 @@ def test_rendered_workflows_validate_clean(tmp_path: Path, runners: list[str] | 
 
 
 def test_own_ci_workflow_validates_clean() -> None:
-    validate([ROOT / ".github" / "workflows" / "ci.yml"])
+    """stablectl's own CI and its PyPI release (trusted publishing) workflows."""
+    validate(
+        [ROOT / ".github" / "workflows" / "ci.yml", ROOT / ".github" / "workflows" / "release.yml"]
+    )
 
 
 def test_a_bad_workflow_is_caught(tmp_path: Path) -> None:
