@@ -400,6 +400,14 @@ class CI(_Model):
         description="Commit status the test workflow reports on the PR head (gate on it).",
     )
     python: str = Field(default="3.12", description="Python running stablectl in Actions.")
+    app_client_id_secret: str = Field(
+        default="STABLECTL_APP_CLIENT_ID",
+        description="`trigger: app`: the repository secret holding the GitHub App's client ID.",
+    )
+    app_private_key_secret: str = Field(
+        default="STABLECTL_APP_PRIVATE_KEY",
+        description="`trigger: app`: the repository secret holding the GitHub App's private key.",
+    )
     install: str = Field(
         default=f"stablectl=={__version__}",
         description="pip requirement installing stablectl in the controller workflow: by "

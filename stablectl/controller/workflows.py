@@ -25,6 +25,11 @@ ACTIONS = {
     "checkout": "actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1  # v7.0.1",
     "setup_python": "actions/setup-python@5fda3b95a4ea91299a34e894583c3862153e4b97  # v7.0.0",
     "upload_artifact": "actions/upload-artifact@bbbca2ddaa5d8feaa63e36b76fdaad77386f024f  # v7.0.0",
+    # Read from actions/cache and actions/create-github-app-token (node24).
+    "cache_restore": "actions/cache/restore@27d5ce7f107fe9357f9df03efb73ab90386fccae  # v5.0.5",
+    "cache_save": "actions/cache/save@27d5ce7f107fe9357f9df03efb73ab90386fccae  # v5.0.5",
+    "app_token": "actions/create-github-app-token@1b10c78c7865c340bc4f6099eb2f838309f1e8c3"
+    "  # v3.1.1",
 }
 # Signs each release's SHA256SUMS keylessly in the controller workflow (not runnable offline).
 SIGSTORE = "sigstore==4.5.1"
@@ -67,6 +72,9 @@ def render_workflows(policy: Policy, policy_name: str) -> list[Rendered]:
         "missing_max": missing.MAX_LINES,
         "missing_block": missing.BLOCK,
         "sigstore": SIGSTORE,
+        # One cache line per mirror; stablectl itself checks what it restores (version,
+        # policy, integrity), so the key needs no version.
+        "state_key": f"stablectl-state-{policy.project}",
     }
     return [
         Rendered(f"{WORKFLOW_DIR}/{name}", _env().get_template(f"{name}.j2").render(**ctx))

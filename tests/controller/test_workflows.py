@@ -33,10 +33,12 @@ def _tool(name: str) -> str:
     return found
 
 
-def rendered_dir(tmp_path: Path, runners: list[str] | None = None) -> Path:
+def rendered_dir(tmp_path: Path, runners: list[str] | None = None, trigger: str = "") -> Path:
     policy = load_policy(CPYTHON)
     if runners:
         policy = policy.model_copy(update={"ci": policy.ci.model_copy(update={"runners": runners})})
+    if trigger:
+        policy = policy.model_copy(update={"ci": policy.ci.model_copy(update={"trigger": trigger})})
     out = tmp_path / "wf"
     for r in render_workflows(policy, "cpython.yaml"):
         dest = out / Path(r.path).name
@@ -73,6 +75,31 @@ def validate(files: list[Path]) -> None:
 def test_rendered_workflows_validate_clean(tmp_path: Path, runners: list[str] | None) -> None:
     d = rendered_dir(tmp_path, runners)
     validate(sorted(d.glob("*.yml")))
+
+
+def test_app_mode_mints_its_token_from_named_secrets(tmp_path: Path) -> None:
+    """`ci.trigger: app` works out of the box (issue 18): the controller checks that the two
+    secrets the policy names are set (naming the missing ones), mints an installation token
+    with actions/create-github-app-token (pinned), and hands it to sync."""
+    d = rendered_dir(tmp_path, trigger="app")
+    validate(sorted(d.glob("*.yml")))
+    text = (d / "stablectl.yml").read_text()
+    steps = {s["name"]: s for s in yaml.safe_load(text)["jobs"]["sync"]["steps"]}
+    mint = steps["Mint the GitHub App token"]
+    assert mint["uses"].startswith("actions/create-github-app-token@")
+    assert mint["with"]["client-id"] == "${{ secrets.STABLECTL_APP_CLIENT_ID }}"
+    assert mint["with"]["private-key"] == "${{ secrets.STABLECTL_APP_PRIVATE_KEY }}"
+    assert steps["Sync"]["env"]["GITHUB_TOKEN"] == "${{ steps.app-token.outputs.token }}"
+    check = steps["Check the GitHub App secrets"]["run"]
+    env = {"PATH": "/usr/bin:/bin", "CLIENT_ID": "id"}
+    r = subprocess.run(["bash", "-c", check], env=env, capture_output=True, text=True)
+    assert r.returncode == 1
+    assert r.stdout.strip().endswith("are not set: STABLECTL_APP_PRIVATE_KEY"), r.stdout
+    ok = subprocess.run(["bash", "-c", check], env={**env, "PRIVATE_KEY": "k"})
+    assert ok.returncode == 0
+    # The default (dispatch) mode needs no App and has no such step.
+    plain = (rendered_dir(tmp_path / "d") / "stablectl.yml").read_text()
+    assert "create-github-app-token" not in plain and "github.token" in plain
 
 
 def test_own_ci_workflow_validates_clean() -> None:
@@ -122,7 +149,7 @@ def test_stable_tests_content(tmp_path: Path) -> None:
     assert "secrets." not in texts["stable-tests.yml"]
     for text in texts.values():
         for uses in re.findall(r"^\s*(?:- )?uses: (\S+)", text, re.M):
-            assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", uses), uses
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+(/[\w.-]+)?@[0-9a-f]{40}", uses), uses
     ctl = yaml.safe_load(texts["stablectl.yml"])
     assert ctl[True]["schedule"] == [{"cron": policy.ci.schedule}]
     assert set(ctl[True]) == {"schedule", "workflow_dispatch", "issue_comment"}
@@ -134,7 +161,21 @@ def test_stable_tests_content(tmp_path: Path) -> None:
         "statuses": "write",
         "actions": "write",
     }
-    assert set(ACTIONS) == {"checkout", "setup_python", "upload_artifact"}
+    assert set(ACTIONS) == {
+        "checkout",
+        "setup_python",
+        "upload_artifact",
+        "cache_restore",
+        "cache_save",
+        "app_token",
+    }
+    # The state survives between scheduled runs: restored from the newest, saved per run.
+    sync_steps = {s["name"]: s for s in ctl["jobs"]["sync"]["steps"]}
+    restore = sync_steps["Restore stablectl's state"]["with"]
+    save = sync_steps["Save stablectl's state"]
+    assert restore["key"] == save["with"]["key"] == "stablectl-state-Python-${{ github.run_id }}"
+    assert restore["restore-keys"] == "stablectl-state-Python-" and save["if"] == "always()"
+    assert sync_steps["Sync"]["env"]["STABLECTL_STATE"] == restore["path"]
 
 
 def test_check_catches_drift_in_a_directory(
