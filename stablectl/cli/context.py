@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from stablectl.cli.output import err_console
 from stablectl.controller.plan import Engine
 from stablectl.errors import UsageError
 from stablectl.forge.base import Forge, PullRequest
@@ -33,6 +34,8 @@ policy_option = click.option(
 def fetch_and_check(engine: Engine, policy_file: Path, *, offline: bool) -> None:
     """Fetch (unless offline), then report policy problems only the repository reveals (a
     missing tag or branch) at their FILE:LINE:COL."""
+    for note in engine.state_notes:  # what of a restored or older state was discarded
+        err_console().print(f"note: {note}", markup=False)
     if not offline:
         engine.fetch()
     found = engine.semantic_problems()

@@ -31,6 +31,7 @@ from stablectl.gitops.pick import Committer, Picker, PickResult
 from stablectl.gitops.scan import CommitIndex
 from stablectl.jsondoc import JSONDoc
 from stablectl.policy import Policy, Series
+from stablectl.state import check_state
 
 PLAN_SCHEMA = "stablectl.plan/1"
 
@@ -227,6 +228,9 @@ class Engine:
         self._advisories: dict[str, AdvisoryIndex] | None = None
         self.forge = forge  # for label and issue rules: what the upstream forge says
         self._issues: IssueCache | None = None
+        # The state is a cache from anywhere (an actions/cache entry, an older stablectl):
+        # checked before any store in it is opened.
+        self.state_notes = check_state(policy, state_dir)
 
     @property
     def index(self) -> CommitIndex:

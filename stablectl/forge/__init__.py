@@ -19,6 +19,9 @@ def open_forge(policy: Policy, state_dir: Path, *, actor: str | None = None) -> 
     """The forge the policy names: `github` (token from the policy's variable) or `local`."""
     if policy.forge.kind == "github":
         from stablectl.forge.github import GitHubForge
+        from stablectl.state import check_state
+
+        check_state(policy, state_dir)  # before the ETag store in it is opened
 
         if not policy.fork.forge:
             from stablectl.errors import PolicyError

@@ -91,6 +91,8 @@ class Syncer:
     def _run(self, *, dry_run: bool, series: list[str] | None, fetch: bool) -> SyncReport:
         if fetch:
             self.engine.fetch()
+        for note in self.engine.state_notes:
+            self.findings.notice(note)
         prs = self.forge.list_prs("all")
         mine = [p for p in prs if p.marker is not None and p.marker.kind == "backport"]
         since = self.now() - dt.timedelta(days=self.policy.commands.lookback_days)
