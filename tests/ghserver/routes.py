@@ -301,6 +301,38 @@ def set_labels(
     return 200, [fake.label(st, n) for n in pr.labels], {}
 
 
+def add_labels(
+    fake: FakeGitHub,
+    st: RepoState,
+    path: str,
+    q: dict[str, str],
+    data: Any,
+    login: str,
+    number: str,
+) -> Result:
+    """`POST …/issues/{n}/labels`: adds to the labels there (the report job's `gh api`)."""
+    pr = _pr(st, number)
+    names = data.get("labels", []) if isinstance(data, dict) else data
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise HTTPError(422, "Validation Failed", [{"resource": "Label", "code": "invalid"}])
+    pr.labels = sorted(set(pr.labels) | set(names))
+    return 200, [fake.label(st, n) for n in pr.labels], {}
+
+
+def run_jobs(
+    fake: FakeGitHub,
+    st: RepoState,
+    path: str,
+    q: dict[str, str],
+    data: Any,
+    login: str,
+    run_id: str,
+) -> Result:
+    """`GET …/actions/runs/{id}/jobs`: this server runs no Actions, so no run has jobs it
+    knows of (a workflow run under act asks, with act's run id)."""
+    return 200, {"total_count": 0, "jobs": []}, {}
+
+
 def clear_labels(
     fake: FakeGitHub,
     st: RepoState,
@@ -942,6 +974,8 @@ ROUTES: list[tuple[str, re.Pattern[str], Any]] = [
         ("POST", r"/pulls/(?P<number>\d+)/reviews", create_review),
         ("PUT", r"/issues/(?P<number>\d+)/labels", set_labels),
         ("DELETE", r"/issues/(?P<number>\d+)/labels", clear_labels),
+        ("POST", r"/issues/(?P<number>\d+)/labels", add_labels),
+        ("GET", r"/actions/runs/(?P<run_id>\d+)/jobs", run_jobs),
         ("POST", r"/issues/(?P<number>\d+)/comments", create_comment),
         ("GET", r"/issues/comments", list_repo_comments),
         ("POST", r"/statuses/(?P<sha>[0-9a-f]{40})", create_status),

