@@ -6,18 +6,17 @@ schedule, by hand and on a maintainer's comment, with its state kept between run
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pygit2
 import pytest
 
 from stablectl.controller.init import commit_files
-from stablectl.controller.workflows import render_workflows
+from stablectl.controller.workflows import POLICY_IN_FORK, render_workflows
 from stablectl.forge.github import GitHubForge
 from stablectl.policy import load_policy_text
 from tests.act.runner import Act, act_usable, control_checkout
-from tests.controller.sync.test_sync import BOT, FORK_SLUG, TOKENS, make_env
+from tests.controller.sync.test_sync import BOT, FORK_SLUG, TOKENS, SyncEnv, make_env
 from tests.ghserver.server import FakeGitHub
 
 pytestmark = pytest.mark.skipif(act_usable() is not None, reason=str(act_usable()))
@@ -150,4 +149,71 @@ def test_stable_tests_builds_tests_and_reports_a_backport(
     assert "statuses" in built and "labels" in built
 
 
-__all__ = ["make_env", "subprocess"]
+def _controller(tmp_path: Path, fake: FakeGitHub) -> tuple[SyncEnv, Act, Path]:
+    """The example mirror on the test server, its control branch holding the policy (at the
+    path the workflow reads) and the workflows rendered from it, as `stablectl init` leaves it."""
+    env = make_env("github", tmp_path / "env", fake, series="3.11.2")
+    text = env.policy_path.read_text()
+    policy = load_policy_text(text)
+    repo = pygit2.Repository(str(env.example.fork))
+    files = {r.path: r.text.encode() for r in render_workflows(policy, "policy.yaml")}
+    files[POLICY_IN_FORK] = text.encode()
+    parent = repo.references["refs/heads/main"].target
+    main = commit_files(repo, str(parent), files=files, message="control\n", who=SIG)
+    assert main is not None
+    repo.references.create("refs/heads/main", pygit2.Oid(hex=main), force=True)
+    work = control_checkout(env.example.fork, tmp_path / "control", FORK_SLUG)
+    return env, Act(tmp_path / "act", env.example.fork, fake.base), work
+
+
+def test_the_controller_syncs_on_schedule_dispatch_and_comment(
+    tmp_path: Path, fake_github: FakeGitHub
+) -> None:
+    """stablectl.yml's sync job under act: on `schedule` it opens the backport PRs, dispatches
+    stable-tests for each clean head and marks it pending, exactly what an in-process sync
+    does (one right after finds nothing to do); its state is saved and the next run
+    (`workflow_dispatch`) restores it and is quiet; a maintainer's `/stablectl skip` comment
+    (`issue_comment`) is obeyed; a comment without a command does not start the job."""
+    env, act, work = _controller(tmp_path, fake_github)
+    first = act.run(
+        work, "schedule", {"schedule": "17 * * * *"}, workflow="stablectl.yml", token=TOKENS[BOT]
+    )
+    assert first.code == 0, first.output[-5000:]
+    assert "no cache for stablectl-state-pyexample-" in first.output
+    prs = env.open_prs()
+    clean = [p for p in prs if not p.draft]
+    assert len(prs) >= 5 and clean
+    dispatched = {d["inputs"]["sha"] for d in fake_github.dispatches}
+    assert {p.head_sha for p in clean} <= dispatched
+    st = fake_github.repos[FORK_SLUG]
+    assert all(st.statuses[p.head_sha][-1]["state"] == "pending" for p in clean)
+    saved = sorted(p.name for p in act.cache.iterdir())
+    assert len(saved) == 1 and saved[0].startswith("stablectl-state-pyexample-")
+    assert env.sync().api["writes"] == 0  # act's run did all an in-process sync would
+    second = act.run(work, "workflow_dispatch", {}, workflow="stablectl.yml", token=TOKENS[BOT])
+    assert second.code == 0, second.output[-5000:]
+    assert f"restored {saved[0]}" in second.output
+    assert "nothing to do" in second.output
+    target = clean[0]
+    env.comment(target.number, "/stablectl skip", "maint")
+    comment = {
+        "action": "created",
+        "comment": {"body": "/stablectl skip", "user": {"login": "maint"}},
+        "issue": {"number": target.number, "pull_request": {}},
+    }
+    third = act.run(work, "issue_comment", comment, workflow="stablectl.yml", token=TOKENS[BOT])
+    assert third.code == 0, third.output[-5000:]
+    assert env.new_forge().get_pr(target.number).state == "closed"
+    chatter = {**comment, "comment": {"body": "thanks!", "user": {"login": "maint"}}}
+    skipped = act.run(work, "issue_comment", chatter, workflow="stablectl.yml", token=TOKENS[BOT])
+    assert skipped.code == 0 and "stablectl sync --policy" not in skipped.output
+
+
+def test_a_missing_token_is_named_without_a_traceback(
+    tmp_path: Path, fake_github: FakeGitHub
+) -> None:
+    _env, act, work = _controller(tmp_path, fake_github)
+    run = act.run(work, "workflow_dispatch", {}, workflow="stablectl.yml", token="")
+    assert run.code != 0
+    assert "no GitHub token: set $STABLE_GH_TOKEN" in run.output, run.output[-3000:]
+    assert "Traceback" not in run.output
