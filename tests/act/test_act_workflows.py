@@ -6,6 +6,8 @@ schedule, by hand and on a maintainer's comment, with its state kept between run
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pygit2
@@ -217,3 +219,89 @@ def test_a_missing_token_is_named_without_a_traceback(
     assert run.code != 0
     assert "no GitHub token: set $STABLE_GH_TOKEN" in run.output, run.output[-3000:]
     assert "Traceback" not in run.output
+
+
+DEBIAN = Path(os.environ.get("STABLECTL_DEBIAN_PYTHON", "/tmp/deb"))
+ORIG = DEBIAN / "python3.11_3.11.2.orig.tar.gz"
+FIX = DEBIAN / "debian" / "patches" / "CVE-2023-24329-strip-control-chars-urlsplit.patch"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (ORIG.is_file() and FIX.is_file()),
+    reason="needs Debian's python3.11 source package: apt-get source --download-only "
+    "python3.11 into $STABLECTL_DEBIAN_PYTHON (default /tmp/deb)",
+)
+def test_stable_tests_builds_cpython_and_tests_a_real_backport(
+    tmp_path: Path, fake_github: FakeGitHub
+) -> None:
+    """On demand (STABLECTL_SLOW=1): CPython 3.11.2 from Debian's source package with the
+    CVE-2023-24329 backport from Debian's queue as the PR head; stable-tests.yml configures
+    and builds CPython for real and runs the test module the fix touches (test_urlparse)."""
+    src = tmp_path / "cpython"
+    src.mkdir()
+    subprocess.run(["tar", "-xzf", str(ORIG), "-C", str(src), "--strip-components=1"], check=True)
+    # The runner here has the build dependencies; the script's apt-get would need the network.
+    deps = src / ".github" / "workflows" / "posix-deps-apt.sh"
+    deps.write_text("#!/bin/sh\necho 'build dependencies: preinstalled on this runner'\n")
+    git = ["git", "-C", str(src), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "init", "-q", "-b", "3.11.2-stable"], check=True)
+    subprocess.run([*git, "add", "-A", "-f"], check=True)
+    subprocess.run([*git, "commit", "-qm", "Python 3.11.2"], check=True)
+    subprocess.run([*git, "apply", "--index", str(FIX)], check=True)
+    subprocess.run(
+        [
+            *git,
+            "commit",
+            "-qm",
+            "[3.11] gh-102153: Start stripping C0 control and space chars "
+            "in urlsplit (GH-102508) (#104575)\n\n(cherry picked from commit "
+            "610cc0ab1b760b2abaac92bd256b96191c46b941)",
+        ],
+        check=True,
+    )
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    fork = tmp_path / "fork.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(src), str(fork)], check=True)
+    subprocess.run(
+        ["git", "--git-dir", str(fork), "branch", "stablectl/3.11.2/610cc0ab1b76", head.strip()],
+        check=True,
+    )
+    subprocess.run(
+        ["git", "--git-dir", str(fork), "branch", "-f", "3.11.2-stable", f"{head.strip()}~1"],
+        check=True,
+    )
+    repo = pygit2.Repository(str(fork))
+    policy = load_policy_text(
+        f"""project: python
+upstream: {{git: {tmp_path / "none.git"}}}
+fork: {{git: {fork}, forge: {FORK_SLUG}}}
+forge: {{kind: github, api_url: "{fake_github.base}"}}
+series: [{{name: "3.11.2", base: v3.11.2, sources: ["3.11"]}}]
+flags: [{{name: s, paths: [x]}}]
+ci: {{test_args: ["-W", "test_urlparse"]}}
+"""
+    )
+    files = {r.path: r.text.encode() for r in render_workflows(policy, "policy.yaml")}
+    main = commit_files(repo, None, files=files, message="workflows\n", who=SIG)
+    assert main is not None
+    repo.references.create("refs/heads/main", pygit2.Oid(hex=main), force=True)
+    fake_github.add_token(TOKENS[BOT], BOT)
+    fake_github.add_repo(FORK_SLUG, fork, writers={BOT})
+    forge = GitHubForge(
+        api_url=fake_github.base, fork=FORK_SLUG, upstream=None, token=TOKENS[BOT], state_dir=None
+    )
+    pr = forge.open_pr("stablectl/3.11.2/610cc0ab1b76", "3.11.2-stable", "[3.11.2-stable] x", "")
+    work = control_checkout(fork, tmp_path / "control", FORK_SLUG)
+    act = Act(tmp_path / "act", fork, fake_github.base)
+    run = act.run(
+        work,
+        "workflow_dispatch",
+        {"inputs": {"sha": head.strip(), "pr": str(pr.number)}},
+        workflow="stable-tests.yml",
+        token=TOKENS[BOT],
+    )
+    assert run.code == 0, run.output[-6000:]
+    assert "test_urlparse passed" in run.output or "Result: SUCCESS" in run.output
+    statuses = fake_github.repos[FORK_SLUG].statuses[head.strip()]
+    assert [s["state"] for s in statuses] == ["success"]
