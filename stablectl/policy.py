@@ -366,6 +366,12 @@ class CI(_Model):
         "with a GitHub App token trigger `pull_request` runs; the workflow must be on the "
         "stable branches).",
     )
+    tests_branch: str = Field(
+        default="stablectl/tests",
+        description="`trigger: dispatch`: the fork branch stable-tests runs are dispatched on "
+        "(it holds only the workflows). Backport code runs there, so anything it writes to "
+        "the Actions cache stays in that branch's scope, never in the controller's.",
+    )
     control_branch: str = Field(
         default="main",
         description="Fork branch holding the policy and the workflows (the default branch).",

@@ -51,6 +51,7 @@ def init(ctx: click.Context, policy_file: Path, dry_run: bool, as_json: bool) ->
                 "dry_run": dry_run,
                 "stable_branches_created": report.branches,
                 "control_commit": report.control,
+                "tests_commit": report.tests,
                 "stable_infra": report.stable_infra,
                 "labels_created": report.labels,
             }
@@ -67,6 +68,12 @@ def init(ctx: click.Context, policy_file: Path, dry_run: bool, as_json: bool) ->
         con.print(
             f"{verb}commit the workflows and the policy to {policy.ci.control_branch} "
             f"({report.control[:10]})",
+            markup=False,
+        )
+    if report.tests:
+        con.print(
+            f"{verb}commit the workflows to {policy.ci.tests_branch}, where test runs are "
+            f"dispatched ({report.tests[:10]})",
             markup=False,
         )
     for b in report.stable_infra:

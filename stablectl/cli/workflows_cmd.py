@@ -66,16 +66,22 @@ def workflows(
         if check_dir is not None:
             current = {r.path: _read(check_dir / r.path) for r in rendered}
             where = str(check_dir)
+            diff = drift(rendered, current)
         else:
             engine = Engine(policy, obj(ctx).state_dir)
+            branches = [policy.ci.control_branch]
+            if policy.ci.trigger == "dispatch":
+                branches.append(policy.ci.tests_branch)  # where test runs are dispatched
             try:
                 engine.fetch()
-                tip = engine.cache.fork_branch(policy.ci.control_branch)
-                current = {r.path: _blob(engine.cache.repo, tip, r.path) for r in rendered}
+                diff = ""
+                for branch in branches:
+                    tip = engine.cache.fork_branch(branch)
+                    current = {r.path: _blob(engine.cache.repo, tip, r.path) for r in rendered}
+                    diff += drift(rendered, current).replace("fork:", f"fork:{branch}:")
             finally:
                 engine.close()
-            where = f"the fork's {policy.ci.control_branch}"
-        diff = drift(rendered, current)
+            where = "the fork's " + " and ".join(branches)
         if diff:
             sys.stdout.write(diff)
             console().print(

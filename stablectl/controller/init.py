@@ -1,13 +1,15 @@
 """`stablectl init`: make a fork ready — stable branches at their base tags, the workflows and
 the policy on the control branch, the labels. Idempotent: a second run changes nothing.
 
-Where the workflows live: on the control branch (the fork's default branch) only, in the
-default `dispatch` mode. `schedule`, `workflow_dispatch` and `issue_comment` runs always use the
-default branch's files, and sync dispatches `stable-tests` there for each PR head, so every
-stable branch's PRs are tested while the stable branches carry nothing but upstream code and
-backports. In `app` mode PRs trigger `pull_request` runs, which read the workflow from the PR's
-merge commit: init then also commits `stable-tests.yml` onto each stable branch, marked with a
-`Stablectl-Infrastructure: workflows` trailer.
+Where the workflows live: on the control branch (the fork's default branch), in the default
+`dispatch` mode: `schedule`, `workflow_dispatch` and `issue_comment` runs always use the
+default branch's files. Sync dispatches `stable-tests` for each PR head on a branch of its own,
+`ci.tests_branch`, which holds only the workflows: backport code runs in those runs, and
+whatever it writes to the Actions cache lands in that branch's scope, never in the control
+branch's, whose cache entries the controller restores. The stable branches carry nothing but
+upstream code and backports. In `app` mode PRs trigger `pull_request` runs, which read the
+workflow from the PR's merge commit: init then also commits `stable-tests.yml` onto each
+stable branch, marked with a `Stablectl-Infrastructure: workflows` trailer.
 """
 
 from __future__ import annotations
@@ -45,12 +47,13 @@ LABELS = {
 class InitReport:
     branches: list[str] = field(default_factory=list)
     control: str | None = None
+    tests: str | None = None  # the commit the tests branch moved to
     stable_infra: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return bool(self.branches or self.control or self.stable_infra or self.labels)
+        return bool(self.branches or self.control or self.tests or self.stable_infra or self.labels)
 
 
 def commit_files(
@@ -118,6 +121,20 @@ def init_fork(
     if new is not None:
         updates[f"refs/heads/{control}"] = RefUpdate(f"refs/heads/{control}", new, old)
         report.control = new
+    if policy.ci.trigger == "dispatch":
+        tests = policy.ci.tests_branch
+        old_tests = cache.fork_branch(tests)
+        new_tests = commit_files(
+            repo,
+            old_tests,
+            files={r.path: r.text.encode() for r in rendered},
+            message=f"stablectl: workflows for dispatched test runs\n\n"
+            f"Rendered by stablectl {__version__} from {policy_name}.\n",
+            who=who,
+        )
+        if new_tests is not None:
+            updates[f"refs/heads/{tests}"] = RefUpdate(f"refs/heads/{tests}", new_tests, old_tests)
+            report.tests = new_tests
     if policy.ci.trigger == "app":
         test = next(r for r in rendered if r.path.endswith(TEST_WORKFLOW))
         for branch, tip in tips.items():

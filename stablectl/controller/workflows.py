@@ -102,4 +102,4 @@ def drift(rendered: list[Rendered], current: dict[str, str | None]) -> str:
 def ci_request(policy: Policy) -> CIRequest:
     """How the fork's backport PRs get tested, for `Forge.request_tests`."""
     ci = policy.ci
-    return CIRequest(ci.trigger, TEST_WORKFLOW, ci.control_branch, ci.status_name)
+    return CIRequest(ci.trigger, TEST_WORKFLOW, ci.tests_branch, ci.status_name)

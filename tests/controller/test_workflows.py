@@ -216,8 +216,15 @@ def test_init_is_idempotent_and_check_sees_drift(
     assert r.code == 0, r.err
     first = r.json()
     assert first["stable_branches_created"] == ["3.12.1-stable"]
-    assert first["control_commit"]
+    assert first["control_commit"] and first["tests_commit"]
     refs = senv.fork_refs()
+    repo = pygit2.Repository(str(senv.example.fork))
+    tests_tree = repo[pygit2.Oid(hex=refs["refs/heads/stablectl/tests"])].peel(pygit2.Commit).tree
+    assert {e.name for e in repo[tests_tree[".github/workflows"].id]} == {
+        "stable-tests.yml",
+        "stablectl.yml",
+    }
+    assert ".github/stablectl" not in {e.name for e in tests_tree}  # workflows only
     repo = pygit2.Repository(str(senv.example.fork))
     tree = repo[pygit2.Oid(hex=refs["refs/heads/main"])].peel(pygit2.Commit).tree
     assert {e.name for e in repo[tree[".github/workflows"].id]} == {
@@ -241,6 +248,7 @@ def test_init_is_idempotent_and_check_sees_drift(
         "dry_run": False,
         "stable_branches_created": [],
         "control_commit": None,
+        "tests_commit": None,
         "stable_infra": [],
         "labels_created": [],
     }
@@ -281,7 +289,10 @@ def test_sync_dispatches_tests_for_new_heads(tmp_path: Path, fake_github: object
         (d["workflow"], d["ref"], d["inputs"]["sha"], d["inputs"]["pr"])
         for d in fake_github.dispatches
     }
-    assert got == {("stable-tests.yml", "main", p.head_sha, str(p.number)) for p in clean}
+    # On the tests branch, not the control branch: backport code runs there, and its cache
+    # writes stay out of the controller's scope.
+    tests = "stablectl/tests"
+    assert got == {("stable-tests.yml", tests, p.head_sha, str(p.number)) for p in clean}
     f = e.new_forge()
     for p in clean:
         (check,) = f.checks(p.head_sha)
@@ -300,7 +311,7 @@ def test_missing_test_workflow_is_a_clear_problem(tmp_path: Path, fake_github: o
 
     assert isinstance(fake_github, FakeGitHub)
     e = make_env("github", tmp_path, fake_github)
-    pygit2.Repository(str(e.example.fork)).references.delete("refs/heads/main")
+    pygit2.Repository(str(e.example.fork)).references.delete("refs/heads/stablectl/tests")
     report = e.sync()
     assert report.problems and all("stablectl init" in p for p in report.problems)
     assert len(e.open_prs()) == 12  # the PRs are there; tests can be started later

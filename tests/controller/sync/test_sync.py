@@ -164,6 +164,8 @@ def install_workflows(ex: Example) -> None:
     new = commit_files(repo, None, files=files, message="workflows\n", who=sig)
     assert new is not None
     repo.references.create("refs/heads/main", pygit2.Oid(hex=new), force=True)
+    # Dispatched test runs go to a branch of their own (ci.tests_branch), as init makes it.
+    repo.references.create(f"refs/heads/{policy.ci.tests_branch}", pygit2.Oid(hex=new), force=True)
 
 
 def load_policy_text_for(ex: Example) -> Any:
