@@ -24,7 +24,6 @@ most 30 s of stablectl time and at most 3 forge requests. No assertion: run by h
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -32,24 +31,19 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pygit2
+from real_history import shared_clone
+from sync_bench import run_sync
 
 from stablectl.controller.plan import Engine
+from stablectl.gitops.pick import update_tree
 from stablectl.policy import load_policy_text
 from stablectl.state import check_state
 
 SERIES = "3.11.2"
-
-
-def shared_clone(src: Path, dst: Path, refs: dict[str, str]) -> None:
-    """A bare repository sharing src's objects, holding exactly `refs`."""
-    subprocess.run(["git", "init", "-q", "--bare", str(dst)], check=True)
-    (dst / "objects" / "info" / "alternates").write_text(str(src / "objects") + "\n")
-    repo = pygit2.Repository(str(dst))
-    for name, target in refs.items():
-        repo.references.create(name, pygit2.Oid(hex=target), force=True)
 
 
 def policy_text(upstream: Path, fork: Path, api: str) -> str:
@@ -71,20 +65,6 @@ release: {{trigger: manual}}
 """
 
 
-def run_sync(policy: Path, state: Path, env: dict[str, str]) -> tuple[float, dict]:
-    t = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "stablectl", "sync", "--policy", str(policy), "--json"],
-        capture_output=True,
-        text=True,
-        env=dict(env, STABLECTL_STATE=str(state)),
-    )
-    elapsed = time.perf_counter() - t
-    if proc.returncode not in (0, 1):
-        raise SystemExit(f"sync failed: {proc.stderr[-3000:]}")
-    return elapsed, json.loads(proc.stdout)
-
-
 def ls_remote_baseline(*urls: Path) -> float:
     t = time.perf_counter()
     for url in urls:
@@ -93,32 +73,20 @@ def ls_remote_baseline(*urls: Path) -> float:
 
 
 def new_security_fix(upstream: Path) -> str:
-    """A commit on upstream's 3.11 with a Security NEWS entry (and a one-line change)."""
+    """A commit on upstream's 3.11 adding a Security NEWS entry."""
     repo = pygit2.Repository(str(upstream))
     parent = repo.references["refs/heads/3.11"].peel(pygit2.Commit)
     news = repo.create_blob(b"Harden the bench's parser against long input.\n")
-    tree = parent.tree
-    # Misc/NEWS.d/next/Security/<file>: build the nested trees.
-    path = ["Misc", "NEWS.d", "next", "Security"]
-    trees = [tree]
-    for part in path:
-        cur = trees[-1]
-        trees.append(repo[cur[part].id] if part in cur else None)  # type: ignore[arg-type]
-    tb = repo.TreeBuilder(trees[-1]) if trees[-1] is not None else repo.TreeBuilder()
-    tb.insert("2023-03-30-00-00-00.gh-issue-199999.bench.rst", news, pygit2.GIT_FILEMODE_BLOB)
-    child = tb.write()
-    for i in range(len(path) - 1, -1, -1):
-        parent_tree = trees[i]
-        tb = repo.TreeBuilder(parent_tree)
-        tb.insert(path[i], child, pygit2.GIT_FILEMODE_TREE)
-        child = tb.write()
+    path = "Misc/NEWS.d/next/Security/2023-03-30-00-00-00.gh-issue-199999.bench.rst"
+    # Only the trees on the path are rewritten: the snapshot lacks some unrelated blobs.
+    tree = update_tree(repo, parent.tree, {path: (news, int(pygit2.enums.FileMode.BLOB))})
     sig = pygit2.Signature("Bench", "bench@example.invalid", int(time.time()), 0)
     sha = repo.create_commit(
         "refs/heads/3.11",
         sig,
         sig,
         "[3.11] gh-199999: Harden the parser (GH-199998) (#199997)",
-        child,
+        tree,
         [parent.id],
     )
     return str(sha)
@@ -164,12 +132,12 @@ def main() -> None:
             shared_clone(src, engine.cache.path, cache_refs)
             engine.close()
             rows = []
-            t, cold = run_sync(pol, state, env)
+            t, cold = run_sync(pol, state, env, (0, 1))
             rows.append(("cold (no index, ETags, tips)", t, cold))
-            t, warm = run_sync(pol, state, env)
+            t, warm = run_sync(pol, state, env, (0, 1))
             rows.append(("warm, nothing new", t, warm))
             fix = new_security_fix(upstream)
-            t, one = run_sync(pol, state, env)
+            t, one = run_sync(pol, state, env, (0, 1))
             rows.append((f"warm, one new fix ({fix[:10]})", t, one))
             base_t = ls_remote_baseline(upstream, fork)
             print(f"CPython history: {src} (main, 3.11, v{SERIES}); fork {SERIES}-stable")
@@ -188,10 +156,6 @@ def main() -> None:
             print(f"warm no-op requests by operation: {warm['api']['api_requests_by_operation']}")
             print("targets: warm no-op <= 30 s and <= 3 requests")
             print(f"schema errors from the server: {len(fake.schema_errors)}")
-            if os.environ.get("BENCH_DEBUG"):
-                print(json.dumps({k: one[k] for k in one if k not in ("plan",)}, indent=1)[:3000])
-                fixes = one["plan"]["series"][0]["fixes"]
-                print([(f["key"][:10], f["status"], f["subject"][:50]) for f in fixes][-5:])
         finally:
             fake.stop()
 

@@ -106,35 +106,26 @@ def init_fork(
             tip = base
         tips[s.stable_branch] = tip
     rendered = render_workflows(policy, policy_name)
-    files = {r.path: r.text.encode() for r in rendered}
-    files[POLICY_IN_FORK] = policy_text
-    control = policy.ci.control_branch
-    old = cache.fork_branch(control)
-    new = commit_files(
-        repo,
-        old,
-        files=files,
-        message=f"stablectl: workflows and policy for the stable mirror\n\n"
-        f"Rendered by stablectl {__version__} from {policy_name}.\n",
-        who=who,
+    workflows = {r.path: r.text.encode() for r in rendered}
+    rendered_by = f"Rendered by stablectl {__version__} from {policy_name}.\n"
+
+    def commit_branch(branch: str, files: dict[str, bytes], title: str) -> str | None:
+        """`files` committed onto the fork's `branch` (created when absent), queued."""
+        old = cache.fork_branch(branch)
+        new = commit_files(repo, old, files=files, message=f"{title}\n\n{rendered_by}", who=who)
+        if new is not None:
+            updates[f"refs/heads/{branch}"] = RefUpdate(f"refs/heads/{branch}", new, old)
+        return new
+
+    report.control = commit_branch(
+        policy.ci.control_branch,
+        {**workflows, POLICY_IN_FORK: policy_text},
+        "stablectl: workflows and policy for the stable mirror",
     )
-    if new is not None:
-        updates[f"refs/heads/{control}"] = RefUpdate(f"refs/heads/{control}", new, old)
-        report.control = new
     if policy.ci.trigger == "dispatch":
-        tests = policy.ci.tests_branch
-        old_tests = cache.fork_branch(tests)
-        new_tests = commit_files(
-            repo,
-            old_tests,
-            files={r.path: r.text.encode() for r in rendered},
-            message=f"stablectl: workflows for dispatched test runs\n\n"
-            f"Rendered by stablectl {__version__} from {policy_name}.\n",
-            who=who,
+        report.tests = commit_branch(
+            policy.ci.tests_branch, workflows, "stablectl: workflows for dispatched test runs"
         )
-        if new_tests is not None:
-            updates[f"refs/heads/{tests}"] = RefUpdate(f"refs/heads/{tests}", new_tests, old_tests)
-            report.tests = new_tests
     if policy.ci.trigger == "app":
         test = next(r for r in rendered if r.path.endswith(TEST_WORKFLOW))
         for branch, tip in tips.items():

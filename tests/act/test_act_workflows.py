@@ -16,7 +16,7 @@ import pytest
 from stablectl.controller.init import commit_files
 from stablectl.controller.workflows import POLICY_IN_FORK, render_workflows
 from stablectl.forge.github import GitHubForge
-from stablectl.policy import load_policy_text
+from stablectl.policy import Policy, load_policy_text
 from tests.act.runner import Act, act_usable, control_checkout
 from tests.controller.sync.test_sync import BOT, FORK_SLUG, TOKENS, SyncEnv, make_env
 from tests.ghserver.server import FakeGitHub
@@ -71,6 +71,21 @@ def _tree(repo: pygit2.Repository, files: dict[str, bytes]) -> pygit2.Oid:
     return index.write_tree(repo)
 
 
+def serve_fork(fake: FakeGitHub, fork: Path, policy: Policy) -> GitHubForge:
+    """The fork's control branch `main` holding the workflows rendered from `policy`, served
+    by the test server; the bot's forge client on it."""
+    repo = pygit2.Repository(str(fork))
+    files = {r.path: r.text.encode() for r in render_workflows(policy, "policy.yaml")}
+    main = commit_files(repo, None, files=files, message="workflows\n", who=SIG)
+    assert main is not None
+    repo.references.create("refs/heads/main", pygit2.Oid(hex=main), force=True)
+    fake.add_token(TOKENS[BOT], BOT)
+    fake.add_repo(FORK_SLUG, fork, writers={BOT})
+    return GitHubForge(
+        api_url=fake.base, fork=FORK_SLUG, upstream=None, token=TOKENS[BOT], state_dir=None
+    )
+
+
 def small_fork(tmp_path: Path, fake: FakeGitHub) -> tuple[Path, dict[str, str]]:
     """A fork of the small upstream: `1-stable`, a good and a broken backport head (each with
     a PR on the test server), and the control branch `main` with the rendered workflows."""
@@ -99,15 +114,7 @@ series: [{{name: "1", base: v1, sources: [main]}}]
 flags: [{{name: s, paths: [x]}}]
 """
     )
-    files = {r.path: r.text.encode() for r in render_workflows(policy, "policy.yaml")}
-    main = commit_files(repo, None, files=files, message="workflows\n", who=SIG)
-    assert main is not None
-    repo.references.create("refs/heads/main", pygit2.Oid(hex=main), force=True)
-    fake.add_token(TOKENS[BOT], BOT)
-    fake.add_repo(FORK_SLUG, fork, writers={BOT})
-    forge = GitHubForge(
-        api_url=fake.base, fork=FORK_SLUG, upstream=None, token=TOKENS[BOT], state_dir=None
-    )
+    forge = serve_fork(fake, fork, policy)
     for name in list(heads):
         pr = forge.open_pr(f"stablectl/1/{name}", "1-stable", f"[1-stable] {name}", "body")
         heads[f"pr-{name}"] = str(pr.number)
@@ -273,7 +280,6 @@ def test_stable_tests_builds_cpython_and_tests_a_real_backport(
         ["git", "--git-dir", str(fork), "branch", "-f", "3.11.2-stable", f"{head.strip()}~1"],
         check=True,
     )
-    repo = pygit2.Repository(str(fork))
     policy = load_policy_text(
         f"""project: python
 upstream: {{git: {tmp_path / "none.git"}}}
@@ -284,15 +290,7 @@ flags: [{{name: s, paths: [x]}}]
 ci: {{test_args: ["-W", "test_urlparse"]}}
 """
     )
-    files = {r.path: r.text.encode() for r in render_workflows(policy, "policy.yaml")}
-    main = commit_files(repo, None, files=files, message="workflows\n", who=SIG)
-    assert main is not None
-    repo.references.create("refs/heads/main", pygit2.Oid(hex=main), force=True)
-    fake_github.add_token(TOKENS[BOT], BOT)
-    fake_github.add_repo(FORK_SLUG, fork, writers={BOT})
-    forge = GitHubForge(
-        api_url=fake_github.base, fork=FORK_SLUG, upstream=None, token=TOKENS[BOT], state_dir=None
-    )
+    forge = serve_fork(fake_github, fork, policy)
     pr = forge.open_pr("stablectl/3.11.2/610cc0ab1b76", "3.11.2-stable", "[3.11.2-stable] x", "")
     work = control_checkout(fork, tmp_path / "control", FORK_SLUG)
     act = Act(tmp_path / "act", fork, fake_github.base)

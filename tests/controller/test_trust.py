@@ -49,6 +49,14 @@ class Released:
             env={**os.environ, **MALLORY},
         ).stdout.strip()
 
+    def sign_tag(self, key: Path, tag: str, target: str, message: str) -> None:
+        """An ssh-signed annotated tag (replacing one of that name), as `git tag -s` makes it."""
+        self.git(
+            *("-c", "gpg.format=ssh", "-c", f"user.signingkey={key}"),
+            *("tag", "-f", "-s", "-F", "-", tag, target),
+            input=message,
+        )
+
     def verify(self, capsys: pytest.CaptureFixture[str], *extra: str) -> Run:
         """A packager's first run: a state directory never used before, the pinned key."""
         state = self.fresh / f"v{len(list(self.fresh.iterdir()))}"
@@ -159,20 +167,7 @@ def test_a_rewritten_release_fails_a_first_verify(
     assert any(e.startswith("v3.11.2.1: UNSIGNED") for e in found), found
     # Signed with a key of Mallory's own instead: not a pinned key.
     mkey, _ = release_key(r.fresh.parent / "mallory-keys")
-    r.git(
-        "-c",
-        "gpg.format=ssh",
-        "-c",
-        f"user.signingkey={mkey}",
-        "tag",
-        "-f",
-        "-s",
-        "-F",
-        "-",
-        "v3.11.2.1",
-        evil,
-        input=tag_msg,
-    )
+    r.sign_tag(mkey, "v3.11.2.1", evil, tag_msg)
     found = errors(released.verify(capsys))
     assert any(e.startswith("v3.11.2.1: signature: signed by a key") for e in found), found
 
@@ -204,19 +199,7 @@ def test_deleted_moved_and_forked_tags_fail_a_first_verify(
         "pyexample 3.11.2.2\n\nStablectl-Release: 3.11.2.2\n"
         f"Stablectl-Commit: {rc2}\nStablectl-Previous: v3.11.2 {tag_object}\n"
     )
-    r.git(
-        "-c",
-        "gpg.format=ssh",
-        "-c",
-        f"user.signingkey={r.key}",
-        "tag",
-        "-s",
-        "-F",
-        "-",
-        "v3.11.2.2",
-        rc2,
-        input=msg,
-    )
+    r.sign_tag(r.key, "v3.11.2.2", rc2, msg)
     found = errors(r.verify(capsys))
     assert any(e.startswith("v3.11.2.2: the release log breaks") for e in found), found
     # A tag object moved under another name: v3.11.2.2's object as v3.11.2.1.

@@ -284,6 +284,14 @@ def _review_obj(
 # ---------------------------------------------------------------- issues: labels, comments
 
 
+def _label_names(data: Any) -> list[str]:
+    """The label names of a set or add request: `{"labels": [...]}` or a bare list."""
+    names = data.get("labels", []) if isinstance(data, dict) else data
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise HTTPError(422, "Validation Failed", [{"resource": "Label", "code": "invalid"}])
+    return names
+
+
 def set_labels(
     fake: FakeGitHub,
     st: RepoState,
@@ -294,10 +302,7 @@ def set_labels(
     number: str,
 ) -> Result:
     pr = _pr(st, number)
-    names = data.get("labels", []) if isinstance(data, dict) else data
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise HTTPError(422, "Validation Failed", [{"resource": "Label", "code": "invalid"}])
-    pr.labels = sorted(set(names))
+    pr.labels = sorted(set(_label_names(data)))
     return 200, [fake.label(st, n) for n in pr.labels], {}
 
 
@@ -312,10 +317,7 @@ def add_labels(
 ) -> Result:
     """`POST …/issues/{n}/labels`: adds to the labels there (the report job's `gh api`)."""
     pr = _pr(st, number)
-    names = data.get("labels", []) if isinstance(data, dict) else data
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise HTTPError(422, "Validation Failed", [{"resource": "Label", "code": "invalid"}])
-    pr.labels = sorted(set(pr.labels) | set(names))
+    pr.labels = sorted(set(pr.labels) | set(_label_names(data)))
     return 200, [fake.label(st, n) for n in pr.labels], {}
 
 
