@@ -31,7 +31,7 @@ from stablectl.gitops.archive import Artifact, build_tarballs, file_artifact, sh
 from stablectl.gitops.export import quilt, quilt_tarball, series_commits
 from stablectl.gitops.messages import adapted_of
 from stablectl.gitops.objects import Provenance, adaptation
-from stablectl.gitops.signing import sign_file, signing_key_from_env
+from stablectl.gitops.signing import detached_signatures, sign_file, signing_key_from_env
 from stablectl.jsondoc import JSONDoc
 from stablectl.policy import Policy, Series
 from stablectl.templates import render
@@ -301,7 +301,7 @@ def _write_files(
     sums.write_text(sha256sums(listed))
     files.append(sums)
     key = signing_key_from_env()
-    for stale in ("SHA256SUMS.sig", "SHA256SUMS.asc"):
+    for stale in detached_signatures(sums.name):
         (directory / stale).unlink(missing_ok=True)
     if key is not None:
         files.append(sign_file(sums, key))

@@ -24,6 +24,8 @@ from stablectl.controller.plan import Plan, PlannedFix, SeriesPlan
 from stablectl.controller.release import ReleaseCommit, iso_time, scan_series, tag_of
 from stablectl.controller.selection import FixState
 from stablectl.forge.base import CheckState, Forge, PullRequest
+from stablectl.gitops.archive import parse_sha256sums
+from stablectl.gitops.signing import detached_signatures
 from stablectl.jsondoc import JSONDoc
 from stablectl.policy import Policy, Series
 from stablectl.templates import render_markup
@@ -142,12 +144,8 @@ def _release_json(src: _Sources, s: Series, n: int, rc: ReleaseCommit) -> JSONDo
     published = src.forge.get_release(tag) if src.forge is not None else None
     urls = {a.name: a.url for a in published.assets} if published else {}
     sums = directory / "SHA256SUMS"
-    digests = {}
-    if sums.is_file():
-        for line in sums.read_text().splitlines():
-            digest, _, name = line.partition("  ")
-            digests[name] = digest
-    for own in ("SHA256SUMS", "SHA256SUMS.sig", "SHA256SUMS.asc"):
+    digests = parse_sha256sums(sums.read_text()) if sums.is_file() else {}
+    for own in (sums.name, *detached_signatures(sums.name)):
         if (directory / own).is_file():
             digests[own] = hashlib.sha256((directory / own).read_bytes()).hexdigest()
     files = {**{a["name"]: a["sha256"] for a in manifest.get("artifacts", [])}, **digests}

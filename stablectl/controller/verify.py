@@ -48,15 +48,20 @@ from stablectl.controller.release import (
 )
 from stablectl.errors import GitError, StablectlError
 from stablectl.forge.base import Forge
-from stablectl.gitops.archive import build_tarballs
+from stablectl.gitops.archive import build_tarballs, parse_sha256sums
 from stablectl.gitops.messages import RELEASE_TRAILER, adapted_of, parse_message
 from stablectl.gitops.objects import Provenance, adaptation, first_parent_diff
-from stablectl.gitops.signing import Trust, check_signature, split_signed_tag
+from stablectl.gitops.signing import (
+    Trust,
+    check_signature,
+    detached_signatures,
+    split_signed_tag,
+)
 from stablectl.jsondoc import JSONDoc
 from stablectl.policy import Policy, Series
 
 SUMS = "SHA256SUMS"
-SUM_SIGNATURES = ("SHA256SUMS.sig", "SHA256SUMS.asc")
+SUM_SIGNATURES = detached_signatures(SUMS)
 
 Level = Literal["error", "warning"]
 KNOWN_STATE = "verify-known.json"
@@ -548,11 +553,7 @@ class Verifier:
         entry["sums_signed_by"] = self._signed(
             series, f"{tag}/{SUMS}", sums, signatures, namespace="file"
         )
-        listed: dict[str, str] = {}
-        for line in sums.decode("utf-8", "replace").splitlines():
-            digest, _, fname = line.partition("  ")
-            if fname:
-                listed[fname.lstrip("*")] = digest
+        listed = parse_sha256sums(sums.decode("utf-8", "replace"))
         # SHA256SUMS and its signatures (.sig, .asc; Actions adds a Sigstore bundle,
         # SHA256SUMS.sigstore.json, checked with `python -m sigstore verify`, not offline).
         present = {

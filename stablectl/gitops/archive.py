@@ -114,6 +114,16 @@ def sha256sums(artifacts: list[Artifact]) -> str:
     )
 
 
+def parse_sha256sums(text: str) -> dict[str, str]:
+    """`sha256sum` lines (`HEX  NAME`, as `sha256sums` writes them) as name -> digest."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        digest, _, name = line.partition("  ")
+        if name:
+            out[name.lstrip("*")] = digest
+    return out
+
+
 def file_artifact(path: Path) -> Artifact:
     data = path.read_bytes()
     return Artifact(path, hashlib.sha256(data).hexdigest(), len(data))

@@ -26,6 +26,14 @@ SSH_BEGIN = b"-----BEGIN SSH SIGNATURE-----"
 PGP_BEGIN = b"-----BEGIN PGP SIGNATURE-----"
 
 
+SUFFIXES: dict[Format, str] = {"ssh": ".sig", "openpgp": ".asc"}
+
+
+def detached_signatures(name: str) -> tuple[str, ...]:
+    """The file names a detached signature of `name` may have, one per format."""
+    return tuple(name + suffix for suffix in SUFFIXES.values())
+
+
 @dataclass(frozen=True)
 class SigningKey:
     """The key sync signs with: a private key file (ssh) or a key id (OpenPGP)."""
@@ -36,7 +44,7 @@ class SigningKey:
     @property
     def suffix(self) -> str:
         """The detached signature's file suffix."""
-        return ".sig" if self.format == "ssh" else ".asc"
+        return SUFFIXES[self.format]
 
 
 def signing_key_from_env() -> SigningKey | None:
