@@ -20,7 +20,8 @@ from stablectl.errors import GitError, UsageError
 from stablectl.forge import fork_token, open_forge
 from stablectl.forge.base import Forge, Marker, PullRequest
 from stablectl.gitops.messages import ADAPTED_TRAILER, Adapted, adapted_message, backport_title
-from stablectl.gitops.objects import adaptation
+from stablectl.gitops.pick import Committer, Picker
+from stablectl.gitops.provenance import Interdiff, repick
 from stablectl.gitops.push import ForkPusher, RefUpdate
 from stablectl.policy import Policy, load_policy
 
@@ -186,11 +187,13 @@ def _continue(ctx: click.Context, work: Path) -> None:
         [RefUpdate(f"refs/heads/{st['branch']}", head, current)]
     )
     pr = _open_resolved(forge, policy, st, head=head, msg=msg)
-    size = _adaptation(work, head, st["sha"])
-    if size:
-        # The resolution differs from upstream's change: record by how much, and the PR where
-        # maintainers review it, in the commit itself (`stablectl verify` checks both).
-        rec = Adapted(st["sha"], size, pr.number)
+    change = _adaptation(work, head, st["sha"], policy.get_series(st["series"]).path_map)
+    if not change.empty:
+        # The resolution differs from upstream's change: record the exact interdiff (its size
+        # and SHA-256) and the PR where maintainers review it, in the commit itself (`stablectl
+        # verify` recomputes the interdiff and checks the approval of a head carrying it).
+        size = change.lines
+        rec = Adapted(st["sha"], size, pr.number, change.digest)
         _git(work, "commit", "--amend", "-q", "-m", adapted_message(msg, rec))
         amended = _git(work, "rev-parse", "HEAD").stdout.strip()
         ForkPusher(work / ".git", policy.fork.git, token).push(
@@ -206,13 +209,17 @@ def _continue(ctx: click.Context, work: Path) -> None:
     console().print(f"pushed {head[:10]} to {st['branch']}; PR #{pr.number} {pr.url}", markup=False)
 
 
-def _adaptation(work: Path, head: str, source: str) -> int:
+def _adaptation(work: Path, head: str, source: str, path_map: dict[str, str]) -> Interdiff:
+    """The exact interdiff between re-picking `source` onto the resolution's parent and the
+    resolution, as verify will recompute it."""
     repo = pygit2.Repository(str(work))
     try:
-        src = repo[pygit2.Oid(hex=source)].peel(pygit2.Commit)
+        repo[pygit2.Oid(hex=source)].peel(pygit2.Commit)
     except (KeyError, ValueError):
         raise UsageError(f"{source[:10]} is not in {work}: cannot measure the resolution") from None
-    return adaptation(repo[pygit2.Oid(hex=head)].peel(pygit2.Commit), src)
+    picker = Picker(repo, Committer("stablectl", "stablectl@localhost"), path_map=path_map)
+    _outcome, change = repick(repo, picker, repo[pygit2.Oid(hex=head)].peel(pygit2.Commit), source)
+    return change
 
 
 def _has_markers(path: Path) -> bool:

@@ -55,7 +55,7 @@ def export(
             engine.fetch()
         cache = engine.cache
         tip = cache.fork_branch(s.stable_branch)
-        base = cache.peel(f"refs/tags/{s.base}")
+        base = cache.upstream_tag(s.base)
         if tip is None or base is None:
             raise UsageError(f"the fork has no {s.stable_branch} or upstream no {s.base}")
         commits = series_commits(cache.repo, base, tip)

@@ -36,10 +36,11 @@ def _read_log(path: Path) -> JSONDoc:
 
 
 def _review_forge(policy: Policy, state: Path) -> Forge | str:
-    """The forge to read reviews of adapted commits' PRs from, or why there is none (a
-    packager without a token still verifies everything else)."""
+    """The forge to read reviews of adapted commits' PRs and of release PRs from, or why there
+    is none (a packager without a token still verifies everything else; GitHub's API reads a
+    public fork's PRs and reviews without one)."""
     if policy.forge.kind == "local" and not local_forge_db(policy, state).is_file():
-        return f"no local forge in {state}"
+        return f"no local forge in {state} (--forge-state names the mirror's)"
     try:
         return open_forge(policy, state)
     except StablectlError as e:
@@ -79,6 +80,18 @@ def _review_forge(policy: Policy, state: Path) -> Forge | str:
     is_flag=True,
     help="Fail on any unsigned tag or SHA256SUMS (default: release.signing.required).",
 )
+@click.option(
+    "--require-reviewed/--allow-unreviewed",
+    default=None,
+    help="Fail when an adaptation's review cannot be checked on the forge (default: when "
+    "signing is required).",
+)
+@click.option(
+    "--forge-state",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="The state directory holding the mirror's local forge (forge.kind: local), to read "
+    "reviews from; default: --state-dir.",
+)
 @click.option("--no-record", is_flag=True, help="Do not remember this state as verified.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
@@ -93,15 +106,18 @@ def verify(
     keyring: Path | None,
     release_log: Path | None,
     require_signed: bool,
+    require_reviewed: bool | None,
+    forge_state: Path | None,
     no_record: bool,
     as_json: bool,
 ) -> None:
     """Audit a stable mirror without trusting its maintainers.
 
     Needs no memory of earlier runs: every commit after the base tag must name (trailer) a
-    commit upstream has and equal its patch, or record its adaptation (size and the PR a
-    maintainer approved); release commits and tags must match one to one, numbered in order,
-    each tag naming the previous one's object (a chain), signed by a pinned key when keys are
+    commit fetched from upstream's URL, and re-picking that commit onto its parent must give
+    exactly its tree, or the exact interdiff must be recorded (size, SHA-256, and the PR of that
+    fix where a maintainer approved a head carrying it); release commits and tags must match
+    one to one, numbered in order, each tag naming the previous one's object (a chain), signed by a pinned key when keys are
     pinned; every file of a release at hand must be listed in a signed SHA256SUMS and match it
     (with --rebuild: the tarballs are rebuilt bit for bit from the tag). A branch or tag this
     machine verified before must not have been rewritten or moved (STATE/verify-known.json).
@@ -133,10 +149,11 @@ def verify(
             policy,
             wanted,
             releases_dir=releases_dir or state / "releases" / policy.project,
-            rebuild=rebuild,
+            rebuild_tarballs=rebuild,
             record=not no_record,
             trust=trust,
-            forge=_review_forge(policy, state),
+            forge=_review_forge(policy, forge_state or state),
+            require_reviewed=require_reviewed,
             release_log=_read_log(release_log) if release_log else None,
         )
     finally:
@@ -154,14 +171,19 @@ def verify(
                 f"infrastructure commits; tip {a.tip or '-'}"
             )
             for r in a.releases:
-                arts = r.get("artifacts_checked")
-                signer = r.get("signed_by")
+                arts, signer = r.artifacts_checked, r.signed_by
                 out.print(
-                    f"  {escape(r['tag'])}: {'annotated' if r['annotated'] else 'LIGHTWEIGHT'}"
+                    f"  {escape(r.tag)}: {'annotated' if r.annotated else 'LIGHTWEIGHT'}"
                     + (f", signed by {escape(signer)}" if signer else "")
                     + (f", {arts} files checked" if arts is not None else "")
-                    + (", rebuilt" if r.get("rebuilt") else "")
+                    + (", rebuilt" if r.rebuilt else "")
+                    + (", release PR checked" if r.review_checked else "")
                 )
+        if report.unchecked_reviews:
+            out.print(
+                f"[yellow]{report.unchecked_reviews} adaptation reviews NOT CHECKED[/] "
+                "(no readable forge)"
+            )
         if report.findings:
             table = Table("", "series", "what", "finding", show_lines=False)
             for f in report.findings:

@@ -24,13 +24,14 @@ from stablectl.controller.release import (
     scan_series,
     tag_of,
 )
-from stablectl.controller.verify import queue_refs
+from stablectl.controller.verify.context import queue_refs
 from stablectl.errors import GitError
 from stablectl.forge.base import CheckState, PullRequest, Review
 from stablectl.gitops.archive import Artifact, build_tarballs, file_artifact, sha256sums
 from stablectl.gitops.export import quilt, quilt_tarball, series_commits
 from stablectl.gitops.messages import adapted_of
-from stablectl.gitops.objects import Provenance, adaptation
+from stablectl.gitops.pick import Committer, Picker
+from stablectl.gitops.provenance import Provenance
 from stablectl.gitops.signing import detached_signatures, sign_file, signing_key_from_env
 from stablectl.jsondoc import JSONDoc
 from stablectl.policy import Policy, Series
@@ -137,7 +138,12 @@ def build_release(
         else s.base
     )
     patches = _patch_series(repo, policy, sp, rc, stem, directory)
-    provenance = Provenance(repo, queue_refs(policy))
+    ident = policy.identity
+    provenance = Provenance(
+        repo,
+        queue_refs(policy),
+        lambda: Picker(repo, Committer(ident.name, ident.email), path_map=s.path_map),
+    )
     policy_release = policy.release
     manifest: JSONDoc = {
         "schema": MANIFEST_SCHEMA,
@@ -244,12 +250,9 @@ def _fix_json(
     adapted (by how many lines, reviewed where), who approved it, and the checks on its PR."""
     commit = repo[pygit2.Oid(hex=f.commit)].peel(pygit2.Commit)
     recorded = adapted_of(commit.message)
-    try:
-        source = repo.revparse_single(f.source).peel(pygit2.Commit) if f.source else None
-    except (KeyError, ValueError, pygit2.GitError):
-        source = None
-    lines = adaptation(commit, source) if source is not None else None
-    origin = provenance.origin(str(source.id)) if source is not None else None
+    r = provenance.explain(f.commit)
+    origin = r.origin
+    lines = r.change.lines if r.adapted else 0
     return {
         "commit": f.commit,
         "subject": f.subject,
@@ -257,10 +260,15 @@ def _fix_json(
         "source": f.source,
         "origin": origin or "none",
         "patch_queue": series.patches if origin == "patch-queue" else None,
-        "change": "verbatim" if lines == 0 else "adapted",
+        "change": "verbatim" if r.verbatim else ("adapted" if r.adapted else "none"),
         "adapted": (
-            {"lines": lines, "pr": recorded.pr if recorded else None, "recorded": bool(recorded)}
-            if lines
+            {
+                "lines": lines,
+                "interdiff": r.change.digest,
+                "pr": recorded.pr if recorded else None,
+                "recorded": bool(recorded),
+            }
+            if r.adapted
             else None
         ),
         "security": f.security,

@@ -98,7 +98,7 @@ def init_fork(
         ref = f"refs/heads/{s.stable_branch}"
         tip = cache.fork_branch(s.stable_branch)
         if tip is None:
-            base = cache.peel(f"refs/tags/{s.base}")
+            base = cache.upstream_tag(s.base)
             if base is None:
                 raise KeyError(s.base)
             updates[ref] = RefUpdate(ref, base, None)

@@ -26,7 +26,7 @@ from stablectl.controller.selection import (
 from stablectl.controller.selection.states import excluded_by
 from stablectl.errors import GitError, PolicyError
 from stablectl.forge.base import Forge
-from stablectl.gitops.cache import Progress, RepoCache
+from stablectl.gitops.cache import UPSTREAM_TAGS, Progress, RepoCache
 from stablectl.gitops.pick import Committer, Picker, PickResult
 from stablectl.gitops.scan import CommitIndex
 from stablectl.jsondoc import JSONDoc
@@ -265,7 +265,7 @@ class Engine:
         for s in self.policy.series:
             if not s.patches or not s.queue_branch:
                 continue
-            base = self.cache.peel(f"refs/tags/{s.base}")
+            base = self.cache.upstream_tag(s.base)
             path = Path(s.patches).expanduser()
             if base is None or not path.exists():
                 self.queue_problems.append(
@@ -320,7 +320,7 @@ class Engine:
         cache = self.cache
 
         def upstream_ref(ref: str) -> str | None:
-            return cache.peel(ref) if ref.startswith("refs/tags/") else cache.resolve(ref)
+            return cache.peel(ref) if ref.startswith(UPSTREAM_TAGS) else cache.resolve(ref)
 
         def stable_tip(series: Series) -> str | None:
             return cache.fork_branch(series.stable_branch)

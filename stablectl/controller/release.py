@@ -16,6 +16,7 @@ forge show.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -25,7 +26,14 @@ import pygit2
 from stablectl.controller.plan import SeriesPlan
 from stablectl.controller.selection import Fix
 from stablectl.forge.base import Marker
-from stablectl.gitops.messages import RELEASE_TRAILER, parse_message, prerequisite_of
+from stablectl.gitops.messages import (
+    RELEASE_TRAILER,
+    MessageInfo,
+    is_infrastructure,
+    parse_message,
+    prerequisite_of,
+)
+from stablectl.gitops.provenance import Provenance
 from stablectl.policy import Policy, Series
 from stablectl.templates import render
 
@@ -119,6 +127,7 @@ def scan_series(repo: pygit2.Repository, sp: SeriesPlan, tip: str) -> SeriesRele
     releases: list[ReleaseCommit] = []
     pending: list[ShippedFix] = []
     previous = base
+    upstream = Provenance(repo)
     for c in commits:
         msg = c.message
         version = release_trailer_version(msg)
@@ -127,11 +136,14 @@ def scan_series(repo: pygit2.Repository, sp: SeriesPlan, tip: str) -> SeriesRele
             previous = str(c.id)
             pending = []
             continue
-        if "Stablectl-Infrastructure:" in msg:
+        if is_infrastructure(msg):
             continue
         info = parse_message(msg)
         source = info.cherry_picked_from[-1] if info.cherry_picked_from else None
         fix = next((by_member[s] for s in info.cherry_picked_from if s in by_member), None)
+        # Claims come from upstream's own message (what the trailer names, when upstream has
+        # it), never from the stable commit's: a message on the mirror can say anything.
+        facts = _upstream_message(repo, upstream, source)
         pending.append(
             ShippedFix(
                 commit=str(c.id),
@@ -140,14 +152,36 @@ def scan_series(repo: pygit2.Repository, sp: SeriesPlan, tip: str) -> SeriesRele
                 original=fix.key if fix else None,
                 security=bool(fix and fix.security),
                 rules=sorted({h.rule for h in fix.flags}) if fix else [],
-                cves=sorted(set(fix.cves if fix else []) | set(info.cves)),
-                issues=list(fix.issues) if fix else list(info.issues),
+                cves=sorted(set(fix.cves if fix else []) | set(facts.cves)),
+                issues=list(fix.issues) if fix else list(facts.issues),
                 prerequisite_for=prerequisite_of(msg),
                 follows=fix.follows if fix else None,
             )
         )
     return SeriesReleases(
         series=sp.series, base_sha=base, tip=tip, releases=releases, unreleased=pending
+    )
+
+
+def _upstream_message(
+    repo: pygit2.Repository, upstream: Provenance, source: str | None
+) -> MessageInfo:
+    """The facts of upstream's commit `source` (and of the original it names), or none."""
+    if source is None:
+        return parse_message("")
+    full, origin = upstream.resolve(source)
+    if full is None or origin != "upstream":
+        return parse_message("")
+    info = parse_message(repo[pygit2.Oid(hex=full)].peel(pygit2.Commit).message)
+    cves, issues = list(info.cves), list(info.issues)
+    for named in info.cherry_picked_from:
+        o_full, o_origin = upstream.resolve(named)
+        if o_full is not None and o_origin == "upstream":
+            o = parse_message(repo[pygit2.Oid(hex=o_full)].peel(pygit2.Commit).message)
+            cves += o.cves
+            issues += o.issues
+    return dataclasses.replace(
+        info, cves=tuple(dict.fromkeys(cves)), issues=tuple(dict.fromkeys(issues))
     )
 
 

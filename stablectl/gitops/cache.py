@@ -2,8 +2,12 @@
 
 Layout of the cache repository (one per policy project, under the state directory):
 
-- ``refs/remotes/upstream/*`` upstream branches, ``refs/tags/*`` upstream tags;
+- ``refs/remotes/upstream/*`` upstream branches, ``refs/upstream/tags/*`` upstream tags: only
+  a fetch from upstream's URL writes them, and only they are evidence of upstream origin;
 - ``refs/remotes/fork/*`` the fork's branches, ``refs/fork-tags/*`` the fork's tags;
+- nothing in ``refs/tags/*``: both remotes fetch with ``--no-tags`` (git's tag auto-following
+  would otherwise store a tag pushed to the fork beside upstream's), and what an older layout
+  or an interrupted tag push left there is removed at the next upstream fetch;
 - ``stablectl-tips.json`` the upstream branch tips and base tags seen by the last run, so a
   history rewrite upstream is noticed and reported instead of silently followed.
 """
@@ -26,6 +30,8 @@ from stablectl.errors import GitError, UpstreamRewrittenError
 
 UPSTREAM = "upstream"
 FORK = "fork"
+UPSTREAM_TAGS = "refs/upstream/tags/"
+FORK_TAGS = "refs/fork-tags/"
 TIPS_FILE = "stablectl-tips.json"
 
 Progress = Callable[[str, int, int], None]
@@ -111,10 +117,15 @@ class RepoCache:
             remote = repo.remotes.create(name, url, refspecs[0])
             for spec in refspecs[1:]:
                 repo.remotes.add_fetch(name, spec)
-            return repo.remotes[name]
+        # Tags only through the refspecs: never auto-followed into refs/tags/*.
+        repo.config[f"remote.{name}.tagOpt"] = "--no-tags"
         if remote.url != url:
             repo.remotes.set_url(name, url)
-        have = list(remote.fetch_refspecs)
+        have = list(repo.remotes[name].fetch_refspecs)
+        if any(spec not in refspecs for spec in have):
+            # An older layout (upstream tags in refs/tags/*): the refspecs are replaced.
+            repo.config.delete_multivar(f"remote.{name}.fetch", ".*")
+            have = []
         for spec in refspecs:
             if spec not in have:
                 repo.remotes.add_fetch(name, spec)
@@ -143,7 +154,7 @@ class RepoCache:
             raise GitError(f"cannot fetch {name} ({url}): {e}") from None
         # libgit2 never moves an existing tag, even with a forced refspec; mirror upstream's
         # tags exactly so that a moved tag is seen (and refused by check_and_record_tips).
-        tag_dest = "refs/tags/" if name == UPSTREAM else "refs/fork-tags/"
+        tag_dest = UPSTREAM_TAGS if name == UPSTREAM else FORK_TAGS
         for head in heads:
             hname = str(head.name or "")
             if not hname.startswith("refs/tags/") or hname.endswith("^{}"):
@@ -170,12 +181,14 @@ class RepoCache:
             raise GitError(f"cannot fetch {name} ({url}): {last}")
 
     def fetch_upstream(self, url: str, progress: Progress | None = None) -> None:
+        for ref in [r for r in self.repo.references if r.startswith("refs/tags/")]:
+            self.repo.references.delete(ref)
         self._fetch(
             UPSTREAM,
             url,
             [
                 f"+refs/heads/*:refs/remotes/{UPSTREAM}/*",
-                "+refs/tags/*:refs/tags/*",
+                f"+refs/tags/*:{UPSTREAM_TAGS}*",
                 "+refs/notes/*:refs/notes/*",
             ],
             progress,
@@ -185,7 +198,7 @@ class RepoCache:
         self._fetch(
             FORK,
             url,
-            [f"+refs/heads/*:refs/remotes/{FORK}/*", "+refs/tags/*:refs/fork-tags/*"],
+            [f"+refs/heads/*:refs/remotes/{FORK}/*", f"+refs/tags/*:{FORK_TAGS}*"],
             progress,
         )
 
@@ -229,7 +242,7 @@ class RepoCache:
                 continue
             new[key] = tip
         for t in tags:
-            key = f"refs/tags/{t}"
+            key = f"{UPSTREAM_TAGS}{t}"
             target = self.peel(key)
             if target is None:
                 continue
@@ -246,7 +259,7 @@ class RepoCache:
     def accept_rewrite(self, branch: str) -> bool:
         tips = self.load_tips()
         removed = False
-        for key in (f"refs/remotes/{UPSTREAM}/{branch}", f"refs/tags/{branch}"):
+        for key in (f"refs/remotes/{UPSTREAM}/{branch}", f"{UPSTREAM_TAGS}{branch}"):
             if key in tips:
                 del tips[key]
                 removed = True
@@ -280,7 +293,11 @@ class RepoCache:
         return self.resolve(f"refs/remotes/{UPSTREAM}/{name}")
 
     def upstream_tag(self, name: str) -> str | None:
-        return self.peel(f"refs/tags/{name}")
+        return self.peel(f"{UPSTREAM_TAGS}{name}")
+
+    def upstream_tag_object(self, name: str) -> str | None:
+        """The object upstream's tag `name` points at (the tag object of an annotated tag)."""
+        return self.resolve(f"{UPSTREAM_TAGS}{name}")
 
     def fork_branch(self, name: str) -> str | None:
         return self.resolve(f"refs/remotes/{FORK}/{name}")

@@ -212,36 +212,57 @@ def references(message: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+INFRASTRUCTURE_TRAILER = "Stablectl-Infrastructure"
+_INFRASTRUCTURE_RE = re.compile(rf"^{INFRASTRUCTURE_TRAILER}:", re.M)
+
+
+def is_infrastructure(message: str) -> bool:
+    """An infrastructure commit of the mirror (workflows): the trailer at a line's start, read
+    the same way by verify, the release scan and the manifest."""
+    return _INFRASTRUCTURE_RE.search(message) is not None
+
+
 ADAPTED_TRAILER = "Stablectl-Adapted"
 _ADAPTED_RE = re.compile(
     rf"^{ADAPTED_TRAILER}:[ \t]*([0-9a-fA-F]{{7,40}})[ \t]+\((\d+) lines?"
-    r"(?:; reviewed in #(\d+))?\)[ \t]*$",
+    r"(?:; interdiff ([0-9a-f]{64}))?(?:; reviewed in #(\d+))?\)[ \t]*$",
     re.M,
 )
 
 
 @dataclass(frozen=True)
 class Adapted:
-    """A backport's recorded adaptation: how many changed lines differ from `source`, and the
-    PR where a maintainer reviewed that difference."""
+    """A backport's recorded adaptation: the upstream commit it adapts, the size and SHA-256
+    of the exact interdiff (re-pick → commit, `gitops.provenance`), and the PR where a
+    maintainer approved exactly that interdiff."""
 
     source: str
     lines: int
     pr: int | None
+    interdiff: str | None = None
+
+    def trailer(self) -> str:
+        digest = f"; interdiff {self.interdiff}" if self.interdiff else ""
+        pr = f"; reviewed in #{self.pr}" if self.pr is not None else ""
+        return f"{ADAPTED_TRAILER}: {self.source} ({self.lines} lines{digest}{pr})"
 
 
 def adapted_message(message: str, a: Adapted) -> str:
     """The message with its adaptation recorded (an earlier record replaced)."""
     message = _ADAPTED_RE.sub("", message)
-    pr = f"; reviewed in #{a.pr}" if a.pr is not None else ""
-    return _append_trailer(message, f"{ADAPTED_TRAILER}: {a.source} ({a.lines} lines{pr})")
+    return _append_trailer(message, a.trailer())
 
 
 def adapted_of(message: str) -> Adapted | None:
     m = _ADAPTED_RE.search(message)
     if not m:
         return None
-    return Adapted(m.group(1).lower(), int(m.group(2)), int(m.group(3)) if m.group(3) else None)
+    return Adapted(
+        m.group(1).lower(),
+        int(m.group(2)),
+        int(m.group(4)) if m.group(4) else None,
+        m.group(3),
+    )
 
 
 def prerequisite_of(message: str) -> str | None:

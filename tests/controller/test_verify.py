@@ -57,7 +57,7 @@ def test_the_demo_mirror_verifies(demo: Path, capsys: pytest.CaptureFixture[str]
     assert data["ok"] and not errors(r)
     by = {s["branch"]: s for s in data["series"]}
     assert by["3.11.2-stable"]["counts"]["backports"] == 6
-    assert by["3.11.2-stable"]["counts"]["matched by patch-id"] == 1  # the backport by hand
+    assert by["3.11.2-stable"]["counts"]["matched without trailer"] == 1  # the backport by hand
     assert by["3.12.1-stable"]["counts"]["identical"] == 6
     rel = by["3.11.2-stable"]["releases"][0]
     assert rel["tag"] == "v3.11.2.1" and rel["annotated"] and rel["artifacts_checked"] == 9

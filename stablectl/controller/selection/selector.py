@@ -35,6 +35,7 @@ from stablectl.controller.selection.windows import (
     source_windows,
     windows,
 )
+from stablectl.gitops.cache import UPSTREAM_TAGS
 from stablectl.gitops.scan import CommitIndex
 from stablectl.policy import Policy, Series
 
@@ -96,7 +97,7 @@ class Selector:
         return data.copy()
 
     def base_of(self, series: Series) -> str:
-        sha = self.upstream_ref(f"refs/tags/{series.base}")
+        sha = self.upstream_ref(f"{UPSTREAM_TAGS}{series.base}")
         if sha is None:
             raise KeyError(series.base)
         return sha
@@ -126,8 +127,10 @@ class Selector:
         conditions = ForgeConditions(self.policy.flags, self.labeled_prs, self.issues)
         flagged = self._flagged(series, base, wins=wins, uf=uf, conditions=conditions)
         errors += conditions.missing()
+        # PR numbers find no-trailer backports upstream; never on the stable branch, where a
+        # subject ending in "(#N)" is only a claim (a fix is applied there when a trailer names
+        # it, which verify checks by re-picking, or by its patch).
         all_prs = [(w.branch, w.summary["prs"]) for w in wins] + [
-            (None, known.stable["prs"]),
             (None, known.pre_base["prs"]),
         ]
         flag_hits = dict(flagged.hits)

@@ -33,7 +33,7 @@ class Known:
 
     @property
     def stable_shas(self) -> set[str]:
-        return set(self.stable["meta"]) | {v[0] for v in self.stable["prs"].values()}
+        return set(self.stable["meta"])
 
     @property
     def pre_base_known(self) -> set[str]:

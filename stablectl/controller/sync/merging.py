@@ -9,14 +9,13 @@ import pygit2
 
 from stablectl.controller.gate import evaluate_gate
 from stablectl.controller.plan import Engine, Plan
+from stablectl.controller.provenance_gates import explain_head, merge_blockers
 from stablectl.controller.sync.actions import Action, Findings, MergePR
 from stablectl.controller.sync.desired import Wanted
-from stablectl.controller.verify import merge_blockers
 from stablectl.errors import GitError
 from stablectl.forge.base import Forge, MergeMethod, PullRequest
 from stablectl.gitops.cache import RepoCache
-from stablectl.gitops.messages import ADAPTED_TRAILER
-from stablectl.gitops.objects import adaptation
+from stablectl.gitops.messages import Adapted
 from stablectl.policy import Policy, Series
 
 
@@ -79,20 +78,17 @@ def _record_hint(engine: Engine, s: Series, pr: PullRequest) -> str:
     m = pr.marker
     if m is None or not m.source:
         return ""
-    repo = engine.cache.repo
     try:
-        head = repo[pygit2.Oid(hex=pr.head_sha)].peel(pygit2.Commit)
-        source = repo.revparse_single(m.source).peel(pygit2.Commit)
+        r = explain_head(engine, engine.policy, s, pr.head_sha, m.source)
     except (KeyError, ValueError, pygit2.GitError):
         return ""
-    size = adaptation(head, source)
-    if not size:
+    if r.source is None or r.verbatim:
         return ""
-    line = f"{ADAPTED_TRAILER}: {source.id} ({size} lines; reviewed in #{pr.number})"
+    rec = Adapted(r.source, r.change.lines, pr.number, r.change.digest)
     return (
         f". If the difference is the reviewed resolution, record it: add the trailer line "
-        f"`{line}` to the commit message (or resolve with `stablectl backport --continue`), "
-        "push, and approve again"
+        f"`{rec.trailer()}` to the commit message (or resolve with `stablectl backport "
+        "--continue`), push, and approve again"
     )
 
 

@@ -20,6 +20,7 @@ import pygit2
 from stablectl.controller import release as rel
 from stablectl.controller.gate import evaluate_gate
 from stablectl.controller.plan import Engine, Plan, SeriesPlan
+from stablectl.controller.provenance_gates import release_blockers
 from stablectl.controller.selection import FixState
 from stablectl.controller.sync.actions import (
     Action,
@@ -34,9 +35,9 @@ from stablectl.controller.sync.actions import (
 from stablectl.controller.sync.merging import merge_action
 from stablectl.controller.sync.publishing import core_assets
 from stablectl.controller.sync.reconcile import skipped_fixes
-from stablectl.controller.verify import release_blockers
 from stablectl.errors import GitError, StablectlError
 from stablectl.forge.base import Forge, Marker, PullRequest
+from stablectl.gitops.cache import UPSTREAM_TAGS
 from stablectl.policy import Policy, Series
 
 Apply = Callable[[list[Action]], list[Action]]
@@ -153,7 +154,7 @@ class ReleaseRound:
             self._verifiable(s)
             n = len(sr.releases)
             prev_tag = rel.tag_of(p, s, n - 1) if n > 1 else s.base
-            prev_ref = f"refs/fork-tags/{prev_tag}" if n > 1 else f"refs/tags/{s.base}"
+            prev_ref = f"refs/fork-tags/{prev_tag}" if n > 1 else f"{UPSTREAM_TAGS}{s.base}"
             prev_object = cache.resolve(prev_ref)
             if prev_object is None:
                 raise GitError(f"cannot tag {tag}: the previous release's tag {prev_tag} is gone")

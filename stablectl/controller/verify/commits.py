@@ -1,0 +1,281 @@
+"""The commits of a stable branch after its base, one by one: each is upstream's change
+verbatim (recomputed by re-picking, `gitops.provenance`), or an adaptation recorded with its
+exact interdiff and approved, at a head carrying that interdiff, in the PR of that very fix;
+release commits change nothing; infrastructure commits touch only `.github/`."""
+
+from __future__ import annotations
+
+import pygit2
+
+from stablectl.controller.release import release_trailer_version
+from stablectl.controller.verify.context import Audit
+from stablectl.controller.verify.report import AdaptedCommit, SeriesAudit
+from stablectl.errors import StablectlError
+from stablectl.forge.base import Forge, Review
+from stablectl.gitops.git import run_git
+from stablectl.gitops.messages import adapted_of, is_infrastructure
+from stablectl.gitops.objects import first_parent_diff
+from stablectl.gitops.provenance import Reproduction
+from stablectl.policy import Series
+
+
+def audit_commits(
+    a: Audit,
+    series: Series,
+    base: str | None,
+    head: pygit2.Oid,
+    since: str | None,
+    audit: SeriesAudit | None = None,
+) -> list[tuple[str, str]]:
+    """Check each commit of since..head, oldest first; returns the release commits met, as
+    (version, commit), and records in `audit.released_commits` what each released."""
+    audit = audit or SeriesAudit(series.name, series.stable_branch, base=base)
+    walker = a.repo.walk(head, pygit2.enums.SortMode.TOPOLOGICAL)
+    if since is not None:
+        walker.hide(pygit2.Oid(hex=since))
+    released: list[tuple[str, str]] = []
+    batch: list[str] = []
+    for c in reversed(list(walker)):
+        version, shipped = _commit(a, series, audit, c)
+        if version is not None:
+            released.append((version, str(c.id)))
+            audit.released_commits[str(c.id)] = batch
+            batch = []
+        elif shipped:
+            batch.append(str(c.id))
+    return released
+
+
+def _commit(
+    a: Audit, series: Series, audit: SeriesAudit, c: pygit2.Commit
+) -> tuple[str | None, bool]:
+    """Check one commit after the base: (its version if a release commit, whether it ships a
+    change a release lists)."""
+    name, sha, msg = series.name, str(c.id), c.message
+    subject = msg.splitlines()[0] if msg else ""
+    audit.counts["commits"] += 1
+    if len(c.parents) != 1:
+        a.find("error", name, sha, "a merge commit: stable branches are linear")
+        return None, False
+    paths = [
+        p
+        for d in first_parent_diff(c).deltas
+        for p in dict.fromkeys((d.old_file.path, d.new_file.path))
+    ]
+    version = release_trailer_version(msg)
+    if version is not None:
+        audit.counts["release commits"] += 1
+        if paths:
+            a.find("error", name, sha, f"a release commit that changes files: {paths}")
+        return version, False
+    if is_infrastructure(msg):
+        audit.counts["infrastructure commits"] += 1
+        outside = [p for p in paths if not p.startswith(".github/")]
+        if outside:
+            a.find("error", name, sha, f"infrastructure commit touches {outside}")
+        return None, False
+    prov = a.provenance(series)
+    r = prov.explain(sha)
+    if not r.named:
+        same = _reproduced_upstream(a, series, c, paths, audit.base or "")
+        if same is None:
+            a.find("error", name, sha, f"no provenance: {subject!r} names no upstream commit")
+            return None, False
+        audit.counts["backports"] += 1
+        audit.counts["identical"] += 1
+        audit.counts["matched without trailer"] += 1
+        a.find(
+            "warning",
+            name,
+            sha,
+            f"no trailer, but re-picking upstream {same} gives exactly its tree (a backport by "
+            "hand)",
+        )
+        return None, True
+    if r.source is None:
+        a.find(
+            "error",
+            name,
+            sha,
+            f"names {r.named[-1]} which upstream does not have (a forged or stale trailer, a "
+            "commit or tag pushed to the fork, or a patch queue commit presented as upstream?)",
+        )
+        return None, False
+    if r.origin == "patch-queue":
+        # A patch of the series' queue (a distribution's own backport, say): accepted as what
+        # it is, and listed, never counted as upstream's.
+        audit.counts["downstream patches"] += 1
+        a.find(
+            "warning",
+            name,
+            sha,
+            f"from the series' patch queue ({series.patches}), not upstream: {subject!r}",
+        )
+    audit.counts["backports"] += 1
+    if r.verbatim:
+        audit.counts["identical"] += 1
+        return None, True
+    _adapted(a, series, audit, c, r)
+    return None, True
+
+
+def _adapted(
+    a: Audit, series: Series, audit: SeriesAudit, c: pygit2.Commit, r: Reproduction
+) -> None:
+    name, sha, msg = series.name, str(c.id), c.message
+    assert r.source is not None
+    audit.counts["adapted"] += 1
+    recorded = adapted_of(msg)
+    entry = AdaptedCommit(
+        commit=sha,
+        source=r.source,
+        lines=r.change.lines,
+        interdiff=r.change.digest,
+        files=r.change.files,
+        subject=msg.splitlines()[0] if msg else "",
+        origin=r.origin or "none",
+        pr=recorded.pr if recorded else None,
+        recorded=recorded is not None,
+    )
+    audit.adapted.append(entry)
+    how = f"re-picking {r.source[:12]} onto its parent ({r.repick})"
+    if recorded is None:
+        a.find(
+            "error",
+            name,
+            sha,
+            f"a mirror-only change: differs from {how} by {r.change.lines} lines in "
+            f"{', '.join(r.change.files)} and records no adaptation (Stablectl-Adapted: trailer, "
+            "from `stablectl backport --continue`)",
+        )
+        return
+    if not r.source.startswith(recorded.source):
+        a.find(
+            "error",
+            name,
+            sha,
+            f"records an adaptation of {recorded.source[:12]}, but is a backport of "
+            f"{r.source[:12]}",
+        )
+        return
+    if recorded.interdiff is None:
+        a.find(
+            "error",
+            name,
+            sha,
+            "records an adaptation without its interdiff (an older record binds no content): "
+            "resolve it again with `stablectl backport --continue`",
+        )
+        return
+    if recorded.interdiff != r.change.digest or recorded.lines != r.change.lines:
+        a.find(
+            "error",
+            name,
+            sha,
+            f"records an adaptation of {recorded.lines} lines (interdiff "
+            f"{recorded.interdiff[:12]}), but differs from {how} by {r.change.lines} "
+            f"(interdiff {r.change.digest[:12]}): changed after review",
+        )
+        return
+    reviewed(a, series, entry)
+
+
+def reviewed(a: Audit, series: Series, entry: AdaptedCommit) -> None:
+    """A recorded adaptation names the PR where a maintainer approved it. The PR must be this
+    fix's backport to this series, and a maintainer's latest review must approve a head that
+    carries exactly this interdiff (the commit itself, or the reviewed head it was merged
+    from)."""
+    name, sha, pr = series.name, entry.commit, entry.pr
+    if pr is None:
+        a.find("error", name, sha, "records an adaptation but no reviewing PR")
+        return
+    forge = a.readable_forge
+    if forge is None:
+        a.report.unchecked_reviews += 1
+        a.find(
+            "error" if a.require_reviewed else "warning",
+            name,
+            sha,
+            f"adaptation reviewed in #{pr}: NOT CHECKED ({a.forge or 'no forge'})",
+        )
+        return
+    try:
+        pull = forge.get_pr(pr)
+        reviews = forge.reviews(pr)
+    except StablectlError as e:
+        a.find("error", name, sha, f"cannot read #{pr} and its reviews: {e}")
+        return
+    m = pull.marker
+    if (
+        m is None
+        or m.kind != "backport"
+        or m.series != name
+        or not any(x and entry.source.startswith(x) for x in (m.source, m.original))
+    ):
+        names = f"{m.kind} of {m.source or m.original or '-'} for {m.series}" if m else "nothing"
+        a.find(
+            "error",
+            name,
+            sha,
+            f"records an adaptation reviewed in #{pr}, but #{pr} is not the backport of "
+            f"{entry.source[:12]} to {name} (its marker names {names})",
+        )
+        return
+    approvers = _approving(a, series, forge, pull.author, reviews, entry)
+    entry.review_checked = True
+    entry.approvers = approvers
+    if not approvers:
+        a.find(
+            "error",
+            name,
+            sha,
+            f"records an adaptation reviewed in #{pr}, but no maintainer's latest review "
+            f"approves a head with this interdiff ({entry.interdiff[:12]})",
+        )
+
+
+def _approving(
+    a: Audit, series: Series, forge: Forge, author: str, reviews: list[Review], e: AdaptedCommit
+) -> list[str]:
+    maint = {m.lower() for m in a.policy.maintainers}
+    latest: dict[str, Review] = {}
+    for rv in reviews:
+        if rv.state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
+            latest[rv.user.lower()] = rv
+    out = []
+    for user, rv in sorted(latest.items()):
+        if rv.state != "APPROVED" or user not in maint or user == author.lower():
+            continue
+        if rv.commit == e.commit or _same_interdiff(a, series, rv.commit, e):
+            out.append(user)
+    return out
+
+
+def _same_interdiff(a: Audit, series: Series, head: str, e: AdaptedCommit) -> bool:
+    try:
+        pygit2.Oid(hex=head)
+        if head not in a.repo:
+            return False
+    except ValueError:
+        return False
+    r = a.provenance(series).explain(head, source=e.source)
+    return r.source == e.source and r.change.digest == e.interdiff
+
+
+def _reproduced_upstream(
+    a: Audit, series: Series, c: pygit2.Commit, paths: list[str], base: str
+) -> str | None:
+    """An upstream commit (on an upstream branch, after the base, touching the same paths)
+    whose re-pick onto the commit's parent gives exactly its tree."""
+    if not paths:
+        return None
+    out = run_git(
+        a.engine.cache.path,
+        ["log", "--format=%H", "--no-merges", "--remotes=upstream", "--not", base, "--", *paths],
+    )
+    prov = a.provenance(series)
+    for sha in out.split():
+        r = prov.explain(str(c.id), source=sha)
+        if r.verbatim and r.origin == "upstream":
+            return sha
+    return None

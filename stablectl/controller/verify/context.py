@@ -1,0 +1,55 @@
+"""What every audit of `verify` shares: the cache, the policy, the pinned keys, the forge to
+read reviews from (or why there is none), one `Provenance` per series, and the report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+
+from stablectl.controller.plan import Engine
+from stablectl.controller.verify.report import Finding, Level, VerifyReport
+from stablectl.forge.base import Forge
+from stablectl.gitops.provenance import Provenance
+from stablectl.gitops.signing import Trust
+from stablectl.policy import Policy, Series
+
+
+def queue_refs(policy: Policy) -> tuple[str, ...]:
+    """The cache refs of the policy's patch queues."""
+    return tuple(f"refs/remotes/upstream/{s.queue_branch}" for s in policy.series if s.queue_branch)
+
+
+@dataclass
+class Audit:
+    engine: Engine
+    policy: Policy
+    releases_dir: Path | None = None
+    trust: Trust = field(default_factory=Trust)
+    forge: Forge | str | None = None  # a forge to read reviews from, or why there is none
+    require_reviewed: bool = False  # an adaptation whose review is unchecked is an error
+    report: VerifyReport = field(init=False)
+    _provenance: dict[str, Provenance] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.report = VerifyReport(self.policy.fork.git)
+
+    @property
+    def repo(self) -> pygit2.Repository:
+        return self.engine.cache.repo
+
+    @property
+    def readable_forge(self) -> Forge | None:
+        return self.forge if isinstance(self.forge, Forge) else None
+
+    def provenance(self, series: Series) -> Provenance:
+        """The series' provenance: its re-picks use the series' path map, as its picks do."""
+        if series.name not in self._provenance:
+            self._provenance[series.name] = Provenance(
+                self.repo, queue_refs(self.policy), lambda: self.engine.picker(series)
+            )
+        return self._provenance[series.name]
+
+    def find(self, level: Level, series: str, subject: str, what: str) -> None:
+        self.report.findings.append(Finding(level, series, subject, what))
