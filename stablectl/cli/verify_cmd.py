@@ -42,7 +42,7 @@ def _review_forge(policy: Policy, state: Path) -> Forge | str:
     if policy.forge.kind == "local" and not local_forge_db(policy, state).is_file():
         return f"no local forge in {state} (--forge-state names the mirror's)"
     try:
-        return open_forge(policy, state)
+        return open_forge(policy, state, read_only=True)
     except StablectlError as e:
         return f"the forge is not readable: {e}"
 
@@ -117,9 +117,10 @@ def verify(
     commit fetched from upstream's URL, and re-picking that commit onto its parent must give
     exactly its tree, or the exact interdiff must be recorded (size, SHA-256, and the PR of that
     fix where a maintainer approved a head carrying it); release commits and tags must match
-    one to one, numbered in order, each tag naming the previous one's object (a chain), signed by a pinned key when keys are
-    pinned; every file of a release at hand must be listed in a signed SHA256SUMS and match it
-    (with --rebuild: the tarballs are rebuilt bit for bit from the tag). A branch or tag this
+    one to one, numbered in order, each tag naming the previous one's object (a chain), signed
+    by a pinned key when keys are pinned; every file of a release at hand must be listed in a
+    signed SHA256SUMS and match it, and the manifest's fixes and CVEs are recomputed (with
+    --rebuild: the tarballs are rebuilt bit for bit from the tag). A branch or tag this
     machine verified before must not have been rewritten or moved (STATE/verify-known.json).
     Exit 0 when it all holds, 1 when not.
 

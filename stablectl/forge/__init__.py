@@ -15,7 +15,9 @@ def fork_token(policy: Policy) -> str | None:
     return os.environ.get(policy.forge.token_env) if policy.forge.kind == "github" else None
 
 
-def open_forge(policy: Policy, state_dir: Path, *, actor: str | None = None) -> Forge:
+def open_forge(
+    policy: Policy, state_dir: Path, *, actor: str | None = None, read_only: bool = False
+) -> Forge:
     """The forge the policy names: `github` (token from the policy's variable) or `local`."""
     if policy.forge.kind == "github":
         from stablectl.forge.github import GitHubForge
@@ -33,6 +35,7 @@ def open_forge(policy: Policy, state_dir: Path, *, actor: str | None = None) -> 
             upstream=policy.upstream.forge,
             token=fork_token(policy),
             token_env=policy.forge.token_env,
+            read_only=read_only,
             max_rate_limit_wait=policy.forge.max_rate_limit_wait,
             state_dir=state_dir,
         )

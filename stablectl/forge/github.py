@@ -73,13 +73,17 @@ class GitHubForge:
         attempts: int = 6,
         backoff: tuple[float, float] = (1.0, 30.0),
         sleep: Callable[[float], None] = time.sleep,
+        read_only: bool = False,
     ) -> None:
-        if not token:
+        # A reader (verify) needs no token: GitHub's API serves a public fork's PRs, reviews and
+        # checks anonymously (at a lower rate limit).
+        if not token and not read_only:
             raise AuthError(
                 f"no GitHub token: set ${token_env} (a token with contents, pull-requests and "
                 "issues write access to the fork)"
             )
-        register_secret(token)
+        if token:
+            register_secret(token)
         self.api_url = api_url.rstrip("/")
         self.fork_slug, self.upstream_slug = fork, upstream
         self._owner, self._name = _split(fork, "fork")

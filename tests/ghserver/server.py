@@ -605,9 +605,12 @@ class _Handler(BaseHTTPRequestHandler):
         fake.received_auth.append(token)
         with fake.lock:
             try:
-                if token not in fake.tokens:
+                if token in fake.tokens:
+                    login = fake.tokens[token]
+                elif not token and method in ("GET", "HEAD"):
+                    login = ""  # an anonymous read, as GitHub serves a public repository
+                else:
                     raise HTTPError(401, "Bad credentials")
-                login = fake.tokens[token]
                 limited = self._rate_limited()
                 if limited is not None:
                     raise limited

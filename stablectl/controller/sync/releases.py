@@ -35,6 +35,7 @@ from stablectl.controller.sync.actions import (
 from stablectl.controller.sync.merging import merge_action
 from stablectl.controller.sync.publishing import core_assets
 from stablectl.controller.sync.reconcile import skipped_fixes
+from stablectl.controller.verify.tags import release_pr_problems, tag_message_problems
 from stablectl.errors import GitError, StablectlError
 from stablectl.forge.base import Forge, Marker, PullRequest
 from stablectl.gitops.cache import UPSTREAM_TAGS
@@ -151,6 +152,7 @@ class ReleaseRound:
         out: list[Action] = []
         if have is None:
             self._never_reused(tag, rc.commit)
+            self._through_release_pr(s, rc, len(sr.releases))
             self._verifiable(s)
             n = len(sr.releases)
             prev_tag = rel.tag_of(p, s, n - 1) if n > 1 else s.base
@@ -161,6 +163,14 @@ class ReleaseRound:
             message = rel.tag_message(
                 p, s, version=rc.version, commit=rc.commit, previous=(prev_tag, prev_object)
             )
+            problems = tag_message_problems(
+                message,
+                version=rel.version_of(p, s, n),
+                commit=rc.commit,
+                previous=f"{prev_tag} {prev_object}",
+            )
+            if problems:
+                raise GitError(f"release held: {tag} would not verify: " + "; ".join(problems))
             out.append(
                 Action(s.name, tag, f"on {rc.commit[:10]}", TagRelease(tag, rc.commit, message))
             )
@@ -244,6 +254,25 @@ class ReleaseRound:
             )
             out.append(Action(s.name, branch, title, open_))
         return out
+
+    def _through_release_pr(self, s: Series, rc: rel.ReleaseCommit, n: int) -> None:
+        """Only the pipeline signs: a release commit is tagged when it is numbered next and is
+        the head of the release PR stablectl opened, merged, approved by enough maintainers,
+        with the required checks green on it. Anything else on the branch that claims to be a
+        release (a pushed `Stablectl-Release:` commit) holds the series, named."""
+        version = rel.version_of(self.policy, s, n)
+        problems = []
+        if rc.version != version:
+            problems.append(
+                f"release commit {rc.commit[:10]} names version {rc.version}, release number "
+                f"{n} is {version}"
+            )
+        problems += release_pr_problems(self.policy, self.forge, s, rc.version, rc.commit)
+        if problems:
+            raise GitError(
+                f"release held: {rel.tag_of(self.policy, s, n)} is not signed: "
+                + "; ".join(problems)
+            )
 
     def _verifiable(self, s: Series) -> None:
         """Hold the release while `verify` would reject the branch under it."""

