@@ -76,6 +76,13 @@ def _review_forge(policy: Policy, state: Path) -> Forge | str:
     "it lists must still be on the mirror, unchanged (catches a rollback).",
 )
 @click.option(
+    "--log-max-age",
+    type=click.FloatRange(min=0),
+    metavar="HOURS",
+    help="Fail when the --release-log was generated longer ago than this (sync re-signs the "
+    "log at every scheduled run: an older one is a frozen mirror or a replayed log).",
+)
+@click.option(
     "--require-signed",
     is_flag=True,
     help="Fail on any unsigned tag or SHA256SUMS (default: release.signing.required).",
@@ -105,6 +112,7 @@ def verify(
     allowed_signers: Path | None,
     keyring: Path | None,
     release_log: Path | None,
+    log_max_age: float | None,
     require_signed: bool,
     require_reviewed: bool | None,
     forge_state: Path | None,
@@ -155,7 +163,11 @@ def verify(
             trust=trust,
             forge=_review_forge(policy, forge_state or state),
             require_reviewed=require_reviewed,
-            release_log=_read_log(release_log) if release_log else None,
+            release_log=(
+                audit.ReleaseLog.read(release_log, _read_log(release_log), log_max_age)
+                if release_log
+                else None
+            ),
         )
     finally:
         engine.close()

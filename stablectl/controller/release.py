@@ -70,6 +70,8 @@ class SeriesReleases:
     tip: str
     releases: list[ReleaseCommit]  # oldest first
     unreleased: list[ShippedFix]
+    # release commit -> the fixes it released, derived from its range (never from a manifest)
+    shipped: dict[str, list[ShippedFix]] = dataclasses.field(default_factory=dict)
 
     @property
     def next_n(self) -> int:
@@ -126,6 +128,7 @@ def scan_series(repo: pygit2.Repository, sp: SeriesPlan, tip: str) -> SeriesRele
             by_member[m] = pf.candidate.fix
     releases: list[ReleaseCommit] = []
     pending: list[ShippedFix] = []
+    shipped: dict[str, list[ShippedFix]] = {}
     previous = base
     upstream = Provenance(repo)
     for c in commits:
@@ -133,6 +136,7 @@ def scan_series(repo: pygit2.Repository, sp: SeriesPlan, tip: str) -> SeriesRele
         version = release_trailer_version(msg)
         if version is not None:
             releases.append(ReleaseCommit(version, str(c.id), previous, int(c.commit_time)))
+            shipped[str(c.id)] = pending
             previous = str(c.id)
             pending = []
             continue
@@ -159,7 +163,12 @@ def scan_series(repo: pygit2.Repository, sp: SeriesPlan, tip: str) -> SeriesRele
             )
         )
     return SeriesReleases(
-        series=sp.series, base_sha=base, tip=tip, releases=releases, unreleased=pending
+        series=sp.series,
+        base_sha=base,
+        tip=tip,
+        releases=releases,
+        unreleased=pending,
+        shipped=shipped,
     )
 
 

@@ -21,11 +21,17 @@ import pygit2
 
 from stablectl import __version__
 from stablectl.controller.plan import Plan, PlannedFix, SeriesPlan
-from stablectl.controller.release import ReleaseCommit, iso_time, scan_series, tag_of
+from stablectl.controller.release import (
+    ReleaseCommit,
+    ShippedFix,
+    iso_time,
+    scan_series,
+    tag_of,
+)
 from stablectl.controller.selection import FixState
 from stablectl.forge.base import CheckState, Forge, PullRequest
 from stablectl.gitops.archive import parse_sha256sums
-from stablectl.gitops.signing import detached_signatures
+from stablectl.gitops.signing import detached_signatures, sign_file, signing_key_from_env
 from stablectl.jsondoc import JSONDoc
 from stablectl.policy import Policy, Series
 from stablectl.templates import render_markup
@@ -71,7 +77,10 @@ class _Sources:
 def _series(src: _Sources, sp: SeriesPlan, tip: str) -> JSONDoc:
     s = sp.series
     sr = scan_series(src.repo, sp, tip)
-    releases = [_release_json(src, s, n, rc) for n, rc in enumerate(sr.releases, 1)]
+    releases = [
+        _release_json(src, s, n, rc, sr.shipped.get(rc.commit, []))
+        for n, rc in enumerate(sr.releases, 1)
+    ]
     merged: list[JSONDoc] = [
         {
             "subject": f.subject,
@@ -122,24 +131,30 @@ def _series(src: _Sources, sp: SeriesPlan, tip: str) -> JSONDoc:
     }
 
 
-def _release_json(src: _Sources, s: Series, n: int, rc: ReleaseCommit) -> JSONDoc:
-    """A release as its manifest and SHA256SUMS describe it (where sync built them), with its
-    tag object and, where the forge has them, each file's download URL."""
+def _release_json(
+    src: _Sources, s: Series, n: int, rc: ReleaseCommit, shipped: list[ShippedFix]
+) -> JSONDoc:
+    """A release: its fixes and CVEs derived from the tag's range and upstream's messages (the
+    same on a maintainer's state and on a downstream's fresh one), its files as its manifest
+    and SHA256SUMS describe them (where sync built them), with its tag object and, where the
+    forge has them, each file's download URL."""
     tag = tag_of(src.policy, s, n)
     directory = src.releases_dir / tag
     manifest_path = directory / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    fixes = [
-        {
-            "subject": f["subject"],
-            "commit": f["commit"],
-            "original": f.get("original"),
-            "security": bool(f.get("security")),
-            "cves": list(f.get("cves") or []),
-            "pr": f.get("pr"),
-        }
-        for f in manifest.get("fixes", [])
-    ]
+    fixes: list[JSONDoc] = []
+    for f in shipped:
+        pr = src.prs.get((s.name, f.original)) if f.original else None
+        fixes.append(
+            {
+                "subject": f.subject,
+                "commit": f.commit,
+                "original": f.original,
+                "security": f.security,
+                "cves": list(f.cves),
+                "pr": pr.url if pr is not None else None,
+            }
+        )
     ref = src.repo.references.get(f"refs/fork-tags/{tag}")
     published = src.forge.get_release(tag) if src.forge is not None else None
     urls = {a.name: a.url for a in published.assets} if published else {}
@@ -398,4 +413,13 @@ def write_feed(status: JSONDoc, out: Path) -> list[Path]:
         tmp.write_text(text)
         tmp.replace(path)
         written.append(path)
+    # The release log is signed with the release key (when one is set), so a downstream's
+    # `verify --release-log` rejects a log the mirror forged or kept old; a stale signature
+    # never stays beside a new log.
+    log = out / "releases.json"
+    for stale in detached_signatures(log.name):
+        (out / stale).unlink(missing_ok=True)
+    key = signing_key_from_env()
+    if key is not None:
+        written.append(sign_file(log, key))
     return written

@@ -5,6 +5,7 @@ release nor sign it. Each of these exited 0 (or was signed) before."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -12,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from stablectl.gitops.messages import Adapted, adapted_message
+from stablectl.gitops.signing import sign_file, signing_key_from_env
 from tests.controller.test_trust import MALLORY, Released, errors
+from tests.helpers import run_cli
 
 
 def _commit_on(r: Released, parent: str, message: str, tree: str | None = None) -> str:
@@ -198,3 +201,42 @@ def test_verbatim_is_exact(released: Released, capsys: pytest.CaptureFixture[str
     r.git("update-ref", "refs/heads/3.11.2-stable", release)
     found = errors(r.verify(capsys))
     assert any(e.startswith(evil[:12]) and "a mirror-only change" in e for e in found), found
+
+
+def test_the_release_log_is_signed_and_fresh(
+    released: Released, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """releases.json used to be unsigned: a log the mirror forged, or an old one it kept
+    serving, passed. The feed now signs it with the release key; verify checks the signature
+    and, with --log-max-age, how old it is."""
+    r = released
+    site = r.fresh.parent / "site"
+    argv = ["--state-dir", str(r.env.state), "feed", "--policy", str(r.env.policy_path)]
+    assert run_cli(capsys, *argv, "--out", str(site)).code == 0
+    log = site / "releases.json"
+    assert not (site / "releases.json.sig").exists()
+    unsigned = errors(r.verify(capsys, "--release-log", str(log)))
+    assert any(e.startswith(f"{log}: UNSIGNED") for e in unsigned), unsigned
+    monkeypatch.setenv("STABLECTL_SIGNING_KEY", str(r.key))
+    assert run_cli(capsys, *argv, "--out", str(site)).code == 0
+    monkeypatch.delenv("STABLECTL_SIGNING_KEY")
+    assert (site / "releases.json.sig").is_file()
+    ok = r.verify(capsys, "--release-log", str(log), "--log-max-age", "24")
+    assert ok.code == 0 and ok.json()["release_log_entries"] == 1, errors(ok)
+    # A log the mirror edited (a release dropped from it) no longer verifies.
+    text = log.read_text()
+    log.write_text(text.replace('"releases": [', '"releases": [  ', 1))
+    found = errors(r.verify(capsys, "--release-log", str(log)))
+    assert any("releases.json.sig: signature" in e for e in found), found
+    log.write_text(text)
+    # An old log (generated long ago), signed: too old for a daily schedule's downstream.
+    data = json.loads(text)
+    data["generated"] = "2020-01-01T00:00:00Z"
+    log.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    monkeypatch.setenv("STABLECTL_SIGNING_KEY", str(r.key))
+    key = signing_key_from_env()
+    assert key is not None
+    sign_file(log, key)
+    monkeypatch.delenv("STABLECTL_SIGNING_KEY")
+    found = errors(r.verify(capsys, "--release-log", str(log), "--log-max-age", "24"))
+    assert any("the release log was generated" in e for e in found), found

@@ -48,6 +48,40 @@ def test_status_json_names_pending_fixes_releases_and_cves(
     ]
 
 
+def test_a_downstream_on_a_fresh_state_sees_what_the_maintainer_sees(
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A downstream runs `status` on a state directory of its own (no manifests, no forge
+    database): the releases' fixes and CVEs are derived from the tags' ranges and upstream's
+    messages, so it sees 6 fixes and CVE-2023-24329, as the maintainer does, never a silent
+    "0 fixes" and "no CVE known"."""
+
+    def status(state: Path) -> dict[str, object]:
+        r = run_cli(
+            capsys,
+            "--state-dir",
+            str(state),
+            "status",
+            "--policy",
+            str(demo / "policy.yaml"),
+            "--json",
+        )
+        assert r.code == 0, r.err
+        return r.json()  # type: ignore[no-any-return]
+
+    theirs, ours = status(demo / "downstream-state"), status(demo / "state")
+
+    def fixes(data: dict[str, object]) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
+        return {
+            s["name"]: [(f["commit"], tuple(f["cves"])) for r in s["releases"] for f in r["fixes"]]
+            for s in data["series"]  # type: ignore[attr-defined]
+        }
+
+    assert len(fixes(theirs)["3.11.2"]) == 6
+    assert fixes(theirs) == fixes(ours)
+    assert "CVE-2023-24329" in theirs["cves"]  # type: ignore[operator]
+
+
 def test_feed_writes_json_atom_and_a_self_contained_page(
     demo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

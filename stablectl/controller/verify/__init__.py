@@ -39,17 +39,23 @@ from stablectl.controller.plan import Engine
 from stablectl.controller.verify.commits import audit_commits
 from stablectl.controller.verify.context import Audit, queue_refs
 from stablectl.controller.verify.files import audit_files, rebuild
-from stablectl.controller.verify.log import load_known, replay_log, save_known
+from stablectl.controller.verify.log import (
+    ReleaseLog,
+    check_log,
+    load_known,
+    replay_log,
+    save_known,
+)
 from stablectl.controller.verify.report import Finding, SeriesAudit, VerifyReport
 from stablectl.controller.verify.tags import audit_tags, tag_message_problems
 from stablectl.forge.base import Forge
 from stablectl.gitops.signing import Trust
-from stablectl.jsondoc import JSONDoc
 from stablectl.policy import Policy, Series
 
 __all__ = [
     "Audit",
     "Finding",
+    "ReleaseLog",
     "SeriesAudit",
     "VerifyReport",
     "audit_series",
@@ -108,7 +114,7 @@ def verify(
     record: bool = True,
     trust: Trust | None = None,
     forge: Forge | str | None = None,
-    release_log: JSONDoc | None = None,
+    release_log: ReleaseLog | None = None,
     require_reviewed: bool | None = None,
 ) -> VerifyReport:
     """Audit the series; `require_reviewed` (default: when signing is required) makes an
@@ -131,7 +137,8 @@ def verify(
             for entry in audit.releases:
                 rebuild(a, s, entry)
     if release_log is not None:
-        replay_log(a, release_log, series)
+        check_log(a, release_log)
+        replay_log(a, release_log.data, series)
     if record and a.report.ok:
         save_known(engine.state_dir, remote, a.report, engine.cache.repo)
     return a.report

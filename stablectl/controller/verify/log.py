@@ -4,18 +4,74 @@ record of what it verified before (`STATE/verify-known.json`)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pygit2
 
 from stablectl.controller.verify.context import Audit
 from stablectl.controller.verify.report import VerifyReport
+from stablectl.controller.verify.tags import signer_of
 from stablectl.gitops.cache import FORK_TAGS
+from stablectl.gitops.signing import detached_signatures
 from stablectl.jsondoc import JSONDoc
 from stablectl.policy import Series
 
 KNOWN_STATE = "verify-known.json"
+
+
+@dataclass(frozen=True)
+class ReleaseLog:
+    """A kept `releases.json`: its bytes, its detached signatures (`releases.json.sig`/`.asc`
+    beside it, as sync writes them with the release key), and how old it may be."""
+
+    path: Path
+    data: JSONDoc
+    payload: bytes
+    signatures: list[tuple[str, bytes]] = field(default_factory=list)
+    max_age_hours: float | None = None
+
+    @classmethod
+    def read(cls, path: Path, data: JSONDoc, max_age_hours: float | None) -> ReleaseLog:
+        sigs = [
+            (str(path.with_name(n)), path.with_name(n).read_bytes())
+            for n in detached_signatures(path.name)
+            if path.with_name(n).is_file()
+        ]
+        return cls(path, data, path.read_bytes(), sigs, max_age_hours)
+
+
+def check_log(a: Audit, log: ReleaseLog, now: dt.datetime | None = None) -> None:
+    """The log is signed by a pinned key (when keys are pinned or required: an old or forged
+    log served by the mirror then fails) and, with a maximum age, fresh: sync signs the log at
+    every run, so a log older than its schedule allows is a frozen or replayed one."""
+    where = str(log.path)
+    signer_of(
+        a.trust,
+        log.payload,
+        log.signatures,
+        "file",
+        lambda lv, w, t: a.find(lv, "-", w, t),
+        where,
+    )
+    if log.max_age_hours is None:
+        return
+    try:
+        generated = dt.datetime.fromisoformat(str(log.data.get("generated")).replace("Z", "+00:00"))
+    except ValueError:
+        a.find("error", "-", where, "the release log has no valid `generated` time")
+        return
+    age = ((now or dt.datetime.now(dt.UTC)) - generated).total_seconds() / 3600
+    if age > log.max_age_hours:
+        a.find(
+            "error",
+            "-",
+            where,
+            f"the release log was generated {age:.0f} hours ago (at most {log.max_age_hours:g} "
+            "allowed): a frozen mirror, or an old log replayed",
+        )
 
 
 def replay_log(a: Audit, log: JSONDoc, series: list[Series]) -> None:
