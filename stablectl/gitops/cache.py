@@ -32,6 +32,9 @@ UPSTREAM = "upstream"
 FORK = "fork"
 UPSTREAM_TAGS = "refs/upstream/tags/"
 FORK_TAGS = "refs/fork-tags/"
+# Every release tag this cache's runs signed (tag objects), never pruned by a fetch: a version
+# whose tag later vanishes from the fork is not signed again with other content.
+SIGNED_TAGS = "refs/stablectl/signed/"
 TIPS_FILE = "stablectl-tips.json"
 
 Progress = Callable[[str, int, int], None]

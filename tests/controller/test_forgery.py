@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 from pathlib import Path
 
+import pygit2
 import pytest
 
 from stablectl.gitops.messages import Adapted, adapted_message
 from stablectl.gitops.signing import sign_file, signing_key_from_env
+from tests.controller.sync.test_sync import FORK_SLUG
 from tests.controller.test_trust import MALLORY, Released, errors
 from tests.helpers import run_cli
 
@@ -240,3 +243,33 @@ def test_the_release_log_is_signed_and_fresh(
     monkeypatch.delenv("STABLECTL_SIGNING_KEY")
     found = errors(r.verify(capsys, "--release-log", str(log), "--log-max-age", "24"))
     assert any("the release log was generated" in e for e in found), found
+
+
+def test_a_version_is_never_signed_twice_even_without_its_forge_release(
+    released: Released,
+) -> None:
+    """The fork rewound under 3.11.2.1, its tag deleted, and its forge release deleted too:
+    sync used to propose and sign 3.11.2.1 again with other content. The tags this cache
+    signed, and the forge's merged release PRs (which cannot be deleted), still know it."""
+    r = released
+    r.git("update-ref", "refs/heads/3.11.2-stable", r.git("rev-parse", "3.11.2-stable~1"))
+    r.git("tag", "-d", "v3.11.2.1")
+    if r.env.fake is None:
+        with sqlite3.connect(r.env.state / "forge" / "pyexample.sqlite") as db:
+            db.execute("DELETE FROM assets")
+            db.execute("DELETE FROM releases")
+    else:
+        r.env.fake.repos[FORK_SLUG].releases.clear()
+    assert r.env.new_forge().get_release("v3.11.2.1") is None
+    report = r.env.sync()
+    assert any("v3.11.2.1 was signed by this mirror" in p for p in report.problems), report.problems
+    assert not any(a.kind in ("tag", "open") for a in report.applied)
+    # A new runner without the cache's record: the merged release PR still knows the version.
+    cache = pygit2.Repository(str(r.env.state / "cache" / "pyexample.git"))
+    for ref in [x for x in cache.references if x.startswith("refs/stablectl/signed/")]:
+        cache.references.delete(ref)
+    report = r.env.sync()
+    assert any(
+        "v3.11.2.1 (3.11.2.1) was released through release PR" in p for p in report.problems
+    ), report.problems
+    assert not any(a.kind in ("tag", "open") for a in report.applied)

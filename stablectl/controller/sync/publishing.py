@@ -10,7 +10,7 @@ import pygit2
 from stablectl.controller import artifacts
 from stablectl.controller.sync.actions import PublishRelease, TagRelease
 from stablectl.forge.base import Forge
-from stablectl.gitops.cache import RepoCache
+from stablectl.gitops.cache import SIGNED_TAGS, RepoCache
 from stablectl.gitops.push import ForkPusher, RefUpdate
 from stablectl.policy import Policy
 
@@ -37,6 +37,7 @@ def push_tag(policy: Policy, cache: RepoCache, pusher: ForkPusher, t: TagRelease
     assert tag_obj is not None
     pusher.push([RefUpdate(f"refs/tags/{t.tag}", tag_obj, None)])
     cache.repo.references.create(f"refs/fork-tags/{t.tag}", pygit2.Oid(hex=tag_obj), force=True)
+    cache.repo.references.create(f"{SIGNED_TAGS}{t.tag}", pygit2.Oid(hex=tag_obj), force=True)
     cache.repo.references.delete(f"refs/tags/{t.tag}")
 
 

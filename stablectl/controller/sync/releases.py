@@ -38,7 +38,7 @@ from stablectl.controller.sync.reconcile import skipped_fixes
 from stablectl.controller.verify.tags import release_pr_problems, tag_message_problems
 from stablectl.errors import GitError, StablectlError
 from stablectl.forge.base import Forge, Marker, PullRequest
-from stablectl.gitops.cache import UPSTREAM_TAGS
+from stablectl.gitops.cache import SIGNED_TAGS, UPSTREAM_TAGS
 from stablectl.policy import Policy, Series
 
 Apply = Callable[[list[Action]], list[Action]]
@@ -288,10 +288,12 @@ class ReleaseRound:
         means the fork was rewound (or the tag deleted) after publishing. Proposing or tagging
         that version again, with other content, would give downstreams two different
         3.11.2.N; stop and say so."""
-        if self.engine.cache.resolve(f"refs/fork-tags/{tag}") is not None:
+        cache = self.engine.cache
+        if cache.resolve(f"refs/fork-tags/{tag}") is not None:
             return
         published = self.forge.get_release(tag)
         if published is None:
+            self._never_signed(tag, commit)
             return
         raise GitError(
             f"{tag} was published (forge release {published.name!r}) but the fork has no such "
@@ -299,6 +301,33 @@ class ReleaseRound:
             f"the tag and the branch from the published release (its manifest names the commit)"
             + (f", not {commit[:10]}" if commit else "")
         )
+
+    def _never_signed(self, tag: str, commit: str | None) -> None:
+        """With the forge release gone too: this cache's record of the tags it signed, and the
+        forge's merged release PRs (which cannot be deleted), still know the version."""
+        cache = self.engine.cache
+        signed = cache.resolve(f"{SIGNED_TAGS}{tag}")
+        if signed is not None:
+            raise GitError(
+                f"{tag} was signed by this mirror (tag object {signed}) but the fork has no such "
+                "tag: the fork was rewound or the tag deleted. A version is never reused; "
+                f"restore the tag (`git push <fork> {signed}:refs/tags/{tag}`) and its branch"
+            )
+        for pr in self.forge.list_prs("all"):
+            m = pr.marker
+            if (
+                pr.state == "merged"
+                and m is not None
+                and m.kind == "release"
+                and m.extra.get("tag") == tag
+                and pr.head_sha != commit
+            ):
+                raise GitError(
+                    f"{tag} ({m.extra.get('version', tag)}) was released through release "
+                    f"PR #{pr.number}, merged at {pr.head_sha[:10]}, but the fork has no such tag: "
+                    "the fork was rewound or the tag deleted. A version is never reused; restore "
+                    f"the branch and the tag at {pr.head_sha[:10]}"
+                )
 
     def _wanted(
         self,
