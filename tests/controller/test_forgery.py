@@ -14,10 +14,10 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from stablectl.gitops.messages import Adapted, adapted_message
+from stablectl.gitops.messages import Adapted, adapted_message, is_infrastructure
 from stablectl.gitops.signing import sign_file, signing_key_from_env
-from tests.controller.sync.test_sync import FORK_SLUG
-from tests.controller.test_trust import MALLORY, Released, errors
+from tests.controller.sync.test_sync import FORK_SLUG, make_env
+from tests.controller.test_trust import MALLORY, Released, _resum, errors
 from tests.helpers import run_cli
 
 
@@ -273,3 +273,77 @@ def test_a_version_is_never_signed_twice_even_without_its_forge_release(
         "v3.11.2.1 (3.11.2.1) was released through release PR" in p for p in report.problems
     ), report.problems
     assert not any(a.kind in ("tag", "open") for a in report.applied)
+
+
+@pytest.mark.parametrize("kind", ["local", "github"])
+def test_a_number_in_a_subject_does_not_apply_a_fix(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A commit pushed to the stable branch whose subject ends in the conflicting fix's
+    upstream PR number, "(#2301)", but whose change is something else: sync used to count the
+    fix applied and close its conflict PR as closed-applied. A fix is applied when a trailer
+    names it or its patch is on the line, never because of a number in a subject."""
+    fake = request.getfixturevalue("fake_github") if kind == "github" else None
+    e = make_env(kind, tmp_path, fake, series="3.11.2")
+    e.sync()
+    conflict = next(p for p in e.open_prs() if p.draft and "gh-2300" in p.title)
+    fork = ["git", "--git-dir", str(e.example.fork)]
+    tip = subprocess.run(
+        [*fork, "rev-parse", "3.11.2-stable"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    planted = subprocess.run(
+        [
+            *fork,
+            "commit-tree",
+            f"{tip}^{{tree}}",
+            "-p",
+            tip,
+            "-m",
+            "gh-2300: Harden ssl hostname matching (#2301)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **MALLORY},
+    ).stdout.strip()
+    subprocess.run([*fork, "update-ref", "refs/heads/3.11.2-stable", planted], check=True)
+    report = e.sync()
+    assert conflict.number in [p.number for p in e.open_prs()], report.actions
+    assert not [a for a in report.applied if a.kind == "close"], report.applied
+    (sp,) = report.plan.series
+    states = {pf.candidate.fix.key: pf.candidate.state for pf in sp.fixes}
+    assert states[conflict.marker.original] == "pending", states
+
+
+def test_the_manifests_claims_are_recomputed(
+    released: Released, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manifest listing a fix the release does not bring, omitting one it does, or claiming
+    a CVE no upstream fact backs is refused, even signed with the real key (a generator that
+    read claims from the mirror's own messages, as the old one did)."""
+    r = released
+    d = r.files / "v3.11.2.1"
+    manifest = json.loads((d / "manifest.json").read_text())
+    fixes = manifest["fixes"]
+    dropped = fixes.pop(0)
+    fixes.append({**fixes[0], "commit": "1" * 40, "subject": "gh-9999: a fix never made"})
+    fixes[0] = {**fixes[0], "cves": [*fixes[0]["cves"], "CVE-2099-0001"]}
+    (d / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    _resum(d)
+    monkeypatch.setenv("STABLECTL_SIGNING_KEY", str(r.key))
+    key = signing_key_from_env()
+    assert key is not None
+    sign_file(d / "SHA256SUMS", key)
+    monkeypatch.delenv("STABLECTL_SIGNING_KEY")
+    found = errors(r.verify(capsys))
+    assert any(f"the manifest omits {dropped['commit'][:12]}" in e for e in found), found
+    assert any("the manifest lists 111111111111" in e for e in found), found
+    assert any("claims CVE-2099-0001" in e and "no upstream fact backs" in e for e in found), found
+    assert not any("SHA256SUMS" in e for e in found), found  # the files themselves are fine
+
+
+def test_infrastructure_is_a_trailer_at_a_lines_start() -> None:
+    """`Stablectl-Infrastructure:` anywhere in a message used to hide a commit from the
+    manifest, while verify honoured it only at a line's start; one reading now serves both."""
+    assert is_infrastructure("ci: workflows\n\nStablectl-Infrastructure: workflows\n")
+    assert not is_infrastructure("gh-1: fix\n\nsee Stablectl-Infrastructure: workflows\n")
