@@ -649,6 +649,13 @@ class Policy(_Model):
         names only some."""
         return self.labels.get(role, DEFAULT_LABELS.get(role, role))
 
+    def queue_refs(self) -> tuple[str, ...]:
+        """The cache refs of the series' patch queues (fetched from upstream's URL, but
+        downstream patches, never upstream's changes)."""
+        return tuple(
+            f"refs/remotes/upstream/{s.queue_branch}" for s in self.series if s.queue_branch
+        )
+
     @property
     def exclusions(self) -> dict[str, str]:
         """The `exclude` entries as lower-case SHA prefix -> reason."""

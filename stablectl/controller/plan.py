@@ -27,7 +27,10 @@ from stablectl.controller.selection.states import excluded_by
 from stablectl.errors import GitError, PolicyError
 from stablectl.forge.base import Forge
 from stablectl.gitops.cache import UPSTREAM_TAGS, Progress, RepoCache
+from stablectl.gitops.messages import adapted_of
+from stablectl.gitops.objects import commit as get_commit
 from stablectl.gitops.pick import Committer, Picker, PickResult
+from stablectl.gitops.provenance import Provenance
 from stablectl.gitops.scan import CommitIndex
 from stablectl.jsondoc import JSONDoc
 from stablectl.policy import Policy, Series
@@ -228,6 +231,7 @@ class Engine:
         self._advisories: dict[str, AdvisoryIndex] | None = None
         self.forge = forge  # for label and issue rules: what the upstream forge says
         self._issues: IssueCache | None = None
+        self._provenance: dict[str, Provenance] = {}
         # The state is a cache from anywhere (an actions/cache entry, an older stablectl):
         # checked before any store in it is opened.
         self.state_notes = check_state(policy, state_dir)
@@ -337,7 +341,32 @@ class Engine:
             advisories=self.advisories(),
             labeled_prs=self.forge.labeled_prs if self.forge is not None else None,
             issues=self.issue_cache,
+            carries=self.carries,
         )
+
+    def carries(self, series: Series, sha: str) -> bool:
+        """Whether stable commit `sha` carries the upstream change its trailer names: its
+        re-pick gives exactly its tree, or its recorded adaptation has exactly its interdiff
+        (whether a maintainer approved that is the merge gate's and verify's question). A
+        commit's yes never changes, so it is remembered."""
+        key = f"{series.name}|{sha}"
+        if self.index.memo_get("carries", key) is True:
+            return True
+        if series.name not in self._provenance:
+            self._provenance[series.name] = Provenance(
+                self.cache.repo, self.policy.queue_refs(), lambda: self.picker(series)
+            )
+        r = self._provenance[series.name].explain(sha)
+        recorded = adapted_of(get_commit(self.cache.repo, sha).message) if r.adapted else None
+        ok = r.verbatim or (
+            recorded is not None
+            and r.source is not None
+            and r.source.startswith(recorded.source)
+            and recorded.interdiff == r.change.digest
+        )
+        if ok:
+            self.index.memo_put("carries", key, True)
+        return ok
 
     @property
     def issue_cache(self) -> IssueCache | None:

@@ -347,3 +347,38 @@ def test_infrastructure_is_a_trailer_at_a_lines_start() -> None:
     manifest, while verify honoured it only at a line's start; one reading now serves both."""
     assert is_infrastructure("ci: workflows\n\nStablectl-Infrastructure: workflows\n")
     assert not is_infrastructure("gh-1: fix\n\nsee Stablectl-Infrastructure: workflows\n")
+
+
+@pytest.mark.parametrize("kind", ["local", "github"])
+def test_a_trailer_without_the_change_does_not_apply_a_fix(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A commit pushed to the stable branch whose trailer names the conflicting fix but whose
+    change is something else: the fix is not applied (its PR stays open), because that commit
+    does not carry the change it names; verify names it a mirror-only change."""
+    fake = request.getfixturevalue("fake_github") if kind == "github" else None
+    e = make_env(kind, tmp_path, fake, series="3.11.2")
+    e.sync()
+    conflict = next(p for p in e.open_prs() if p.draft and "gh-2300" in p.title)
+    assert conflict.marker is not None
+    fork = ["git", "--git-dir", str(e.example.fork)]
+    tip = subprocess.run(
+        [*fork, "rev-parse", "3.11.2-stable"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    msg = (
+        "gh-2300: Harden ssl hostname matching (GH-2301)\n\n"
+        f"(cherry picked from commit {conflict.marker.source})\n"
+    )
+    planted = subprocess.run(
+        [*fork, "commit-tree", f"{tip}^{{tree}}", "-p", tip, "-m", msg],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **MALLORY},
+    ).stdout.strip()
+    subprocess.run([*fork, "update-ref", "refs/heads/3.11.2-stable", planted], check=True)
+    report = e.sync()
+    assert conflict.number in [p.number for p in e.open_prs()], report.actions
+    (sp,) = report.plan.series
+    states = {pf.candidate.fix.key: pf.candidate.state for pf in sp.fixes}
+    assert states[conflict.marker.original] == "pending", states

@@ -63,8 +63,12 @@ class Selector:
         note_of: NoteLookup | None = None,
         notes_tips: str = "",
         advisories: Mapping[str, AdvisoryIndex] | None = None,
+        carries: Callable[[Series, str], bool] | None = None,
     ) -> None:
         self.policy = policy
+        # Whether a stable commit carries the upstream change its trailer names (the mirror's
+        # own claim is never enough to count a fix applied).
+        self.carries = carries
         self.index = index
         self.upstream_ref = upstream_ref
         self.stable_tip = stable_tip
@@ -123,7 +127,7 @@ class Selector:
             for sha in w.summary["meta"]:
                 on_branch.setdefault(sha, w.branch)
         known = self._known(series, base, tip)
-        uf = linked([*(w.summary for w in wins), known.stable, known.pre_base])
+        uf = linked([*(w.summary for w in wins), known.proven_stable, known.pre_base])
         conditions = ForgeConditions(self.policy.flags, self.labeled_prs, self.issues)
         flagged = self._flagged(series, base, wins=wins, uf=uf, conditions=conditions)
         errors += conditions.missing()
@@ -206,6 +210,12 @@ class Selector:
             if mb and mb != base:
                 pre_base = self.summary(f"pre-base/{series.base}", base, [mb], with_paths=True)
         f = self.index.facts(base)
+        carries = self.carries
+        unproven = (
+            frozenset(sha for sha in stable["links"] if not carries(series, sha))
+            if carries is not None
+            else frozenset()
+        )
         return Known(
             stable=stable,
             pre_base=pre_base,
@@ -213,6 +223,7 @@ class Selector:
             base_tag=series.base,
             base_time=f.commit_time if f else 0,
             excluded=self.policy.exclusions,
+            unproven=unproven,
         )
 
     def _flagged(

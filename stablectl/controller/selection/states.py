@@ -1,9 +1,9 @@
 """Fix states: is a flagged fix still wanted on the line, and if not, why.
 
-In order: excluded by the policy; applied (a trailer on the stable branch names a member, or a
-member is on it); in the base (the base tag's history has a member); reverted upstream (and
-the revert not itself reverted); applied or in the base by patch-id (no trailer). Otherwise
-pending.
+In order: excluded by the policy; applied (a trailer on the stable branch names a member and
+that commit carries its change, verbatim or as a recorded adaptation; or a member is on it);
+in the base (the base tag's history has a member); reverted upstream (and the revert not
+itself reverted); applied or in the base by patch-id (no trailer). Otherwise pending.
 """
 
 from __future__ import annotations
@@ -26,10 +26,27 @@ class Known:
     base_tag: str
     base_time: int
     excluded: Mapping[str, str]  # SHA prefix (lower case) -> reason
+    # Stable commits whose trailer names an upstream commit they do not carry (not its change
+    # re-picked, nor a recorded adaptation of it): their trailers apply nothing.
+    unproven: frozenset[str] = frozenset()
+
+    @property
+    def proven_stable(self) -> Summary:
+        """The stable branch's summary without the links of unproven commits: a trailer that
+        names a change the commit does not carry joins it to nothing."""
+        if not self.unproven:
+            return self.stable
+        links = {k: v for k, v in self.stable["links"].items() if k not in self.unproven}
+        return {**self.stable, "links": links}
 
     @property
     def stable_named(self) -> set[str]:
-        return {t for targets in self.stable["links"].values() for t in targets}
+        return {
+            t
+            for sha, targets in self.stable["links"].items()
+            if sha not in self.unproven
+            for t in targets
+        }
 
     @property
     def stable_shas(self) -> set[str]:

@@ -18,7 +18,7 @@ from stablectl.policy import Policy, Series
 
 def queue_refs(policy: Policy) -> tuple[str, ...]:
     """The cache refs of the policy's patch queues."""
-    return tuple(f"refs/remotes/upstream/{s.queue_branch}" for s in policy.series if s.queue_branch)
+    return policy.queue_refs()
 
 
 @dataclass
