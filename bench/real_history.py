@@ -36,6 +36,7 @@ import pygit2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stablectl.controller.plan import Engine, Plan
+from stablectl.gitops.cache import UPSTREAM_TAGS
 from stablectl.gitops.messages import parse_message
 from stablectl.gitops.scan import commit_patch_id
 from stablectl.policy import load_policy, load_policy_text
@@ -65,7 +66,13 @@ def prepare_cache(
     the public mirrors here are partial clones, which git will not pack from. The plan then
     runs --offline on it, exactly as after a fetch."""
     refs = {
-        (f"refs/remotes/upstream/{k[11:]}" if k.startswith("refs/heads/") else k): v
+        (
+            f"refs/remotes/upstream/{k[11:]}"
+            if k.startswith("refs/heads/")
+            else f"{UPSTREAM_TAGS}{k[10:]}"
+            if k.startswith("refs/tags/")
+            else k
+        ): v
         for k, v in upstream.items()
     }
     refs.update({f"refs/remotes/fork/{k[11:]}": v for k, v in fork.items()})

@@ -59,6 +59,9 @@ class PickResult:
     conflicts: list[ConflictFile] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    # git's merge of a conflicting pick, conflict markers left in (when ort ran): what a
+    # resolution is compared with (gitops.provenance)
+    marked_tree: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -214,6 +217,8 @@ class Picker:
                     res.commit = self._commit(original, onto, res.tree, origin)
                 return res
             res.source = source_sha
+            if first is not None and res.marked_tree and not first.marked_tree:
+                first.marked_tree = res.marked_tree
             first = first or res
         assert first is not None
         return first
@@ -404,7 +409,12 @@ class Picker:
             paths = [p for p in fields[1:] if p]
             conflicts = [ConflictFile(p, "content", 1) for p in dict.fromkeys(paths)]
             return PickResult(
-                str(source.id), str(onto.id), "conflict", lever="ort", conflicts=conflicts
+                str(source.id),
+                str(onto.id),
+                "conflict",
+                lever="ort",
+                conflicts=conflicts,
+                marked_tree=tree or None,
             )
         outcome: Outcome = "empty" if tree == str(onto.tree.id) else "clean"
         return PickResult(str(source.id), str(onto.id), outcome, tree=tree, lever="ort")
@@ -500,6 +510,7 @@ def _to_json(r: PickResult) -> dict[str, Any]:
         "lever": r.lever,
         "conflicts": [[c.path, c.kind, c.hunks] for c in r.conflicts],
         "error": r.error,
+        "marked_tree": r.marked_tree,
     }
 
 
@@ -515,6 +526,7 @@ def _from_json(d: Any) -> PickResult | None:
         lever=d["lever"],
         conflicts=[ConflictFile(p, k, h) for p, k, h in d["conflicts"]],
         error=d["error"],
+        marked_tree=d.get("marked_tree"),
     )
 
 
