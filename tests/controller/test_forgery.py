@@ -382,3 +382,31 @@ def test_a_trailer_without_the_change_does_not_apply_a_fix(
     (sp,) = report.plan.series
     states = {pf.candidate.fix.key: pf.candidate.state for pf in sp.fixes}
     assert states[conflict.marker.original] == "pending", states
+
+
+def test_the_release_review_and_tests_are_checked_on_the_forge(
+    released: Released, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the forge readable, each release went through its release PR (merged at the tag's
+    commit, approved, green), and the manifest's `review` and `tested` are the forge's facts."""
+    r = released
+    ok = r.verify(capsys, *_forge_args(r))
+    assert ok.code == 0, errors(ok)
+    (rel,) = ok.json()["series"][0]["releases"]
+    assert rel["review_checked"]
+    d = r.files / "v3.11.2.1"
+    manifest = json.loads((d / "manifest.json").read_text())
+    manifest["review"]["approvers"] = [*manifest["review"]["approvers"], "mallory"]
+    manifest["tested"]["checks"].append(
+        {"name": "full-test-suite", "conclusion": "success", "url": "https://ci.invalid/9"}
+    )
+    (d / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    _resum(d)
+    monkeypatch.setenv("STABLECTL_SIGNING_KEY", str(r.key))
+    key = signing_key_from_env()
+    assert key is not None
+    sign_file(d / "SHA256SUMS", key)
+    monkeypatch.delenv("STABLECTL_SIGNING_KEY")
+    found = errors(r.verify(capsys, *_forge_args(r)))
+    assert any("names mallory as an approver" in e for e in found), found
+    assert any("check 'full-test-suite' passed" in e for e in found), found

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pygit2
 
+from stablectl.controller.gate import approvers_of
 from stablectl.controller.verify.context import Audit
 from stablectl.controller.verify.report import ReleaseAudit, SeriesAudit
 from stablectl.controller.verify.tags import signed
+from stablectl.errors import StablectlError
 from stablectl.gitops.archive import build_tarballs, parse_sha256sums
 from stablectl.gitops.messages import parse_message
 from stablectl.gitops.signing import detached_signatures
@@ -128,6 +130,62 @@ def _manifest(
                 f"the manifest and {SUMS} disagree on its SHA-256",
             )
     claims(a, series, audit, entry, manifest)
+    review_claims(a, series, entry, manifest)
+
+
+def review_claims(a: Audit, series: Series, entry: ReleaseAudit, manifest: JSONDoc) -> None:
+    """With a readable forge, the manifest's `review` and `tested` are the forge's facts: the
+    approvers it names approved the release PR at the tagged commit, and the checks it names
+    passed on that commit."""
+    forge = a.readable_forge
+    if forge is None or entry.commit is None:
+        return
+    name, tag, commit = series.name, entry.tag, entry.commit
+    tested = manifest.get("tested") or {}
+    if tested.get("commit") not in (None, commit):
+        a.find(
+            "error",
+            name,
+            tag,
+            f"the manifest's tested commit is {tested.get('commit')}, not {commit}",
+        )
+    try:
+        green = {c.name for c in forge.checks(commit) if c.ok}
+        prs = [
+            p
+            for p in forge.list_prs("all")
+            if p.state == "merged"
+            and p.head_sha == commit
+            and p.marker is not None
+            and p.marker.kind == "release"
+        ]
+        approvers = (
+            set(approvers_of(a.policy, prs[-1], forge.reviews(prs[-1].number))) if prs else set()
+        )
+    except StablectlError as e:
+        a.find("error", name, tag, f"cannot read the release's review and checks: {e}")
+        return
+    for check in tested.get("checks") or []:
+        if (
+            check.get("conclusion") in ("success", "neutral", "skipped")
+            and check.get("name") not in green
+        ):
+            a.find(
+                "error",
+                name,
+                tag,
+                f"the manifest says check {check.get('name')!r} passed on {commit[:10]}; the "
+                "forge shows no such green check",
+            )
+    claimed = {str(x).lower() for x in (manifest.get("review") or {}).get("approvers") or []}
+    for user in sorted(claimed - approvers):
+        a.find(
+            "error",
+            name,
+            tag,
+            f"the manifest names {user} as an approver of the release; the forge shows no such "
+            f"approval of {commit[:10]}",
+        )
 
 
 def claims(
