@@ -16,7 +16,7 @@ import pytest
 
 from stablectl.gitops.messages import Adapted, adapted_message, is_infrastructure
 from stablectl.gitops.signing import sign_file, signing_key_from_env
-from tests.controller.sync.test_sync import FORK_SLUG, make_env
+from tests.controller.sync.test_sync import FORK_SLUG, SyncEnv, make_env
 from tests.controller.test_trust import MALLORY, Released, _resum, errors
 from tests.helpers import run_cli
 
@@ -275,6 +275,22 @@ def test_a_version_is_never_signed_twice_even_without_its_forge_release(
     assert not any(a.kind in ("tag", "open") for a in report.applied)
 
 
+def _plant_on_stable(e: SyncEnv, message: str) -> None:
+    """Mallory's commit on the stable branch: the tip's tree (no change), `message`."""
+    fork = ["git", "--git-dir", str(e.example.fork)]
+    tip = subprocess.run(
+        [*fork, "rev-parse", "3.11.2-stable"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    planted = subprocess.run(
+        [*fork, "commit-tree", f"{tip}^{{tree}}", "-p", tip, "-m", message],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **MALLORY},
+    ).stdout.strip()
+    subprocess.run([*fork, "update-ref", "refs/heads/3.11.2-stable", planted], check=True)
+
+
 @pytest.mark.parametrize("kind", ["local", "github"])
 def test_a_number_in_a_subject_does_not_apply_a_fix(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
@@ -283,30 +299,31 @@ def test_a_number_in_a_subject_does_not_apply_a_fix(
     upstream PR number, "(#2301)", but whose change is something else: sync used to count the
     fix applied and close its conflict PR as closed-applied. A fix is applied when a trailer
     names it or its patch is on the line, never because of a number in a subject."""
+    _still_pending(kind, tmp_path, request, "gh-2300: Harden ssl hostname matching (#2301)")
+
+
+@pytest.mark.parametrize("kind", ["local", "github"])
+def test_a_trailer_without_the_change_does_not_apply_a_fix(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A commit pushed to the stable branch whose trailer names the conflicting fix but whose
+    change is something else: the fix is not applied (its PR stays open), because that commit
+    does not carry the change it names; verify names it a mirror-only change."""
+    _still_pending(
+        kind,
+        tmp_path,
+        request,
+        "gh-2300: Harden ssl hostname matching (GH-2301)\n\n(cherry picked from commit {source})\n",
+    )
+
+
+def _still_pending(kind: str, tmp_path: Path, request: pytest.FixtureRequest, msg: str) -> None:
     fake = request.getfixturevalue("fake_github") if kind == "github" else None
     e = make_env(kind, tmp_path, fake, series="3.11.2")
     e.sync()
     conflict = next(p for p in e.open_prs() if p.draft and "gh-2300" in p.title)
-    fork = ["git", "--git-dir", str(e.example.fork)]
-    tip = subprocess.run(
-        [*fork, "rev-parse", "3.11.2-stable"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    planted = subprocess.run(
-        [
-            *fork,
-            "commit-tree",
-            f"{tip}^{{tree}}",
-            "-p",
-            tip,
-            "-m",
-            "gh-2300: Harden ssl hostname matching (#2301)",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, **MALLORY},
-    ).stdout.strip()
-    subprocess.run([*fork, "update-ref", "refs/heads/3.11.2-stable", planted], check=True)
+    assert conflict.marker is not None
+    _plant_on_stable(e, msg.format(source=conflict.marker.source))
     report = e.sync()
     assert conflict.number in [p.number for p in e.open_prs()], report.actions
     assert not [a for a in report.applied if a.kind == "close"], report.applied
@@ -347,41 +364,6 @@ def test_infrastructure_is_a_trailer_at_a_lines_start() -> None:
     manifest, while verify honoured it only at a line's start; one reading now serves both."""
     assert is_infrastructure("ci: workflows\n\nStablectl-Infrastructure: workflows\n")
     assert not is_infrastructure("gh-1: fix\n\nsee Stablectl-Infrastructure: workflows\n")
-
-
-@pytest.mark.parametrize("kind", ["local", "github"])
-def test_a_trailer_without_the_change_does_not_apply_a_fix(
-    kind: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    """A commit pushed to the stable branch whose trailer names the conflicting fix but whose
-    change is something else: the fix is not applied (its PR stays open), because that commit
-    does not carry the change it names; verify names it a mirror-only change."""
-    fake = request.getfixturevalue("fake_github") if kind == "github" else None
-    e = make_env(kind, tmp_path, fake, series="3.11.2")
-    e.sync()
-    conflict = next(p for p in e.open_prs() if p.draft and "gh-2300" in p.title)
-    assert conflict.marker is not None
-    fork = ["git", "--git-dir", str(e.example.fork)]
-    tip = subprocess.run(
-        [*fork, "rev-parse", "3.11.2-stable"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    msg = (
-        "gh-2300: Harden ssl hostname matching (GH-2301)\n\n"
-        f"(cherry picked from commit {conflict.marker.source})\n"
-    )
-    planted = subprocess.run(
-        [*fork, "commit-tree", f"{tip}^{{tree}}", "-p", tip, "-m", msg],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, **MALLORY},
-    ).stdout.strip()
-    subprocess.run([*fork, "update-ref", "refs/heads/3.11.2-stable", planted], check=True)
-    report = e.sync()
-    assert conflict.number in [p.number for p in e.open_prs()], report.actions
-    (sp,) = report.plan.series
-    states = {pf.candidate.fix.key: pf.candidate.state for pf in sp.fixes}
-    assert states[conflict.marker.original] == "pending", states
 
 
 def test_the_release_review_and_tests_are_checked_on_the_forge(
