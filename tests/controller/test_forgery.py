@@ -10,6 +10,7 @@ import os
 import sqlite3
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pygit2
 import pytest
@@ -332,6 +333,20 @@ def _still_pending(kind: str, tmp_path: Path, request: pytest.FixtureRequest, ms
     assert states[conflict.marker.original] == "pending", states
 
 
+def _resign_manifest(
+    r: Released, d: Path, manifest: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manifest written with other claims and signed with the real key, as a generator that
+    read its claims from the mirror would have signed it."""
+    (d / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    _resum(d)
+    monkeypatch.setenv("STABLECTL_SIGNING_KEY", str(r.key))
+    key = signing_key_from_env()
+    assert key is not None
+    sign_file(d / "SHA256SUMS", key)
+    monkeypatch.delenv("STABLECTL_SIGNING_KEY")
+
+
 def test_the_manifests_claims_are_recomputed(
     released: Released, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -345,13 +360,7 @@ def test_the_manifests_claims_are_recomputed(
     dropped = fixes.pop(0)
     fixes.append({**fixes[0], "commit": "1" * 40, "subject": "gh-9999: a fix never made"})
     fixes[0] = {**fixes[0], "cves": [*fixes[0]["cves"], "CVE-2099-0001"]}
-    (d / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    _resum(d)
-    monkeypatch.setenv("STABLECTL_SIGNING_KEY", str(r.key))
-    key = signing_key_from_env()
-    assert key is not None
-    sign_file(d / "SHA256SUMS", key)
-    monkeypatch.delenv("STABLECTL_SIGNING_KEY")
+    _resign_manifest(r, d, manifest, monkeypatch)
     found = errors(r.verify(capsys))
     assert any(f"the manifest omits {dropped['commit'][:12]}" in e for e in found), found
     assert any("the manifest lists 111111111111" in e for e in found), found
@@ -382,13 +391,7 @@ def test_the_release_review_and_tests_are_checked_on_the_forge(
     manifest["tested"]["checks"].append(
         {"name": "full-test-suite", "conclusion": "success", "url": "https://ci.invalid/9"}
     )
-    (d / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    _resum(d)
-    monkeypatch.setenv("STABLECTL_SIGNING_KEY", str(r.key))
-    key = signing_key_from_env()
-    assert key is not None
-    sign_file(d / "SHA256SUMS", key)
-    monkeypatch.delenv("STABLECTL_SIGNING_KEY")
+    _resign_manifest(r, d, manifest, monkeypatch)
     found = errors(r.verify(capsys, *_forge_args(r)))
     assert any("names mallory as an approver" in e for e in found), found
     assert any("check 'full-test-suite' passed" in e for e in found), found
