@@ -100,6 +100,40 @@ def base_version(tag: str) -> str:
     return re.sub(r"^[^0-9]*", "", tag)
 
 
+# Python 3's module renames, as a 2.7 line's path map: where a fix to the Python 3 module
+# finds the same code on 2.7 (what Debian's 2.7 CVE backports do by hand).
+PY27_RENAMES: dict[str, str] = {
+    "Lib/http/client.py": "Lib/httplib.py",
+    "Lib/http/cookiejar.py": "Lib/cookielib.py",
+    "Lib/http/cookies.py": "Lib/Cookie.py",
+    "Lib/http/server.py": "Lib/BaseHTTPServer.py",
+    "Lib/urllib/request.py": "Lib/urllib2.py",
+    "Lib/urllib/parse.py": "Lib/urlparse.py",
+    "Lib/xmlrpc/client.py": "Lib/xmlrpclib.py",
+    "Lib/xmlrpc/server.py": "Lib/SimpleXMLRPCServer.py",
+    "Lib/html/parser.py": "Lib/HTMLParser.py",
+    "Lib/socketserver.py": "Lib/SocketServer.py",
+    "Lib/configparser.py": "Lib/ConfigParser.py",
+    "Lib/test/test_http_cookiejar.py": "Lib/test/test_cookielib.py",
+    "Lib/test/test_http_cookies.py": "Lib/test/test_cookie.py",
+}
+
+
+class BranchEnd(_Model):
+    """When the series' own upstream branch ended, and where fixes come from after it."""
+
+    date: dt.date = Field(description="The branch's end of life upstream (YYYY-MM-DD).")
+    sources: list[str] | None = Field(
+        default=None,
+        description="Upstream branches to read after the series' own sources, nearest first "
+        "(default: the `nearest` newer maintenance branches upstream committed to after "
+        "`date`, then main).",
+    )
+    nearest: int = Field(
+        default=3, ge=0, le=10, description="How many newer branches the default reads."
+    )
+
+
 class Series(_Model):
     """One stable line, anchored for life to one upstream release tag."""
 
@@ -131,7 +165,25 @@ class Series(_Model):
         description="Where upstream's paths live on this line: `dir/` prefixes or exact files "
         "→ their names here (e.g. `test/fuzz/: test/fuzz-regressions/`, "
         "`Lib/test/test_zipfile/test_core.py: Lib/test/test_zipfile.py`); applied to each "
-        "source before it is picked.",
+        "source before it is picked, and used by applicability to look for the code a fix "
+        "changes. Default for a 2.7 line (base `v2.7.*`): Python 3's module renames "
+        "(`Lib/http/client.py: Lib/httplib.py`, `Lib/urllib/request.py: Lib/urllib2.py`, …; "
+        "docs/engine.md); `path_map: {}` turns them off.",
+    )
+    not_built: list[str] = Field(
+        default_factory=list,
+        description="The line's build profile: path globs a distribution building this line "
+        "does not build or ship (Windows-only `PC/*`, `PCbuild/*`; bundled libraries replaced "
+        "by the system's, `Modules/expat/*` with `--with-system-expat`). A fix whose code "
+        "changes are all under them is `not-applicable: not built by this line`: listed with "
+        "its reason, no PR.",
+    )
+    upstream_end: BranchEnd | None = Field(
+        default=None,
+        description="The series' own upstream branch has ended (2.7, 3.6, …): after it, fixes "
+        "come from newer branches. Adds `upstream_end.sources` (default: the nearest newer "
+        "maintenance branches upstream still committed to after the end, then main) after "
+        "the series' own sources.",
     )
     patches: str | None = Field(
         default=None,
@@ -145,6 +197,12 @@ class Series(_Model):
         description="The series name is its base tag's version (`v3.11.2` → `3.11.2`), which "
         "release versions and tags extend; set true to name a series otherwise on purpose.",
     )
+
+    @model_validator(mode="after")
+    def _renames_of_a_27_line(self) -> Series:
+        if "path_map" not in self.model_fields_set and base_version(self.base).startswith("2."):
+            object.__setattr__(self, "path_map", dict(PY27_RENAMES))
+        return self
 
     @model_validator(mode="after")
     def _name_is_the_base_version(self) -> Series:
@@ -442,10 +500,19 @@ class Applicability(_Model):
     main_only_days: int = Field(
         default=30,
         ge=1,
-        description="A conflicting fix only on `main` is not applicable when the series' own "
-        "maintenance branch took backports of fixes made this many days (or more) after it, "
-        "but not of it.",
+        description="Information only, never a verdict: a conflicting fix only on `main` is "
+        'shown as "upstream did not backport it" when the series\' own maintenance branch '
+        "took backports of fixes made this many days (or more) after it.",
     )
+    not_code: list[str] = Field(
+        default_factory=lambda: ["Misc/NEWS.d/*", "Misc/NEWS", "Misc/ACKS", "Doc/*"],
+        description="Path globs that are not code (NEWS entries, documentation): a pick that "
+        "changes only these on the line fixes nothing there (`not-applicable`, no CVE claimed), "
+        "and a fix that changes only these is never the fix others follow up.",
+    )
+
+    def is_code(self, path: str) -> bool:
+        return not any(fnmatch.fnmatchcase(path, g) for g in self.not_code)
 
 
 class Prerequisites(_Model):

@@ -35,13 +35,23 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> Run:
     return Run(code, cap.out, cap.err)
 
 
-def plan_line(tmp_path: Path, upstream: History, name: str, branch: str, extra: str = "") -> Plan:
+def plan_line(
+    tmp_path: Path,
+    upstream: History,
+    name: str,
+    branch: str,
+    extra: str = "",
+    *,
+    extra_series: str = "",
+) -> Plan:
     """Plan one series `name` (base tag `v<name>`, sources [branch, main]) over a built
     upstream, flagging security NEWS entries, with a fork at nothing but the tags; `extra`
-    is more policy YAML."""
+    is more policy YAML (after the flag rules), `extra_series` more keys of the series."""
     from stablectl.controller.plan import Engine
     from stablectl.policy import load_policy
 
+    more = f", {extra_series}" if extra_series else ""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     fork = History(tmp_path / "fork.git")
     fork.repo.remotes.create("u", str(upstream.path)).fetch(["+refs/tags/*:refs/tags/*"])
     policy = tmp_path / "p.yaml"
@@ -50,7 +60,7 @@ project: t
 upstream: {{git: {upstream.path}, main: main}}
 fork: {{git: {fork.path}}}
 series:
-  - {{name: "{name}", base: v{name}, sources: ["{branch}", main], since: 2000-01-01}}
+  - {{name: "{name}", base: v{name}, sources: ["{branch}", main], since: 2000-01-01{more}}}
 flags:
   - {{name: security-news, security: true, paths: ["Misc/NEWS.d/next/Security/*.rst"]}}
 {extra}""")

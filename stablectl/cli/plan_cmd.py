@@ -27,6 +27,7 @@ _STYLE = {
     FixState.REVERTED: "yellow",
     FixState.EXCLUDED: "yellow",
     FixState.NOT_APPLICABLE: "magenta",
+    FixState.WAITING: "yellow",
 }
 
 
@@ -101,6 +102,14 @@ def _detail(pf: PlannedFix) -> str:
         parts.append(pf.note)
     if pf.not_applicable:
         parts.append(f"not applicable: {pf.not_applicable}")
+    if pf.applied:
+        parts.append(f"applied: {pf.applied}")
+    if pf.evidence:
+        parts.append("evidence: " + "; ".join(pf.evidence))
+    if pf.waits_for:
+        parts.append(pf.waits_for)
+    if pf.info:
+        parts.append(pf.info)
     for p in pf.prerequisites:
         parts.append(f"needs upstream {p.sha[:10]} ({p.subject}) first: {p.why}")
     if pf.prerequisite_report:

@@ -1,130 +1,324 @@
-"""Applicability: does a flagged fix that conflicts concern the line at all?
+"""Applicability: verdicts about a line's *code*, each with its evidence.
 
-A line anchored at an old release sees upstream fixes for code it never had. Instead of a
-draft PR nobody can act on, such a fix is `not-applicable`, with the reason, when either
+A line anchored at an old release (or one whose upstream branch has ended) sees upstream fixes
+for code it never had, code it already has, and code it does not build. Each verdict here is
+about the line's tree, never about what upstream chose to backport:
 
-- **absent code**: nothing the fix changes exists on the line: every file it modifies is
-  absent from the stable branch, or neither the lines it changes nor their context exist in
-  the branch's version of the file (files it adds do not count); or
-- **main only**: the fix exists only on `main` (no backport on any maintenance branch the
-  series reads, and no commit of the series' own branch names its issue), while the line's
-  own maintenance branch took backports of fixes that landed on main at least
-  `applicability.main_only_days` after it: upstream kept backporting to that branch and
-  judged this fix not to concern it.
+- **not built** (before picking): every code file the fix changes is under the series'
+  `not_built` globs (its distribution build profile: `PC/`, bundled libraries replaced by the
+  system's). `not-applicable`, listed, no PR.
+- **documentation only** (a clean pick): picked onto the line, the fix changes only NEWS
+  entries and documentation (`applicability.not_code`): nothing of the line's code is fixed,
+  and no CVE is claimed for it. `not-applicable` when no source changes code there.
+- **already there** (a conflict): every line the fix adds is on the line, in order, and none
+  of the lines it removes (folded into an earlier backport): `applied`, with the evidence.
+- **absent code** (a conflict): every file the fix modifies is missing on the line, or neither
+  the lines it changes nor their context are in the line's version of it (looked up under the
+  series' `path_map`, so 2.7's `Lib/httplib.py` is where `Lib/http/client.py`'s code lives).
+  `not-applicable`.
 
-Only conflicting fixes are judged: a fix that applies is offered for review as before. A
-maintainer can still ask for one (`/stablectl backport SHA`), and `applicability.skip: false`
-restores draft PRs for all of them.
+Anything else that conflicts stays a conflict: a person must look. "Upstream did not backport
+it" is information for that person (`upstream_note`), never a reason to open no PR: upstream
+stops backporting to a line long before distributions stop shipping it.
+
+A maintainer overturns any `not-applicable` verdict with `/stablectl backport SHA` on the
+fork, which opens the PR anyway; `applicability.skip: false` opens draft PRs for all of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from collections.abc import Set as AbstractSet
+import fnmatch
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import pygit2
 
-from stablectl.controller.selection import Fix, Source
-from stablectl.gitops.pick import ConflictFile
+from stablectl.controller.selection import Fix, FixState, Source
 from stablectl.gitops.scan import CommitIndex
 from stablectl.policy import Series
 
 DAY = 86400
+SUBSTANTIAL = 8  # a stripped line this long says something about the code it is in
+
+IsCode = Callable[[str], bool]
+
+# Verdict kinds.
+NOT_BUILT = "not-built"
+DOCUMENTATION_ONLY = "documentation-only"
+ABSENT_CODE = "absent-code"
+ALREADY_THERE = "already-there"
+FOLLOW_UP = "follow-up"  # (plan.py) a follow-up of a fix that does not concern the line
 
 
-def not_applicable(
+@dataclass(frozen=True)
+class Verdict:
+    """What the line's code says about a fix: `not-applicable` or `applied`, why, and the
+    evidence (one line per file or fact checked)."""
+
+    state: FixState
+    reason: str
+    evidence: tuple[str, ...] = ()
+    # Which rule (not-built, documentation-only, absent-code, already-there): a VEX
+    # statement's justification is chosen by it.
+    kind: str = ""
+
+    def text(self) -> str:
+        return self.reason + (f" [{'; '.join(self.evidence)}]" if self.evidence else "")
+
+
+def mapped(path_map: Mapping[str, str], path: str) -> str:
+    """Where upstream's `path` lives on a line with this path map (the picker's rule)."""
+    for old, new in path_map.items():
+        if old.endswith("/") and path.startswith(old):
+            return new + path[len(old) :]
+        if path == old:
+            return new
+    return path
+
+
+def code_paths(paths: Sequence[str], is_code: IsCode) -> list[str]:
+    return [p for p in paths if is_code(p)]
+
+
+def not_built(series: Series, paths: Sequence[str], is_code: IsCode) -> Verdict | None:
+    """Every code file the fix changes (at its name on the line) is outside the line's
+    build profile."""
+    if not series.not_built:
+        return None
+    code = [mapped(series.path_map, p) for p in code_paths(paths, is_code)]
+    if not code:
+        return None
+    globs = series.not_built
+    if not all(any(fnmatch.fnmatchcase(p, g) for g in globs) for p in code):
+        return None
+    return Verdict(
+        FixState.NOT_APPLICABLE,
+        f"not built by this line: it changes only {_names(code)} (series {series.name}: not_built)",
+        tuple(f"{p}: matches {next(g for g in globs if fnmatch.fnmatchcase(p, g))}" for p in code),
+        NOT_BUILT,
+    )
+
+
+def changed_paths(repo: pygit2.Repository, old_tree: str, new_tree: str) -> list[str]:
+    """Paths that differ between two trees."""
+    a = repo[pygit2.Oid(hex=old_tree)].peel(pygit2.Tree)
+    b = repo[pygit2.Oid(hex=new_tree)].peel(pygit2.Tree)
+    out: list[str] = []
+    for d in a.diff_to_tree(b).deltas:
+        for p in (d.old_file.path, d.new_file.path):
+            if p not in out:
+                out.append(p)
+    return out
+
+
+def documentation_only(
+    repo: pygit2.Repository, onto: str, tree: str, is_code: IsCode
+) -> list[str] | None:
+    """The paths a clean pick (onto `onto`, giving `tree`) changes when none is code; None
+    when it changes code (or nothing: an empty pick is "already there")."""
+    onto_tree = str(repo[pygit2.Oid(hex=onto)].peel(pygit2.Commit).tree_id)
+    paths = changed_paths(repo, onto_tree, tree)
+    if not paths or code_paths(paths, is_code):
+        return None
+    return paths
+
+
+def judge_conflict(
     repo: pygit2.Repository,
-    index: CommitIndex,
     series: Series,
     *,
-    fix: Fix,
-    sources: Sequence[Source],
-    conflicts: Sequence[ConflictFile],
+    source: str,
     tip: str,
-    own_backports: Sequence[str],
-    own_issues: AbstractSet[str],
-    main_only_days: int,
-) -> str:
-    """Why the fix does not concern the line ("" when it may)."""
-    if not conflicts or not sources:
-        return ""
-    absent = _absent_code(repo, sources[0].sha, tip, series.stable_branch)
-    if absent:
-        return absent
-    if set(fix.issues) & own_issues:
-        return ""  # the line's own branch did something for this issue (a backport without -x)
-    return _main_only(index, series, sources, own_backports, main_only_days)
-
-
-def _absent_code(repo: pygit2.Repository, source: str, tip: str, branch: str) -> str:
-    """Nothing the fix changes exists on the line: every file it modifies is missing there,
-    or neither the lines it removes nor their context are in the line's version of it."""
-    tree = repo[pygit2.Oid(hex=tip)].peel(pygit2.Commit).tree
+    is_code: IsCode,
+    searched: Sequence[str],
+) -> Verdict | None:
+    """A conflicting fix's verdict from the line's code: its change already there
+    (`applied`), its code absent (`not-applicable`), or None (a real conflict)."""
     commit = repo[pygit2.Oid(hex=source)].peel(pygit2.Commit)
     if len(commit.parents) != 1:
-        return ""
+        return None
+    tree = repo[pygit2.Oid(hex=tip)].peel(pygit2.Commit).tree
+    paths = changed_paths(repo, str(commit.parents[0].tree_id), str(commit.tree_id))
+    if paths and not code_paths(paths, is_code):
+        return Verdict(
+            FixState.NOT_APPLICABLE,
+            f"it changes only documentation and NEWS ({_names(paths)}): no code to fix",
+            tuple(f"{p}: not code (applicability.not_code)" for p in paths[:5]),
+            DOCUMENTATION_ONLY,
+        )
+    files = _changes(repo, commit, is_code)
+    if not files:
+        return None
+    already = _already_there(repo, tree, series, files)
+    if already is not None:
+        return already
+    return _absent_code(repo, tree, series, files, searched)
+
+
+@dataclass
+class _FileChange:
+    path: str
+    added_file: bool
+    hunks_added: list[list[str]]  # per hunk, the stripped non-blank lines it adds
+    removed: set[str]  # substantial stripped lines it removes (and does not add back)
+    context: set[str]  # substantial stripped lines around its changes
+
+
+def _changes(repo: pygit2.Repository, commit: pygit2.Commit, is_code: IsCode) -> list[_FileChange]:
+    """Per code file the commit changes: what it adds, removes and needs around it."""
+    diff = repo.diff(commit.parents[0], commit, context_lines=3)
+    out: list[_FileChange] = []
+    for patch in diff:
+        if patch is None or patch.delta.is_binary:
+            continue
+        added_file = patch.delta.status == pygit2.enums.DeltaStatus.ADDED
+        path = patch.delta.new_file.path if added_file else patch.delta.old_file.path
+        if not is_code(path):
+            continue
+        fc = _FileChange(path, added_file, [], set(), set())
+        all_added: set[str] = set()
+        for hunk in patch.hunks:
+            block = []
+            for line in hunk.lines:
+                text = line.content.strip()
+                if line.origin == "+" and text:
+                    block.append(text)
+                    all_added.add(text)
+                elif line.origin == "-" and len(text) >= SUBSTANTIAL:
+                    fc.removed.add(text)
+                elif line.origin == " " and len(text) >= SUBSTANTIAL:
+                    fc.context.add(text)
+            if block:
+                fc.hunks_added.append(block)
+        fc.removed -= all_added
+        out.append(fc)
+    return out
+
+
+def _line_text(repo: pygit2.Repository, tree: pygit2.Tree, path: str) -> list[str] | None:
+    try:
+        entry = tree[path]
+    except KeyError:
+        return None
+    obj = repo[entry.id]
+    if not isinstance(obj, pygit2.Blob):
+        return None
+    return [
+        s
+        for raw in bytes(obj.read_raw()).decode("utf-8", "replace").splitlines()
+        if (s := raw.strip())
+    ]
+
+
+def _contains_in_order(lines: Sequence[str], block: Sequence[str]) -> bool:
+    """`block` appears in `lines` as consecutive (stripped, non-blank) lines."""
+    n = len(block)
+    first = block[0]
+    return any(lines[i : i + n] == list(block) for i, x in enumerate(lines) if x == first)
+
+
+def _already_there(
+    repo: pygit2.Repository, tree: pygit2.Tree, series: Series, files: list[_FileChange]
+) -> Verdict | None:
+    """Every code file's added hunks are on the line in order and none of its removed lines
+    is: the change was folded into an earlier backport."""
+    evidence: list[str] = []
+    substantial = 0
+    for fc in files:
+        here = mapped(series.path_map, fc.path)
+        lines = _line_text(repo, tree, here)
+        if lines is None:
+            return None
+        if not all(_contains_in_order(lines, block) for block in fc.hunks_added):
+            return None
+        kept = set(lines)
+        if fc.removed & kept:
+            return None
+        substantial += sum(len(x) >= SUBSTANTIAL for b in fc.hunks_added for x in b)
+        substantial += len(fc.removed)
+        n = sum(len(b) for b in fc.hunks_added)
+        evidence.append(
+            f"{here}: all {n} line(s) it adds are there in order, none of the "
+            f"{len(fc.removed)} it removes"
+        )
+    if substantial == 0:
+        return None  # nothing specific enough to recognise
+    return Verdict(
+        FixState.APPLIED,
+        f"its change is already on {series.stable_branch} (folded into an earlier backport)",
+        tuple(evidence),
+        ALREADY_THERE,
+    )
+
+
+def _absent_code(
+    repo: pygit2.Repository,
+    tree: pygit2.Tree,
+    series: Series,
+    files: list[_FileChange],
+    searched: Sequence[str],
+) -> Verdict | None:
+    """Nothing the fix changes exists on the line: every file it modifies is missing there
+    (also under its mapped name), or neither the lines it removes nor their context are in
+    the line's version of it. Files it adds do not count."""
+    branch = series.stable_branch
     missing: list[str] = []
     no_context: list[str] = []
-    for path, around in _changed_code(repo, commit).items():
-        try:
-            ours = tree[path]
-        except KeyError:
-            missing.append(path)
+    evidence: list[str] = []
+    for fc in files:
+        if fc.added_file:
             continue
+        here = mapped(series.path_map, fc.path)
+        lines = _line_text(repo, tree, here)
+        looked = fc.path if here == fc.path else f"{fc.path} (as {here})"
+        if lines is None:
+            missing.append(looked)
+            evidence.append(f"{looked}: no such file on {branch}")
+            continue
+        around = fc.removed | fc.context
         if not around:
-            return ""  # nothing substantial to look for there: cannot tell
-        text = bytes(repo[ours.id].read_raw()).decode("utf-8", "replace")
-        if around & {line.strip() for line in text.splitlines()}:
-            return ""  # some of the code the fix changes, or its context, is there
-        no_context.append(path)
+            return None  # nothing substantial to look for there: cannot tell
+        if around & set(lines):
+            return None  # some of the code the fix changes, or its context, is there
+        no_context.append(looked)
+        evidence.append(f"{looked}: none of the {len(around)} lines it changes or needs is there")
+    if not missing and not no_context:
+        return None
     parts = []
     if missing:
         parts.append(f"changes {_names(missing)}, which {branch} does not have")
     if no_context:
         parts.append(f"the lines it changes in {_names(no_context)} are not in {branch}")
-    return "; ".join(parts)
+    if searched:
+        evidence.append("sources searched: " + ", ".join(searched))
+    return Verdict(FixState.NOT_APPLICABLE, "; ".join(parts), tuple(evidence), ABSENT_CODE)
 
 
-def _changed_code(repo: pygit2.Repository, commit: pygit2.Commit) -> dict[str, set[str]]:
-    """Per file the commit modifies or deletes (not those it adds), the substantial lines
-    (stripped, 8 characters or more) it removes and the context around its changes: the code
-    it needs to find there."""
-    diff = repo.diff(commit.parents[0], commit, context_lines=3)
-    out: dict[str, set[str]] = {}
-    for patch in diff:
-        if patch is None or patch.delta.status == pygit2.enums.DeltaStatus.ADDED:
-            continue
-        lines = out.setdefault(patch.delta.old_file.path, set())
-        for hunk in patch.hunks:
-            for line in hunk.lines:
-                text = line.content.strip()
-                if line.origin in ("-", " ") and len(text) >= 8:
-                    lines.add(text)
-    return out
-
-
-def _main_only(
+def upstream_note(
     index: CommitIndex,
+    fix: Fix,
     series: Series,
     sources: Sequence[Source],
     own_backports: Sequence[str],
     days: int,
 ) -> str:
+    """Information for the person resolving a conflict, never a verdict: upstream's own
+    branch took later fixes from main but not this one."""
     if any(s.kind in ("own-backport", "sibling-backport") for s in sources):
-        return ""  # a maintenance branch took it: it concerns maintained code
-    original = next((s for s in sources if s.kind == "original"), None)
-    fix = index.facts(original.sha) if original is not None else None
-    if fix is None:
         return ""
-    for sha in reversed(own_backports):  # newest first: the answer is usually near the end
+    original = next((s for s in sources if s.kind == "original"), None)
+    facts = index.facts(original.sha) if original is not None else None
+    if facts is None:
+        return ""
+    for sha in reversed(own_backports):
         later = index.facts(sha)
-        if later is None or later.commit_time - fix.commit_time < days * DAY:
+        if later is None or later.commit_time - facts.commit_time < days * DAY:
             continue
-        took = (later.commit_time - fix.commit_time) // DAY
+        took = (later.commit_time - facts.commit_time) // DAY
         return (
-            f"only on {original.branch if original and original.branch else 'main'}: upstream's "
-            f"{series.sources[0]} took later fixes from it ({later.sha[:10]}, {took} days "
-            "after this one) but not this one"
+            f"upstream did not backport it to {series.sources[0]}, which took later fixes from "
+            f"main ({later.sha[:10]}, {took} days after this one): check whether the line's "
+            "code is affected"
         )
     return ""
 

@@ -13,7 +13,14 @@ import pygit2
 
 from stablectl import __version__
 from stablectl.controller.advisories import AdvisoryIndex, load_advisories
-from stablectl.controller.applicability import not_applicable
+from stablectl.controller.applicability import (
+    DOCUMENTATION_ONLY,
+    FOLLOW_UP,
+    documentation_only,
+    judge_conflict,
+    not_built,
+    upstream_note,
+)
 from stablectl.controller.issues import IssueCache
 from stablectl.controller.prerequisites import Prerequisite, PrerequisiteFinder
 from stablectl.controller.selection import (
@@ -33,7 +40,7 @@ from stablectl.gitops.pick import Committer, Picker, PickResult
 from stablectl.gitops.provenance import Provenance
 from stablectl.gitops.scan import CommitIndex
 from stablectl.jsondoc import JSONDoc
-from stablectl.policy import Policy, Series
+from stablectl.policy import FOLLOW_UP_RULE, Policy, Series
 from stablectl.state import check_state
 
 PLAN_SCHEMA = "stablectl.plan/1"
@@ -43,6 +50,8 @@ PLAN_SCHEMA = "stablectl.plan/1"
 class Attempt:
     source: Source
     result: PickResult
+    # A clean pick that changes only NEWS entries and documentation on the line: the paths.
+    documentation_only: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,12 @@ class PlannedFix:
     chosen: Attempt | None = None
     note: str = ""
     not_applicable: str = ""  # why the fix does not concern the line (see applicability.py)
+    applied: str = ""  # why its change is on the line already without a trailer
+    evidence: tuple[str, ...] = ()  # what the line's code showed for either verdict
+    verdict: str = ""  # the rule behind `not_applicable` or `applied` (applicability.py)
+    # A follow-up whose fix does not apply yet: planned once that fix is merged.
+    waits_for: str = ""
+    info: str = ""  # for the person resolving a conflict (applicability.upstream_note)
     # Upstream commits picked under the fix so that it applies (see prerequisites.py), oldest
     # first; with none found, why (the chain of what was tried).
     prerequisites: tuple[Prerequisite, ...] = ()
@@ -66,6 +81,10 @@ class PlannedFix:
             return c.state
         if self.not_applicable:
             return FixState.NOT_APPLICABLE
+        if self.applied:
+            return FixState.APPLIED
+        if self.waits_for:
+            return FixState.WAITING
         if self.chosen is None:
             conflicted = any(a.result.outcome == "conflict" for a in self.attempts)
             return FixState.NEW_CONFLICT if conflicted else FixState.NEW_ERROR
@@ -156,6 +175,11 @@ def _fix_json(pf: PlannedFix) -> JSONDoc:
         "reason": c.reason,
         "note": pf.note,
         "not_applicable": pf.not_applicable or None,
+        "applied": pf.applied or None,
+        "evidence": list(pf.evidence),
+        "verdict": pf.verdict or None,
+        "waits_for": pf.waits_for or None,
+        "info": pf.info or None,
         "prerequisites": [
             {
                 "commit": p.sha,
@@ -191,6 +215,7 @@ def _fix_json(pf: PlannedFix) -> JSONDoc:
                 "outcome": a.result.outcome,
                 "lever": a.result.lever,
                 "error": a.result.error,
+                "documentation_only": list(a.documentation_only),
                 "ms": round(a.result.seconds * 1000, 2),
                 "conflicts": [
                     {"path": cf.path, "kind": cf.kind, "hunks": cf.hunks}
@@ -342,6 +367,7 @@ class Engine:
             labeled_prs=self.forge.labeled_prs if self.forge is not None else None,
             issues=self.issue_cache,
             carries=self.carries,
+            upstream_branches=cache.upstream_branches,
         )
 
     def carries(self, series: Series, sha: str) -> bool:
@@ -483,52 +509,10 @@ class Engine:
             if cand.state != FixState.PENDING:
                 fixes.append(by_key.setdefault(cand.fix.key, PlannedFix(cand)))
                 continue
-            orphan = self._orphan(cand, by_key)
-            if orphan:
-                # A follow-up of a fix the line does not take does not concern it either.
-                pf = PlannedFix(cand, not_applicable=orphan)
-                fixes.append(by_key.setdefault(cand.fix.key, pf))
-                done += 1
-                continue
-            with self.index.batch():
-                attempts, chosen, note = pick_best(picker, cand.sources, tip, self.index)
-            why = ""
-            if chosen is None and attempts and self.policy.applicability.skip:
-                why = not_applicable(
-                    self.cache.repo,
-                    self.index,
-                    sel.series,
-                    fix=cand.fix,
-                    sources=cand.sources,
-                    conflicts=attempts[0].result.conflicts,
-                    tip=tip,
-                    own_backports=sel.own_backports,
-                    own_issues=sel.own_issues,
-                    main_only_days=self.policy.applicability.main_only_days,
-                )
-            prereqs: tuple[Prerequisite, ...] = ()
-            report = ""
-            if chosen is None and attempts and not why:
-                with self.index.batch():
-                    chosen, prereqs, report = self._with_prerequisites(
-                        finder, sel, cand, attempts, tip
-                    )
-                if chosen is not None:
-                    note = f"needs {len(prereqs)} upstream commit(s) first: " + ", ".join(
-                        p.sha[:10] for p in prereqs
-                    )
-            pf = PlannedFix(
-                cand,
-                attempts=attempts,
-                chosen=chosen,
-                note=note,
-                not_applicable=why,
-                prerequisites=prereqs,
-                prerequisite_report=report,
-            )
+            pf = self._plan_fix(sel, cand, picker, finder, tip, by_key)
             fixes.append(pf)
-            by_key[cand.fix.key] = pf
-            if pf.chosen is not None and pf.chosen.result.outcome == "clean":
+            by_key.setdefault(cand.fix.key, pf)
+            if pf.chosen is not None and pf.chosen.result.outcome == "clean" and pf.applies:
                 assert pf.chosen.result.commit is not None
                 tip = pf.chosen.result.commit
             done += 1
@@ -536,30 +520,146 @@ class Engine:
                 on_series(sel.series.name, done, len(pending))
         return SeriesPlan(selection=sel, fixes=fixes, final_tip=tip)
 
-    def _orphan(self, cand: Candidate, by_key: Mapping[str, PlannedFix]) -> str:
-        """Why a follow-up is not planned: every fix it follows does not concern the line (not
-        applicable, excluded, reverted) or does not apply yet (a conflict: the follow-up
-        waits for it); "" otherwise, or when applicability is off."""
-        if not self.policy.applicability.skip:
-            return ""
+    def _plan_fix(
+        self,
+        sel: SeriesSelection,
+        cand: Candidate,
+        picker: Picker,
+        finder: PrerequisiteFinder,
+        tip: str,
+        by_key: Mapping[str, PlannedFix],
+    ) -> PlannedFix:
+        """One pending fix onto `tip`: its verdict from the line's code (applicability.py),
+        or its pick, with prerequisites when it conflicts."""
+        series = sel.series
+        judge = self.policy.applicability.skip
+        is_code = self.policy.applicability.is_code
+        if judge:
+            orphan, waits = self._orphan(cand, by_key)
+            if orphan or waits:
+                return PlannedFix(
+                    cand,
+                    not_applicable=orphan,
+                    waits_for=waits,
+                    verdict=FOLLOW_UP if orphan else "",
+                )
+            first = self.index.facts(cand.sources[0].sha) if cand.sources else None
+            if first is not None and (v := not_built(series, first.paths, is_code)) is not None:
+                return PlannedFix(
+                    cand, not_applicable=v.reason, evidence=v.evidence, verdict=v.kind
+                )
+        with self.index.batch():
+            attempts, chosen, note = pick_best(
+                picker, cand.sources, tip, self.index, is_code=is_code if judge else None
+            )
+        conflicting = next((a for a in attempts if a.result.outcome == "conflict"), None)
+        docs = next((a for a in attempts if a.documentation_only), None)
+        if chosen is None and docs is not None and conflicting is None:
+            return PlannedFix(
+                cand,
+                attempts=attempts,
+                not_applicable=(
+                    f"picked onto {series.stable_branch}, it changes only "
+                    f"{', '.join(docs.documentation_only[:3])}: no code of the line is fixed"
+                ),
+                evidence=tuple(
+                    f"{a.source.describe()}: "
+                    + ("documentation only" if a.documentation_only else a.result.outcome)
+                    for a in attempts
+                ),
+                verdict=DOCUMENTATION_ONLY,
+            )
+        if chosen is None and conflicting is not None and judge:
+            v = judge_conflict(
+                self.cache.repo,
+                series,
+                source=conflicting.source.sha,
+                tip=tip,
+                is_code=is_code,
+                searched=sel.searched,
+            )
+            if v is not None:
+                extra = (
+                    (f"{docs.source.describe()} changes only documentation on the line",)
+                    if docs is not None
+                    else ()
+                )
+                if v.state == FixState.APPLIED:
+                    return PlannedFix(
+                        cand,
+                        attempts=attempts,
+                        applied=v.reason,
+                        evidence=v.evidence + extra,
+                        verdict=v.kind,
+                    )
+                return PlannedFix(
+                    cand,
+                    attempts=attempts,
+                    not_applicable=v.reason,
+                    evidence=v.evidence + extra,
+                    verdict=v.kind,
+                )
+        prereqs: tuple[Prerequisite, ...] = ()
+        report = ""
+        info = ""
+        if chosen is None and conflicting is not None:
+            with self.index.batch():
+                chosen, prereqs, report = self._with_prerequisites(finder, sel, cand, attempts, tip)
+            if chosen is not None:
+                note = f"needs {len(prereqs)} upstream commit(s) first: " + ", ".join(
+                    p.sha[:10] for p in prereqs
+                )
+            else:
+                info = upstream_note(
+                    self.index,
+                    cand.fix,
+                    series,
+                    cand.sources,
+                    sel.own_backports,
+                    self.policy.applicability.main_only_days,
+                )
+        return PlannedFix(
+            cand,
+            attempts=attempts,
+            chosen=chosen,
+            note=note,
+            prerequisites=prereqs,
+            prerequisite_report=report,
+            info=info,
+        )
+
+    def _orphan(self, cand: Candidate, by_key: Mapping[str, PlannedFix]) -> tuple[str, str]:
+        """Why a follow-up is not planned: every fix it follows does not concern the line
+        (not applicable, excluded, reverted: the first string), or one does not apply yet
+        (a conflict: the second string, it waits for that fix). A fix flagged by rules of
+        its own (not only as a follow-up) is judged on its own code, never through another."""
+        if any(h.rule != FOLLOW_UP_RULE for h in cand.fix.flags):
+            return "", ""
         reasons = []
+        waits = []
         for key in cand.fix.follows_all:
             parent = by_key.get(key)
             if parent is None:
-                return ""
+                return "", ""
             status = parent.status
             if status == FixState.NOT_APPLICABLE:
-                why = f"it does not concern the line: {parent.not_applicable}"
+                reasons.append(
+                    f"a follow-up of {key[:10]}, and it does not concern the line: "
+                    f"{parent.not_applicable}"
+                )
             elif status in (FixState.EXCLUDED, FixState.REVERTED):
-                why = f"it is {status} ({parent.candidate.reason})"
-            elif status in (FixState.NEW_CONFLICT, FixState.NEW_ERROR):
+                reasons.append(
+                    f"a follow-up of {key[:10]}, and it is {status} ({parent.candidate.reason})"
+                )
+            elif status in (FixState.NEW_CONFLICT, FixState.NEW_ERROR, FixState.WAITING):
                 # Not on its own: it completes a fix the line does not have yet. Once that fix
                 # is resolved by hand and merged, this one is planned as usual.
-                why = f"it waits for that fix, which does not apply yet ({status})"
+                waits.append(f"{key[:10]} ({status})")
             else:
-                return ""  # one of the fixes it follows is on the line, or is coming
-            reasons.append(f"a follow-up of {key[:10]}, and {why}")
-        return "; ".join(reasons)
+                return "", ""  # one of the fixes it follows is on the line, or is coming
+        if waits:
+            return "", "waits for " + ", ".join(waits) + ", which does not apply yet"
+        return "; ".join(reasons), ""
 
     def _with_prerequisites(
         self,
@@ -590,9 +690,17 @@ class Engine:
 
 
 def pick_best(
-    picker: Picker, sources: list[Source], onto: str, index: CommitIndex | None = None
+    picker: Picker,
+    sources: list[Source],
+    onto: str,
+    index: CommitIndex | None = None,
+    *,
+    is_code: Callable[[str], bool] | None = None,
 ) -> tuple[list[Attempt], Attempt | None, str]:
-    """Try the sources in preference order; the first clean (or empty) pick wins."""
+    """Try the sources in preference order; the first clean (or empty) pick wins. With
+    `is_code`, a clean pick that changes only NEWS and documentation on the line does not
+    win (a NEWS-only backport upstream wrote for a branch its code never reached): the next
+    source is tried, and with none left no source is chosen."""
     attempts: list[Attempt] = []
     if not sources:
         return attempts, None, "no usable source commit (merge commits only, or missing)"
@@ -600,14 +708,22 @@ def pick_best(
         facts = index.facts(src.sha) if index is not None else None
         paths = facts.paths if facts is not None and not facts.paths_truncated else None
         res = picker.pick(src.sha, onto, paths=paths)
-        attempt = Attempt(src, res)
+        docs: list[str] | None = None
+        if is_code is not None and res.outcome == "clean" and res.tree is not None:
+            docs = documentation_only(picker.repo, onto, res.tree, is_code)
+        attempt = Attempt(src, res, tuple(docs or ()))
         attempts.append(attempt)
-        if res.ok:
+        if res.ok and not docs:
             note = ""
             if len(attempts) > 1:
                 first = attempts[0]
-                note = f"{first.source.describe()} {first.result.outcome}s; used {src.describe()}"
+                how = (
+                    "changes only documentation"
+                    if first.documentation_only
+                    else (f"{first.result.outcome}s")
+                )
+                note = f"{first.source.describe()} {how}; used {src.describe()}"
             elif res.lever not in (None, "paths"):
                 note = f"merged with {res.lever}"
             return attempts, attempt, note
-    return attempts, None, f"every source conflicts ({len(attempts)} tried)"
+    return attempts, None, f"no source applies with code ({len(attempts)} tried)"

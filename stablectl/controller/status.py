@@ -29,6 +29,7 @@ from stablectl.controller.release import (
     tag_of,
 )
 from stablectl.controller.selection import FixState
+from stablectl.controller.vex import VEX_NAME, vex_document
 from stablectl.forge.base import CheckState, Forge, PullRequest
 from stablectl.gitops.archive import parse_sha256sums
 from stablectl.gitops.signing import detached_signatures, sign_file, signing_key_from_env
@@ -96,7 +97,9 @@ def _series(src: _Sources, sp: SeriesPlan, tip: str) -> JSONDoc:
     pending = [
         _pending_json(src, s, pf)
         for pf in sp.fixes
-        if pf.candidate.state == FixState.PENDING and pf.status != FixState.NOT_APPLICABLE
+        if pf.candidate.state == FixState.PENDING
+        and pf.status != FixState.NOT_APPLICABLE
+        and not pf.status.done
     ]
     # Never dropped quietly: what does not concern the line is listed, with why.
     not_applicable: list[JSONDoc] = [
@@ -106,6 +109,9 @@ def _series(src: _Sources, sp: SeriesPlan, tip: str) -> JSONDoc:
             "security": pf.candidate.fix.security,
             "cves": list(pf.candidate.fix.cves),
             "reason": pf.not_applicable,
+            "evidence": list(pf.evidence),
+            "verdict": pf.verdict,
+            "searched": list(sp.selection.searched),
             "pr": _pr_json(src.prs.get((s.name, pf.candidate.fix.key)), src.forge),
         }
         for pf in sp.fixes
@@ -207,6 +213,8 @@ def _pending_json(src: _Sources, s: Series, pf: PlannedFix) -> JSONDoc:
         "rules": sorted({h.rule for h in fix.flags}),
         "follows": fix.follows,
         "outcome": pf.status,
+        "waits_for": pf.waits_for or None,
+        "info": pf.info or None,
         "prerequisites": [
             {"commit": x.sha, "subject": x.subject, "where": list(x.where)}
             for x in pf.prerequisites
@@ -389,8 +397,17 @@ def releases_json(status: JSONDoc) -> JSONDoc:
     }
 
 
+def _namespace(status: JSONDoc) -> str:
+    """The VEX publisher's namespace: the mirror's URL when it is one."""
+    mirror = str(status.get("mirror") or "")
+    if mirror.startswith(("https://", "http://")):
+        return mirror.removesuffix(".git")
+    return f"urn:stablectl:{status['project']}"
+
+
 def write_feed(status: JSONDoc, out: Path) -> list[Path]:
-    """status.json, releases.json, feed.atom and index.html into `out` (a directory ready for
+    """status.json, releases.json, vex.json (CSAF 2.0 VEX), feed.atom and index.html into `out`
+    (a directory ready for
     GitHub Pages: no external resources, works offline and without JavaScript)."""
     out.mkdir(parents=True, exist_ok=True)
     files = {
@@ -402,6 +419,10 @@ def write_feed(status: JSONDoc, out: Path) -> list[Path]:
             entries=feed_entries(status),
             updated=status["generated"],
         ),
+        VEX_NAME: json.dumps(
+            vex_document(status, namespace=_namespace(status)), indent=2, sort_keys=True
+        )
+        + "\n",
         "index.html": render_markup(
             "status.html.j2", status=status, cve_json=json.dumps(status["cves"], sort_keys=True)
         ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 CHERRY_PREFIX = "(cherry picked from commit "
@@ -64,6 +65,22 @@ def parse_message(message: str) -> MessageInfo:
         cves=cves,
         trailers=tuple(parse_trailers(message)),
     )
+
+
+# An upstream release commit: "Python 3.8.5", "[3.8] Python 3.8.5rc1", "Bump to 3.9.2",
+# "Post 3.8.5", "Version 249.5". Its message may name every CVE the release fixes.
+_RELEASE_RE = re.compile(
+    r"^(?:\[[^\]]+\]\s*)?(?:python|bump(?: version)? to|post|version|release)?\s*v?"
+    r"\d+(?:\.\d+)+(?:(?:a|b|rc)\d+)?\+?\s*$",
+    re.I,
+)
+RELEASE_FILES = frozenset({"Include/patchlevel.h"})
+
+
+def is_release_commit(subject: str, paths: Sequence[str] = ()) -> bool:
+    """Whether a commit is upstream cutting a release (never a fix, whatever CVE ids its
+    message lists): its subject is a version, or it changes the version header."""
+    return bool(_RELEASE_RE.match(subject.strip())) or any(p in RELEASE_FILES for p in paths)
 
 
 def strip_branch_prefix(subject: str) -> str:

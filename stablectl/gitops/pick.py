@@ -36,7 +36,7 @@ _Entry = tuple[pygit2.Oid, int] | None
 
 
 # Part of every memoised pick's key: bump it when a lever's result for the same inputs changes.
-PICK_VERSION = "2"
+PICK_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -219,6 +219,8 @@ class Picker:
             res.source = source_sha
             if first is not None and res.marked_tree and not first.marked_tree:
                 first.marked_tree = res.marked_tree
+            if first is not None and lever == "ort" and res.outcome == "conflict":
+                first = _reported_by_ort(first, res)
             first = first or res
         assert first is not None
         return first
@@ -498,6 +500,25 @@ class Picker:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _reported_by_ort(first: PickResult, ort: PickResult) -> PickResult:
+    """A conflict as git's merge (the best method) sees it: the files ort leaves conflicting,
+    with the detail (kind, hunks) the first method gave for them. A file the first method
+    refused (an ISO-8859-1 file libgit2 will not merge: "encoding") that ort merged is not a
+    conflict."""
+    if first.outcome != "conflict":
+        return first
+    mine = {c.path: c for c in first.conflicts}
+    conflicts = [mine.get(c.path, c) for c in ort.conflicts]
+    return PickResult(
+        first.source,
+        first.onto,
+        "conflict",
+        lever="ort",
+        conflicts=conflicts,
+        marked_tree=ort.marked_tree or first.marked_tree,
+    )
 
 
 def _to_json(r: PickResult) -> dict[str, Any]:

@@ -204,3 +204,33 @@ def test_fixes_an_advisory_lists_together_follow_the_first(tmp_path: Path) -> No
     assert later["follows"] == s["fixed"] and later["security"]
     hit = next(f for f in later["flags"] if f["rule"] == "follow-up")
     assert "advisory PSF-2024-5 lists both" in hit["reason"]
+
+
+def test_a_code_fix_never_follows_a_news_commit(tmp_path: Path) -> None:
+    """bpo-35907 (CVE-2019-9948) on 3.6.8: the advisory lists the code fix and, through its
+    issue, "Clarify the NEWS entry"; the line's own backport of the fix came later than the
+    clarification on main, so in apply order the NEWS commit came first and the CVE fix became
+    its follow-up, inherited its "not applicable" and got no PR. Upstream main's order, and
+    only a commit that changes code, decide which fix the others follow."""
+    h = History(tmp_path / "up.git")
+    s: dict[str, str] = {}
+    s["base"] = h.commit("main", "base", {"Lib/a.py": "1\n"})
+    h.tag("v1", s["base"])
+    h.branch("1.x", s["base"])
+    entry = "Misc/NEWS.d/next/Security/bpo-500.rst"
+    s["fixed"] = h.commit(
+        "main", "bpo-500: Refuse local_file:// (GH-501)", {"Lib/a.py": "2\n", entry: "x\n"}
+    )
+    s["news"] = h.commit("main", "bpo-500: Clarify the NEWS entry (GH-502)", {entry: "y\n"})
+    s["fixed-bp"] = h.backport(s["fixed"], "1.x")  # after the clarification
+    fixes = planned_fixes(
+        tmp_path,
+        h,
+        s,
+        [osv("PSF-2019-4", "CVE-2019-9948", [s["fixed"]], ["https://bugs.python.org/issue500"])],
+    )
+    code, news = fixes[s["fixed"]], fixes[s["news"]]
+    assert code["follows"] is None and code["status"] == "new-clean"
+    assert news["follows"] == s["fixed"]
+    assert news["status"] == "not-applicable"
+    assert "documentation" in news["not_applicable"]

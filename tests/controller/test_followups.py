@@ -152,5 +152,6 @@ def test_a_follow_up_of_a_conflicting_fix_waits_for_it(tmp_path: Path) -> None:
     by_key = _by_key(plan_line(tmp_path, h, "3.11.2", "3.11").series[0].fixes)
     assert by_key[fix].status == FixState.NEW_CONFLICT
     pf = by_key[follow]
-    assert pf.status == FixState.NOT_APPLICABLE and pf.chosen is None
-    assert "it waits for that fix, which does not apply yet (new-conflict)" in pf.not_applicable
+    # Its own state, not "not applicable": it is planned once the fix is resolved and merged.
+    assert pf.status == FixState.WAITING and pf.chosen is None and not pf.not_applicable
+    assert pf.waits_for == f"waits for {fix[:10]} (new-conflict), which does not apply yet"

@@ -331,3 +331,33 @@ def test_path_map_puts_upstream_paths_where_the_stable_line_keeps_them(hist: His
     c = get_commit(hist.repo, mapped.commit)
     assert c.message.rstrip().endswith(f"{CHERRY_PREFIX}{fix})")
     assert c.parents[0].id == pygit2.Oid(hex=tip)
+
+
+def test_a_conflict_is_reported_by_the_best_merge_method(hist: History) -> None:
+    """libgit2 refuses to merge an ISO-8859-1 file ("encoding"); git's ort merges it. A pick
+    that also conflicts for real reports only what git leaves conflicting."""
+    latin = "".join(f"ligne {i}: caf\xe9\n" for i in range(20)).encode("latin-1")
+    base = hist.commit("main", "latin", {"Lib/latin.py": latin})
+    hist.branch("stable", base)
+    hist.commit(
+        "stable",
+        "stable side",
+        {
+            "Lib/latin.py": latin.replace(b"ligne 2:", b"LIGNE 2:"),
+            "a.txt": _edit(hist.read("main", "a.txt"), 5, "stable"),
+        },
+    )
+    src = hist.commit(
+        "main",
+        "gh-3: fix (#4)",
+        {
+            "Lib/latin.py": latin.replace(b"ligne 15:", b"LIGNE 15:"),
+            "a.txt": _edit(hist.read("main", "a.txt"), 5, "upstream"),
+        },
+    )
+    tip = hist.tip("stable")
+    assert tip
+    res = Picker(hist.repo, COMMITTER).pick(src, tip)
+    assert res.outcome == "conflict"
+    assert [(c.path, c.kind) for c in res.conflicts] == [("a.txt", "content")]
+    assert res.lever == "ort" and res.marked_tree

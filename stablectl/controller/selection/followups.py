@@ -16,7 +16,7 @@ not followed and only SHA and PR references count. A commit that is the same cha
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from stablectl.controller.advisories import AdvisoryIndex
@@ -148,12 +148,16 @@ def advisory_follow_ups(
     index: CommitIndex,
     candidates: Sequence[Candidate],
     advisories: Mapping[str, AdvisoryIndex],
+    is_code: Callable[[str], bool] = lambda path: True,
 ) -> list[Candidate]:
-    """Fixes an advisory lists together: each later one follows the first (in apply order),
-    with a `follow-up` hit saying which advisory, so the release waits for all of them.
-    `candidates` are in apply order; a fix already following another is left as it is."""
-    first: dict[str, Candidate] = {}
-    out: list[Candidate] = []
+    """Fixes an advisory lists together: each follows the advisory's first fix *that changes
+    code*, in upstream main's order (the originals' commit times, not the apply order a
+    line's own backports give), with a `follow-up` hit saying which advisory, so the release
+    waits for all of them. A NEWS clarification or a What's New entry is never the fix others
+    follow: bpo-35907's "Clarify the NEWS entry" came before its code fix on 3.6, and made
+    the CVE fix a follow-up of a commit that changes no code. `candidates` are in apply
+    order and stay so; a fix already following another is left as it is."""
+    ids_of: dict[str, list[str]] = {}
     for c in candidates:
         ids: list[str] = []
         for m in c.fix.members:
@@ -164,14 +168,24 @@ def advisory_follow_ups(
             for idx in advisories.values():
                 found = idx.match(m, info.cherry_picked_from, info.issues, info.pr)
                 ids += [a.id for a in found[1]] if found else []
-        ids = list(dict.fromkeys(ids))
-        parent = next((first[i] for i in ids if i in first), None)
-        for i in ids:
+        ids_of[c.fix.key] = list(dict.fromkeys(ids))
+    first: dict[str, Candidate] = {}
+    for c in sorted(candidates, key=lambda c: _main_order(index, c)):
+        if not _changes_code(index, c, is_code):
+            continue
+        for i in ids_of[c.fix.key]:
             first.setdefault(i, c)
-        if parent is None or c.fix.follows is not None or parent.fix.key == c.fix.key:
+    out: list[Candidate] = []
+    for c in candidates:
+        ids = ids_of[c.fix.key]
+        parent = next((first[i] for i in ids if i in first and first[i] is not c), None)
+        if parent is None or c.fix.follows is not None:
             out.append(c)
             continue
-        adv = next(i for i in ids if first[i] is parent)
+        if _main_order(index, parent) > _main_order(index, c) and _changes_code(index, c, is_code):
+            out.append(c)  # an earlier code fix of the same advisory (each is its own fix)
+            continue
+        adv = next(i for i in ids if first.get(i) is parent)
         hit = FlagHit(
             FOLLOW_UP_RULE,
             c.fix.members[0],
@@ -181,3 +195,19 @@ def advisory_follow_ups(
         )
         out.append(replace(c, fix=replace(c.fix, flags=[*c.fix.flags, hit])))
     return out
+
+
+def _main_order(index: CommitIndex, c: Candidate) -> tuple[int, int]:
+    """Where the fix's original is in upstream's history (its commit time), before its
+    place in the line's apply order."""
+    f = index.facts(c.fix.original) if c.fix.original else None
+    return (f.commit_time if f is not None else c.order[0], c.order[1])
+
+
+def _changes_code(index: CommitIndex, c: Candidate, is_code: Callable[[str], bool]) -> bool:
+    """Whether any commit of the fix changes a path that is code (not NEWS, not docs)."""
+    for m in c.fix.members:
+        f = index.facts(m)
+        if f is not None and (f.paths_truncated or any(is_code(p) for p in f.paths)):
+            return True
+    return False

@@ -31,7 +31,8 @@ class FixState(enum.StrEnum):
     NEW_EMPTY = "new-empty"
     NEW_CONFLICT = "new-conflict"
     NEW_ERROR = "new-error"
-    NOT_APPLICABLE = "not-applicable"  # conflicts, and does not concern the line (why: note)
+    NOT_APPLICABLE = "not-applicable"  # does not concern the line's code (why: evidence)
+    WAITING = "waiting"  # a follow-up of a fix that does not apply yet: planned after it
 
     @property
     def done(self) -> bool:
@@ -113,3 +114,4 @@ class SeriesSelection:
     # last: what upstream judged to concern that branch (see controller/applicability.py).
     own_backports: tuple[str, ...] = ()
     own_issues: frozenset[str] = frozenset()  # issues (gh-N, bpo-N) its commits name
+    searched: tuple[str, ...] = ()  # the upstream branches fixes are taken from, in order

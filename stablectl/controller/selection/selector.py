@@ -31,6 +31,7 @@ from stablectl.controller.selection.windows import (
     Order,
     Window,
     apply_order,
+    end_sources,
     since,
     source_windows,
     windows,
@@ -64,11 +65,13 @@ class Selector:
         notes_tips: str = "",
         advisories: Mapping[str, AdvisoryIndex] | None = None,
         carries: Callable[[Series, str], bool] | None = None,
+        upstream_branches: Callable[[], list[str]] | None = None,
     ) -> None:
         self.policy = policy
         # Whether a stable commit carries the upstream change its trailer names (the mirror's
         # own claim is never enough to count a fix applied).
         self.carries = carries
+        self.upstream_branches = upstream_branches
         self.index = index
         self.upstream_ref = upstream_ref
         self.stable_tip = stable_tip
@@ -112,6 +115,7 @@ class Selector:
         tip = self.stable_tip(series)
         branch_exists = tip is not None
         tip = tip or base
+        ended = self.ended_sources(series)
         wins = windows(
             self.policy,
             self.index,
@@ -120,6 +124,7 @@ class Selector:
             upstream_ref=self.upstream_ref,
             summary_of=self.summary,
             errors=errors,
+            ended=ended,
         )
         # Which window each commit of interest was seen in (PR-number finds are added later).
         on_branch: dict[str, str] = {}
@@ -186,7 +191,9 @@ class Selector:
             )
         candidates.sort(key=lambda c: c.order)
         if "advisory" in self.policy.follow_ups.by and self.advisories:
-            candidates = advisory_follow_ups(self.index, candidates, self.advisories)
+            candidates = advisory_follow_ups(
+                self.index, candidates, self.advisories, self.policy.applicability.is_code
+            )
         return SeriesSelection(
             series=series,
             base_sha=base,
@@ -198,7 +205,21 @@ class Selector:
                 t for w in wins if w.role == "own" for ts in w.summary["links"].values() for t in ts
             ),
             own_issues=frozenset(i for w in wins if w.role == "own" for i in w.summary["issues"]),
+            searched=tuple(w.branch for w in wins if w.role != "sibling"),
         )
+
+    def ended_sources(self, series: Series) -> list[str]:
+        """The branches read after the series' own upstream branch ended (windows.py)."""
+        if series.upstream_end is None:
+            return []
+
+        def last_commit(branch: str) -> int | None:
+            tip = self.upstream_ref(f"refs/remotes/upstream/{branch}")
+            f = self.index.facts(tip) if tip else None
+            return f.commit_time if f else None
+
+        branches = self.upstream_branches() if self.upstream_branches else []
+        return end_sources(series, self.policy.upstream.main, branches, last_commit)
 
     def _known(self, series: Series, base: str, tip: str) -> Known:
         """What the stable branch and the base already carry."""

@@ -25,11 +25,11 @@ import pygit2
 
 from stablectl.controller.advisories import AdvisoryIndex
 from stablectl.controller.selection.flags import NoteLookup, evaluate_flags, rule_named
-from stablectl.gitops.messages import references
+from stablectl.gitops.messages import is_release_commit, references
 from stablectl.gitops.scan import CommitFacts, CommitIndex
 from stablectl.policy import FlagRule
 
-SUMMARY_VERSION = 3
+SUMMARY_VERSION = 4
 
 
 class Summary(TypedDict):
@@ -136,7 +136,11 @@ class Folder:
         info = f.info
         sha = f.sha
         interesting = False
-        if len(f.parents) <= 1 and not info.reverts:
+        if (
+            len(f.parents) <= 1
+            and not info.reverts
+            and not is_release_commit(info.subject, f.paths)
+        ):
             hits = evaluate_flags(f, self.rules, note_of=self.note_of, advisories=self.advisories)
             forge = {h.rule for h in hits if rule_named(self.rules, h.rule).needs_forge}
             static = [(h.rule, h.reason, h.security) for h in hits if h.rule not in forge]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -46,10 +46,10 @@ def version_key(name: str) -> tuple[tuple[int, str], ...]:
     return tuple((int(p), "") if p.isdigit() else (-1, p) for p in parts)
 
 
-def source_branches(policy: Policy, series: Series) -> list[str]:
-    """Source preference: the series' own maintenance branch, newer siblings' branches
-    (nearest first), the remaining sources (main: the original), older siblings', its patch
-    queue last."""
+def source_branches(policy: Policy, series: Series, ended: Sequence[str] = ()) -> list[str]:
+    """Source preference: the series' own maintenance branch, then (its branch having ended
+    upstream) the newer branches `ended` names, newer siblings' branches (nearest first), the
+    remaining sources (main: the original), older siblings', its patch queue last."""
     key = version_key(series.name)
     siblings = [s for s in policy.series if s.name != series.name]
     newer = sorted(
@@ -63,6 +63,7 @@ def source_branches(policy: Policy, series: Series) -> list[str]:
     out: list[str] = []
     for b in [
         series.sources[0],
+        *ended,
         *(s.sources[0] for s in newer),
         *series.sources[1:],
         *(s.sources[0] for s in older),
@@ -71,6 +72,33 @@ def source_branches(policy: Policy, series: Series) -> list[str]:
         if b not in out:
             out.append(b)
     return out
+
+
+VERSION_BRANCH = re.compile(r"^\d+(\.\d+)*$")
+
+
+def end_sources(
+    series: Series, main: str, branches: Sequence[str], last_commit: Callable[[str], int | None]
+) -> list[str]:
+    """Where fixes come from after the series' own upstream branch ended: the policy's
+    `upstream_end.sources`, or the `nearest` newer version branches upstream still committed
+    to after the end date (nearest first), then main. [] when the branch has not ended."""
+    end = series.upstream_end
+    if end is None:
+        return []
+    if end.sources is not None:
+        return list(end.sources)
+    own = version_key(series.sources[0])
+    after = int(dt.datetime.combine(end.date, dt.time(), tzinfo=dt.UTC).timestamp())
+    newer = sorted(
+        (
+            b
+            for b in branches
+            if VERSION_BRANCH.match(b) and version_key(b) > own and (last_commit(b) or 0) > after
+        ),
+        key=version_key,
+    )
+    return [*newer[: end.nearest], main]
 
 
 def windows(
@@ -82,6 +110,7 @@ def windows(
     upstream_ref: UpstreamRef,
     summary_of: SummaryOf,
     errors: list[str],
+    ended: Sequence[str] = (),
 ) -> list[Window]:
     """Summaries of the series' sources (and its siblings' maintenance branches).
 
@@ -91,9 +120,11 @@ def windows(
     main = policy.upstream.main
     main_tip = upstream_ref(f"refs/remotes/upstream/{main}")
     out: list[Window] = []
-    for i, branch in enumerate(source_branches(policy, series)):
+    for i, branch in enumerate(source_branches(policy, series, ended)):
         role: WindowRole = (
-            ("own" if i == 0 else "source") if branch in series.all_sources else "sibling"
+            ("own" if i == 0 else "source")
+            if branch in series.all_sources or branch in ended
+            else "sibling"
         )
         tip = upstream_ref(f"refs/remotes/upstream/{branch}")
         if tip is None:

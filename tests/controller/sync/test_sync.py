@@ -874,3 +874,58 @@ def edit(text: str, index: int, tag: str) -> str:
     ls = text.splitlines(keepends=True)
     ls[index] = ls[index].rstrip("\n") + f"  /* {tag} */\n"
     return "".join(ls)
+
+
+def test_a_build_profile_closes_what_the_line_does_not_build(env: SyncEnv) -> None:
+    """F fixes Modules/mod08.c, which this distribution does not build: once the series'
+    build profile says so, F's PR is closed as not applicable, status lists it with the
+    reason (never silently dropped), and the next sync writes nothing."""
+    s = env.example.shas
+    env.sync()
+    assert s["F"] in {p.marker.original for p in env.open_prs()}
+    text = env.policy_path.read_text()
+    env.policy_path.write_text(
+        text.replace(
+            "    eol: 2027-10-31\n", '    eol: 2027-10-31\n    not_built: ["Modules/mod08.c"]\n'
+        )
+    )
+    report = env.sync()
+    assert report.problems == []
+    closed = [a for a in report.applied if a.kind == "closed-not-applicable"]
+    assert [a.payload.detail for a in closed] == [
+        "not built by this line: it changes only Modules/mod08.c (series 3.11.2: not_built)"
+    ]
+    assert s["F"] not in {p.marker.original for p in env.open_prs()}
+    (na,) = status_of(env)["series"][0]["not_applicable"]
+    assert na["original"] == s["F"] and na["reason"].startswith("not built by this line")
+    assert env.sync().api["writes"] == 0
+
+
+def test_a_line_whose_branch_ended_takes_fixes_from_the_newer_branches(env: SyncEnv) -> None:
+    """3.11.2 reads only its own branch, which has ended: with `upstream_end` it reads 3.12
+    (the nearest newer branch upstream still commits to) and then main, so B (main only)
+    and C (3.12's adapted backport) get their PRs."""
+    s = env.example.shas
+    text = env.policy_path.read_text()
+    own_only = text.replace(
+        '    sources: ["3.11", "main"]\n    eol: 2027-10-31\n',
+        '    sources: ["3.11"]\n    eol: 2027-10-31\n',
+    )
+    assert own_only != text
+    env.policy_path.write_text(own_only)
+    env.sync()
+    before = {p.marker.original for p in env.open_prs() if p.marker.series == "3.11.2"}
+    assert s["B"] not in before and s["C"] not in before
+    env.policy_path.write_text(
+        own_only.replace(
+            '    sources: ["3.11"]\n',
+            '    sources: ["3.11"]\n    upstream_end: {date: 2000-01-01}\n',
+        )
+    )
+    report = env.sync()
+    assert report.problems == []
+    prs = {p.marker.original: p for p in env.open_prs() if p.marker.series == "3.11.2"}
+    assert s["B"] in prs and s["C"] in prs
+    assert prs[s["C"]].marker.source == s["C-3.12"]
+    (sp,) = [x for x in report.plan.series if x.series.name == "3.11.2"]
+    assert sp.selection.searched == ("3.11", "3.12", "main")
