@@ -37,6 +37,7 @@ class _Status:
     flags: dict[str, list[str]] = field(default_factory=dict)  # label -> product ids
     threats: list[JSONDoc] = field(default_factory=list)
     remediations: list[JSONDoc] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # one line per series
 
 
 def _pid(project: str, version: str) -> str:
@@ -92,6 +93,7 @@ def _states(s: JSONDoc) -> dict[str, tuple[str, JSONDoc]]:
 def _statement(
     st: _Status, state: str, data: JSONDoc, s: JSONDoc, ids: Sequence[str], project: str
 ) -> None:
+    st.notes.append(f"{s['name']}: {_said(state, data, s)}")
     if state == "released":
         k = data["index"] + 1  # ids[0] is the base version
         st.fixed += ids[k:]
@@ -147,6 +149,16 @@ def _statement(
         )
 
 
+def _said(state: str, data: JSONDoc, s: JSONDoc) -> str:
+    if state == "released":
+        return f"fixed in {data['version']}"
+    if state == "merged":
+        return f"fix merged on {s['branch']}, not released yet"
+    if state == "pending":
+        return f"backport pending ({data.get('outcome')})"
+    return f"not applicable: {data['reason']}"
+
+
 def vex_document(status: JSONDoc, *, namespace: str, publisher: str | None = None) -> JSONDoc:
     """The CSAF 2.0 VEX document of a status document (`stablectl.status/1`)."""
     project = status["project"]
@@ -169,7 +181,13 @@ def vex_document(status: JSONDoc, *, namespace: str, publisher: str | None = Non
             )
             if v
         }
-        vuln: JSONDoc = {"cve": cve, "product_status": dict(product_status)}
+        vuln: JSONDoc = {
+            "cve": cve,
+            "notes": [
+                {"category": "description", "title": "Per line", "text": "; ".join(st.notes)}
+            ],
+            "product_status": dict(product_status),
+        }
         if st.flags:
             vuln["flags"] = [
                 {"label": label, "product_ids": sorted(set(p))}
