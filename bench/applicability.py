@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from real_history import prepare_cache
 
-from stablectl.controller.plan import Engine, Plan
+from stablectl.controller.plan import Engine, Plan, PlannedFix
 from stablectl.controller.selection import FixState
 from stablectl.policy import Policy, load_policy, load_policy_text
 
@@ -59,12 +59,9 @@ flags: [{{name: x, message: x}}]
     )
 
 
-def kind_of(reason: str) -> str:
-    if reason.startswith("only on"):
-        return "main only"
-    if "does not have" in reason and "are not in" in reason:
-        return "absent files and code"
-    return "absent files" if "does not have" in reason else "absent code"
+def kind_of(pf: PlannedFix) -> str:
+    """The verdict's rule (applicability.py), or why a follow-up went with its fix."""
+    return pf.verdict or "other"
 
 
 def line_refs(repo: pygit2.Repository, name: str, branch: str) -> tuple[dict[str, str], str]:
@@ -111,7 +108,7 @@ def run(repo_path: Path, name: str, branch: str, work: Path) -> None:
     before = Counter(str(pf.status) for pf in plans[False].series[0].fixes)
     after = Counter(str(pf.status) for pf in plans[True].series[0].fixes)
     na = [pf for pf in plans[True].series[0].fixes if pf.status == FixState.NOT_APPLICABLE]
-    kinds = Counter(kind_of(pf.not_applicable) for pf in na)
+    kinds = Counter(kind_of(pf) for pf in na)
     security = sum(1 for pf in na if pf.candidate.fix.security)
     print(f"{name}-stable (sources {branch}, main; upstream to {branch} and main's tips):")
     print(f"  flagged {sum(after.values())}; without the judgement: {dict(sorted(before.items()))}")
@@ -124,6 +121,10 @@ def run(repo_path: Path, name: str, branch: str, work: Path) -> None:
     for pf in na:
         print(f"    n/a       {pf.candidate.fix.subject[:56]:56}  {pf.not_applicable[:100]}")
     for pf in plans[True].series[0].fixes:
+        if pf.status == FixState.APPLIED and pf.applied:
+            print(f"    applied   {pf.candidate.fix.subject[:56]:56}  {pf.applied[:100]}")
+        if pf.status == FixState.WAITING:
+            print(f"    waiting   {pf.candidate.fix.subject[:56]:56}  {pf.waits_for[:100]}")
         if pf.status == FixState.NEW_CONFLICT and pf.attempts:
             src = pf.attempts[0].source
             files = ", ".join(c.path for c in pf.attempts[0].result.conflicts[:2])
