@@ -43,6 +43,7 @@ def plan_line(
     extra: str = "",
     *,
     extra_series: str = "",
+    since: str = "2000-01-01",
 ) -> Plan:
     """Plan one series `name` (base tag `v<name>`, sources [branch, main]) over a built
     upstream, flagging security NEWS entries, with a fork at nothing but the tags; `extra`
@@ -60,7 +61,7 @@ project: t
 upstream: {{git: {upstream.path}, main: main}}
 fork: {{git: {fork.path}}}
 series:
-  - {{name: "{name}", base: v{name}, sources: ["{branch}", main], since: 2000-01-01{more}}}
+  - {{name: "{name}", base: v{name}, sources: ["{branch}", main], since: {since}{more}}}
 flags:
   - {{name: security-news, security: true, paths: ["Misc/NEWS.d/next/Security/*.rst"]}}
 {extra}""")

@@ -279,6 +279,19 @@ class CommitIndex:
 
         return list(self.range_data(key, tip, hide, fold=fold, merge=merge))
 
+    def first_parent_before(self, tip: str, when: int) -> str | None:
+        """The newest commit on `tip`'s first-parent chain committed before `when` (None when
+        the chain has none): hiding it keeps a range to what came after."""
+        try:
+            commit = self.repo[pygit2.Oid(hex=tip)].peel(pygit2.Commit)
+        except (KeyError, ValueError, pygit2.GitError):
+            return None
+        while commit.commit_time >= when:
+            if not commit.parents:
+                return None
+            commit = commit.parents[0]
+        return str(commit.id)
+
     def range_data(
         self,
         key: str,

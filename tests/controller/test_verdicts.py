@@ -200,3 +200,21 @@ def test_a_line_whose_branch_ended_reads_the_nearest_newer_branches(tmp_path: Pa
     # Without the end, 3.6 is not read: main's original conflicts.
     before = fixes(plan_line(tmp_path / "before", h, "2.7.18", "2.7"))[fix]
     assert before.status == FixState.NEW_CONFLICT
+
+
+def test_sources_are_read_only_from_since(tmp_path: Path) -> None:
+    """A far line read all of main back to where its branch forked (32,768 commits of main
+    back to 2013 for a 2.7.18 line): only what a flag can count is read now, main from
+    `since` on (the own branch whole)."""
+    h = History(tmp_path / "up.git", clock=1_600_000_000)
+    root = h.commit("main", "base", {"Lib/old.py": BODY})
+    h.branch("3.11", root)
+    h.tag("v3.11.0", h.commit("3.11", "Python 3.11.0", {"README": "3.11.0\n"}))
+    old = [h.commit("main", f"Old change {i}", {"Lib/x.py": f"{i}\n"}) for i in range(60)]
+    h.clock += 400 * 86400
+    fix = h.commit(
+        "main", "gh-90: Harden f1 (#91)", {"Lib/old.py": BODY.replace("+ 1 ", "+ 1  "), **news("h")}
+    )
+    p = plan_line(tmp_path, h, "3.11.0", "3.11", since="2021-06-01")
+    assert set(fixes(p)) == {fix}
+    assert p.stats["walked"] < len(old)

@@ -19,6 +19,7 @@ SummaryOf = Callable[[str, str, list[str], bool, bool], Summary]
 UpstreamRef = Callable[[str], str | None]
 
 
+DAY = 86400
 Order = tuple[int, int]  # (commit time, window rank and position): the order fixes apply in
 
 
@@ -119,6 +120,7 @@ def windows(
     """
     main = policy.upstream.main
     main_tip = upstream_ref(f"refs/remotes/upstream/{main}")
+    oldest = since(index, series, base)
     out: list[Window] = []
     for i, branch in enumerate(source_branches(policy, series, ended)):
         role: WindowRole = (
@@ -138,6 +140,10 @@ def windows(
             fork_point = index.merge_base(tip, main_tip)
             if fork_point:
                 hide.append(fork_point)
+        if role == "source" and (cutoff := index.first_parent_before(tip, oldest - DAY)):
+            # Only the history a flag can count: a source other than the own branch counts
+            # from `since` on (a 2.7.18 line read main back to 2010 for nothing).
+            hide.append(cutoff)
         # The own branch also indexes the issues its commits name (see applicability.py).
         summ = summary_of(f"upstream/{branch}", tip, hide, False, role == "own")
         out.append(Window(branch, summ, role))

@@ -1,0 +1,130 @@
+"""Old and end-of-life lines over CPython's real history: verdicts and where a plan's time goes.
+
+    python bench/eol_lines.py /path/to/cpython.git [--line 2.7.18 --line 3.6.8 --line 3.9.2]
+
+Each line is a series anchored at its tag with `policies/cpython.yaml`'s commit-side flag rules
+(the advisory database and forge rules need the network). 2.7.18 and 3.9.2 are that file's own
+series (upstream_end, build profile, 2.7's renames); 3.6.8 is anchored the same way, its branch
+ended 2021-12-23, reading the nearest newer branches by default. The stable branch is at the
+tag. Each is planned cold (a fresh state directory) then warm (the same state again), and the
+plan's own split is printed: selection (scanning and flagging the windows), picks,
+applicability, prerequisites. The baseline ratio is the warm plan against the cold one, in the
+same process. Nothing here is a test: the repository is public and large, fetched by hand,
+never committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import pygit2
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from real_history import prepare_cache
+
+from stablectl.controller.plan import Engine, Plan
+from stablectl.controller.selection import FixState
+from stablectl.policy import Policy, Series, load_policy, load_policy_text
+
+ROOT = Path(__file__).resolve().parents[1]
+EXTRA = {
+    "3.6.8": """{name: "3.6.8", base: v3.6.8, sources: ["3.6"], upstream_end: {date: 2021-12-23},
+      not_built: ["PC/*", "PCbuild/*", "Modules/expat/*", "Modules/_decimal/libmpdec/*"]}""",
+}
+
+
+def line_policy(name: str, work: Path) -> Policy:
+    base = load_policy(ROOT / "policies" / "cpython.yaml")
+    series: list[Series] = [s for s in base.series if s.name == name]
+    if not series:
+        series = load_policy_text(f"""\
+project: x
+upstream: {{git: x}}
+fork: {{git: x}}
+series: [{EXTRA[name]}]
+flags: [{{name: x, message: x}}]
+""").series
+    return base.model_copy(
+        update={
+            "upstream": base.upstream.model_copy(update={"git": str(work / "up.git")}),
+            "fork": base.fork.model_copy(update={"git": str(work / "fork.git")}),
+            "forge": base.forge.model_copy(update={"kind": "local"}),
+            "series": series,
+            "flags": [r for r in base.flags if r.advisories is None and not r.needs_forge],
+        }
+    )
+
+
+def refs_of(repo: pygit2.Repository, s: Series) -> tuple[dict[str, str], str]:
+    """Every version branch and main (what upstream has), the line's tag, its base commit."""
+    refs = {
+        f"refs/heads/{b}": str(repo.branches.local[b].target)
+        for b in repo.branches.local
+        if b == "main" or b[:1].isdigit()
+    }
+    refs[f"refs/tags/{s.base}"] = str(repo.references[f"refs/tags/{s.base}"].target)
+    return refs, str(repo.revparse_single(s.base).peel(pygit2.Commit).id)
+
+
+def split(plan: Plan, seconds: float) -> str:
+    st = plan.stats
+    parts = ", ".join(
+        f"{k} {st.get(f'seconds_{k}', 0):.1f}s"
+        for k in ("select", "pick", "applicability", "prerequisites")
+    )
+    return f"{seconds:.1f}s ({parts}; walked {st.get('walked', 0)} commits)"
+
+
+def run(repo_path: Path, name: str, work: Path) -> None:
+    repo = pygit2.Repository(str(repo_path))
+    policy = line_policy(name, work)
+    s = policy.series[0]
+    refs, base_sha = refs_of(repo, s)
+    state = work / f"state-{name}"
+    times: list[tuple[Plan, float]] = []
+    for i in range(2):
+        engine = Engine(policy, state)
+        if i == 0:
+            prepare_cache(engine, repo_path, refs, {f"refs/heads/{s.stable_branch}": base_sha})
+        t = time.perf_counter()
+        plan = engine.plan()
+        times.append((plan, time.perf_counter() - t))
+        engine.close()
+    plan = times[0][0]
+    sp = plan.series[0]
+    statuses = Counter(str(pf.status) for pf in sp.fixes)
+    verdicts = Counter(pf.verdict for pf in sp.fixes if pf.verdict)
+    print(f"{name}-stable (searched {', '.join(sp.selection.searched)}):")
+    print(f"  flagged {len(sp.fixes)}: {dict(sorted(statuses.items()))}")
+    print(f"  verdicts by rule: {dict(sorted(verdicts.items()))}")
+    print(f"  cold {split(*times[0])}")
+    print(f"  warm {split(*times[1])}  ({times[1][1] / times[0][1]:.3f}x the cold plan)")
+    for pf in sp.fixes:
+        if pf.status in (FixState.NOT_APPLICABLE, FixState.APPLIED) and pf.verdict:
+            why = pf.not_applicable or pf.applied
+            print(f"    {pf.verdict:18} {pf.candidate.fix.subject[:50]:50}  {why[:90]}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("repo", type=Path)
+    ap.add_argument("--line", action="append", default=[], help="2.7.18, 3.6.8 or 3.9.2")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="stablectl-eol-"))
+    try:
+        for name in args.line or ["2.7.18", "3.6.8", "3.9.2"]:
+            run(args.repo, name, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
