@@ -36,7 +36,7 @@ _Entry = tuple[pygit2.Oid, int] | None
 
 
 # Part of every memoised pick's key: bump it when a lever's result for the same inputs changes.
-PICK_VERSION = "3"
+PICK_VERSION = "4"
 
 
 @dataclass(frozen=True)
@@ -472,12 +472,23 @@ class Picker:
         self, source: pygit2.Commit, onto: pygit2.Commit, *, name_only: bool
     ) -> subprocess.CompletedProcess[bytes]:
         """git's merge (ort) of the pick, in the bare repository: a synthetic commit with the
-        tip's tree on the source's parent stands for "ours"."""
+        tip's tree on the source's parent stands for "ours".
+
+        When no rename can matter (every file the source changes or deletes is on the tip at
+        its path, every file it adds goes into a directory the tip still has), ort merges
+        trimmed trees holding only the source's paths, and the result is grafted onto the
+        tip's tree: the same merge without diffing two whole trees (2.2 s per pick of a 2.7
+        line against main's 2023 tree, renames or not; tens of ms trimmed)."""
         repo = self.repo
         sig = pygit2.Signature("stablectl", "stablectl@localhost", 0, 0)
-        synthetic = repo.create_commit(
-            None, sig, sig, "stablectl: synthetic ours", onto.tree.id, [source.parents[0].id]
-        )
+        trimmed = self._trimmed(source, onto)
+        if trimmed is None:
+            ours = repo.create_commit(
+                None, sig, sig, "stablectl: synthetic ours", onto.tree.id, [source.parents[0].id]
+            )
+            theirs = source.id
+        else:
+            ours, theirs, _ = trimmed
         # Directory renames are applied, not left as conflicts: a file the source adds to a
         # directory the stable side has moved goes where that directory now is (what stable
         # maintainers do by hand; found replaying systemd's fuzz corpora, test/fuzz-regressions
@@ -494,9 +505,48 @@ class Picker:
         ]
         if name_only:
             args += ["--name-only", "-z"]
-        return subprocess.run(
-            [*args, str(synthetic), str(source.id)], capture_output=True, check=False
+        proc = subprocess.run([*args, str(ours), str(theirs)], capture_output=True, check=False)
+        if trimmed is None or proc.returncode not in (0, 1):
+            return proc
+        sep = b"\0" if name_only else b"\n"
+        first, _, rest = proc.stdout.partition(sep)
+        merged = repo[pygit2.Oid(hex=first.decode().strip())].peel(pygit2.Tree)
+        whole = update_tree(repo, onto.tree, {p: _entry(merged, p) for p in trimmed[2]})
+        proc.stdout = str(whole).encode() + sep + rest
+        return proc
+
+    def _trimmed(
+        self, source: pygit2.Commit, onto: pygit2.Commit
+    ) -> tuple[pygit2.Oid, pygit2.Oid, list[str]] | None:
+        """(ours, theirs, paths): commits on a common base holding only the paths the source
+        changes, when no rename can matter; None otherwise (the whole trees are merged)."""
+        repo = self.repo
+        base = source.parents[0].tree
+        paths: list[str] = []
+        for d in base.diff_to_tree(source.tree).deltas:
+            status = d.status_char()
+            if status == "A":
+                if _moved_dir(base, onto.tree, d.new_file.path):
+                    return None
+            elif not _is_blob(_entry(onto.tree, d.old_file.path)):
+                return None  # modified or deleted where the tip has no such file: renames
+            for q in (d.old_file.path, d.new_file.path):
+                if q not in paths:
+                    paths.append(q)
+        if not paths:
+            return None
+
+        def only(tree: pygit2.Tree) -> pygit2.Oid:
+            entries: dict[str, _Entry] = {q: e for q in paths if (e := _entry(tree, q)) is not None}
+            return update_tree(repo, None, entries)
+
+        sig = pygit2.Signature("stablectl", "stablectl@localhost", 0, 0)
+        b = repo.create_commit(None, sig, sig, "stablectl: trimmed base", only(base), [])
+        ours = repo.create_commit(None, sig, sig, "stablectl: trimmed ours", only(onto.tree), [b])
+        theirs = repo.create_commit(
+            None, sig, sig, "stablectl: trimmed theirs", only(source.tree), [b]
         )
+        return ours, theirs, paths
 
 
 # ---------------------------------------------------------------------- helpers
