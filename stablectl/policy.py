@@ -539,6 +539,14 @@ class Prerequisites(_Model):
         "`main` is a change upstream judged unfit for a stable line (a feature, a refactor). "
         "False: any commit blame names.",
     )
+    horizon_days: int = Field(
+        default=365,
+        ge=0,
+        description="Blame attributes lines to commits made at most this many days before the "
+        "base tag (and any after it): a line older than that is never a prerequisite to pick. "
+        "Keeps a far line's search from walking a decade of another branch (a 2.7 line's "
+        "blame of a main fix went back to 2010).",
+    )
 
 
 FollowUpRef = Literal["commit", "pr", "issue", "advisory"]

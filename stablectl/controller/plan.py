@@ -503,6 +503,7 @@ class Engine:
             max_commits=p.prerequisites.max_commits,
             max_candidates=p.prerequisites.max_candidates,
             unusable=unusable,
+            horizon_days=p.prerequisites.horizon_days,
         )
 
     def _chain(

@@ -23,6 +23,7 @@ Q; Y writes …"), never dropped.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import subprocess
 from collections.abc import Callable, Sequence
@@ -38,7 +39,7 @@ from stablectl.gitops.scan import CommitIndex
 # is not one: the commit that wrote it would bring a whole module to the line, a feature
 # backport and not a prerequisite (applicability judges those fixes instead).
 _BLAMABLE = {"content"}
-BLAME_VERSION = "2"
+BLAME_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,10 @@ class PrerequisiteFinder:
         max_candidates: int = 8,
         max_sets: int = 64,
         unusable: Callable[[str], str] | None = None,
+        horizon_days: int | None = None,
     ) -> None:
         self.repo = repo
+        self.horizon_days = horizon_days
         self.index = index
         # Sets are tried with the two in-process levers only: git's merge (ort) costs ~0.8 s
         # per conflicting pick on CPython, and most sets tried conflict. A chain clean under
@@ -218,7 +221,7 @@ class PrerequisiteFinder:
         paths = sorted({c.path for c in conflicts if c.kind in _BLAMABLE})
         if not paths:
             return []
-        key = "|".join([BLAME_VERSION, sha, base, *paths])
+        key = "|".join([BLAME_VERSION, sha, base, str(self.horizon_days), *paths])
         hit = self.index.memo_get("blame", key)
         if not isinstance(hit, list):
             hit = self._blame(sha, base, paths)
@@ -230,6 +233,13 @@ class PrerequisiteFinder:
                 continue
             out.append(Prerequisite(cand, facts.info.subject, tuple(where), None, context_only))
         return out
+
+    def _since(self, base: str) -> int | None:
+        """The oldest commit time blame attributes a line to (None: no horizon)."""
+        facts = self.index.facts(base)
+        if self.horizon_days is None or facts is None:
+            return None
+        return facts.commit_time - self.horizon_days * 86400
 
     def _blame(self, sha: str, base: str, paths: Sequence[str]) -> list[list[object]]:
         self.stats["blames"] += 1
@@ -246,7 +256,9 @@ class PrerequisiteFinder:
             ranges, removed = _old_lines(parent, commit, path)
             if not ranges:
                 continue
-            for cand, line in _git_blame(self.repo.path, base, str(parent.id), path, ranges):
+            for cand, line in _git_blame(
+                self.repo.path, base, str(parent.id), path, ranges, since=self._since(base)
+            ):
                 lines.setdefault(cand, {}).setdefault(path, []).append(line)
                 changed[cand] = changed.get(cand, 0) + (line in removed)
         # Writers of lines the fix changes first, then those of its context only.
@@ -294,10 +306,19 @@ def _old_lines(
 
 
 def _git_blame(
-    git_dir: str, base: str, rev: str, path: str, ranges: Sequence[tuple[int, int]]
+    git_dir: str,
+    base: str,
+    rev: str,
+    path: str,
+    ranges: Sequence[tuple[int, int]],
+    *,
+    since: int | None = None,
 ) -> list[tuple[str, int]]:
-    """(commit, line) for each line in `ranges` that a commit after `base` wrote."""
+    """(commit, line) for each line in `ranges` that a commit after `base` (and, with
+    `since`, committed at or after that time) wrote."""
     args = ["git", "--git-dir", git_dir, "blame", "--porcelain"]
+    if since is not None:
+        args.append(f"--since={dt.datetime.fromtimestamp(max(since, 0), dt.UTC).isoformat()}")
     for a, b in ranges:
         args += ["-L", f"{a},{b}"]
     proc = subprocess.run([*args, f"{base}..{rev}", "--", path], capture_output=True, check=False)

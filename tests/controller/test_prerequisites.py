@@ -24,7 +24,7 @@ def news(name: str) -> dict[str, str | None]:
     return {f"Misc/NEWS.d/next/Security/{name}.rst": f"{name}\n"}
 
 
-def build(tmp_path: Path) -> tuple[History, dict[str, str]]:
+def build(tmp_path: Path, tag_when: int | None = None) -> tuple[History, dict[str, str]]:
     """main and 3.10: after v3.10.2, 3.10 took P2 (rewrites line 10), P1 (rewrites lines
     10-11, on P2's line) and an unrelated commit; then the fix F changes line 11 as P1 left it.
     F needs P1, and P1 needs P2. G needs only P3, which the policy may exclude."""
@@ -34,7 +34,7 @@ def build(tmp_path: Path) -> tuple[History, dict[str, str]]:
         "main", "base", {"Lib/mod.py": text({}), "Lib/g.py": text({}), "Lib/h.py": text({})}
     )
     h.branch("3.10", s["root"])
-    s["v3.10.2"] = h.commit("3.10", "Python 3.10.2", {"README": "3.10.2\n"})
+    s["v3.10.2"] = h.commit("3.10", "Python 3.10.2", {"README": "3.10.2\n"}, when=tag_when)
     h.tag("v3.10.2", s["v3.10.2"])
     steps = [
         ("P2", "gh-20: Rename value_10 (#21)", {"Lib/mod.py": text({10: "renamed_10 = 10\n"})}),
@@ -213,3 +213,17 @@ def test_a_commit_only_on_main_is_no_prerequisite_unless_the_policy_says(tmp_pat
     k = fixes(plan(tmp_path / "b", h, "prerequisites: {vetted_only: false}\n"))["gh-99"]
     assert k.status == FixState.NEW_CLEAN_PREREQ
     assert [p.sha for p in k.prerequisites] == [p5]
+
+
+def test_blame_looks_back_only_to_the_horizon(tmp_path: Path) -> None:
+    """A far line's blame of a main fix walked a decade of another branch; lines written
+    more than `prerequisites.horizon_days` before the base tag are never prerequisites. Here
+    the tag is dated six years after the commits F needs: with the default horizon (365 days)
+    blame names none of them; with a longer one, the same chain as ever."""
+    h, _ = build(tmp_path, tag_when=1_600_000_000 + 6 * 365 * 86400)
+    far = fixes(plan_line(tmp_path / "far", h, "3.10.2", "3.10"))["gh-90"]
+    assert far.status == FixState.NEW_CONFLICT and not far.prerequisites
+    assert "blame names no commit after the base" in far.prerequisite_report
+    long = "prerequisites: {horizon_days: 10000}"
+    near = fixes(plan_line(tmp_path / "near", h, "3.10.2", "3.10", long))["gh-90"]
+    assert near.status == FixState.NEW_CLEAN_PREREQ
