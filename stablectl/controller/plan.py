@@ -546,9 +546,10 @@ class Engine:
         or its pick, with prerequisites when it conflicts."""
         series = sel.series
         judge = self.policy.applicability.skip
+        follows_info = ""
         is_code = self.policy.applicability.is_code
         if judge:
-            orphan, waits = self._orphan(cand, by_key)
+            orphan, waits, follows_info = self._orphan(cand, by_key)
             if orphan or waits:
                 return PlannedFix(
                     cand,
@@ -644,31 +645,32 @@ class Engine:
             note=note,
             prerequisites=prereqs,
             prerequisite_report=report,
-            info=info,
+            info=" ".join(x for x in (follows_info, info) if x),
         )
 
     def _took(self, part: str, start: float) -> None:
         self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - start
 
-    def _orphan(self, cand: Candidate, by_key: Mapping[str, PlannedFix]) -> tuple[str, str]:
-        """Why a follow-up is not planned: every fix it follows does not concern the line
-        (not applicable, excluded, reverted: the first string), or one does not apply yet
-        (a conflict: the second string, it waits for that fix). A fix flagged by rules of
-        its own (not only as a follow-up) is judged on its own code, never through another."""
+    def _orphan(self, cand: Candidate, by_key: Mapping[str, PlannedFix]) -> tuple[str, str, str]:
+        """A follow-up and the fixes it follows: (why it is not planned, as every fix it
+        follows is excluded or reverted; what it waits for, as one does not apply yet; what
+        to tell whoever reviews it, as the fixes it follows do not concern the line). A
+        follow-up of a not-applicable fix is judged on its own change, never through the
+        fix's verdict: "Ensure libexpat is linked against libm" follows a bundled-expat
+        update but changes setup.py. A fix flagged by rules of its own (not only as a
+        follow-up) is judged on its own code too."""
         if any(h.rule != FOLLOW_UP_RULE for h in cand.fix.flags):
-            return "", ""
+            return "", "", ""
         reasons = []
         waits = []
+        unconcerned = []
         for key in cand.fix.follows_all:
             parent = by_key.get(key)
             if parent is None:
-                return "", ""
+                return "", "", ""
             status = parent.status
             if status == FixState.NOT_APPLICABLE:
-                reasons.append(
-                    f"a follow-up of {key[:10]}, and it does not concern the line: "
-                    f"{parent.not_applicable}"
-                )
+                unconcerned.append(f"{key[:10]} ({parent.not_applicable})")
             elif status in (FixState.EXCLUDED, FixState.REVERTED):
                 reasons.append(
                     f"a follow-up of {key[:10]}, and it is {status} ({parent.candidate.reason})"
@@ -678,10 +680,17 @@ class Engine:
                 # is resolved by hand and merged, this one is planned as usual.
                 waits.append(f"{key[:10]} ({status})")
             else:
-                return "", ""  # one of the fixes it follows is on the line, or is coming
+                return "", "", ""  # one of the fixes it follows is on the line, or is coming
         if waits:
-            return "", "waits for " + ", ".join(waits) + ", which does not apply yet"
-        return "; ".join(reasons), ""
+            return "", "waits for " + ", ".join(waits) + ", which does not apply yet", ""
+        if unconcerned:
+            info = (
+                "it follows up a fix judged not applicable to the line: "
+                + "; ".join(unconcerned)
+                + ". Its own change was judged on its own: check the line needs it"
+            )
+            return "", "", info
+        return "; ".join(reasons), "", ""
 
     def _with_prerequisites(
         self,

@@ -155,3 +155,25 @@ def test_a_follow_up_of_a_conflicting_fix_waits_for_it(tmp_path: Path) -> None:
     # Its own state, not "not applicable": it is planned once the fix is resolved and merged.
     assert pf.status == FixState.WAITING and pf.chosen is None and not pf.not_applicable
     assert pf.waits_for == f"waits for {fix[:10]} (new-conflict), which does not apply yet"
+
+
+def test_a_follow_up_of_a_not_applicable_fix_is_judged_on_its_own_change(tmp_path: Path) -> None:
+    """ "bpo-44394: Ensure libexpat is linked against libm" follows a bundled-expat update a
+    Debian line does not build, but changes setup.py: its verdict is its own, never the
+    fix's. One that changes only the absent code is not applicable with its own evidence."""
+    h = History(tmp_path / "up.git")
+    base = h.commit("main", "base", {"Lib/a.py": "0\n", "setup.py": "libs = []\n"})
+    h.branch("3.11", base)
+    h.tag("v3.11.2", h.commit("3.11", "Python 3.11.2", {"README": "3.11.2\n"}))
+    h.commit("main", "Add the new module (#1)", {"Lib/new.py": "x = 0\n"})
+    fix = h.commit("main", "gh-5: Harden new (#6)", {"Lib/new.py": "x = 1\n", **_security("a")})
+    setup = h.commit("main", "gh-5: Link new against libm (#7)", {"setup.py": "libs = ['m']\n"})
+    tests = h.commit("main", "gh-5: Refactor new's code (#8)", {"Lib/new.py": "x = 2\n"})
+    by_key = _by_key(plan_line(tmp_path, h, "3.11.2", "3.11").series[0].fixes)
+    assert by_key[fix].status == FixState.NOT_APPLICABLE
+    pf = by_key[setup]
+    assert pf.candidate.fix.follows == fix and pf.status == FixState.NEW_CLEAN
+    assert pf.info.startswith("it follows up a fix judged not applicable to the line")
+    own = by_key[tests]
+    assert own.status == FixState.NOT_APPLICABLE and own.verdict == "absent-code"
+    assert own.not_applicable == "changes Lib/new.py, which 3.11.2-stable does not have"
