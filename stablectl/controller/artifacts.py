@@ -8,7 +8,7 @@ import hashlib
 import json
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from stablectl.controller.release import (
     scan_series,
     tag_of,
 )
+from stablectl.controller.selection import FixState
 from stablectl.controller.verify.context import queue_refs
 from stablectl.errors import GitError
 from stablectl.forge.base import CheckState, PullRequest, Review
@@ -191,6 +192,7 @@ def build_release(
         artifacts=artifacts,
         web_upstream=links.web_upstream,
         merged=merged,
+        not_affected=_not_affected(sp, fixes),
     )
     records = osv_records(policy, s, rc, fixes=fixes, tag=tag, web_fork=links.web_fork)
     extra = _write_files(
@@ -322,6 +324,32 @@ def _release_fixes(repo: pygit2.Repository, sp: SeriesPlan, rc: ReleaseCommit) -
         return []
     sr = scan_series(repo, sp, parent)
     return sr.unreleased
+
+
+def _not_affected(sp: SeriesPlan, fixes: Sequence[ShippedFix]) -> list[JSONDoc]:
+    """The security fixes the engine judged not applicable to the line, with why and the
+    evidence (docs/engine.md, Applicability): the "not affected" list a downstream would
+    otherwise write by hand. A CVE this release fixes is not listed (a NEWS clarification's
+    verdict does not hide its fix)."""
+    shipped = {c for f in fixes for c in f.cves}
+    out: list[JSONDoc] = []
+    for pf in sp.fixes:
+        fix = pf.candidate.fix
+        if pf.status != FixState.NOT_APPLICABLE or not fix.security:
+            continue
+        cves = [c for c in fix.cves if c not in shipped]
+        if fix.cves and not cves:
+            continue
+        out.append(
+            {
+                "subject": fix.subject,
+                "original": fix.key,
+                "cves": cves,
+                "reason": pf.not_applicable,
+                "evidence": list(pf.evidence),
+            }
+        )
+    return out
 
 
 def osv_records(

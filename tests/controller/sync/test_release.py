@@ -418,3 +418,27 @@ def test_actions_output_names_the_published_tags(
     out.unlink()
     assert run_cli(capsys, *argv).code == 0
     assert out.read_text() == "released=[]\n"  # nothing published: the jobs are skipped
+
+
+def test_release_notes_list_what_the_line_is_not_affected_by(tmp_path: Path) -> None:
+    """The "not affected" list distributions write by hand: each security fix judged not
+    applicable, with the reason and evidence, in the release notes (here D, whose only code
+    is Lib/ssl.py, outside a build profile that does not ship ssl)."""
+    e = make_env("local", tmp_path, None, series="3.11.2", releases=True)
+    text = e.policy_path.read_text()
+    e.policy_path.write_text(
+        text.replace(
+            "    eol: 2027-10-31\n", '    eol: 2027-10-31\n    not_built: ["Lib/ssl.py"]\n'
+        )
+    )
+    e.sync()
+    approve_release(e)
+    report = e.sync()
+    assert report.problems == []
+    notes = (e.state / "releases" / "pyexample" / "v3.11.2.1" / "RELEASE-NOTES.md").read_text()
+    section = notes.split("## Not affected", 1)[1].split("\n## ", 1)[0]
+    d = e.example.shas["D"]
+    assert (
+        f"gh-2300: Harden ssl hostname matching (#2301); upstream `{d[:10]}`: not built" in section
+    )
+    assert "(Lib/ssl.py: matches Lib/ssl.py)" in section
