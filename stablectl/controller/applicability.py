@@ -38,6 +38,8 @@ from stablectl.gitops.scan import CommitIndex
 from stablectl.policy import Series
 
 DAY = 86400
+# Part of every remembered verdict's key (plan.Engine._judged): bump it when a rule changes.
+VERDICTS_VERSION = "1"
 SUBSTANTIAL = 8  # a stripped line this long says something about the code it is in
 
 IsCode = Callable[[str], bool]

@@ -147,7 +147,7 @@ class CommitIndex:
                 self.db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
         # Memo tables added since the schema version: created where missing, no rebuild.
         with self.db:
-            for table in ("blame", "definers", "carries"):
+            for table in ("blame", "definers", "carries", "verdicts"):
                 self.db.execute(
                     f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, data TEXT NOT NULL)"
                 )
