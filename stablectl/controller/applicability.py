@@ -11,7 +11,8 @@ about the line's tree, never about what upstream chose to backport:
   entries and documentation (`applicability.not_code`): nothing of the line's code is fixed,
   and no CVE is claimed for it. `not-applicable` when no source changes code there.
 - **already there** (a conflict): every line the fix adds is on the line, in order, and none
-  of the lines it removes (folded into an earlier backport): `applied`, with the evidence.
+  of the lines it removes (folded into an earlier backport, or the line never had what it
+  removes: gh-97514's abstract sockets on 2.7): `applied`, with the evidence.
 - **absent code** (a conflict): every file the fix modifies is missing on the line, or neither
   the lines it changes nor their context are in the line's version of it (looked up under the
   series' `path_map`, so 2.7's `Lib/httplib.py` is where `Lib/http/client.py`'s code lives).
@@ -39,7 +40,7 @@ from stablectl.policy import Series
 
 DAY = 86400
 # Part of every remembered verdict's key (plan.Engine._judged): bump it when a rule changes.
-VERDICTS_VERSION = "1"
+VERDICTS_VERSION = "2"
 SUBSTANTIAL = 8  # a stripped line this long says something about the code it is in
 
 IsCode = Callable[[str], bool]
@@ -247,7 +248,8 @@ def _already_there(
         return None  # nothing specific enough to recognise
     return Verdict(
         FixState.APPLIED,
-        f"its change is already on {series.stable_branch} (folded into an earlier backport)",
+        f"its change is already on {series.stable_branch}: the line's code is as the fix "
+        "leaves it (folded into an earlier backport, or never had what it removes)",
         tuple(evidence),
         ALREADY_THERE,
     )

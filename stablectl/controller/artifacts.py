@@ -335,7 +335,10 @@ def _not_affected(sp: SeriesPlan, fixes: Sequence[ShippedFix]) -> list[JSONDoc]:
     out: list[JSONDoc] = []
     for pf in sp.fixes:
         fix = pf.candidate.fix
-        if pf.status != FixState.NOT_APPLICABLE or not fix.security:
+        not_affected = pf.status == FixState.NOT_APPLICABLE or (
+            pf.status == FixState.APPLIED and bool(pf.applied)  # the line's code has it
+        )
+        if not not_affected or not fix.security:
             continue
         cves = [c for c in fix.cves if c not in shipped]
         if fix.cves and not cves:
@@ -345,7 +348,7 @@ def _not_affected(sp: SeriesPlan, fixes: Sequence[ShippedFix]) -> list[JSONDoc]:
                 "subject": fix.subject,
                 "original": fix.key,
                 "cves": cves,
-                "reason": pf.not_applicable,
+                "reason": pf.not_applicable or pf.applied,
                 "evidence": list(pf.evidence),
             }
         )

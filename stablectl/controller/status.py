@@ -108,14 +108,15 @@ def _series(src: _Sources, sp: SeriesPlan, tip: str) -> JSONDoc:
             "original": pf.candidate.fix.key,
             "security": pf.candidate.fix.security,
             "cves": list(pf.candidate.fix.cves),
-            "reason": pf.not_applicable,
+            "reason": pf.not_applicable or pf.applied,
             "evidence": list(pf.evidence),
             "verdict": pf.verdict,
             "searched": list(sp.selection.searched),
             "pr": _pr_json(src.prs.get((s.name, pf.candidate.fix.key)), src.forge),
         }
         for pf in sp.fixes
-        if pf.status == FixState.NOT_APPLICABLE
+        # A conflict whose change the line's code already has is not affected either.
+        if pf.status == FixState.NOT_APPLICABLE or (pf.applied and pf.status == FixState.APPLIED)
     ]
     return {
         "name": s.name,
