@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pygit2
 
@@ -31,31 +32,44 @@ from real_history import prepare_cache
 
 from stablectl.controller.plan import Engine, Plan, PlannedFix
 from stablectl.controller.selection import FixState
-from stablectl.policy import Policy, load_policy, load_policy_text
+from stablectl.policy import Policy, Series, load_policy, load_policy_text
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def line_policy(name: str, branch: str, work: Path, *, skip: bool) -> Policy:
+def offline_policy(series: list[Series], work: Path, **update: Any) -> Policy:
+    """`policies/cpython.yaml` for `series` over the cache laid out in `work`, with its
+    commit-side rules only (the advisory database and issue/label rules need the network or
+    a forge), and more top-level fields from `update`."""
     base = load_policy(ROOT / "policies" / "cpython.yaml")
-    series = load_policy_text(f"""\
-project: x
-upstream: {{git: x}}
-fork: {{git: x}}
-series: [{{name: "{name}", base: v{name}, sources: ["{branch}", main]}}]
-flags: [{{name: x, message: x}}]
-""").series
     return base.model_copy(
         update={
             "upstream": base.upstream.model_copy(update={"git": str(work / "up.git")}),
             "fork": base.fork.model_copy(update={"git": str(work / "fork.git")}),
             "forge": base.forge.model_copy(update={"kind": "local"}),
             "series": series,
-            # The commit-side rules: the advisory database and issue/label rules need the
-            # network or a forge.
             "flags": [r for r in base.flags if r.advisories is None and not r.needs_forge],
-            "applicability": base.applicability.model_copy(update={"skip": skip}),
+            **update,
         }
+    )
+
+
+def series_of(yaml: str) -> list[Series]:
+    """Series from their YAML (a flow mapping each)."""
+    return load_policy_text(f"""\
+project: x
+upstream: {{git: x}}
+fork: {{git: x}}
+series: [{yaml}]
+flags: [{{name: x, message: x}}]
+""").series
+
+
+def line_policy(name: str, branch: str, work: Path, *, skip: bool) -> Policy:
+    series = series_of(f'{{name: "{name}", base: v{name}, sources: ["{branch}", main]}}')
+    base = load_policy(ROOT / "policies" / "cpython.yaml")
+    return offline_policy(
+        series, work, applicability=base.applicability.model_copy(update={"skip": skip})
     )
 
 

@@ -28,11 +28,12 @@ import pygit2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from applicability import offline_policy, series_of
 from real_history import prepare_cache
 
 from stablectl.controller.plan import Engine, Plan
 from stablectl.controller.selection import FixState
-from stablectl.policy import Policy, Series, load_policy, load_policy_text
+from stablectl.policy import Policy, Series, load_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTRA = {
@@ -43,24 +44,8 @@ EXTRA = {
 
 def line_policy(name: str, work: Path) -> Policy:
     base = load_policy(ROOT / "policies" / "cpython.yaml")
-    series: list[Series] = [s for s in base.series if s.name == name]
-    if not series:
-        series = load_policy_text(f"""\
-project: x
-upstream: {{git: x}}
-fork: {{git: x}}
-series: [{EXTRA[name]}]
-flags: [{{name: x, message: x}}]
-""").series
-    return base.model_copy(
-        update={
-            "upstream": base.upstream.model_copy(update={"git": str(work / "up.git")}),
-            "fork": base.fork.model_copy(update={"git": str(work / "fork.git")}),
-            "forge": base.forge.model_copy(update={"kind": "local"}),
-            "series": series,
-            "flags": [r for r in base.flags if r.advisories is None and not r.needs_forge],
-        }
-    )
+    series: list[Series] = [s for s in base.series if s.name == name] or series_of(EXTRA[name])
+    return offline_policy(series, work)
 
 
 def refs_of(repo: pygit2.Repository, s: Series) -> tuple[dict[str, str], str]:

@@ -598,18 +598,12 @@ class Engine:
                     if docs is not None
                     else ()
                 )
-                if v.state == FixState.APPLIED:
-                    return PlannedFix(
-                        cand,
-                        attempts=attempts,
-                        applied=v.reason,
-                        evidence=v.evidence + extra,
-                        verdict=v.kind,
-                    )
+                applied = v.state == FixState.APPLIED
                 return PlannedFix(
                     cand,
                     attempts=attempts,
-                    not_applicable=v.reason,
+                    applied=v.reason if applied else "",
+                    not_applicable="" if applied else v.reason,
                     evidence=v.evidence + extra,
                     verdict=v.kind,
                 )
