@@ -29,13 +29,15 @@ fork, which opens the PR anyway; `applicability.skip: false` opens draft PRs for
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pygit2
 
 from stablectl.controller.selection import Fix, FixState, Source
+from stablectl.gitops.pick import map_path
 from stablectl.gitops.scan import CommitIndex
+from stablectl.gitops.scan import changed_paths as commit_paths
 from stablectl.policy import Series
 
 DAY = 86400
@@ -65,19 +67,6 @@ class Verdict:
     # statement's justification is chosen by it.
     kind: str = ""
 
-    def text(self) -> str:
-        return self.reason + (f" [{'; '.join(self.evidence)}]" if self.evidence else "")
-
-
-def mapped(path_map: Mapping[str, str], path: str) -> str:
-    """Where upstream's `path` lives on a line with this path map (the picker's rule)."""
-    for old, new in path_map.items():
-        if old.endswith("/") and path.startswith(old):
-            return new + path[len(old) :]
-        if path == old:
-            return new
-    return path
-
 
 def code_paths(paths: Sequence[str], is_code: IsCode) -> list[str]:
     return [p for p in paths if is_code(p)]
@@ -88,7 +77,7 @@ def not_built(series: Series, paths: Sequence[str], is_code: IsCode) -> Verdict 
     build profile."""
     if not series.not_built:
         return None
-    code = [mapped(series.path_map, p) for p in code_paths(paths, is_code)]
+    code = [map_path(series.path_map, p) for p in code_paths(paths, is_code)]
     if not code:
         return None
     globs = series.not_built
@@ -141,8 +130,8 @@ def judge_conflict(
     if len(commit.parents) != 1:
         return None
     tree = repo[pygit2.Oid(hex=tip)].peel(pygit2.Commit).tree
-    paths = changed_paths(repo, str(commit.parents[0].tree_id), str(commit.tree_id))
-    if paths and not code_paths(paths, is_code):
+    paths, truncated = commit_paths(repo, commit)
+    if paths and not truncated and not code_paths(paths, is_code):
         return Verdict(
             FixState.NOT_APPLICABLE,
             f"it changes only documentation and NEWS ({_names(paths)}): no code to fix",
@@ -228,7 +217,7 @@ def _already_there(
     evidence: list[str] = []
     substantial = 0
     for fc in files:
-        here = mapped(series.path_map, fc.path)
+        here = map_path(series.path_map, fc.path)
         lines = _line_text(repo, tree, here)
         if lines is None:
             return None
@@ -272,7 +261,7 @@ def _absent_code(
     for fc in files:
         if fc.added_file:
             continue
-        here = mapped(series.path_map, fc.path)
+        here = map_path(series.path_map, fc.path)
         lines = _line_text(repo, tree, here)
         looked = fc.path if here == fc.path else f"{fc.path} (as {here})"
         if lines is None:

@@ -24,7 +24,6 @@ from stablectl.controller.release import (
     scan_series,
     tag_of,
 )
-from stablectl.controller.selection import FixState
 from stablectl.controller.verify.context import queue_refs
 from stablectl.errors import GitError
 from stablectl.forge.base import CheckState, PullRequest, Review
@@ -335,10 +334,7 @@ def _not_affected(sp: SeriesPlan, fixes: Sequence[ShippedFix]) -> list[JSONDoc]:
     out: list[JSONDoc] = []
     for pf in sp.fixes:
         fix = pf.candidate.fix
-        not_affected = pf.status == FixState.NOT_APPLICABLE or (
-            pf.status == FixState.APPLIED and bool(pf.applied)  # the line's code has it
-        )
-        if not not_affected or not fix.security:
+        if not pf.not_affected or not fix.security:
             continue
         cves = [c for c in fix.cves if c not in shipped]
         if fix.cves and not cves:
@@ -348,7 +344,7 @@ def _not_affected(sp: SeriesPlan, fixes: Sequence[ShippedFix]) -> list[JSONDoc]:
                 "subject": fix.subject,
                 "original": fix.key,
                 "cves": cves,
-                "reason": pf.not_applicable or pf.applied,
+                "reason": pf.why_not_affected,
                 "evidence": list(pf.evidence),
             }
         )

@@ -97,6 +97,19 @@ class PlannedFix:
         return FixState(f"new-{self.chosen.result.outcome}")
 
     @property
+    def not_affected(self) -> bool:
+        """The line's code does not need the fix: judged not applicable, or a conflict whose
+        change the code already has. What status, the release notes and vex.json state."""
+        status = self.status
+        return status == FixState.NOT_APPLICABLE or (
+            status == FixState.APPLIED and bool(self.applied)
+        )
+
+    @property
+    def why_not_affected(self) -> str:
+        return self.not_applicable or self.applied
+
+    @property
     def applies(self) -> bool:
         """A clean pick (with or without prerequisites) that a PR can offer."""
         return self.status in (FixState.NEW_CLEAN, FixState.NEW_CLEAN_PREREQ)

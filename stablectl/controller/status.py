@@ -108,15 +108,14 @@ def _series(src: _Sources, sp: SeriesPlan, tip: str) -> JSONDoc:
             "original": pf.candidate.fix.key,
             "security": pf.candidate.fix.security,
             "cves": list(pf.candidate.fix.cves),
-            "reason": pf.not_applicable or pf.applied,
+            "reason": pf.why_not_affected,
             "evidence": list(pf.evidence),
             "verdict": pf.verdict,
             "searched": list(sp.selection.searched),
             "pr": _pr_json(src.prs.get((s.name, pf.candidate.fix.key)), src.forge),
         }
         for pf in sp.fixes
-        # A conflict whose change the line's code already has is not affected either.
-        if pf.status == FixState.NOT_APPLICABLE or (pf.applied and pf.status == FixState.APPLIED)
+        if pf.not_affected
     ]
     return {
         "name": s.name,

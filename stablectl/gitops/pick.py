@@ -235,12 +235,7 @@ class Picker:
         return first
 
     def _map(self, path: str) -> str:
-        for old, new in self.path_map.items():
-            if old.endswith("/") and path.startswith(old):
-                return new + path[len(old) :]
-            if path == old:
-                return new
-        return path
+        return map_path(self.path_map, path)
 
     def _remapped(self, source: pygit2.Commit) -> pygit2.Commit:
         """The source as if written against the stable line's layout: a synthetic commit
@@ -573,6 +568,17 @@ class Picker:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def map_path(path_map: Mapping[str, str], path: str) -> str:
+    """Where upstream's `path` lives on a line with this path map (`dir/` prefixes or exact
+    files): the one rule picks and applicability share."""
+    for old, new in path_map.items():
+        if old.endswith("/") and path.startswith(old):
+            return new + path[len(old) :]
+        if path == old:
+            return new
+    return path
 
 
 def _reported_by_ort(first: PickResult, ort: PickResult) -> PickResult:

@@ -90,7 +90,7 @@ def end_sources(
     if end.sources is not None:
         return list(end.sources)
     own = version_key(series.sources[0])
-    after = int(dt.datetime.combine(end.date, dt.time(), tzinfo=dt.UTC).timestamp())
+    after = _epoch(end.date)
     newer = sorted(
         (
             b
@@ -153,6 +153,11 @@ def windows(
 def since(index: CommitIndex, series: Series, base: str) -> int:
     """The oldest commit time a source other than the series' own branch is read from."""
     if series.since is not None:
-        return int(dt.datetime.combine(series.since, dt.time(), tzinfo=dt.UTC).timestamp())
+        return _epoch(series.since)
     f = index.facts(base)
     return (f.commit_time if f else 0) - series.lookback_days * 86400
+
+
+def _epoch(day: dt.date) -> int:
+    """The start of `day` (UTC) as a commit time."""
+    return int(dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC).timestamp())
