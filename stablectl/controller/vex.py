@@ -74,10 +74,9 @@ def _states(s: JSONDoc) -> dict[str, tuple[str, JSONDoc]]:
         if cve not in out or rank.index(state) < rank.index(out[cve][0]):
             out[cve] = (state, data)
 
-    for i, r in enumerate(s["releases"]):
+    for i, r in enumerate(s["releases"]):  # oldest first: the first release fixing it stays
         for c in r["cves"]:
-            if c not in out or out[c][0] != "released":
-                put(c, "released", {"index": i, **r})
+            put(c, "released", {"index": i, **r})
     for f in s["merged_unreleased"]:
         for c in f["cves"]:
             put(c, "merged", f)
