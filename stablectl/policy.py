@@ -539,6 +539,16 @@ class Prerequisites(_Model):
         "`main` is a change upstream judged unfit for a stable line (a feature, a refactor). "
         "False: any commit blame names.",
     )
+    sources: int = Field(
+        default=1,
+        ge=1,
+        le=10,
+        description="The search runs for at most this many of a conflicting fix's sources, in "
+        "preference order (its own branch's backport first). Prerequisites found for a farther "
+        "source are commits of a farther branch, mostly `main`-only and refused by "
+        "`vetted_only`; each search blames every conflicting file (a far line's plan spent "
+        "most of its prerequisite time on sources after the first).",
+    )
     horizon_days: int = Field(
         default=365,
         ge=0,

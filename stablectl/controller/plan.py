@@ -739,11 +739,11 @@ class Engine:
         attempts: list[Attempt],
         tip: str,
     ) -> tuple[Attempt | None, tuple[Prerequisite, ...], str]:
-        """Each conflicting source in preference order, until prerequisites make one clean."""
+        """Each conflicting source in preference order (at most `prerequisites.sources`),
+        until prerequisites make one clean."""
         reports: list[str] = []
-        for a in attempts:
-            if a.result.outcome != "conflict":
-                continue
+        conflicting = [a for a in attempts if a.result.outcome == "conflict"]
+        for a in conflicting[: self.policy.prerequisites.sources]:
             found = finder.search(
                 a.source.sha,
                 tip,

@@ -18,10 +18,14 @@ from typing import Any
 import pygit2
 from pygit2.enums import SortMode
 
+from stablectl.errors import GitError
+from stablectl.gitops.git import run_git_bytes
 from stablectl.gitops.messages import MessageInfo, parse_message
 from stablectl.gitops.objects import first_parent_diff
 
 MAX_PATHS = 5000
+# Below this many uncached commits, one tree diff each costs less than starting git.
+_BULK_MIN = 32
 _SCHEMA_VERSION = 5
 
 
@@ -96,6 +100,65 @@ def changed_paths(
     return out, False
 
 
+ChangedPaths = tuple[list[str], bool, set[str]]
+
+
+def bulk_changed_paths(git_dir: str, shas: Sequence[str]) -> dict[str, ChangedPaths]:
+    """`changed_paths` of many commits from one `git log` (a tenth of the cost of a tree diff
+    each through libgit2 on CPython's history): (paths, truncated, deleted) by SHA, in the
+    same order and shape (a type change is a deletion and an addition of one path). Empty
+    when git cannot answer (an old git, a missing tree): the caller diffs commit by commit."""
+    if not shas:
+        return {}
+    try:
+        out = run_git_bytes(
+            git_dir,
+            [
+                "log",
+                "--no-walk=unsorted",
+                "--stdin",
+                "--format=%x01%H",
+                "--name-status",
+                "-z",
+                "--no-renames",
+                "--diff-merges=first-parent",
+                "--root",
+                "--no-ext-diff",
+                "--no-textconv",
+            ],
+            input="".join(f"{s}\n" for s in shas).encode(),
+        )
+    except (GitError, OSError):
+        return {}
+    result: dict[str, ChangedPaths] = {}
+    tokens = out.split(b"\0")
+    sha: str | None = None
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i].lstrip(b"\n")
+        i += 1
+        if tok.startswith(b"\x01") and len(tok) == 41:
+            sha = tok[1:].decode()
+            result[sha] = ([], False, set())
+            continue
+        if not tok or sha is None or i >= len(tokens):
+            continue
+        path = tokens[i].decode("utf-8", "replace")
+        i += 1
+        paths, truncated, deleted = result[sha]
+        for st in (b"D", b"A") if tok[:1] == b"T" else (tok[:1],):
+            if truncated:
+                break
+            paths.append(path)
+            if st == b"D":
+                deleted.add(path)
+            truncated = len(paths) >= MAX_PATHS
+        result[sha] = (paths, truncated, deleted)
+    if set(result) != set(shas):
+        return {}
+    return result
+
+
 def commit_patch_id(repo: pygit2.Repository, commit: pygit2.Commit) -> str:
     """libgit2's patch-id of a commit against its first parent. Use it on both sides of every
     comparison: git's own `patch-id --stable` differs on ~8% of real commits."""
@@ -111,6 +174,7 @@ class CommitIndex:
         self._patch_ids: dict[str, str | None] = {}
         self._ranges: dict[str, tuple[str, Any]] = {}
         self._memo: dict[tuple[str, str], Any] = {}
+        self._paths_ahead: dict[str, ChangedPaths] = {}  # from bulk_changed_paths, used once
         self.db: sqlite3.Connection | None = None
         self.stats = {"facts_computed": 0, "facts_cached": 0, "walked": 0, "patch_ids": 0}
         if db_path is not None:
@@ -193,17 +257,20 @@ class CommitIndex:
         return computed
 
     def prefetch(self, shas: Sequence[str]) -> None:
-        """Load many facts from sqlite in few queries."""
-        if self.db is None:
-            return
+        """Load many facts from sqlite in few queries; the changed paths of many commits
+        not cached yet come from one `git log` rather than a tree diff each."""
         todo = [s for s in shas if s not in self._facts]
-        for i in range(0, len(todo), 500):
-            chunk = todo[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            q = f"SELECT sha, data FROM facts WHERE sha IN ({marks})"
-            for sha, data in self.db.execute(q, chunk):
-                self._facts[sha] = CommitFacts.from_json(sha, data)
-                self.stats["facts_cached"] += 1
+        if self.db is not None:
+            for i in range(0, len(todo), 500):
+                chunk = todo[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                q = f"SELECT sha, data FROM facts WHERE sha IN ({marks})"
+                for sha, data in self.db.execute(q, chunk):
+                    self._facts[sha] = CommitFacts.from_json(sha, data)
+                    self.stats["facts_cached"] += 1
+            todo = [s for s in todo if s not in self._facts]
+        if len(todo) >= _BULK_MIN:
+            self._paths_ahead.update(bulk_changed_paths(self.repo.path, todo))
 
     def _compute(self, sha: str) -> CommitFacts | None:
         try:
@@ -221,10 +288,14 @@ class CommitIndex:
         paths: list[str] = []
         deleted: set[str] = set()
         truncated = False
-        try:
-            paths, truncated = changed_paths(self.repo, commit, deleted)
-        except (KeyError, pygit2.GitError, ValueError) as e:
-            error = f"cannot read the trees of {sha[:12]}: {e}"
+        ahead = self._paths_ahead.pop(sha, None)
+        if ahead is not None:
+            paths, truncated, deleted = ahead
+        else:
+            try:
+                paths, truncated = changed_paths(self.repo, commit, deleted)
+            except (KeyError, pygit2.GitError, ValueError) as e:
+                error = f"cannot read the trees of {sha[:12]}: {e}"
         try:
             message = commit.message
         except (UnicodeDecodeError, LookupError):

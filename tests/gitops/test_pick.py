@@ -361,3 +361,47 @@ def test_a_conflict_is_reported_by_the_best_merge_method(hist: History) -> None:
     assert res.outcome == "conflict"
     assert [(c.path, c.kind) for c in res.conflicts] == [("a.txt", "content")]
     assert res.lever == "ort" and res.marked_tree
+
+
+@pytest.mark.parametrize("conflict", [False, True])
+def test_ort_on_trimmed_trees_is_git_s_whole_tree_merge(hist: History, conflict: bool) -> None:
+    """The stable side moved the file the fix changes (and has files upstream never had):
+    ort's merge of trees trimmed to the fix's paths and the tip's own files finds the rename
+    and gives the tree git's merge of the whole trees gives (or the same conflicting files)."""
+    base = hist.tip("main")
+    assert base
+    hist.branch("stable", base)
+    moved = _edit(hist.read("main", "a.txt"), 2, "STABLE")
+    files: dict[str, str | None] = {"a.txt": None, "old/renamed.txt": moved}
+    files.update({f"only/stable{i}.txt": lines(5, f"s{i}") for i in range(20)})
+    if conflict:
+        files["d/b.txt"] = _edit(hist.read("main", "d/b.txt"), 4, "STABLE B")
+    hist.commit("stable", "move", files)
+    fix: dict[str, str | None] = {"a.txt": _edit(hist.read("main", "a.txt"), 20, "FIX")}
+    fix["d/b.txt"] = _edit(hist.read("main", "d/b.txt"), 4, "FIX B")
+    src = hist.commit("main", "fix", fix)
+    tip = hist.tip("stable")
+    assert tip
+    res = Picker(hist.repo, COMMITTER, levers=("ort",)).pick(src, tip)
+    source = get_commit(hist.repo, src)
+    sig = pygit2.Signature("t", "t@e", 0, 0)
+    ours = hist.repo.create_commit(
+        None, sig, sig, "ours", get_commit(hist.repo, tip).tree.id, [source.parents[0].id]
+    )
+    proc = subprocess.run(
+        ["git", "--git-dir", str(hist.path), "merge-tree", "--write-tree", "--name-only"]
+        + ["--no-messages", str(ours), src],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    whole, *conflicting = proc.stdout.split()
+    assert res.lever == "ort"
+    if conflict:
+        assert res.outcome == "conflict" and [c.path for c in res.conflicts] == conflicting
+        assert conflicting == ["d/b.txt"]
+    else:
+        assert res.outcome == "clean" and res.tree == whole
+        tree = hist.repo[whole].peel(pygit2.Tree)
+        assert "a.txt" not in tree and "only/stable7.txt" in tree
+        assert b"FIX\n" in bytes(hist.repo[tree["old/renamed.txt"].id].data)  # type: ignore[attr-defined]

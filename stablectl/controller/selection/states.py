@@ -123,13 +123,22 @@ def _in_base(
 
 
 def _patch_id_match(index: CommitIndex, fix: Fix, known: Known) -> str | None:
+    """A commit of the stable branch or the base's own history with a member's patch-id.
+
+    A patch-id hashes each changed file's header with its name, so only a commit changing
+    exactly a member's set of paths can share it: the others are never diffed (a 2.7 line's
+    base history touches the files of most fixes; their patch-ids were a fifth of its plan)."""
     paths: set[str] = set()
     pids: set[str] = set()
+    shapes: set[frozenset[str]] = set()
+    exact = True
     for m in fix.members:
         f = index.facts(m)
         if f is None or len(f.parents) != 1:
             continue
         paths.update(f.paths)
+        shapes.add(frozenset(f.paths))
+        exact = exact and not f.paths_truncated
         pid = index.patch_id(m)
         if pid:
             pids.add(pid)
@@ -140,6 +149,10 @@ def _patch_id_match(index: CommitIndex, fix: Fix, known: Known) -> str | None:
         for p in paths:
             others.update(summ["paths"].get(p, ()))
     for sha in sorted(others - set(fix.members)):
+        if exact:
+            f = index.facts(sha)
+            if f is None or f.paths_truncated or frozenset(f.paths) not in shapes:
+                continue
         if index.patch_id(sha) in pids:
             return sha
     return None
