@@ -777,7 +777,10 @@ def pick_best(
     for src in sources:
         facts = index.facts(src.sha) if index is not None else None
         paths = facts.paths if facts is not None and not facts.paths_truncated else None
-        res = picker.pick(src.sha, onto, paths=paths)
+        # The first conflict is the one reported (and judged); a later source only matters
+        # if it applies.
+        reported = any(a.result.outcome == "conflict" for a in attempts)
+        res = picker.pick(src.sha, onto, paths=paths, outcome_only=reported)
         docs: list[str] | None = None
         if is_code is not None and res.outcome == "clean" and res.tree is not None:
             docs = documentation_only(picker.repo, onto, res.tree, is_code)

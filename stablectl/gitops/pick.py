@@ -127,20 +127,26 @@ class Picker:
         record_origin: bool = True,
         paths: Sequence[str] | None = None,
         prerequisite_for: str | None = None,
+        outcome_only: bool = False,
     ) -> PickResult:
         """Pick `source_sha` onto `onto_sha`. `paths`, if given, are the paths the source
         changes against its first parent (the scan knows them): the tree diff is skipped.
-        `prerequisite_for` (a fix's key) adds the `Stablectl-Prerequisite-For:` trailer."""
+        `prerequisite_for` (a fix's key) adds the `Stablectl-Prerequisite-For:` trailer.
+        `outcome_only`: nobody reads this pick's conflicts (a later source of a fix whose
+        first one conflicts), so where a file's content conflicts at a path the tip has, which
+        no merge method resolves, the other methods are not run."""
         start = time.perf_counter()
         origin = Origin(record_origin, prerequisite_for)
         key = self._memo_key(source_sha, onto_sha, origin)
+        if key is not None and outcome_only:
+            key += "|outcome-only"
         if key is not None and self.memo is not None:
             hit = _from_json(self.memo.memo_get("picks", key))
             if hit is not None and (hit.commit is None or hit.commit in self.repo):
                 self.stats["cached"] += 1
                 hit.seconds = time.perf_counter() - start
                 return hit
-        result = self._pick(source_sha, onto_sha, origin, paths)
+        result = self._pick(source_sha, onto_sha, origin, paths, outcome_only)
         self.stats["picks"] += 1
         result.seconds = time.perf_counter() - start
         if key is not None and self.memo is not None and result.outcome != "error":
@@ -166,7 +172,12 @@ class Picker:
         )
 
     def _pick(
-        self, source_sha: str, onto_sha: str, origin: Origin, paths: Sequence[str] | None
+        self,
+        source_sha: str,
+        onto_sha: str,
+        origin: Origin,
+        paths: Sequence[str] | None,
+        outcome_only: bool = False,
     ) -> PickResult:
         repo = self.repo
         try:
@@ -206,6 +217,9 @@ class Picker:
                 )
             if res.outcome == "error" and lever == "paths":
                 # A missing object in the source is fatal for every lever.
+                return res
+            if outcome_only and any(c.kind == "content" for c in res.conflicts):
+                res.source = source_sha
                 return res
             if lever == "paths" and "ort" in self.levers and self._ort_available():
                 # A file added into a directory the stable side has moved: only git's merge
@@ -576,24 +590,20 @@ class Picker:
                 for q in (d.old_file.path, d.new_file.path):
                     if q not in paths:
                         paths.append(q)
-            have = set(paths)
-            keep = paths + [
-                d.new_file.path
-                for d in base.diff_to_tree(onto.tree).deltas
-                if d.status_char() == "A" and d.new_file.path not in have
-            ]
-        if not paths or keep is None:
+        if not paths:
             return None
 
         def only(tree: pygit2.Tree, kept: list[str]) -> pygit2.Oid:
             entries: dict[str, _Entry] = {q: e for q in kept if (e := _entry(tree, q)) is not None}
             return update_tree(repo, None, entries)
 
+        if keep is None:
+            tip_side = _new_or_kept(repo, onto.tree, base, set(paths))
+        else:
+            tip_side = only(onto.tree, keep)
         sig = pygit2.Signature("stablectl", "stablectl@localhost", 0, 0)
         b = repo.create_commit(None, sig, sig, "stablectl: trimmed base", only(base, paths), [])
-        ours = repo.create_commit(
-            None, sig, sig, "stablectl: trimmed ours", only(onto.tree, keep), [b]
-        )
+        ours = repo.create_commit(None, sig, sig, "stablectl: trimmed ours", tip_side, [b])
         theirs = repo.create_commit(
             None, sig, sig, "stablectl: trimmed theirs", only(source.tree, paths), [b]
         )
@@ -669,6 +679,34 @@ def _entry(tree: pygit2.Tree, path: str) -> _Entry:
     except KeyError:
         return None
     return (obj.id, int(obj.filemode))
+
+
+def _new_or_kept(
+    repo: pygit2.Repository, tree: pygit2.Tree, base: pygit2.Tree | None, keep: set[str]
+) -> pygit2.Oid:
+    """`tree` holding only the files `base` does not have (at that path, of that kind) and
+    the paths in `keep`. A directory `base` lacks is taken whole, and one equal in both is
+    entered only for a kept path: no file-by-file walk of two whole trees."""
+
+    def walk(t: pygit2.Tree, b: pygit2.Tree | None, prefix: str) -> pygit2.Oid | None:
+        builder = repo.TreeBuilder()
+        for e in t:
+            path = prefix + (e.name or "")
+            other = b[e.name] if b is not None and e.name in b else None
+            if isinstance(e, pygit2.Tree):
+                if not isinstance(other, pygit2.Tree):
+                    builder.insert(e.name, e.id, int(FileMode.TREE))
+                    continue
+                if e.id == other.id and not any(k.startswith(path + "/") for k in keep):
+                    continue
+                sub = walk(e, other, path + "/")
+                if sub is not None:
+                    builder.insert(e.name, sub, int(FileMode.TREE))
+            elif other is None or isinstance(other, pygit2.Tree) or path in keep:
+                builder.insert(e.name, e.id, int(e.filemode))
+        return builder.write() if len(builder) else None
+
+    return walk(tree, base, "") or repo.TreeBuilder().write()
 
 
 def _moved_dir(base: pygit2.Tree, ours: pygit2.Tree, path: str) -> bool:

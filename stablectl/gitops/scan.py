@@ -176,7 +176,13 @@ class CommitIndex:
         self._memo: dict[tuple[str, str], Any] = {}
         self._paths_ahead: dict[str, ChangedPaths] = {}  # from bulk_changed_paths, used once
         self.db: sqlite3.Connection | None = None
-        self.stats = {"facts_computed": 0, "facts_cached": 0, "walked": 0, "patch_ids": 0}
+        self.stats = {
+            "facts_computed": 0,
+            "facts_cached": 0,
+            "paths_in_bulk": 0,
+            "walked": 0,
+            "patch_ids": 0,
+        }
         if db_path is not None:
             db_path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(str(db_path), timeout=30)
@@ -291,6 +297,7 @@ class CommitIndex:
         ahead = self._paths_ahead.pop(sha, None)
         if ahead is not None:
             paths, truncated, deleted = ahead
+            self.stats["paths_in_bulk"] += 1
         else:
             try:
                 paths, truncated = changed_paths(self.repo, commit, deleted)

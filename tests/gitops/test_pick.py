@@ -389,8 +389,10 @@ def test_ort_on_trimmed_trees_is_git_s_whole_tree_merge(hist: History, conflict:
         None, sig, sig, "ours", get_commit(hist.repo, tip).tree.id, [source.parents[0].id]
     )
     proc = subprocess.run(
-        ["git", "--git-dir", str(hist.path), "merge-tree", "--write-tree", "--name-only"]
-        + ["--no-messages", str(ours), src],
+        [
+            *("git", "--git-dir", str(hist.path), "merge-tree", "--write-tree"),
+            *("--name-only", "--no-messages", str(ours), src),
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -405,3 +407,31 @@ def test_ort_on_trimmed_trees_is_git_s_whole_tree_merge(hist: History, conflict:
         tree = hist.repo[whole].peel(pygit2.Tree)
         assert "a.txt" not in tree and "only/stable7.txt" in tree
         assert b"FIX\n" in bytes(hist.repo[tree["old/renamed.txt"].id].data)  # type: ignore[attr-defined]
+
+
+def test_an_outcome_only_pick_stops_at_a_content_conflict(hist: History) -> None:
+    """A later source whose conflicts nobody reads: a file's content conflicting where the tip
+    has it is a conflict for every method, so git's merge is not run; a moved file still is
+    (it may apply), and the memoised full pick is not replaced by the short one."""
+    base = hist.tip("main")
+    assert base
+    hist.branch("stable", base)
+    t = hist.read("main", "a.txt")
+    hist.commit("stable", "s", {"a.txt": _edit(t, 3, "S1")})
+    content = hist.commit("main", "m", {"a.txt": _edit(t, 3, "M1")})
+    tip = hist.tip("stable")
+    assert tip
+    picker = Picker(hist.repo, COMMITTER)
+    short = picker.pick(content, tip, outcome_only=True)
+    assert short.outcome == "conflict" and short.lever == "paths"
+    assert short.marked_tree is None  # git's merge did not run
+    full = picker.pick(content, tip)
+    assert full.outcome == "conflict" and full.marked_tree is not None
+    assert [c.path for c in short.conflicts] == [c.path for c in full.conflicts] == ["a.txt"]
+
+    hist.commit("stable", "move", {"d/e/c.txt": None, "d/moved.txt": lines(10, "c")})
+    moved = hist.commit("main", "fix c", {"d/e/c.txt": _edit(lines(10, "c"), 2, "FIX")})
+    tip = hist.tip("stable")
+    assert tip
+    res = picker.pick(moved, tip, outcome_only=True)
+    assert res.ok and res.lever != "paths"
