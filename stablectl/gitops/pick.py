@@ -691,19 +691,20 @@ def _new_or_kept(
     def walk(t: pygit2.Tree, b: pygit2.Tree | None, prefix: str) -> pygit2.Oid | None:
         builder = repo.TreeBuilder()
         for e in t:
-            path = prefix + (e.name or "")
-            other = b[e.name] if b is not None and e.name in b else None
+            name = e.name or ""
+            path = prefix + name
+            other = b[name] if b is not None and name in b else None
             if isinstance(e, pygit2.Tree):
                 if not isinstance(other, pygit2.Tree):
-                    builder.insert(e.name, e.id, int(FileMode.TREE))
+                    builder.insert(name, e.id, int(FileMode.TREE))
                     continue
                 if e.id == other.id and not any(k.startswith(path + "/") for k in keep):
                     continue
                 sub = walk(e, other, path + "/")
                 if sub is not None:
-                    builder.insert(e.name, sub, int(FileMode.TREE))
+                    builder.insert(name, sub, int(FileMode.TREE))
             elif other is None or isinstance(other, pygit2.Tree) or path in keep:
-                builder.insert(e.name, e.id, int(e.filemode))
+                builder.insert(name, e.id, int(e.filemode))
         return builder.write() if len(builder) else None
 
     return walk(tree, base, "") or repo.TreeBuilder().write()
