@@ -64,3 +64,19 @@ def test_prefetched_facts_equal_facts_computed_one_by_one(tmp_path: Path) -> Non
 def test_an_unknown_commit_leaves_the_diffs_to_libgit2(tmp_path: Path) -> None:
     h, shas = _history(tmp_path)
     assert bulk_changed_paths(h.repo.path, [*shas, "0" * 40]) == {}
+
+
+def test_each_fetch_of_upstream_leaves_a_commit_graph_with_changed_paths(tmp_path: Path) -> None:
+    from stablectl.gitops.cache import RepoCache
+
+    h, _ = _history(tmp_path)
+    cache = RepoCache.open_or_init(tmp_path / "cache.git")
+    cache.fetch_upstream(str(h.path))
+    chain = tmp_path / "cache.git" / "objects" / "info" / "commit-graphs" / "commit-graph-chain"
+    assert chain.read_text().split()
+    h.commit("main", "later", {"later.txt": "l\n"})
+    cache.fetch_upstream(str(h.path))
+    layers = chain.read_text().split()
+    assert layers
+    graphs = [(chain.parent / f"graph-{layer}.graph").read_bytes() for layer in layers]
+    assert any(b"BIDX" in g and b"BDAT" in g for g in graphs)  # the Bloom filter chunks
