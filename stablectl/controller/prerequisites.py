@@ -23,10 +23,8 @@ Q; Y writes …"), never dropped.
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import os
-import subprocess
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -34,6 +32,7 @@ from functools import cmp_to_key
 
 import pygit2
 
+from stablectl.gitops.blame import blame_lines
 from stablectl.gitops.pick import ConflictFile, Picker, PickResult
 from stablectl.gitops.scan import CommitIndex
 
@@ -259,7 +258,7 @@ class PrerequisiteFinder:
         since = self._since(base)
 
         def blame_one(path: str, ranges: list[tuple[int, int]]) -> list[tuple[str, int]]:
-            return _git_blame(self.repo.path, base, str(parent.id), path, ranges, since=since)
+            return blame_lines(self.repo.path, base, str(parent.id), path, ranges, since=since)
 
         # One git per file, side by side (each walks the range on its own: 0.2-1.5 s a file
         # of a far line's fix); the results are read in the order of the paths.
@@ -311,42 +310,6 @@ def _old_lines(
             if ln.origin == "+" and i > 0 and h.lines[i - 1].origin == " ":
                 removed.add(h.lines[i - 1].old_lineno)
     return ranges, removed
-
-
-def _git_blame(
-    git_dir: str,
-    base: str,
-    rev: str,
-    path: str,
-    ranges: Sequence[tuple[int, int]],
-    *,
-    since: int | None = None,
-) -> list[tuple[str, int]]:
-    """(commit, line) for each line in `ranges` that a commit after `base` (and, with
-    `since`, committed at or after that time) wrote."""
-    args = ["git", "--git-dir", git_dir, "blame", "--porcelain"]
-    if since is not None:
-        args.append(f"--since={dt.datetime.fromtimestamp(max(since, 0), dt.UTC).isoformat()}")
-    for a, b in ranges:
-        args += ["-L", f"{a},{b}"]
-    proc = subprocess.run([*args, f"{base}..{rev}", "--", path], capture_output=True, check=False)
-    if proc.returncode != 0:
-        return []
-    out: list[tuple[str, int]] = []
-    boundary: set[str] = set()
-    current: tuple[str, int] | None = None
-    for raw in proc.stdout.decode("utf-8", "surrogateescape").splitlines():
-        if raw.startswith("\t"):
-            if current is not None and current[0] not in boundary:
-                out.append(current)
-            current = None
-            continue
-        head = raw.split(" ")
-        if len(head) >= 3 and len(head[0]) == 40 and all(c in "0123456789abcdef" for c in head[0]):
-            current = (head[0], int(head[2]))
-        elif raw == "boundary" and current is not None:
-            boundary.add(current[0])
-    return out
 
 
 def _where(path: str, lines: list[int]) -> str:
