@@ -30,8 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from real_history import prepare_cache
 
-from stablectl.controller.plan import Engine, Plan, PlannedFix
+from stablectl.controller.plan import Plan, PlannedFix
 from stablectl.controller.selection import FixState
+from stablectl.controller.workspace import Workspace
 from stablectl.policy import Policy, Series, load_policy, load_policy_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,7 +114,7 @@ def run(repo_path: Path, name: str, branch: str, work: Path) -> None:
     seconds: dict[bool, float] = {}
     for skip in (False, True):
         state = work / f"state-{name}-{skip}"
-        engine = Engine(line_policy(name, branch, work, skip=skip), state)
+        engine = Workspace(line_policy(name, branch, work, skip=skip), state)
         prepare_cache(engine, repo_path, refs, {f"refs/heads/{name}-stable": base_sha})
         t = time.perf_counter()
         plans[skip] = engine.plan()

@@ -34,8 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from eol_lines import line_policy, refs_of
 from real_history import prepare_cache
 
-from stablectl.controller.plan import Engine, PlannedFix
+from stablectl.controller.plan import PlannedFix
 from stablectl.controller.selection import FixState
+from stablectl.controller.workspace import Workspace
 
 SHA = re.compile(r"\b[0-9a-f]{40}\b")
 ISSUE = re.compile(r"\b(bpo|gh)-(\d+)\b|\bissue ?(\d{4,6})\b", re.I)
@@ -89,7 +90,7 @@ def main() -> None:
         policy = line_policy("2.7.18", work)
         s = policy.series[0]
         refs, base = refs_of(pygit2.Repository(str(repo_path)), s)
-        engine = Engine(policy, work / "state")
+        engine = Workspace(policy, work / "state")
         prepare_cache(engine, repo_path, refs, {f"refs/heads/{s.stable_branch}": base})
         plan = engine.plan()
         repo = engine.cache.repo

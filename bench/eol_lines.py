@@ -31,8 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from applicability import offline_policy, series_of
 from real_history import prepare_cache
 
-from stablectl.controller.plan import Engine, Plan
+from stablectl.controller.plan import Plan
 from stablectl.controller.selection import FixState
+from stablectl.controller.workspace import Workspace
 from stablectl.policy import Policy, Series, load_policy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +78,7 @@ def run(repo_path: Path, name: str, work: Path) -> None:
     times: list[tuple[Plan, float]] = []
     graph = 0.0
     for i in range(2):
-        engine = Engine(policy, state)
+        engine = Workspace(policy, state)
         if i == 0:
             prepare_cache(engine, repo_path, refs, {f"refs/heads/{s.stable_branch}": base_sha})
             t = time.perf_counter()

@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from applicability import line_policy, line_refs, run_lines
 from real_history import prepare_cache
 
-from stablectl.controller.plan import Engine, Plan
+from stablectl.controller.plan import Plan
+from stablectl.controller.workspace import Workspace
 
 
 def run(repo_path: Path, name: str, branch: str, work: Path) -> None:
@@ -42,7 +43,7 @@ def run(repo_path: Path, name: str, branch: str, work: Path) -> None:
         policy = base.model_copy(
             update={"follow_ups": base.follow_ups.model_copy(update={"by": by})}
         )
-        engine = Engine(policy, state)
+        engine = Workspace(policy, state)
         prepare_cache(engine, repo_path, refs, {f"refs/heads/{name}-stable": base_sha})
         t = time.perf_counter()
         engine.plan()

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from synth import Params, generate
 
-from stablectl.controller.plan import Engine
+from stablectl.controller.workspace import Workspace
 from stablectl.gitops.pick import Committer, Picker
 from stablectl.gitops.scan import CommitFacts, CommitIndex
 from stablectl.policy import load_policy_text
@@ -107,7 +107,7 @@ def add_commits(repo: pygit2.Repository, n: int) -> None:
         tip = repo[oid].peel(pygit2.Commit)
 
 
-def git_scan(upstream: Path, engine: Engine) -> float:
+def git_scan(upstream: Path, engine: Workspace) -> float:
     """The git CLI reading the same ranges with changed paths (what a shell script would do)."""
     t = time.perf_counter()
     for name, branch in SERIES:
@@ -142,14 +142,14 @@ def bench_synthetic(args: argparse.Namespace) -> None:
         policy = load_policy_text(policy_text(upstream))
         state = work / "state"
 
-        engine = Engine(policy, state)
+        engine = Workspace(policy, state)
         t_fetch = timed(engine.fetch)
         # --no-local: a real pack transfer, as from a remote (not hard links).
         t_clone = timed(
             lambda: git("clone", "-q", "--mirror", "--no-local", str(upstream), str(work / "m.git"))
         )
         os.environ["STABLECTL_FETCH"] = "pygit2"
-        t_fetch_lg2 = timed(Engine(policy, work / "state-pygit2").fetch)
+        t_fetch_lg2 = timed(Workspace(policy, work / "state-pygit2").fetch)
         del os.environ["STABLECTL_FETCH"]
         t_cold = timed(lambda: engine.plan())
         plan = engine.plan()
@@ -160,7 +160,7 @@ def bench_synthetic(args: argparse.Namespace) -> None:
         t_git = git_scan(upstream, engine)
 
         def warm() -> None:
-            e = Engine(policy, state)
+            e = Workspace(policy, state)
             e.plan()
             e.close()
 
@@ -210,7 +210,7 @@ def bench_synthetic(args: argparse.Namespace) -> None:
         )
         for n in (10, 100, 1000):
             add_commits(pygit2.Repository(str(upstream)), n)
-            e = Engine(policy, state)
+            e = Workspace(policy, state)
             e.fetch()
             t_inc = timed(lambda e=e: e.plan())  # type: ignore[misc]
             walked = e.index.stats["walked"]

@@ -27,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from applicability import line_policy, line_refs, run_lines
 from real_history import prepare_cache
 
-from stablectl.controller.plan import Engine, Plan
+from stablectl.controller.plan import Plan
 from stablectl.controller.selection import FixState
+from stablectl.controller.workspace import Workspace
 
 
 def run(repo_path: Path, name: str, branch: str, work: Path) -> None:
@@ -44,7 +45,7 @@ def run(repo_path: Path, name: str, branch: str, work: Path) -> None:
         policy = base.model_copy(
             update={"prerequisites": base.prerequisites.model_copy(update={"max_commits": bound})}
         )
-        engine = Engine(policy, state)
+        engine = Workspace(policy, state)
         prepare_cache(engine, repo_path, refs, {f"refs/heads/{name}-stable": base_sha})
         t = time.perf_counter()
         engine.plan()  # cold: the commit index, picks and blames computed

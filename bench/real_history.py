@@ -35,7 +35,8 @@ import pygit2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stablectl.controller.plan import Engine, Plan
+from stablectl.controller.plan import Plan
+from stablectl.controller.workspace import Workspace
 from stablectl.gitops.cache import UPSTREAM_TAGS
 from stablectl.gitops.messages import parse_message
 from stablectl.gitops.scan import commit_patch_id
@@ -60,7 +61,7 @@ def shared_clone(src: Path, dst: Path, refs: dict[str, str]) -> None:
 
 
 def prepare_cache(
-    engine: Engine, src: Path, upstream: dict[str, str], fork: dict[str, str]
+    engine: Workspace, src: Path, upstream: dict[str, str], fork: dict[str, str]
 ) -> None:
     """Lay out stablectl's cache directly (objects borrowed from `src` through alternates):
     the public mirrors here are partial clones, which git will not pack from. The plan then
@@ -171,7 +172,7 @@ flags:
 {commits}
 """)
         state = work / f"state-{n}"
-        engine = Engine(policy, state)
+        engine = Workspace(policy, state)
         t = time.perf_counter()
         prepare_cache(engine, repo_path, refs, fork_refs)
         t_fetch = time.perf_counter() - t
@@ -261,7 +262,7 @@ flags: [{{name: x, message: x}}]
                 ],
             }
         )
-        engine = Engine(policy, work / f"state-cpy-{name}")
+        engine = Workspace(policy, work / f"state-cpy-{name}")
         t = time.perf_counter()
         prepare_cache(engine, repo_path, refs, fork_refs)
         t_fetch = time.perf_counter() - t

@@ -38,7 +38,7 @@ import pygit2
 from real_history import shared_clone
 from sync_bench import run_sync
 
-from stablectl.controller.plan import Engine
+from stablectl.controller.workspace import Workspace
 from stablectl.gitops.pick import update_tree
 from stablectl.policy import load_policy_text
 from stablectl.state import check_state
@@ -124,7 +124,7 @@ def main() -> None:
             # The objects, laid out as a restored cache would hold them, nothing derived.
             policy = load_policy_text(pol.read_text())
             check_state(policy, state)
-            engine = Engine(policy, state)
+            engine = Workspace(policy, state)
             cache_refs = {
                 (f"refs/remotes/upstream/{k[11:]}" if k.startswith("refs/heads/") else k): v
                 for k, v in refs.items()

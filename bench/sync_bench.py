@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from synth import Params, generate
 
-from stablectl.controller.plan import Engine
+from stablectl.controller.workspace import Workspace
 from stablectl.policy import load_policy_text
 
 SERIES, BRANCH = "3.11.4", "3.11"
@@ -141,7 +141,7 @@ def main() -> None:
         # Choose 50 fixes that pick cleanly, from a plan of the whole security rule.
         state = work / "state"
         p0 = load_policy_text(policy(upstream, fork, None, "{kind: local}"))
-        eng = Engine(p0, state)
+        eng = Workspace(p0, state)
         t = time.perf_counter()
         eng.fetch()
         plan = eng.plan()

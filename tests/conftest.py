@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stablectl.testing.history import Example, build_example
+from stablectl.controller.demo import Example, build_example
 from tests.forges import GitHubHarness, Harness, LocalHarness
 from tests.ghserver.openapi import Spec, load_spec
 from tests.ghserver.server import FakeGitHub

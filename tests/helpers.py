@@ -11,7 +11,7 @@ import pytest
 
 from stablectl.cli.main import main
 from stablectl.controller.plan import Plan
-from stablectl.testing.history import History
+from stablectl.gitops.history import History
 
 
 @dataclass
@@ -48,7 +48,7 @@ def plan_line(
     """Plan one series `name` (base tag `v<name>`, sources [branch, main]) over a built
     upstream, flagging security NEWS entries, with a fork at nothing but the tags; `extra`
     is more policy YAML (after the flag rules), `extra_series` more keys of the series."""
-    from stablectl.controller.plan import Engine
+    from stablectl.controller.workspace import Workspace
     from stablectl.policy import load_policy
 
     more = f", {extra_series}" if extra_series else ""
@@ -65,7 +65,7 @@ series:
 flags:
   - {{name: security-news, security: true, paths: ["Misc/NEWS.d/next/Security/*.rst"]}}
 {extra}""")
-    engine = Engine(load_policy(policy), tmp_path / "state", committer_time=1_700_000_000)
+    engine = Workspace(load_policy(policy), tmp_path / "state", committer_time=1_700_000_000)
     try:
         engine.fetch()
         return engine.plan()

@@ -175,7 +175,7 @@ def test_policy_check_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 def test_policy_check_with_cache_checks_tags_and_branches(
     example_template: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from stablectl.testing.history import Example
+    from stablectl.controller.demo import Example
 
     assert isinstance(example_template, Example)
     pol = tmp_path / "p.yaml"

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from stablectl.controller.missing import from_comment
-from stablectl.controller.plan import Engine
+from stablectl.controller.workspace import Workspace
 from stablectl.forge import open_forge
 from stablectl.forge.base import Marker
 from stablectl.forge.local import LocalForge
@@ -41,7 +41,7 @@ rules = (
 )
 policy = load_policy_text(rules, str(path.with_name("policy-rules.yaml")))
 with tempfile.TemporaryDirectory(prefix="stablectl-rules-") as tmp:
-    engine = Engine(policy, Path(tmp))
+    engine = Workspace(policy, Path(tmp))
     try:
         engine.fetch()
         plan = engine.plan()

@@ -14,8 +14,8 @@ import pygit2
 
 from stablectl.cli.context import obj
 from stablectl.cli.output import console
-from stablectl.controller.plan import Engine
 from stablectl.controller.sync import branch_name
+from stablectl.controller.workspace import Workspace
 from stablectl.errors import GitError, UsageError
 from stablectl.forge import fork_token, open_forge
 from stablectl.forge.base import Forge, Marker, PullRequest
@@ -116,7 +116,7 @@ class _Target:
 
 def _resolve(policy: Policy, state: Path, series: str, sha: str, *, offline: bool) -> _Target:
     s = policy.get_series(series)
-    engine = Engine(policy, state)
+    engine = Workspace(policy, state)
     try:
         if not offline:
             engine.fetch()

@@ -8,7 +8,7 @@ import click
 
 from stablectl.cli.context import obj, policy_option
 from stablectl.cli.output import Reporter, console
-from stablectl.controller.plan import Engine
+from stablectl.controller.workspace import Workspace
 from stablectl.policy import load_policy
 
 
@@ -24,7 +24,7 @@ def fetch(ctx: click.Context, policy_file: Path) -> None:
     """Fetch upstream and the fork into the cache; stop if upstream rewrote history."""
     policy = load_policy(policy_file)
     reporter = Reporter(True)
-    engine = Engine(policy, obj(ctx).state_dir, progress=reporter.update)
+    engine = Workspace(policy, obj(ctx).state_dir, progress=reporter.update)
     with reporter.running():
         engine.fetch()
     console().print(f"cache up to date: {engine.cache.path}", markup=False)
@@ -41,7 +41,7 @@ def accept_rewrite(ctx: click.Context, policy_file: Path, branch: str) -> None:
     stay, and are found again by patch-id.
     """
     policy = load_policy(policy_file)
-    engine = Engine(policy, obj(ctx).state_dir)
+    engine = Workspace(policy, obj(ctx).state_dir)
     if engine.cache.accept_rewrite(branch):
         console().print(f"accepted the current history of {branch}", markup=False)
     else:

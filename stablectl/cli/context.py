@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from stablectl.cli.output import err_console
-from stablectl.controller.plan import Engine
+from stablectl.controller.workspace import Workspace
 from stablectl.errors import UsageError
 from stablectl.forge.base import Forge, PullRequest
 from stablectl.forge.local import LocalForge
@@ -16,7 +16,7 @@ from stablectl.policy import semantic_error
 
 class Context:
     def __init__(self, state_dir: Path | None, debug: bool) -> None:
-        from stablectl.controller.plan import default_state_dir
+        from stablectl.controller.workspace import default_state_dir
 
         self.state_dir = state_dir or default_state_dir()
         self.debug = debug
@@ -31,7 +31,7 @@ policy_option = click.option(
 )
 
 
-def fetch_and_check(engine: Engine, policy_file: Path, *, offline: bool) -> None:
+def fetch_and_check(engine: Workspace, policy_file: Path, *, offline: bool) -> None:
     """Fetch (unless offline), then report policy problems only the repository reveals (a
     missing tag or branch) at their FILE:LINE:COL."""
     for note in engine.state_notes:  # what of a restored or older state was discarded

@@ -15,16 +15,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from stablectl.cli.output import console, print_json
+from stablectl.controller.demo import Example, build_example
 from stablectl.controller.missing import log_evidence
-from stablectl.controller.plan import Engine
 from stablectl.controller.sync import Syncer, SyncReport
+from stablectl.controller.workspace import Workspace
 from stablectl.errors import GitError
 from stablectl.forge import open_forge
 from stablectl.forge.base import PullRequest
 from stablectl.forge.local import LocalForge
 from stablectl.forge.localci import needs_run, report, run_ci
 from stablectl.policy import Policy, load_policy
-from stablectl.testing.history import Example, build_example
 
 MAINTAINER = "maint"
 
@@ -136,7 +136,7 @@ def _cycle(policy_path: Path, state: Path) -> DemoRun:
     forge = open_forge(policy, state)
     assert isinstance(forge, LocalForge)
     run = DemoRun(forge, policy, state)
-    engine = Engine(policy, state, committer_time=1_700_000_000)
+    engine = Workspace(policy, state, committer_time=1_700_000_000)
 
     def sync() -> None:
         report = Syncer(engine, forge, policy_file=str(policy_path)).run()

@@ -48,7 +48,7 @@ def log_dir() -> Path:
     state = os.environ.get("STABLECTL_STATE")
     if state:
         return Path(state)
-    from stablectl.controller.plan import default_state_dir
+    from stablectl.controller.workspace import default_state_dir
 
     return default_state_dir()
 

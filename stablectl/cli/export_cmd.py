@@ -8,7 +8,7 @@ import click
 
 from stablectl.cli.context import obj, policy_option
 from stablectl.cli.output import console
-from stablectl.controller.plan import Engine
+from stablectl.controller.workspace import Workspace
 from stablectl.errors import UsageError
 from stablectl.gitops.export import mbox, quilt, series_commits
 from stablectl.policy import load_policy
@@ -49,7 +49,7 @@ def export(
     """
     policy = load_policy(policy_file)
     s = policy.get_series(series_name)
-    engine = Engine(policy, obj(ctx).state_dir)
+    engine = Workspace(policy, obj(ctx).state_dir)
     try:
         if not offline:
             engine.fetch()

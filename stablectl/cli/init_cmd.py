@@ -9,7 +9,7 @@ import click
 from stablectl.cli.context import obj, policy_option
 from stablectl.cli.output import console, print_json
 from stablectl.controller.init import init_fork
-from stablectl.controller.plan import Engine
+from stablectl.controller.workspace import Workspace
 from stablectl.forge import fork_token, open_forge
 from stablectl.policy import load_policy
 
@@ -30,7 +30,7 @@ def init(ctx: click.Context, policy_file: Path, dry_run: bool, as_json: bool) ->
     """
     policy = load_policy(policy_file)
     state = obj(ctx).state_dir
-    engine = Engine(policy, state)
+    engine = Workspace(policy, state)
     forge = open_forge(policy, state)
     token = fork_token(policy)
     try:

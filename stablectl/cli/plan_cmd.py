@@ -10,8 +10,9 @@ from rich.table import Table
 
 from stablectl.cli.context import fetch_and_check, obj, policy_option
 from stablectl.cli.output import Reporter, console, err_console, print_json
-from stablectl.controller.plan import Engine, Plan, PlannedFix
+from stablectl.controller.plan import Plan, PlannedFix
 from stablectl.controller.selection import FixState
+from stablectl.controller.workspace import Workspace
 from stablectl.errors import StablectlError
 from stablectl.forge import open_forge
 from stablectl.policy import load_policy
@@ -61,7 +62,7 @@ def plan(
             err_console().print(
                 f"stablectl: label and issue rules not evaluated: {e}", markup=False
             )
-    engine = Engine(policy, obj(ctx).state_dir, progress=reporter.update, forge=forge)
+    engine = Workspace(policy, obj(ctx).state_dir, progress=reporter.update, forge=forge)
     try:
         with reporter.running():
             fetch_and_check(engine, policy_file, offline=offline)

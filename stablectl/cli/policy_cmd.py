@@ -47,9 +47,9 @@ def check(ctx: click.Context, file: Path, as_json: bool, no_repo: bool) -> None:
         problems = e.problems
         policy = None
     if policy is not None and not no_repo:
-        from stablectl.controller.plan import Engine
+        from stablectl.controller.workspace import Workspace
 
-        engine = Engine(policy, obj(ctx).state_dir)
+        engine = Workspace(policy, obj(ctx).state_dir)
         if engine.cache.exists():
             try:
                 found = engine.semantic_problems()

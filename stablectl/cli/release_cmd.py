@@ -9,8 +9,8 @@ import click
 from stablectl.cli.context import obj, policy_option
 from stablectl.cli.output import print_json
 from stablectl.cli.sync_cmd import show
-from stablectl.controller.plan import Engine
 from stablectl.controller.sync import Syncer
+from stablectl.controller.workspace import Workspace
 from stablectl.forge import fork_token, open_forge
 from stablectl.policy import load_policy
 
@@ -38,7 +38,7 @@ def release(
     for name in series:
         policy.get_series(name)
     state = obj(ctx).state_dir
-    engine = Engine(policy, state)
+    engine = Workspace(policy, state)
     forge = open_forge(policy, state)
     token = fork_token(policy)
     try:

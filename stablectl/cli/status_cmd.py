@@ -12,8 +12,8 @@ from rich.table import Table
 
 from stablectl.cli.context import fetch_and_check, obj, policy_option
 from stablectl.cli.output import Reporter, console, err_console, print_json
-from stablectl.controller.plan import Engine
 from stablectl.controller.status import collect
+from stablectl.controller.workspace import Workspace
 from stablectl.errors import StablectlError
 from stablectl.forge import open_forge
 from stablectl.policy import load_policy
@@ -31,7 +31,7 @@ def collect_status(
         err_console().print(f"stablectl: forge not reachable, PR states left out: {e}")
         forge = None
     reporter = Reporter(not quiet)
-    engine = Engine(policy, state, progress=reporter.update, forge=forge)
+    engine = Workspace(policy, state, progress=reporter.update, forge=forge)
     try:
         with reporter.running():
             fetch_and_check(engine, policy_file, offline=offline)

@@ -13,8 +13,8 @@ from rich.table import Table
 from stablectl.cli.context import fetch_and_check, obj, policy_option
 from stablectl.cli.output import Reporter, console, in_github_actions, print_json
 from stablectl.cli.plan_cmd import render as render_plan
-from stablectl.controller.plan import Engine
 from stablectl.controller.sync import Syncer, SyncReport
+from stablectl.controller.workspace import Workspace
 from stablectl.forge import fork_token, open_forge
 from stablectl.policy import load_policy
 from stablectl.templates import render
@@ -59,7 +59,7 @@ def sync(
     policy = load_policy(policy_file)
     state = obj(ctx).state_dir
     reporter = Reporter(not as_json)
-    engine = Engine(policy, state, progress=reporter.update)
+    engine = Workspace(policy, state, progress=reporter.update)
     forge = open_forge(policy, state)
     token = fork_token(policy)
     try:

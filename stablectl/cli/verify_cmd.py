@@ -12,7 +12,7 @@ from rich.table import Table
 from stablectl.cli.context import fetch_and_check, obj, policy_option
 from stablectl.cli.output import console, print_json
 from stablectl.controller import verify as audit
-from stablectl.controller.plan import Engine
+from stablectl.controller.workspace import Workspace
 from stablectl.errors import StablectlError, UsageError
 from stablectl.forge import local_forge_db, open_forge
 from stablectl.forge.base import Forge
@@ -143,7 +143,7 @@ def verify(
     if remote:
         policy = policy.model_copy(update={"fork": policy.fork.model_copy(update={"git": remote})})
     state = obj(ctx).state_dir
-    engine = Engine(policy, state)
+    engine = Workspace(policy, state)
     try:
         fetch_and_check(engine, policy_file, offline=False)
         wanted = [policy.get_series(n) for n in series] if series else policy.series

@@ -10,8 +10,8 @@ import pygit2
 
 from stablectl.cli.context import obj, policy_option
 from stablectl.cli.output import console
-from stablectl.controller.plan import Engine
 from stablectl.controller.workflows import drift, render_workflows
+from stablectl.controller.workspace import Workspace
 from stablectl.policy import load_policy
 
 
@@ -68,7 +68,7 @@ def workflows(
             where = str(check_dir)
             diff = drift(rendered, current)
         else:
-            engine = Engine(policy, obj(ctx).state_dir)
+            engine = Workspace(policy, obj(ctx).state_dir)
             branches = [policy.ci.control_branch]
             if policy.ci.trigger == "dispatch":
                 branches.append(policy.ci.tests_branch)  # where test runs are dispatched

@@ -41,7 +41,7 @@ from stablectl.gitops.scan import changed_paths as commit_paths
 from stablectl.policy import Series
 
 DAY = 86400
-# Part of every remembered verdict's key (plan.Engine._judged): bump it when a rule changes.
+# Part of every remembered verdict's key (planner.Planner._judged): bump it when a rule changes.
 VERDICTS_VERSION = "2"
 SUBSTANTIAL = 8  # a stripped line this long says something about the code it is in
 
@@ -52,7 +52,7 @@ NOT_BUILT = "not-built"
 DOCUMENTATION_ONLY = "documentation-only"
 ABSENT_CODE = "absent-code"
 ALREADY_THERE = "already-there"
-FOLLOW_UP = "follow-up"  # (plan.py) a follow-up of a fix that does not concern the line
+FOLLOW_UP = "follow-up"  # (planner.py) a follow-up of a fix that does not concern the line
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 import pygit2
 
 from stablectl import __version__
-from stablectl.controller.plan import Engine
 from stablectl.controller.workflows import (
     POLICY_IN_FORK,
     TEST_WORKFLOW,
     WORKFLOW_DIR,
     render_workflows,
 )
+from stablectl.controller.workspace import Workspace
 from stablectl.forge.base import Forge
 from stablectl.gitops.pick import update_tree
 from stablectl.gitops.push import ForkPusher, RefUpdate
@@ -78,7 +78,7 @@ def commit_files(
 
 
 def init_fork(
-    engine: Engine,
+    engine: Workspace,
     forge: Forge,
     *,
     policy_text: bytes,

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import pygit2
 
-from stablectl.controller.plan import Engine
 from stablectl.controller.verify import Audit, audit_series
 from stablectl.controller.verify.commits import audit_commits
+from stablectl.controller.workspace import Workspace
 from stablectl.forge.base import Forge
 from stablectl.gitops.objects import commit as get_commit
 from stablectl.gitops.provenance import Reproduction
 from stablectl.policy import Policy, Series
 
 
-def release_blockers(engine: Engine, policy: Policy, series: Series, forge: Forge) -> list[str]:
+def release_blockers(engine: Workspace, policy: Policy, series: Series, forge: Forge) -> list[str]:
     """What `verify` would reject on the stable branch's commits (a mirror-only change, a
     forged trailer, an unapproved adaptation, a merge): sync neither proposes nor tags a
     release on top of it."""
@@ -25,7 +25,7 @@ def release_blockers(engine: Engine, policy: Policy, series: Series, forge: Forg
 
 
 def merge_blockers(
-    engine: Engine, policy: Policy, series: Series, forge: Forge, head: str
+    engine: Workspace, policy: Policy, series: Series, forge: Forge, head: str
 ) -> list[str]:
     """What verify would reject among the commits a PR would bring onto the stable branch (an
     unrecorded or changed adaptation, one approved for another fix or at another interdiff, a
@@ -42,7 +42,7 @@ def merge_blockers(
 
 
 def explain_head(
-    engine: Engine, policy: Policy, series: Series, head: str, source: str
+    engine: Workspace, policy: Policy, series: Series, head: str, source: str
 ) -> Reproduction:
     """What a PR's head is, as verify would see it (for the hint that records a resolution)."""
     a = Audit(engine, policy)

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from stablectl.controller.advisories import AdvisoryIndex
-from stablectl.controller.plan import Engine
+from stablectl.controller.workspace import Workspace
+from stablectl.gitops.history import History
 from stablectl.policy import load_policy_text
-from stablectl.testing.history import History
 
 UPSTREAM_URL = "https://github.com/python/cpython"
 
@@ -83,7 +83,9 @@ def planned_fixes(
     fork.branch("1-stable", s["base"])
     db = tmp_path / "db"
     write_db(db, records)
-    eng = Engine(load_policy_text(policy(h, fork.path, db)), tmp_path / "state", committer_time=1)
+    eng = Workspace(
+        load_policy_text(policy(h, fork.path, db)), tmp_path / "state", committer_time=1
+    )
     try:
         eng.fetch()
         plan = eng.plan().to_json()
@@ -168,7 +170,7 @@ def test_git_source_is_refreshed_every_run(tmp_path: Path) -> None:
     pol = load_policy_text(policy(h, fork.path, db / ".git"))
 
     def keys() -> set[str]:
-        eng = Engine(pol, tmp_path / "state", committer_time=1)
+        eng = Workspace(pol, tmp_path / "state", committer_time=1)
         eng.fetch()
         plan = eng.plan().to_json()
         eng.close()

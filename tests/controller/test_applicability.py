@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stablectl.controller.plan import Engine, Plan
+from stablectl.controller.plan import Plan
 from stablectl.controller.selection import FixState
+from stablectl.controller.workspace import Workspace
+from stablectl.gitops.history import History
 from stablectl.policy import load_policy
-from stablectl.testing.history import History
 from tests.helpers import plan_line
 
 DAY = 86400
@@ -113,7 +114,7 @@ def test_the_policy_can_keep_draft_prs_for_them(tmp_path: Path) -> None:
     p = plan(tmp_path, h)  # builds the policy file
     text = (tmp_path / "p.yaml").read_text() + "applicability: {skip: false}\n"
     (tmp_path / "p.yaml").write_text(text)
-    engine = Engine(load_policy(tmp_path / "p.yaml"), tmp_path / "state")
+    engine = Workspace(load_policy(tmp_path / "p.yaml"), tmp_path / "state")
     try:
         p = engine.plan()
     finally:

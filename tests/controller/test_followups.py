@@ -10,8 +10,8 @@ import pytest
 
 from stablectl.controller.plan import PlannedFix
 from stablectl.controller.selection import FixState
+from stablectl.gitops.history import History
 from stablectl.gitops.messages import references
-from stablectl.testing.history import History
 from tests.helpers import plan_line
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from stablectl.controller.selection import FixState
+from stablectl.gitops.history import History
 from stablectl.gitops.messages import change_subject
-from stablectl.testing.history import History
 from tests.helpers import plan_line
 
 

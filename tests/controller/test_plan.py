@@ -8,16 +8,17 @@ from typing import Any
 import pygit2
 import pytest
 
-from stablectl.controller.plan import Engine
+from stablectl.controller.demo import Example
+from stablectl.controller.workspace import Workspace
 from stablectl.errors import GitError, UpstreamRewrittenError
+from stablectl.gitops.history import History
 from stablectl.gitops.objects import commit as get_commit
 from stablectl.policy import load_policy_text
-from stablectl.testing.history import Example, History
 from tests.helpers import run_cli
 
 
-def engine_for(ex: Example, state: Path, extra: str = "") -> Engine:
-    return Engine(load_policy_text(ex.policy_yaml(extra=extra)), state, committer_time=1)
+def engine_for(ex: Example, state: Path, extra: str = "") -> Workspace:
+    return Workspace(load_policy_text(ex.policy_yaml(extra=extra)), state, committer_time=1)
 
 
 def by_key(plan_json: dict[str, Any], series: str) -> dict[str, dict[str, Any]]:
@@ -377,7 +378,7 @@ series:
 flags:
   - {{name: listed, commits: ["{ghost[:12]}"]}}
 """)
-    eng = Engine(policy, tmp_path / "state", committer_time=1)
+    eng = Workspace(policy, tmp_path / "state", committer_time=1)
     eng.fetch()
     fixes = by_key(eng.plan().to_json(), "1")
     eng.close()
@@ -420,7 +421,7 @@ series:
 flags:
   - {{name: security-news, paths: ["Misc/NEWS.d/next/Security/*.rst"]}}
 """)
-    eng = Engine(policy, tmp_path / "state", committer_time=1)
+    eng = Workspace(policy, tmp_path / "state", committer_time=1)
     eng.fetch()
     fixes = by_key(eng.plan().to_json(), "1")
     eng.close()

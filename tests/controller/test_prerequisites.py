@@ -9,8 +9,8 @@ import pygit2
 
 from stablectl.controller.plan import Plan, PlannedFix
 from stablectl.controller.selection import FixState
+from stablectl.gitops.history import History
 from stablectl.gitops.messages import parse_message, prerequisite_of
-from stablectl.testing.history import History
 from tests.helpers import plan_line
 
 LINES = [f"value_{i} = {i}  # line {i}\n" for i in range(30)]

@@ -11,7 +11,7 @@ import pygit2
 
 from stablectl.controller.plan import Plan, PlannedFix
 from stablectl.controller.selection import FixState
-from stablectl.testing.history import History
+from stablectl.gitops.history import History
 from tests.helpers import plan_line
 
 BODY = "".join(f"def f{i}(x):\n    return x + {i}  # original code line {i}\n\n" for i in range(12))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from stablectl.controller.demo import Example
 from stablectl.gitops.patches import parse_patch, read_queue
-from stablectl.testing.history import Example
 from tests.controller.sync.test_sync import make_env
 from tests.helpers import run_cli
 
@@ -161,9 +161,9 @@ def test_a_patch_queue_is_a_source_of_fixes(tmp_path: Path, without_identity: bo
     """A series takes fixes from a patch queue too: an upstream fix exported as a
     format-patch is the same fix (grouped through its `From <sha>`), a distribution's own
     patch with a Security NEWS entry is a new fix, one that does not apply is reported."""
-    from stablectl.controller.plan import Engine
+    from stablectl.controller.workspace import Workspace
+    from stablectl.gitops.history import History
     from stablectl.policy import load_policy_text
-    from stablectl.testing.history import History
 
     h = History(tmp_path / "up.git")
     base = h.commit("main", "base", {"Lib/a.py": "1\n2\n3\n", "Lib/b.py": "x\n"})
@@ -217,7 +217,7 @@ series:
 flags:
   - {{name: security-news, security: true, paths: ["Misc/NEWS.d/next/Security/*.rst"]}}
 """)
-    eng = Engine(policy, tmp_path / "state", committer_time=1)
+    eng = Workspace(policy, tmp_path / "state", committer_time=1)
     eng.fetch()
     plan = eng.plan().to_json()
     eng.close()
@@ -244,7 +244,7 @@ flags:
         f"Harden b against long input\n\n(cherry picked from commit {queued})",
         {"Lib/b.py": "y\n", "Misc/NEWS.d/next/Security/b.rst": "Harden b.\n"},
     )
-    eng = Engine(policy, tmp_path / "state", committer_time=1)
+    eng = Workspace(policy, tmp_path / "state", committer_time=1)
     eng.fetch()
     report = verify(eng, policy, policy.series, releases_dir=None, record=False)
     eng.close()
@@ -254,7 +254,7 @@ flags:
     bare = policy.model_copy(
         update={"series": [policy.series[0].model_copy(update={"patches": None})]}
     )
-    eng = Engine(bare, tmp_path / "state2", committer_time=1)
+    eng = Workspace(bare, tmp_path / "state2", committer_time=1)
     eng.fetch()
     report = verify(eng, bare, bare.series, releases_dir=None, record=False)
     eng.close()

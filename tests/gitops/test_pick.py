@@ -8,10 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from stablectl.gitops.history import History, lines
 from stablectl.gitops.messages import CHERRY_PREFIX
 from stablectl.gitops.objects import commit as get_commit
 from stablectl.gitops.pick import Committer, Picker, update_tree
-from stablectl.testing.history import History, lines
 
 COMMITTER = Committer("stablectl", "bot@example.org", time=1_700_000_000)
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import FileMode
 
+from stablectl.gitops.history import History, lines
 from stablectl.gitops.pick import update_tree
 from stablectl.gitops.scan import CommitIndex, bulk_changed_paths, changed_paths
-from stablectl.testing.history import History, lines
 
 
 def _history(tmp_path: Path) -> tuple[History, list[str]]:

@@ -1,5 +1,5 @@
 """Crash consistency: SIGKILL right after each write point of a run
-(`python -m stablectl.testing.crash N sync`), then run again, and compare with an
+(`python tests/crash.py N sync`), then run again, and compare with an
 uninterrupted run: the same PRs and refs, no duplicate, no stray branch, and a quiet run
 after. Scenarios here: the run that merges approved backports and re-proposes the release PR
 (both forges), and the run that tags and publishes a release (GitHub; the local forge's is in

@@ -10,11 +10,12 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from stablectl.controller.plan import Engine
+from stablectl.controller.demo import Example
+from stablectl.controller.workspace import Workspace
+from stablectl.gitops.history import History, lines
 from stablectl.gitops.objects import commit as get_commit
 from stablectl.gitops.pick import Committer, Picker, update_tree
 from stablectl.policy import load_policy_text
-from stablectl.testing.history import Example, History, lines
 
 COMMITTER = Committer("stablectl", "bot@example.org", time=1_700_000_000)
 GITLINK = 0o160000
@@ -137,7 +138,7 @@ def test_forged_trailer_and_non_utf8_message_plan_without_error(
     ).encode("latin-1")
     latin = str(up.repo.odb.write(pygit2.enums.ObjectType.COMMIT, raw))
     up.repo.references.create("refs/heads/main", pygit2.Oid(hex=latin), force=True)
-    eng = Engine(load_policy_text(example.policy_yaml()), tmp_path / "state", committer_time=1)
+    eng = Workspace(load_policy_text(example.policy_yaml()), tmp_path / "state", committer_time=1)
     try:
         eng.fetch()
         plan = eng.plan(["3.11.2"]).to_json()

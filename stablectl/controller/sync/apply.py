@@ -2,7 +2,7 @@
 
 Every action is safe to repeat after a crash: the next run sees what landed and decides again.
 Each push and each forge write is a *write point*; `WritePoints` counts them for the report
-and tells its observers (the crash tests install one, see `stablectl.testing.crash`).
+and tells its observers (the crash tests install one: tests/crash.py, outside the wheel).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
-from stablectl.controller.plan import Engine
 from stablectl.controller.sync.actions import (
     Action,
     ClosePR,
@@ -33,6 +32,7 @@ from stablectl.controller.sync.merging import merge_forward
 from stablectl.controller.sync.presentation import closing_comment, own_labels
 from stablectl.controller.sync.publishing import publish, push_tag
 from stablectl.controller.workflows import ci_request
+from stablectl.controller.workspace import Workspace
 from stablectl.errors import GitError, StablectlError
 from stablectl.forge.base import ConflictError, Forge
 from stablectl.gitops.push import ForkPusher, RefUpdate
@@ -55,7 +55,7 @@ class WritePoints:
 class Applier:
     def __init__(
         self,
-        engine: Engine,
+        engine: Workspace,
         forge: Forge,
         *,
         pusher: ForkPusher,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 import pygit2
 
 from stablectl.controller.missing import MissingName, decode, encode, find_definer
-from stablectl.controller.plan import Engine, PlannedFix, SeriesPlan
+from stablectl.controller.plan import PlannedFix, SeriesPlan
 from stablectl.controller.prerequisites import Prerequisite
 from stablectl.controller.selection import FixState
 from stablectl.controller.sync.actions import Findings
@@ -22,6 +22,7 @@ from stablectl.controller.sync.presentation import (
     prerequisites_text,
 )
 from stablectl.controller.sync.stacking import Link, overlaps, pick_fix, stack
+from stablectl.controller.workspace import Workspace
 from stablectl.forge.base import Marker, PullRequest
 from stablectl.gitops.messages import backport_title
 from stablectl.gitops.pick import ConflictFile, Picker
@@ -57,7 +58,7 @@ class Wanted:
 class DesiredState:
     """Computes the wanted PRs of each series (picks in memory; writes nothing remote)."""
 
-    def __init__(self, engine: Engine, presenter: Presenter, findings: Findings) -> None:
+    def __init__(self, engine: Workspace, presenter: Presenter, findings: Findings) -> None:
         self.engine = engine
         self.policy = engine.policy
         self.presenter = presenter

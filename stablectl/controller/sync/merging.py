@@ -8,10 +8,11 @@ from collections.abc import Sequence
 import pygit2
 
 from stablectl.controller.gate import evaluate_gate
-from stablectl.controller.plan import Engine, Plan
+from stablectl.controller.plan import Plan
 from stablectl.controller.provenance_gates import explain_head, merge_blockers
 from stablectl.controller.sync.actions import Action, Findings, MergePR
 from stablectl.controller.sync.desired import Wanted
+from stablectl.controller.workspace import Workspace
 from stablectl.errors import GitError
 from stablectl.forge.base import Forge, MergeMethod, PullRequest
 from stablectl.gitops.cache import RepoCache
@@ -20,7 +21,7 @@ from stablectl.policy import Policy, Series
 
 
 def mergeable(
-    engine: Engine,
+    engine: Workspace,
     forge: Forge,
     plan: Plan,
     *,
@@ -73,7 +74,7 @@ def mergeable(
     return out
 
 
-def _record_hint(engine: Engine, s: Series, pr: PullRequest) -> str:
+def _record_hint(engine: Workspace, s: Series, pr: PullRequest) -> str:
     """The exact trailer a hand-made resolution needs, when that is what is missing."""
     m = pr.marker
     if m is None or not m.source:

@@ -15,9 +15,10 @@ import pygit2
 
 from stablectl import __version__
 from stablectl.controller.missing import decode
-from stablectl.controller.plan import Engine, PlannedFix
+from stablectl.controller.plan import PlannedFix
 from stablectl.controller.prerequisites import Prerequisite
 from stablectl.controller.sync.actions import Action, PostComment
+from stablectl.controller.workspace import Workspace
 from stablectl.forge.base import Comment, Marker
 from stablectl.gitops.messages import backport_title
 from stablectl.gitops.pick import ConflictFile
@@ -75,7 +76,7 @@ class PRText:
 class Presenter:
     """Renders backports as PR titles, bodies, labels and markers, in CPython's conventions."""
 
-    def __init__(self, engine: Engine, policy_file: str) -> None:
+    def __init__(self, engine: Workspace, policy_file: str) -> None:
         self.engine = engine
         self.policy = engine.policy
         self.policy_file = policy_file

@@ -19,7 +19,7 @@ import pygit2
 
 from stablectl.controller import release as rel
 from stablectl.controller.gate import evaluate_gate
-from stablectl.controller.plan import Engine, Plan, SeriesPlan
+from stablectl.controller.plan import Plan, SeriesPlan
 from stablectl.controller.provenance_gates import release_blockers
 from stablectl.controller.selection import FixState
 from stablectl.controller.sync.actions import (
@@ -36,6 +36,7 @@ from stablectl.controller.sync.merging import merge_action
 from stablectl.controller.sync.publishing import core_assets
 from stablectl.controller.sync.reconcile import skipped_fixes
 from stablectl.controller.verify.tags import release_pr_problems, tag_message_problems
+from stablectl.controller.workspace import Workspace
 from stablectl.errors import GitError, StablectlError
 from stablectl.forge.base import Forge, Marker, PullRequest
 from stablectl.gitops.cache import SIGNED_TAGS, UPSTREAM_TAGS
@@ -47,7 +48,7 @@ Apply = Callable[[list[Action]], list[Action]]
 class ReleaseRound:
     def __init__(
         self,
-        engine: Engine,
+        engine: Workspace,
         forge: Forge,
         findings: Findings,
         *,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pygit2
 
-from stablectl.controller.plan import Engine, Plan, SeriesPlan
+from stablectl.controller.plan import Plan, SeriesPlan
 from stablectl.controller.sync.actions import (
     Action,
     CreateStable,
@@ -34,6 +34,7 @@ from stablectl.controller.sync.merging import mergeable
 from stablectl.controller.sync.presentation import Presenter, own_labels
 from stablectl.controller.sync.reconcile import SeriesView, reconcile
 from stablectl.controller.sync.releases import ReleaseRound
+from stablectl.controller.workspace import Workspace
 from stablectl.errors import StablectlError
 from stablectl.forge.base import Forge, PullRequest
 from stablectl.gitops.push import ForkPusher
@@ -56,7 +57,7 @@ def state_lock(state_dir: Path) -> Iterator[None]:
 class Syncer:
     def __init__(
         self,
-        engine: Engine,
+        engine: Workspace,
         forge: Forge,
         *,
         policy_file: str,

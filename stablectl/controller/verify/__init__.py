@@ -35,7 +35,6 @@ from pathlib import Path
 
 import pygit2
 
-from stablectl.controller.plan import Engine
 from stablectl.controller.verify.commits import audit_commits
 from stablectl.controller.verify.context import Audit, queue_refs
 from stablectl.controller.verify.files import audit_files, rebuild
@@ -48,6 +47,7 @@ from stablectl.controller.verify.log import (
 )
 from stablectl.controller.verify.report import Finding, SeriesAudit, VerifyReport
 from stablectl.controller.verify.tags import audit_tags, tag_message_problems
+from stablectl.controller.workspace import Workspace
 from stablectl.forge.base import Forge
 from stablectl.gitops.signing import Trust
 from stablectl.policy import Policy, Series
@@ -105,7 +105,7 @@ def audit_series(
 
 
 def verify(
-    engine: Engine,
+    engine: Workspace,
     policy: Policy,
     series: list[Series],
     *,

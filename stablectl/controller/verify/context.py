@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pygit2
 
-from stablectl.controller.plan import Engine
 from stablectl.controller.verify.report import Finding, Level, VerifyReport
+from stablectl.controller.workspace import Workspace
 from stablectl.forge.base import Forge
 from stablectl.gitops.provenance import Provenance
 from stablectl.gitops.signing import Trust
@@ -23,7 +23,7 @@ def queue_refs(policy: Policy) -> tuple[str, ...]:
 
 @dataclass
 class Audit:
-    engine: Engine
+    engine: Workspace
     policy: Policy
     releases_dir: Path | None = None
     trust: Trust = field(default_factory=Trust)

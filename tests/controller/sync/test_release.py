@@ -371,7 +371,7 @@ def test_a_release_waits_for_the_follow_up_of_a_fix_it_ships(env: SyncEnv) -> No
     """H (gh-2700, a security fix already on 3.11.2-stable, unreleased) is completed upstream
     by G, whose message names gh-2700: G is flagged `follow-up` (security), gets its own PR
     labelled `follow-up`, and no release is proposed until G is merged."""
-    from stablectl.testing.history import History
+    from stablectl.gitops.history import History
     from tests.controller.sync.test_sync import edit
 
     h = env.example.shas["H"]

@@ -15,15 +15,16 @@ from typing import Any
 import pygit2
 import pytest
 
-from stablectl.controller.plan import Engine
+from stablectl.controller.demo import Example, build_example
 from stablectl.controller.sync import Syncer, SyncReport, branch_name
 from stablectl.controller.sync.actions import ClosePR
+from stablectl.controller.workspace import Workspace
 from stablectl.forge.base import Forge
 from stablectl.forge.github import GitHubForge
 from stablectl.forge.local import LocalForge
+from stablectl.gitops.history import History
 from stablectl.gitops.messages import adapted_of
 from stablectl.policy import load_policy
-from stablectl.testing.history import Example, History, build_example
 from tests.forges import TOKENS
 from tests.ghserver.server import FakeGitHub
 from tests.helpers import run_cli
@@ -63,7 +64,7 @@ class SyncEnv:
 
     def sync(self, **kw: Any) -> SyncReport:
         policy = load_policy(self.policy_path)
-        engine = Engine(policy, self.state, committer_time=1_700_000_000)
+        engine = Workspace(policy, self.state, committer_time=1_700_000_000)
         forge = self.new_forge()
         try:
             return Syncer(engine, forge, policy_file=str(self.policy_path)).run(**kw)
@@ -79,11 +80,9 @@ class SyncEnv:
         self, *args: str, env: dict[str, str] | None = None, crash_after: int | None = None
     ) -> subprocess.CompletedProcess[str]:
         """`stablectl ARGS --policy P`; with `crash_after`, killed after that many writes."""
-        module = (
-            ["stablectl"] if crash_after is None else ["stablectl.testing.crash", str(crash_after)]
-        )
+        command = ["-m", "stablectl"] if crash_after is None else [str(CRASH), str(crash_after)]
         return subprocess.run(
-            [sys.executable, "-m", *module, *args, "--policy", str(self.policy_path)],
+            [sys.executable, *command, *args, "--policy", str(self.policy_path)],
             capture_output=True,
             text=True,
             env=env or self.env(),
@@ -151,6 +150,9 @@ class SyncEnv:
             if p.state != "closed"
         )
         return tuple(prs), tuple(sorted(self.fork_refs().items()))
+
+
+CRASH = Path(__file__).resolve().parents[2] / "crash.py"  # the SIGKILL hook, not in the wheel
 
 
 def install_workflows(ex: Example) -> None:
@@ -621,14 +623,14 @@ flags:
 maintainers: [maint]
 release: {{trigger: manual}}
 """)
-    from stablectl.controller.plan import Engine
+    from stablectl.controller.workspace import Workspace
     from stablectl.policy import load_policy
 
     state = tmp_path / "state"
     forge = LocalForge(state / "forge" / "nc.sqlite", fork.path, slug="nc", actor=BOT)
 
     def sync() -> SyncReport:
-        eng = Engine(load_policy(policy), state, committer_time=1_700_000_000)
+        eng = Workspace(load_policy(policy), state, committer_time=1_700_000_000)
         try:
             return Syncer(eng, forge, policy_file=str(policy)).run()
         finally:
@@ -857,7 +859,7 @@ def test_a_fix_that_needs_an_earlier_commit_carries_it_in_its_pr(env: SyncEnv) -
 def status_of(env: SyncEnv) -> Any:
     from stablectl.controller.status import collect
 
-    eng = Engine(load_policy(env.policy_path), env.state)
+    eng = Workspace(load_policy(env.policy_path), env.state)
     try:
         return collect(
             eng.policy,

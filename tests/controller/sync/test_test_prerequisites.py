@@ -21,8 +21,8 @@ from stablectl.controller.missing import (
     parse_missing,
 )
 from stablectl.forge.base import Marker
+from stablectl.gitops.history import History
 from stablectl.gitops.scan import CommitIndex
-from stablectl.testing.history import History
 from tests.controller.sync.test_sync import SyncEnv, make_env
 from tests.helpers import run_cli
 

@@ -1,7 +1,8 @@
-"""Crash injection for the reliability tests: `python -m stablectl.testing.crash N ARGS...`
+"""Crash injection for the reliability tests: `python tests/crash.py N ARGS...`
 runs `stablectl ARGS...` and kills the process (SIGKILL, no cleanup) right after its Nth
 write point (a push or a forge write), to prove that the next run recovers
-(tests/reliability/test_crash.py). Product code only counts write points; the kill lives here.
+(tests/reliability/test_crash.py). Product code only counts write points; the kill lives
+here, outside the wheel.
 """
 
 from __future__ import annotations

@@ -1,0 +1,244 @@
+"""The workspace: a policy bound to its state directory (the git cache, the commit index,
+the upstream issue cache, the advisory databases), checked once when opened. Every command
+opens one; planning (planner.py) and sync read it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pygit2
+
+from stablectl.controller.advisories import AdvisoryIndex, load_advisories
+from stablectl.controller.issues import IssueCache
+from stablectl.controller.plan import Plan
+from stablectl.controller.planner import Planner
+from stablectl.controller.selection import Selector
+from stablectl.forge.base import Forge
+from stablectl.gitops.cache import UPSTREAM_TAGS, Progress, RepoCache
+from stablectl.gitops.messages import adapted_of
+from stablectl.gitops.objects import commit as get_commit
+from stablectl.gitops.pick import Committer, Picker
+from stablectl.gitops.provenance import Provenance
+from stablectl.gitops.scan import CommitIndex
+from stablectl.policy import Policy, Series
+from stablectl.state import check_state
+
+
+def default_state_dir() -> Path:
+    env = os.environ.get("STABLECTL_STATE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "stablectl"
+
+
+class Workspace:
+    """A policy bound to its state: the cache, the commit index, the upstream issue cache,
+    the advisory databases and the state check, opened once per command (`with
+    Workspace(...) as ws:`) and closed on the way out."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        state_dir: Path,
+        *,
+        progress: Progress | None = None,
+        committer_time: int | None = None,
+        forge: Forge | None = None,
+    ) -> None:
+        self.policy = policy
+        self.state_dir = state_dir
+        self.progress = progress
+        self.cache = RepoCache(state_dir / "cache" / f"{policy.project}.git")
+        self._index: CommitIndex | None = None
+        self.committer_time = committer_time
+        self._advisories: dict[str, AdvisoryIndex] | None = None
+        self.forge = forge  # for label and issue rules: what the upstream forge says
+        self._issues: IssueCache | None = None
+        self._provenance: dict[str, Provenance] = {}
+        self.queue_problems: list[str] = []
+        # The state is a cache from anywhere (an actions/cache entry, an older stablectl):
+        # checked before any store in it is opened.
+        self.state_notes = check_state(policy, state_dir)
+
+    @property
+    def index(self) -> CommitIndex:
+        if self._index is None:
+            self._index = CommitIndex(
+                self.cache.repo, self.state_dir / "cache" / f"{self.policy.project}.sqlite"
+            )
+        return self._index
+
+    def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def plan(
+        self,
+        series: list[str] | None = None,
+        *,
+        on_series: Callable[[str, int, int], None] | None = None,
+    ) -> Plan:
+        """The plan of `series` (all by default): planner.Planner over this workspace."""
+        return Planner(self).plan(series, on_series=on_series)
+
+    def fetch(self) -> None:
+        """Bring the cache up to date with upstream and the fork; notice rewrites."""
+        self.cache = RepoCache.open_or_init(self.cache.path)
+        self.close()  # the index holds the old repository object; reopen it on demand
+        p = self.policy
+        self.cache.fetch_upstream(p.upstream.git, self.progress)
+        self.cache.fetch_fork(p.fork.git, self.progress)
+        branches = {p.upstream.main} | {b for s in p.series for b in s.sources}
+        self.cache.check_and_record_tips(sorted(branches), [s.base for s in p.series])
+        self.build_queues()
+
+    def build_queues(self) -> None:
+        """Each series' patch queue as a chain of commits on its base tag, under
+        refs/remotes/upstream/stablectl-queue/<series> (rebuilt after every fetch)."""
+        from stablectl.gitops.patches import build_chain, read_queue
+
+        self.queue_problems = []
+        for s in self.policy.series:
+            if not s.patches or not s.queue_branch:
+                continue
+            base = self.cache.upstream_tag(s.base)
+            path = Path(s.patches).expanduser()
+            if base is None or not path.exists():
+                self.queue_problems.append(
+                    f"series {s.name}: patch queue {s.patches} "
+                    + ("not found" if not path.exists() else f"needs tag {s.base}")
+                )
+                continue
+            ident = self.policy.identity
+            tip, problems = build_chain(
+                self.cache.path, base, read_queue(path), (ident.name, ident.email)
+            )
+            self.queue_problems += [f"series {s.name}: {x}" for x in problems]
+            self.cache.repo.references.create(
+                f"refs/remotes/upstream/{s.queue_branch}", pygit2.Oid(hex=tip), force=True
+            )
+
+    def semantic_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Policy problems only the repository can reveal: missing tags and branches."""
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        p = self.policy
+        if self.cache.upstream_branch(p.upstream.main) is None:
+            out.append((("upstream", "main"), f"upstream has no branch {p.upstream.main!r}"))
+        for i, s in enumerate(p.series):
+            if self.cache.upstream_tag(s.base) is None:
+                out.append((("series", i, "base"), f"upstream has no tag {s.base!r}"))
+            for j, b in enumerate(s.sources):
+                if self.cache.upstream_branch(b) is None:
+                    known = ", ".join(self.cache.upstream_branches()[:8])
+                    out.append(
+                        (("series", i, "sources", j), f"upstream has no branch {b!r} ({known})")
+                    )
+        return out
+
+    def picker(self, series: Series | None = None) -> Picker:
+        """A picker (for `series`: with its `path_map`)."""
+        ident = self.policy.identity
+        return Picker(
+            self.cache.repo,
+            Committer(ident.name, ident.email, self.committer_time),
+            memo=self.index,
+            path_map=series.path_map if series is not None else None,
+        )
+
+    def note_of(self, ref: str, sha: str) -> str | None:
+        try:
+            note = self.cache.repo.lookup_note(sha, ref)
+        except (KeyError, pygit2.GitError, ValueError):
+            return None
+        return str(note.message)
+
+    def selector(self) -> Selector:
+        cache = self.cache
+
+        def upstream_ref(ref: str) -> str | None:
+            return cache.peel(ref) if ref.startswith(UPSTREAM_TAGS) else cache.resolve(ref)
+
+        def stable_tip(series: Series) -> str | None:
+            return cache.fork_branch(series.stable_branch)
+
+        notes_refs = sorted({r.notes.ref for r in self.policy.flags if r.notes})
+        notes_tips = ",".join(f"{r}={cache.resolve(r)}" for r in notes_refs)
+        return Selector(
+            self.policy,
+            self.index,
+            upstream_ref=upstream_ref,
+            stable_tip=stable_tip,
+            note_of=self.note_of,
+            notes_tips=notes_tips,
+            advisories=self.advisories(),
+            labeled_prs=self.forge.labeled_prs if self.forge is not None else None,
+            issues=self.issue_cache,
+            carries=self.carries,
+            upstream_branches=cache.upstream_branches,
+        )
+
+    def carries(self, series: Series, sha: str) -> bool:
+        """Whether stable commit `sha` carries the upstream change its trailer names: its
+        re-pick gives exactly its tree, or its recorded adaptation has exactly its interdiff
+        (whether a maintainer approved that is the merge gate's and verify's question). A
+        commit's yes never changes, so it is remembered."""
+        key = f"{series.name}|{sha}"
+        if self.index.memo_get("carries", key) is True:
+            return True
+        if series.name not in self._provenance:
+            self._provenance[series.name] = Provenance(
+                self.cache.repo, self.policy.queue_refs(), lambda: self.picker(series)
+            )
+        r = self._provenance[series.name].explain(sha)
+        recorded = adapted_of(get_commit(self.cache.repo, sha).message) if r.adapted else None
+        ok = r.verbatim or (
+            recorded is not None
+            and r.source is not None
+            and r.source.startswith(recorded.source)
+            and recorded.interdiff == r.change.digest
+        )
+        if ok:
+            self.index.memo_put("carries", key, True)
+        return ok
+
+    @property
+    def issue_cache(self) -> IssueCache | None:
+        """The issue searches of issue rules, kept in the state directory (needs the forge)."""
+        if self.forge is None:
+            return None
+        if self._issues is None:
+            self._issues = IssueCache(
+                self.forge,
+                self.state_dir / "upstream-issues.sqlite",
+                self.policy.upstream.forge or self.policy.upstream.git,
+            )
+        return self._issues
+
+    @property
+    def issue_warnings(self) -> list[str]:
+        return list(self._issues.warnings) if self._issues is not None else []
+
+    @property
+    def issue_searches(self) -> int | None:
+        """How many issue searches this run asked the forge (None without issue rules)."""
+        return self._issues.asked if self._issues is not None else None
+
+    def advisories(self) -> dict[str, AdvisoryIndex]:
+        """The advisory databases the flag rules name, read (and fetched) once per run."""
+        if self._advisories is None:
+            self._advisories = {
+                r.name: load_advisories(r.advisories, r.advisory_repo, self.state_dir)
+                for r in self.policy.flags
+                if r.advisories is not None
+            }
+        return self._advisories
