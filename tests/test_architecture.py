@@ -79,3 +79,15 @@ def test_the_package_holds_no_test_machinery() -> None:
         if re.search(r"\bSIGKILL\b|\bimport pytest\b", p.read_text())
     ]
     assert not offenders, offenders
+
+
+def test_processes_start_only_in_gitops() -> None:
+    """git (and ssh-keygen, gpg) run through gitops; outside it only the local CI starts a
+    process: the test command the policy configures."""
+    starters = [
+        str(p.relative_to(PACKAGE))
+        for p in _modules()
+        if p.relative_to(PACKAGE).parts[0] != "gitops"
+        and re.search(r"^\s*(import subprocess|from subprocess import)", p.read_text(), re.M)
+    ]
+    assert starters == ["forge/localci.py"], starters

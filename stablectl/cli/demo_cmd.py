@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,11 +18,11 @@ from stablectl.controller.demo import Example, build_example
 from stablectl.controller.missing import log_evidence
 from stablectl.controller.sync import Syncer, SyncReport
 from stablectl.controller.workspace import Workspace
-from stablectl.errors import GitError
 from stablectl.forge import open_forge
 from stablectl.forge.base import PullRequest
 from stablectl.forge.local import LocalForge
 from stablectl.forge.localci import needs_run, report, run_ci
+from stablectl.gitops.signing import new_ssh_key
 from stablectl.policy import Policy, load_policy
 
 MAINTAINER = "maint"
@@ -115,15 +114,8 @@ def release_key(directory: Path) -> tuple[Path, Path]:
     """A new ssh key that signs the demo's releases, and the allowed-signers file that pins
     it (what a distribution would keep: `verify --allowed-signers`)."""
     directory.mkdir(parents=True, exist_ok=True)
-    key = directory / "release-key"
-    proc = subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "demo release key", "-f", str(key)],
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        raise GitError(f"ssh-keygen cannot make the demo's release key: {proc.stderr.strip()}")
-    public = (directory / "release-key.pub").read_text().split()
+    key = new_ssh_key(directory / "release-key", "demo release key")
+    public = key.with_name(key.name + ".pub").read_text().split()
     allowed = directory / "allowed-signers"
     allowed.write_text(f'releases@pyexample namespaces="git,file" {public[0]} {public[1]}\n')
     return key, allowed

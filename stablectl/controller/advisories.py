@@ -12,14 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pygit2
 
-from stablectl.errors import GitError
+from stablectl.gitops.git import git
 
 _ISSUE_URLS = [
     (re.compile(r"bugs\.python\.org/issue(\d+)"), "bpo-{}"),
@@ -150,9 +149,4 @@ def _walk(
 
 
 def _git(args: list[str], source: str) -> None:
-    proc = subprocess.run(["git", *args], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise GitError(
-            f"cannot read the advisory database {source}: "
-            f"{proc.stderr.strip().splitlines()[-1:] or proc.returncode}"
-        )
+    git(args, what=f"cannot read the advisory database {source}")

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +30,7 @@ from stablectl.gitops.export import quilt, quilt_tarball, series_commits
 from stablectl.gitops.messages import adapted_of
 from stablectl.gitops.pick import Committer, Picker
 from stablectl.gitops.provenance import Provenance
-from stablectl.gitops.signing import detached_signatures, sign_file, signing_key_from_env
+from stablectl.gitops.signing import detached_signatures, make_tag, sign_file, signing_key_from_env
 from stablectl.jsondoc import JSONDoc
 from stablectl.policy import Policy, Series
 from stablectl.templates import render
@@ -59,43 +57,14 @@ class BuiltRelease:
 def create_tag(cache_path: Path, policy: Policy, *, tag: str, commit: str, message: str) -> None:
     """An annotated tag in the cache, signed with the key `STABLECTL_SIGNING_KEY` names (none:
     unsigned, refused when `release.signing.required`)."""
-    ident = policy.identity
-    args = [
-        "git",
-        "--git-dir",
-        str(cache_path),
-        "-c",
-        f"user.name={ident.name}",
-        "-c",
-        f"user.email={ident.email}",
-    ]
     key = signing_key_from_env()
     if key is None and policy.release.signing.required:
         raise GitError(
             f"release.signing.required, but STABLECTL_SIGNING_KEY names no key: {tag} is not "
             "created unsigned"
         )
-    sign: list[str] = []
-    if key is not None:
-        fmt = "ssh" if key.format == "ssh" else "openpgp"
-        args += ["-c", f"gpg.format={fmt}", "-c", f"user.signingkey={key.key}"]
-        sign = ["-s"]
-    env = dict(os.environ, GIT_COMMITTER_DATE=_commit_date(cache_path, commit))
-    proc = subprocess.run(
-        [*args, "tag", "-a", *sign, "-F", "-", tag, commit],
-        input=message,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    if proc.returncode != 0:
-        raise GitError(f"cannot create tag {tag}: {proc.stderr.strip()}")
-
-
-def _commit_date(cache_path: Path, commit: str) -> str:
-    repo = pygit2.Repository(str(cache_path))
-    c = repo[pygit2.Oid(hex=commit)].peel(pygit2.Commit)
-    return f"{c.commit_time} +0000"
+    ident = policy.identity
+    make_tag(cache_path, tag, commit, message, tagger=(ident.name, ident.email), key=key)
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ from the forge like any other comment, with no log download.
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from stablectl.gitops.git import git, output
 from stablectl.gitops.scan import CommitIndex
 
 BLOCK = "stablectl-missing"
@@ -169,21 +169,20 @@ def _find_definer(git_dir: Path, missing: MissingName, base: str, tip: str) -> D
 
 def _grep(git_dir: Path, regex: str, sha: str, paths: list[str]) -> str | None:
     """The first file under `paths` that defines the name in `sha`'s tree."""
-    cmd = ["git", "--git-dir", str(git_dir), "grep", "-l", "-E", regex, sha, "--", *paths]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    first = proc.stdout.splitlines()[0] if proc.returncode == 0 and proc.stdout else ""
+    proc = git(["grep", "-l", "-E", regex, sha, "--", *paths], git_dir=git_dir, check=False)
+    text = output(proc)
+    first = text.splitlines()[0] if proc.returncode == 0 and text else ""
     return first.split(":", 1)[1] if ":" in first else None
 
 
 def _log(git_dir: Path, args: list[str]) -> list[tuple[str, str, list[str]]]:
     """(sha, subject, paths) of `git log --reverse` with `args`, oldest first."""
-    cmd = ["git", "--git-dir", str(git_dir), "log", "--reverse", "--no-merges"]
-    cmd += ["--format=%x01%H%x00%s", "--name-only", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    cmd = ["log", "--reverse", "--no-merges", "--format=%x01%H%x00%s", "--name-only", *args]
+    proc = git(cmd, git_dir=git_dir, check=False)
     if proc.returncode != 0:
         return []
     out: list[tuple[str, str, list[str]]] = []
-    for chunk in proc.stdout.split("\x01")[1:]:
+    for chunk in output(proc).split("\x01")[1:]:
         head, _, rest = chunk.partition("\n")
         sha, _, subject = head.partition("\0")
         out.append((sha, subject, [ln for ln in rest.splitlines() if ln.strip()]))

@@ -12,7 +12,6 @@ import datetime as dt
 import hashlib
 import json
 import sqlite3
-import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,6 +41,7 @@ from stablectl.forge.base import (
     search_matches,
     status_to_check,
 )
+from stablectl.gitops.git import git
 from stablectl.gitops.replay import ReplayConflict, commits_between, replay
 
 SCHEMA_VERSION = 3
@@ -453,22 +453,14 @@ class LocalForge:
 
     def _cas_ref(self, ref: str, new: str, old: str) -> None:
         """Move `ref` from `old` to `new` atomically (git's lockfile), or fail if it moved."""
-        r = subprocess.run(
-            [
-                "git",
-                f"--git-dir={self.fork_git}",
-                "update-ref",
-                "-m",
-                "stablectl merge",
-                ref,
-                new,
-                old,
-            ],
-            capture_output=True,
-            text=True,
+        r = git(
+            ["update-ref", "-m", "stablectl merge", ref, new, old],
+            git_dir=self.fork_git,
+            check=False,
         )
         if r.returncode != 0:
-            raise ConflictError(f"{ref} moved while merging ({r.stderr.strip()}); run again")
+            why = r.stderr.decode("utf-8", "replace").strip()
+            raise ConflictError(f"{ref} moved while merging ({why}); run again")
 
     # ---------------------------------------------------------- releases
 

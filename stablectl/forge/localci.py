@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from stablectl.errors import GitError
 from stablectl.forge.base import PullRequest
 from stablectl.forge.local import CHECK_NAME, LocalForge
+from stablectl.gitops.git import git
 
 __all__ = ["CHECK_NAME", "CIResult", "needs_run", "report", "run_ci"]
 
@@ -108,10 +108,6 @@ def needs_run(forge: LocalForge, pr: PullRequest) -> bool:
 
 
 def _checkout(fork: Path, sha: str, dest: Path) -> None:
-    for args in (
-        ["git", "clone", "-q", "--shared", "--no-checkout", str(fork), str(dest)],
-        ["git", "-C", str(dest), "checkout", "-q", "--detach", sha],
-    ):
-        r = subprocess.run(args, capture_output=True, text=True)
-        if r.returncode != 0:
-            raise GitError(f"cannot check out {sha[:12]} for CI: {r.stderr.strip()}")
+    what = f"cannot check out {sha[:12]} for CI"
+    git(["clone", "-q", "--shared", "--no-checkout", str(fork), str(dest)], what=what)
+    git(["-C", str(dest), "checkout", "-q", "--detach", sha], what=what)

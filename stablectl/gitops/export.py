@@ -7,22 +7,18 @@ from __future__ import annotations
 import datetime as dt
 import io
 import lzma
-import subprocess
 import tarfile
 from pathlib import Path
 
 import pygit2
 
-from stablectl.errors import GitError
+from stablectl.gitops.git import run_git_bytes
 from stablectl.gitops.messages import RELEASE_TRAILER, parse_message
 from stablectl.policy import Policy, Series
 
 
 def _git(cache: Path, *args: str) -> bytes:
-    proc = subprocess.run(["git", "--git-dir", str(cache), *args], capture_output=True)
-    if proc.returncode != 0:
-        raise GitError(f"git {args[0]}: {proc.stderr.decode(errors='replace').strip()}")
-    return proc.stdout
+    return run_git_bytes(cache, args)
 
 
 def _slug(subject: str) -> str:

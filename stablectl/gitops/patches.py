@@ -170,24 +170,20 @@ def build_chain(
     """Apply the patches in order onto `base` as commits (author, date and message from each
     patch; deterministic), in the repository's object store. Returns the last commit and the
     patches that did not apply (the chain goes on without them)."""
-    import os
     import subprocess
     import tempfile
+
+    from stablectl.gitops.git import git as run
 
     problems: list[str] = []
     tip = base
     with tempfile.TemporaryDirectory(prefix="stablectl-queue-") as tmp:
-        env = dict(os.environ, GIT_INDEX_FILE=str(Path(tmp) / "index"))
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
 
         def git(
             *args: str, data: bytes | None = None, extra: dict[str, str] | None = None
         ) -> subprocess.CompletedProcess[bytes]:
-            return subprocess.run(
-                ["git", "--git-dir", str(git_dir), *args],
-                input=data,
-                capture_output=True,
-                env={**env, **(extra or {})},
-            )
+            return run(args, git_dir=git_dir, input=data, env={**env, **(extra or {})}, check=False)
 
         for p in patches:
             git("read-tree", tip)

@@ -26,6 +26,8 @@ from typing import Any, Literal, Protocol, cast
 import pygit2
 from pygit2.enums import FileMode
 
+from stablectl.errors import GitError
+from stablectl.gitops.git import git, output
 from stablectl.gitops.messages import cherry_pick_message, prerequisite_message
 
 Outcome = Literal["clean", "empty", "conflict", "error"]
@@ -404,12 +406,10 @@ class Picker:
     def _ort_available(self) -> bool:
         if self._ort_ok is None:
             try:
-                out = subprocess.run(
-                    ["git", "version"], capture_output=True, text=True, check=True
-                ).stdout
+                out = output(git(["version"]))
                 m = re.search(r"(\d+)\.(\d+)", out)
                 self._ort_ok = bool(m and (int(m.group(1)), int(m.group(2))) >= (2, 38))
-            except (OSError, subprocess.CalledProcessError):
+            except (OSError, GitError):
                 self._ort_ok = False
         return self._ort_ok
 
@@ -511,19 +511,10 @@ class Picker:
         # directory the stable side has moved goes where that directory now is (what stable
         # maintainers do by hand; found replaying systemd's fuzz corpora, test/fuzz-regressions
         # on v239 vs test/fuzz upstream).
-        args = [
-            "git",
-            "-c",
-            "merge.directoryRenames=true",
-            "--git-dir",
-            repo.path,
-            "merge-tree",
-            "--write-tree",
-            "--no-messages",
-        ]
+        args = ["-c", "merge.directoryRenames=true", "merge-tree", "--write-tree", "--no-messages"]
         if name_only:
             args += ["--name-only", "-z"]
-        proc = subprocess.run([*args, str(ours), str(theirs)], capture_output=True, check=False)
+        proc = git([*args, str(ours), str(theirs)], git_dir=repo.path, check=False)
         if trimmed is None or proc.returncode not in (0, 1):
             return proc
         sep = b"\0" if name_only else b"\n"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from stablectl.errors import GitError
+from stablectl.gitops.git import git, output
 
 Format = Literal["ssh", "openpgp"]
 SSH_BEGIN = b"-----BEGIN SSH SIGNATURE-----"
@@ -175,3 +176,42 @@ def split_signed_tag(raw: bytes) -> tuple[bytes, bytes | None]:
         if raw.startswith(begin):
             return b"", raw
     return raw, None
+
+
+def make_tag(
+    git_dir: Path,
+    tag: str,
+    commit: str,
+    message: str,
+    *,
+    tagger: tuple[str, str],
+    key: SigningKey | None,
+) -> None:
+    """An annotated tag `tag` on `commit`, signed with `key` (`git tag -s`, ssh or OpenPGP as
+    the key's format; unsigned without one), tagged at the commit's own time so the same
+    release gives the same tag object."""
+    name, email = tagger
+    args = ["-c", f"user.name={name}", "-c", f"user.email={email}"]
+    sign: list[str] = []
+    if key is not None:
+        fmt = "ssh" if key.format == "ssh" else "openpgp"
+        args += ["-c", f"gpg.format={fmt}", "-c", f"user.signingkey={key.key}"]
+        sign = ["-s"]
+    when = output(git(["show", "-s", "--format=%ct", commit], git_dir=git_dir)).strip()
+    git(
+        [*args, "tag", "-a", *sign, "-F", "-", tag, commit],
+        git_dir=git_dir,
+        input=message.encode(),
+        env={"GIT_COMMITTER_DATE": f"{when} +0000"},
+        what=f"cannot create tag {tag}",
+    )
+
+
+def new_ssh_key(path: Path, comment: str) -> Path:
+    """A new ed25519 key without a passphrase at `path` (and `path`.pub): the demo's release
+    key."""
+    proc = _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)])
+    if proc.returncode != 0:
+        why = proc.stderr.decode("utf-8", "replace").strip()
+        raise GitError(f"ssh-keygen cannot make a key at {path}: {why}")
+    return path

@@ -20,7 +20,7 @@ from stablectl.controller.prerequisites import Prerequisite
 from stablectl.controller.sync.actions import Action, PostComment
 from stablectl.controller.workspace import Workspace
 from stablectl.forge.base import Comment, Marker
-from stablectl.gitops.messages import backport_title
+from stablectl.gitops.messages import ADAPTED_TRAILER, backport_title
 from stablectl.gitops.pick import ConflictFile
 from stablectl.gitops.scan import CommitIndex
 from stablectl.policy import DEFAULT_LABELS, Policy, Series
@@ -219,3 +219,18 @@ def closing_comment(series: str, pr: int, *, kind: str, detail: str, branch: str
     """The comment a PR is closed with (why, in words), carrying a `closing` marker."""
     marker = Marker("closing", series, extra={"pr": str(pr)}).render()
     return render("comment.md.j2", kind=kind, detail=detail, branch=branch, user="", marker=marker)
+
+
+def resolved_pr_body(
+    sha: str, branch: str, marker: Marker, *, adapted: bool = False, supersedes: int | None = None
+) -> str:
+    """The body of a backport PR whose conflicts a maintainer resolved by hand."""
+    return render(
+        "pr_resolved.md.j2",
+        sha=sha,
+        branch=branch,
+        adapted=adapted,
+        trailer=ADAPTED_TRAILER,
+        supersedes=supersedes,
+        marker=marker.render(),
+    )
