@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
-from stablectl.cli.context import obj, policy_option
+from stablectl.cli.context import obj, open_workspace, policy_option
 from stablectl.cli.output import Reporter, console
-from stablectl.controller.workspace import Workspace
 from stablectl.policy import load_policy
 
 
@@ -24,8 +23,10 @@ def fetch(ctx: click.Context, policy_file: Path) -> None:
     """Fetch upstream and the fork into the cache; stop if upstream rewrote history."""
     policy = load_policy(policy_file)
     reporter = Reporter(True)
-    engine = Workspace(policy, obj(ctx).state_dir, progress=reporter.update)
-    with reporter.running():
+    with (
+        open_workspace(policy, obj(ctx).state_dir, progress=reporter.update) as engine,
+        reporter.running(),
+    ):
         engine.fetch()
     console().print(f"cache up to date: {engine.cache.path}", markup=False)
 
@@ -41,8 +42,9 @@ def accept_rewrite(ctx: click.Context, policy_file: Path, branch: str) -> None:
     stay, and are found again by patch-id.
     """
     policy = load_policy(policy_file)
-    engine = Workspace(policy, obj(ctx).state_dir)
-    if engine.cache.accept_rewrite(branch):
+    with open_workspace(policy, obj(ctx).state_dir) as engine:
+        accepted = engine.cache.accept_rewrite(branch)
+    if accepted:
         console().print(f"accepted the current history of {branch}", markup=False)
     else:
         console().print(f"nothing recorded for {branch}", markup=False)

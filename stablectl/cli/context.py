@@ -11,7 +11,8 @@ from stablectl.controller.workspace import Workspace
 from stablectl.errors import UsageError
 from stablectl.forge.base import Forge, PullRequest
 from stablectl.forge.local import LocalForge
-from stablectl.policy import semantic_error
+from stablectl.gitops.cache import Progress
+from stablectl.policy import Policy, semantic_error
 
 
 class Context:
@@ -31,11 +32,26 @@ policy_option = click.option(
 )
 
 
+def open_workspace(
+    policy: Policy,
+    state_dir: Path,
+    *,
+    progress: Progress | None = None,
+    forge: Forge | None = None,
+    committer_time: int | None = None,
+) -> Workspace:
+    """The one way a command opens its workspace (`with open_workspace(...) as ws:`): the
+    state directory is checked once, and what of a restored or older state was discarded is
+    said."""
+    ws = Workspace(policy, state_dir, progress=progress, forge=forge, committer_time=committer_time)
+    for note in ws.state_notes:
+        err_console().print(f"note: {note}", markup=False)
+    return ws
+
+
 def fetch_and_check(engine: Workspace, policy_file: Path, *, offline: bool) -> None:
     """Fetch (unless offline), then report policy problems only the repository reveals (a
     missing tag or branch) at their FILE:LINE:COL."""
-    for note in engine.state_notes:  # what of a restored or older state was discarded
-        err_console().print(f"note: {note}", markup=False)
     if not offline:
         engine.fetch()
     found = engine.semantic_problems()

@@ -13,11 +13,11 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
+from stablectl.cli.context import open_workspace
 from stablectl.cli.output import console, print_json
 from stablectl.controller.demo import Example, build_example
 from stablectl.controller.missing import log_evidence
 from stablectl.controller.sync import Syncer, SyncReport
-from stablectl.controller.workspace import Workspace
 from stablectl.forge import open_forge
 from stablectl.forge.base import PullRequest
 from stablectl.forge.local import LocalForge
@@ -128,14 +128,13 @@ def _cycle(policy_path: Path, state: Path) -> DemoRun:
     forge = open_forge(policy, state)
     assert isinstance(forge, LocalForge)
     run = DemoRun(forge, policy, state)
-    engine = Workspace(policy, state, committer_time=1_700_000_000)
+    with open_workspace(policy, state, committer_time=1_700_000_000) as engine:
 
-    def sync() -> None:
-        report = Syncer(engine, forge, policy_file=str(policy_path)).run()
-        run.reports.append(report)
-        run.steps.append({"step": "sync", "report": _brief(report)})
+        def sync() -> None:
+            report = Syncer(engine, forge, policy_file=str(policy_path)).run()
+            run.reports.append(report)
+            run.steps.append({"step": "sync", "report": _brief(report)})
 
-    try:
         sync()
         run.ci = _run_ci(run)
         run.steps.append({"step": "ci", "runs": run.ci})
@@ -150,8 +149,6 @@ def _cycle(policy_path: Path, state: Path) -> DemoRun:
         run.steps.append({"step": "approve-release", "as": MAINTAINER, "prs": run.release_prs})
         sync()
         sync()
-    finally:
-        engine.close()
     run.prs = forge.list_prs("all")
     run.releases = _published(run, run.reports[2])
     return run

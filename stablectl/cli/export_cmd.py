@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
-from stablectl.cli.context import obj, policy_option
+from stablectl.cli.context import obj, open_workspace, policy_option
 from stablectl.cli.output import console
-from stablectl.controller.workspace import Workspace
 from stablectl.errors import UsageError
 from stablectl.gitops.export import mbox, quilt, series_commits
 from stablectl.policy import load_policy
@@ -49,8 +48,7 @@ def export(
     """
     policy = load_policy(policy_file)
     s = policy.get_series(series_name)
-    engine = Workspace(policy, obj(ctx).state_dir)
-    try:
+    with open_workspace(policy, obj(ctx).state_dir) as engine:
         if not offline:
             engine.fetch()
         cache = engine.cache
@@ -69,5 +67,3 @@ def export(
         for name, data in files.items():
             (directory / name).write_bytes(data)
         console().print(f"wrote {len(files) - 1} patches and series to {directory}", markup=False)
-    finally:
-        engine.close()

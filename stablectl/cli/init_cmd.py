@@ -6,10 +6,9 @@ from pathlib import Path
 
 import click
 
-from stablectl.cli.context import obj, policy_option
+from stablectl.cli.context import obj, open_workspace, policy_option
 from stablectl.cli.output import console, print_json
 from stablectl.controller.init import init_fork
-from stablectl.controller.workspace import Workspace
 from stablectl.forge import fork_token, open_forge
 from stablectl.policy import load_policy
 
@@ -30,10 +29,9 @@ def init(ctx: click.Context, policy_file: Path, dry_run: bool, as_json: bool) ->
     """
     policy = load_policy(policy_file)
     state = obj(ctx).state_dir
-    engine = Workspace(policy, state)
-    forge = open_forge(policy, state)
-    token = fork_token(policy)
-    try:
+    with open_workspace(policy, state) as engine:
+        forge = open_forge(policy, state)
+        token = fork_token(policy)
         engine.fetch()
         report = init_fork(
             engine,
@@ -43,8 +41,6 @@ def init(ctx: click.Context, policy_file: Path, dry_run: bool, as_json: bool) ->
             token=token,
             dry_run=dry_run,
         )
-    finally:
-        engine.close()
     if as_json:
         print_json(
             {

@@ -8,11 +8,10 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from stablectl.cli.context import fetch_and_check, obj, policy_option
+from stablectl.cli.context import fetch_and_check, obj, open_workspace, policy_option
 from stablectl.cli.output import Reporter, console, err_console, print_json
 from stablectl.controller.plan import Plan, PlannedFix
 from stablectl.controller.selection import FixState
-from stablectl.controller.workspace import Workspace
 from stablectl.errors import StablectlError
 from stablectl.forge import open_forge
 from stablectl.policy import load_policy
@@ -62,13 +61,12 @@ def plan(
             err_console().print(
                 f"stablectl: label and issue rules not evaluated: {e}", markup=False
             )
-    engine = Workspace(policy, obj(ctx).state_dir, progress=reporter.update, forge=forge)
-    try:
-        with reporter.running():
-            fetch_and_check(engine, policy_file, offline=offline)
-            plan = engine.plan(list(series) or None, on_series=reporter.update)
-    finally:
-        engine.close()
+    with (
+        open_workspace(policy, obj(ctx).state_dir, progress=reporter.update, forge=forge) as engine,
+        reporter.running(),
+    ):
+        fetch_and_check(engine, policy_file, offline=offline)
+        plan = engine.plan(list(series) or None, on_series=reporter.update)
     if as_json:
         print_json(plan.to_json())
     else:

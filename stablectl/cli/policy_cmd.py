@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from stablectl.cli.context import obj
+from stablectl.cli.context import obj, open_workspace
 from stablectl.cli.output import console, print_json
 from stablectl.errors import PolicyError, StablectlError
 from stablectl.policy import json_schema, load_policy, semantic_error
@@ -47,19 +47,17 @@ def check(ctx: click.Context, file: Path, as_json: bool, no_repo: bool) -> None:
         problems = e.problems
         policy = None
     if policy is not None and not no_repo:
-        from stablectl.controller.workspace import Workspace
-
-        engine = Workspace(policy, obj(ctx).state_dir)
-        if engine.cache.exists():
-            try:
-                found = engine.semantic_problems()
-                if found:
-                    problems += semantic_error(file, found).problems
-                semantic = "checked"
-            except StablectlError as e:
-                problems.append(f"{file}: cache: {e}")
-        else:
-            semantic = "no cache (run `stablectl plan` once to check tags and branches)"
+        with open_workspace(policy, obj(ctx).state_dir) as engine:
+            if engine.cache.exists():
+                try:
+                    found = engine.semantic_problems()
+                    if found:
+                        problems += semantic_error(file, found).problems
+                    semantic = "checked"
+                except StablectlError as e:
+                    problems.append(f"{file}: cache: {e}")
+            else:
+                semantic = "no cache (run `stablectl plan` once to check tags and branches)"
     if as_json:
         print_json(
             {

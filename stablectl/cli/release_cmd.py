@@ -6,11 +6,10 @@ from pathlib import Path
 
 import click
 
-from stablectl.cli.context import obj, policy_option
+from stablectl.cli.context import obj, open_workspace, policy_option
 from stablectl.cli.output import print_json
 from stablectl.cli.sync_cmd import show
 from stablectl.controller.sync import Syncer
-from stablectl.controller.workspace import Workspace
 from stablectl.forge import fork_token, open_forge
 from stablectl.policy import load_policy
 
@@ -38,15 +37,12 @@ def release(
     for name in series:
         policy.get_series(name)
     state = obj(ctx).state_dir
-    engine = Workspace(policy, state)
-    forge = open_forge(policy, state)
-    token = fork_token(policy)
-    try:
+    with open_workspace(policy, state) as engine:
+        forge = open_forge(policy, state)
+        token = fork_token(policy)
         syncer = Syncer(engine, forge, policy_file=str(policy_file), token=token)
         syncer.release_requests.update(series)
         report = syncer.run(dry_run=dry_run)
-    finally:
-        engine.close()
     if as_json:
         print_json(report.to_json())
     else:

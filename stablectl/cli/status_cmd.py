@@ -10,10 +10,9 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from stablectl.cli.context import fetch_and_check, obj, policy_option
+from stablectl.cli.context import fetch_and_check, obj, open_workspace, policy_option
 from stablectl.cli.output import Reporter, console, err_console, print_json
 from stablectl.controller.status import collect
-from stablectl.controller.workspace import Workspace
 from stablectl.errors import StablectlError
 from stablectl.forge import open_forge
 from stablectl.policy import load_policy
@@ -31,21 +30,20 @@ def collect_status(
         err_console().print(f"stablectl: forge not reachable, PR states left out: {e}")
         forge = None
     reporter = Reporter(not quiet)
-    engine = Workspace(policy, state, progress=reporter.update, forge=forge)
-    try:
-        with reporter.running():
-            fetch_and_check(engine, policy_file, offline=offline)
-            plan = engine.plan()
-            return collect(
-                policy,
-                plan,
-                engine.cache.repo,
-                fork_tip=engine.cache.fork_branch,
-                forge=forge,
-                releases_dir=state / "releases" / policy.project,
-            )
-    finally:
-        engine.close()
+    with (
+        open_workspace(policy, state, progress=reporter.update, forge=forge) as engine,
+        reporter.running(),
+    ):
+        fetch_and_check(engine, policy_file, offline=offline)
+        plan = engine.plan()
+        return collect(
+            policy,
+            plan,
+            engine.cache.repo,
+            fork_tip=engine.cache.fork_branch,
+            forge=forge,
+            releases_dir=state / "releases" / policy.project,
+        )
 
 
 @click.command("status")

@@ -10,11 +10,10 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from stablectl.cli.context import fetch_and_check, obj, policy_option
+from stablectl.cli.context import fetch_and_check, obj, open_workspace, policy_option
 from stablectl.cli.output import Reporter, console, in_github_actions, print_json
 from stablectl.cli.plan_cmd import render as render_plan
 from stablectl.controller.sync import Syncer, SyncReport
-from stablectl.controller.workspace import Workspace
 from stablectl.forge import fork_token, open_forge
 from stablectl.policy import load_policy
 from stablectl.templates import render
@@ -59,16 +58,13 @@ def sync(
     policy = load_policy(policy_file)
     state = obj(ctx).state_dir
     reporter = Reporter(not as_json)
-    engine = Workspace(policy, state, progress=reporter.update)
-    forge = open_forge(policy, state)
-    token = fork_token(policy)
-    try:
+    with open_workspace(policy, state, progress=reporter.update) as engine:
+        forge = open_forge(policy, state)
+        token = fork_token(policy)
         with reporter.running():
             fetch_and_check(engine, policy_file, offline=offline)
             syncer = Syncer(engine, forge, policy_file=str(policy_file), token=token)
             report = syncer.run(dry_run=dry_run, series=list(series) or None, fetch=False)
-    finally:
-        engine.close()
     if as_json:
         print_json(report.to_json())
     else:

@@ -9,10 +9,9 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from stablectl.cli.context import fetch_and_check, obj, policy_option
+from stablectl.cli.context import fetch_and_check, obj, open_workspace, policy_option
 from stablectl.cli.output import console, print_json
 from stablectl.controller import verify as audit
-from stablectl.controller.workspace import Workspace
 from stablectl.errors import StablectlError, UsageError
 from stablectl.forge import local_forge_db, open_forge
 from stablectl.forge.base import Forge
@@ -143,8 +142,7 @@ def verify(
     if remote:
         policy = policy.model_copy(update={"fork": policy.fork.model_copy(update={"git": remote})})
     state = obj(ctx).state_dir
-    engine = Workspace(policy, state)
-    try:
+    with open_workspace(policy, state) as engine:
         fetch_and_check(engine, policy_file, offline=False)
         wanted = [policy.get_series(n) for n in series] if series else policy.series
         signing = policy.release.signing
@@ -169,8 +167,6 @@ def verify(
                 else None
             ),
         )
-    finally:
-        engine.close()
     if as_json:
         print_json(report.to_json())
     else:

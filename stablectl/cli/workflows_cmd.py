@@ -8,10 +8,9 @@ from pathlib import Path
 import click
 import pygit2
 
-from stablectl.cli.context import obj, policy_option
+from stablectl.cli.context import obj, open_workspace, policy_option
 from stablectl.cli.output import console
 from stablectl.controller.workflows import drift, render_workflows
-from stablectl.controller.workspace import Workspace
 from stablectl.policy import load_policy
 
 
@@ -68,19 +67,16 @@ def workflows(
             where = str(check_dir)
             diff = drift(rendered, current)
         else:
-            engine = Workspace(policy, obj(ctx).state_dir)
-            branches = [policy.ci.control_branch]
-            if policy.ci.trigger == "dispatch":
-                branches.append(policy.ci.tests_branch)  # where test runs are dispatched
-            try:
+            with open_workspace(policy, obj(ctx).state_dir) as engine:
+                branches = [policy.ci.control_branch]
+                if policy.ci.trigger == "dispatch":
+                    branches.append(policy.ci.tests_branch)  # where test runs are dispatched
                 engine.fetch()
                 diff = ""
                 for branch in branches:
                     tip = engine.cache.fork_branch(branch)
                     current = {r.path: _blob(engine.cache.repo, tip, r.path) for r in rendered}
                     diff += drift(rendered, current).replace("fork:", f"fork:{branch}:")
-            finally:
-                engine.close()
             where = "the fork's " + " and ".join(branches)
         if diff:
             sys.stdout.write(diff)
