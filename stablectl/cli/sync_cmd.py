@@ -129,9 +129,7 @@ def write_actions_summary(report: SyncReport) -> None:
             f.write(f"released={json.dumps(released)}\n")
     for p in report.problems:
         print(f"::error title=stablectl sync::{_escape_annotation(p)}")
-    for n in report.notices:
-        if "skipped" in n or "not merged" in n:
-            continue
+    for n in report.warnings:
         print(f"::warning title=stablectl sync::{_escape_annotation(n)}")
 
 

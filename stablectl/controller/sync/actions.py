@@ -196,16 +196,22 @@ class Findings:
 
     problems: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    # Notices that are the normal course of a run (a PR waiting for its approvals or checks,
+    # a fix a maintainer skipped): reported, never raised as a warning in an Actions run.
+    routine: list[str] = field(default_factory=list)
 
     def problem(self, text: str) -> None:
         self.problems.append(text)
 
-    def notice(self, text: str) -> None:
+    def notice(self, text: str, *, routine: bool = False) -> None:
         self.notices.append(text)
+        if routine:
+            self.routine.append(text)
 
     def extend(self, other: Findings) -> None:
         self.problems += other.problems
         self.notices += other.notices
+        self.routine += other.routine
 
 
 @dataclass(frozen=True)
@@ -252,6 +258,12 @@ class SyncReport:
     api: dict[str, object]  # ForgeStats.as_dict(): what the run cost on the forge
     dry_run: bool
     write_points: int = 0
+    routine: list[str] = field(default_factory=list)  # of `notices`: Findings.routine
+
+    @property
+    def warnings(self) -> list[str]:
+        """The notices someone should look at: every one that is not routine."""
+        return [n for n in self.notices if n not in self.routine]
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -263,6 +275,7 @@ class SyncReport:
             "write_points": self.write_points,
             "problems": self.problems,
             "notices": self.notices,
+            "warnings": self.warnings,
             "prs": {s: [p.to_json() for p in prs] for s, prs in self.prs.items()},
             "api": self.api,
             "plan": self.plan.to_json(),

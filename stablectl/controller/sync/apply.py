@@ -88,7 +88,7 @@ class Applier:
                     raise
                 # Another merge of this run got there first: the next run re-picks this one
                 # onto the new tip (or opens it as a conflict).
-                self.findings.notice(f"{a.target} not merged: {e}")
+                self.findings.notice(f"{a.target} not merged: {e}", routine=True)
                 continue
             except (StablectlError, GitError) as e:
                 self.findings.problem(f"{a.kind} {a.target}: {e}")

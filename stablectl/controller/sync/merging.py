@@ -59,7 +59,7 @@ def mergeable(
                 continue
             res = evaluate_gate(policy, forge, pr)
             if not res.ok:
-                findings.notice(f"{s.name}: PR #{pr.number} not merged: {res.reason}")
+                findings.notice(f"{s.name}: PR #{pr.number} not merged: {res.reason}", routine=True)
                 continue
             blockers = merge_blockers(engine, policy, s, forge, pr.head_sha)
             if blockers:

@@ -42,6 +42,7 @@ class SeriesView:
 class Reconciled:
     actions: list[Action] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    routine: list[str] = field(default_factory=list)  # of `notices`: nothing to look at
 
 
 def skipped_fixes(
@@ -63,7 +64,9 @@ def reconcile(wanted: Sequence[Wanted], view: SeriesView) -> Reconciled:
     for w in wanted:
         pr = open_by_key.get(w.key)
         if pr is None and w.key in skipped and not w.requested_by:
-            out.notices.append(f"{view.series}: {w.key[:10]} skipped by a maintainer")
+            note = f"{view.series}: {w.key[:10]} skipped by a maintainer"
+            out.notices.append(note)
+            out.routine.append(note)
             continue
         _reconcile_one(w, pr, view, out)
     _close_unwanted(wanted, open_by_key, view, out)

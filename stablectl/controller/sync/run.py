@@ -128,6 +128,7 @@ class Syncer:
             applied=applied,
             problems=self.findings.problems + plan.errors,
             notices=self.findings.notices,
+            routine=self.findings.routine,
             prs=pr_view(self.forge.list_prs("all") if applied else prs),
             api=self.forge.stats.as_dict(),
             dry_run=dry_run,
@@ -154,6 +155,7 @@ class Syncer:
             result = reconcile(wanted, self._view(sp, mine, skipping))
             actions += result.actions
             self.findings.notices += result.notices
+            self.findings.routine += result.routine
         return actions, wanted_all
 
     def _view(
