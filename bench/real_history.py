@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stablectl.controller.plan import Plan
 from stablectl.controller.workspace import Workspace
 from stablectl.gitops.cache import UPSTREAM_TAGS
+from stablectl.gitops.diffs import commit_patch_id
 from stablectl.gitops.messages import parse_message
-from stablectl.gitops.scan import commit_patch_id
 from stablectl.policy import load_policy, load_policy_text
 
 ROOT = Path(__file__).resolve().parents[1]

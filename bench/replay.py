@@ -57,9 +57,11 @@ import pygit2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stablectl.controller.prerequisites import PrerequisiteFinder
+from stablectl.gitops.diffs import commit_patch_id
 from stablectl.gitops.messages import parse_message
-from stablectl.gitops.pick import Committer, Picker, PickResult, update_tree
-from stablectl.gitops.scan import CommitIndex, commit_patch_id
+from stablectl.gitops.pick import Committer, Picker, PickResult
+from stablectl.gitops.scan import CommitIndex
+from stablectl.gitops.trees import update_tree
 
 COMMITTER = Committer("stablectl replay", "replay@stablectl.invalid")
 

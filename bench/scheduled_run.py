@@ -39,7 +39,7 @@ from real_history import shared_clone
 from sync_bench import run_sync
 
 from stablectl.controller.workspace import Workspace
-from stablectl.gitops.pick import update_tree
+from stablectl.gitops.trees import update_tree
 from stablectl.policy import load_policy_text
 from stablectl.state import check_state
 

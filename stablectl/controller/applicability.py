@@ -35,9 +35,9 @@ from dataclasses import dataclass
 import pygit2
 
 from stablectl.controller.selection import Fix, FixState, Source
+from stablectl.gitops.diffs import changed_paths as commit_paths
 from stablectl.gitops.pick import map_path
 from stablectl.gitops.scan import CommitIndex
-from stablectl.gitops.scan import changed_paths as commit_paths
 from stablectl.policy import Series
 
 DAY = 86400

@@ -27,8 +27,8 @@ from stablectl.controller.workflows import (
 )
 from stablectl.controller.workspace import Workspace
 from stablectl.forge.base import Forge
-from stablectl.gitops.pick import update_tree
 from stablectl.gitops.push import ForkPusher, RefUpdate
+from stablectl.gitops.trees import update_tree
 from stablectl.policy import Policy
 
 INFRA_TRAILER = "Stablectl-Infrastructure: workflows"

@@ -18,7 +18,7 @@ from pygit2.enums import FileMode
 
 from stablectl.gitops.messages import cherry_pick_message
 from stablectl.gitops.objects import blob_bytes, tree
-from stablectl.gitops.pick import update_tree
+from stablectl.gitops.trees import update_tree
 
 EPOCH = 1_650_000_000  # 2022-04-15
 Files = Mapping[str, str | bytes | None]

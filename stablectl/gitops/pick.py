@@ -16,8 +16,6 @@ Three levers, tried in order until one gives a clean result:
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,15 +24,12 @@ from typing import Any, Literal, Protocol, cast
 import pygit2
 from pygit2.enums import FileMode
 
-from stablectl.errors import GitError
-from stablectl.gitops.git import git, output
 from stablectl.gitops.messages import cherry_pick_message, prerequisite_message
+from stablectl.gitops.ort import Ort
+from stablectl.gitops.trees import Entry, entry, is_blob, moved_dir, update_tree
 
 Outcome = Literal["clean", "empty", "conflict", "error"]
 Lever = Literal["paths", "libgit2", "ort"]
-
-_TREE = int(FileMode.TREE)
-_Entry = tuple[pygit2.Oid, int] | None
 
 
 # Part of every memoised pick's key: bump it when a lever's result for the same inputs changes.
@@ -114,8 +109,7 @@ class Picker:
         self.path_map: dict[str, str] = dict(path_map or {})
         self.committer = committer
         self.levers = [lv for lv in levers if lv != "ort" or use_ort]
-        self._ort_ok: bool | None = None
-        self._renames: dict[tuple[pygit2.Oid, pygit2.Oid], list[str] | None] = {}
+        self.ort = Ort(repo)
         self.memo = memo
         self.stats = {"picks": 0, "cached": 0}
 
@@ -206,7 +200,7 @@ class Picker:
                 elif lever == "libgit2":
                     res = self._pick_libgit2(source, onto)
                 else:
-                    if not self._ort_available():
+                    if not self.ort.available():
                         continue
                     res = self._pick_ort(source, onto)
             except (KeyError, pygit2.GitError, ValueError, OSError) as e:
@@ -223,7 +217,7 @@ class Picker:
             if outcome_only and any(c.kind == "content" for c in res.conflicts):
                 res.source = source_sha
                 return res
-            if lever == "paths" and "ort" in self.levers and self._ort_available():
+            if lever == "paths" and "ort" in self.levers and self.ort.available():
                 # A file added into a directory the stable side has moved: only git's merge
                 # detects directory renames (libgit2 would add it under the old name).
                 skip_libgit2 = any(c.kind == "directory-rename" for c in res.conflicts)
@@ -233,7 +227,7 @@ class Picker:
                 # tree and a Python 3 one).
                 skip_libgit2 = skip_libgit2 or (
                     all(c.kind == "content" for c in res.conflicts)
-                    and self._rename_free(source, onto) is not None
+                    and self.ort.rename_free(source, onto) is not None
                 )
             if res.ok:
                 res.source = source_sha
@@ -268,9 +262,9 @@ class Picker:
             return source
 
         def moved(tree: pygit2.Tree) -> pygit2.Oid:
-            changes: dict[str, _Entry] = {}
+            changes: dict[str, Entry] = {}
             for p, q in moves.items():
-                e = _entry(tree, p)
+                e = entry(tree, p)
                 if e is not None:
                     changes[p] = None
                     changes[q] = e
@@ -297,16 +291,16 @@ class Picker:
         if paths is None:
             diff = base_tree.diff_to_tree(their_tree)
             paths = [p for d in diff.deltas for p in (d.old_file.path, d.new_file.path)]
-        changes: dict[str, _Entry] = {}
+        changes: dict[str, Entry] = {}
         conflicts: list[ConflictFile] = []
         for path in dict.fromkeys(paths):
-            base = _entry(base_tree, path)
-            theirs = _entry(their_tree, path)
-            ours = _entry(our_tree, path)
+            base = entry(base_tree, path)
+            theirs = entry(their_tree, path)
+            ours = entry(our_tree, path)
             if base == theirs:
                 continue
             if ours == base:
-                if base is None and _moved_dir(base_tree, our_tree, path):
+                if base is None and moved_dir(base_tree, our_tree, path):
                     conflicts.append(ConflictFile(path, "directory-rename", 1))
                     continue
                 changes[path] = theirs
@@ -321,7 +315,7 @@ class Picker:
                     else "delete/modify"
                 )
                 conflicts.append(ConflictFile(path, kind, 1))
-            elif _is_blob(base) and _is_blob(ours) and _is_blob(theirs):
+            elif is_blob(base) and is_blob(ours) and is_blob(theirs):
                 merged = self._merge_file(path, base, ours, theirs)
                 if isinstance(merged, ConflictFile):
                     conflicts.append(merged)
@@ -403,18 +397,8 @@ class Picker:
 
     # ------------------------------------------------------------------ lever 3: ort
 
-    def _ort_available(self) -> bool:
-        if self._ort_ok is None:
-            try:
-                out = output(git(["version"]))
-                m = re.search(r"(\d+)\.(\d+)", out)
-                self._ort_ok = bool(m and (int(m.group(1)), int(m.group(2))) >= (2, 38))
-            except (OSError, GitError):
-                self._ort_ok = False
-        return self._ort_ok
-
     def _pick_ort(self, source: pygit2.Commit, onto: pygit2.Commit) -> PickResult:
-        proc = self._merge_tree(source, onto, name_only=True)
+        proc = self.ort.merge(source, onto, name_only=True)
         if proc.returncode not in (0, 1):
             return PickResult(
                 str(source.id),
@@ -445,7 +429,7 @@ class Picker:
         """A commit on `onto` whose tree is git's own merge of the pick with conflict markers
         left in (what `git cherry-pick` leaves in a work tree), for a draft PR that shows the
         conflict. Deterministic like picks. None without git >= 2.38."""
-        if not self._ort_available():
+        if not self.ort.available():
             return None
         repo = self.repo
         try:
@@ -455,7 +439,7 @@ class Picker:
             return None
         if len(source.parents) != 1:
             return None
-        proc = self._merge_tree(source, onto, name_only=False)
+        proc = self.ort.merge(source, onto, name_only=False)
         if proc.returncode not in (0, 1):
             return None
         tree = proc.stdout.decode().split("\n", 1)[0].strip()
@@ -485,120 +469,6 @@ class Picker:
             None, author, committer, message, pygit2.Oid(hex=tree), [onto.id]
         )
         return str(oid)
-
-    def _merge_tree(
-        self, source: pygit2.Commit, onto: pygit2.Commit, *, name_only: bool
-    ) -> subprocess.CompletedProcess[bytes]:
-        """git's merge (ort) of the pick, in the bare repository: a synthetic commit with the
-        tip's tree on the source's parent stands for "ours".
-
-        Unless a file the source adds goes into a directory the tip has moved (where git's
-        directory-rename detection needs both whole trees), ort merges trimmed trees and the
-        result is grafted onto the tip's tree: the same merge without diffing two whole trees
-        (1.4-2.4 s per pick of a 2.7 line against main's 2023 tree, renames or not; 0.2 s
-        trimmed). See `_trimmed` for why the result is the same."""
-        repo = self.repo
-        sig = pygit2.Signature("stablectl", "stablectl@localhost", 0, 0)
-        trimmed = self._trimmed(source, onto)
-        if trimmed is None:
-            ours = repo.create_commit(
-                None, sig, sig, "stablectl: synthetic ours", onto.tree.id, [source.parents[0].id]
-            )
-            theirs = source.id
-        else:
-            ours, theirs = trimmed
-        # Directory renames are applied, not left as conflicts: a file the source adds to a
-        # directory the stable side has moved goes where that directory now is (what stable
-        # maintainers do by hand; found replaying systemd's fuzz corpora, test/fuzz-regressions
-        # on v239 vs test/fuzz upstream).
-        args = ["-c", "merge.directoryRenames=true", "merge-tree", "--write-tree", "--no-messages"]
-        if name_only:
-            args += ["--name-only", "-z"]
-        proc = git([*args, str(ours), str(theirs)], git_dir=repo.path, check=False)
-        if trimmed is None or proc.returncode not in (0, 1):
-            return proc
-        sep = b"\0" if name_only else b"\n"
-        first, _, rest = proc.stdout.partition(sep)
-        merged = repo[pygit2.Oid(hex=first.decode().strip())].peel(pygit2.Tree)
-        # Every path the merge touched, including any it wrote beside a conflict
-        # ("path~HEAD"), set on the tip's tree.
-        trimmed_ours = repo[ours].peel(pygit2.Commit).tree
-        changes: dict[str, _Entry] = {}
-        for d in trimmed_ours.diff_to_tree(merged).deltas:
-            changes.setdefault(d.old_file.path, None)
-            if d.status_char() != "D":
-                changes[d.new_file.path] = (d.new_file.id, int(d.new_file.mode))
-        whole = update_tree(repo, onto.tree, changes)
-        proc.stdout = str(whole).encode() + sep + rest
-        return proc
-
-    def _rename_free(self, source: pygit2.Commit, onto: pygit2.Commit) -> list[str] | None:
-        """The paths the source changes, when no rename can matter to its pick: every file it
-        changes or deletes is on the tip at its path, every file it adds goes into a directory
-        the tip has. None otherwise."""
-        key = (source.id, onto.id)
-        if key not in self._renames:
-            if len(self._renames) > 256:
-                self._renames.clear()
-            base = source.parents[0].tree
-            paths: list[str] = []
-            free = True
-            for d in base.diff_to_tree(source.tree).deltas:
-                if d.status_char() == "A":
-                    free = not _moved_dir(base, onto.tree, d.new_file.path)
-                else:  # changed or deleted where the tip has no such file: not free
-                    free = _is_blob(_entry(onto.tree, d.old_file.path))
-                if not free:
-                    break
-                for q in (d.old_file.path, d.new_file.path):
-                    if q not in paths:
-                        paths.append(q)
-            self._renames[key] = paths if free else None
-        return self._renames[key]
-
-    def _trimmed(
-        self, source: pygit2.Commit, onto: pygit2.Commit
-    ) -> tuple[pygit2.Oid, pygit2.Oid] | None:
-        """(ours, theirs): commits on a common base holding only what git's merge of this
-        pick can look at; None where the whole trees must be merged.
-
-        The base and the source keep the paths the source changes (S). The tip keeps S and,
-        when a file of S is not on the tip at its path, every file the tip has that the
-        source's parent does not (A: where such a file may have gone). ort only looks for a
-        rename of a file the other side changed ("irrelevant" renames are skipped), so its
-        renames on the tip's side are from S to A either way; every other path is the
-        same on the tip after the merge. A file the source adds into a directory the tip has
-        moved needs the whole trees (a directory rename is judged from all of its files)."""
-        repo = self.repo
-        base = source.parents[0].tree
-        paths = self._rename_free(source, onto)
-        keep: list[str] | None = paths
-        if paths is None:
-            paths = []
-            for d in base.diff_to_tree(source.tree).deltas:
-                if d.status_char() == "A" and _moved_dir(base, onto.tree, d.new_file.path):
-                    return None
-                for q in (d.old_file.path, d.new_file.path):
-                    if q not in paths:
-                        paths.append(q)
-        if not paths:
-            return None
-
-        def only(tree: pygit2.Tree, kept: list[str]) -> pygit2.Oid:
-            entries: dict[str, _Entry] = {q: e for q in kept if (e := _entry(tree, q)) is not None}
-            return update_tree(repo, None, entries)
-
-        if keep is None:
-            tip_side = _new_or_kept(repo, onto.tree, base, set(paths))
-        else:
-            tip_side = only(onto.tree, keep)
-        sig = pygit2.Signature("stablectl", "stablectl@localhost", 0, 0)
-        b = repo.create_commit(None, sig, sig, "stablectl: trimmed base", only(base, paths), [])
-        ours = repo.create_commit(None, sig, sig, "stablectl: trimmed ours", tip_side, [b])
-        theirs = repo.create_commit(
-            None, sig, sig, "stablectl: trimmed theirs", only(source.tree, paths), [b]
-        )
-        return ours, theirs
 
 
 # ---------------------------------------------------------------------- helpers
@@ -664,64 +534,6 @@ def _from_json(d: Any) -> PickResult | None:
     )
 
 
-def _entry(tree: pygit2.Tree, path: str) -> _Entry:
-    try:
-        obj = tree[path]
-    except KeyError:
-        return None
-    return (obj.id, int(obj.filemode))
-
-
-def _new_or_kept(
-    repo: pygit2.Repository, tree: pygit2.Tree, base: pygit2.Tree | None, keep: set[str]
-) -> pygit2.Oid:
-    """`tree` holding only the files `base` does not have (at that path, of that kind) and
-    the paths in `keep`. A directory `base` lacks is taken whole, and one equal in both is
-    entered only for a kept path: no file-by-file walk of two whole trees."""
-
-    def walk(t: pygit2.Tree, b: pygit2.Tree | None, prefix: str) -> pygit2.Oid | None:
-        builder = repo.TreeBuilder()
-        for e in t:
-            name = e.name or ""
-            path = prefix + name
-            other = b[name] if b is not None and name in b else None
-            if isinstance(e, pygit2.Tree):
-                if not isinstance(other, pygit2.Tree):
-                    builder.insert(name, e.id, int(FileMode.TREE))
-                    continue
-                if e.id == other.id and not any(k.startswith(path + "/") for k in keep):
-                    continue
-                sub = walk(e, other, path + "/")
-                if sub is not None:
-                    builder.insert(name, sub, int(FileMode.TREE))
-            elif other is None or isinstance(other, pygit2.Tree) or path in keep:
-                builder.insert(name, e.id, int(e.filemode))
-        return builder.write() if len(builder) else None
-
-    return walk(tree, base, "") or repo.TreeBuilder().write()
-
-
-def _moved_dir(base: pygit2.Tree, ours: pygit2.Tree, path: str) -> bool:
-    """The directory a new file goes into exists where the source was written but not on the
-    tip it is picked onto: the tip has moved (renamed) it."""
-    parent = path.rpartition("/")[0]
-    if not parent:
-        return False
-    try:
-        base[parent]
-    except KeyError:
-        return False
-    try:
-        ours[parent]
-    except KeyError:
-        return True
-    return False
-
-
-def _is_blob(e: _Entry) -> bool:
-    return e is not None and e[1] in (int(FileMode.BLOB), int(FileMode.BLOB_EXECUTABLE))
-
-
 def _count_hunks(contents: str) -> int:
     return sum(1 for line in contents.splitlines() if line.startswith("<<<<<<<"))
 
@@ -738,49 +550,3 @@ def _libgit2_kind(
     if theirs is None:
         return "delete/modify"
     return "content"
-
-
-def update_tree(
-    repo: pygit2.Repository, tree: pygit2.Tree | pygit2.Oid | None, changes: dict[str, _Entry]
-) -> pygit2.Oid:
-    """A new tree: `tree` with each path set to an entry (oid, mode) or removed (None).
-
-    Only the trees along changed paths are rebuilt; untouched subtrees are shared, and no
-    tree is read that the change does not go through.
-    """
-    oid, _ = _update_tree(repo, tree, changes)
-    return oid
-
-
-def _update_tree(
-    repo: pygit2.Repository, tree: pygit2.Tree | pygit2.Oid | None, changes: dict[str, _Entry]
-) -> tuple[pygit2.Oid, int]:
-    here: dict[str, _Entry] = {}
-    below: dict[str, dict[str, _Entry]] = {}
-    for path, entry in changes.items():
-        head, sep, rest = path.partition("/")
-        if sep:
-            below.setdefault(head, {})[rest] = entry
-        else:
-            here[head] = entry
-    builder = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
-    for name, sub in below.items():
-        existing = builder.get(name)
-        subtree: pygit2.Oid | None = None
-        if existing is not None and existing.filemode == _TREE:
-            subtree = existing.id
-        elif existing is not None:
-            builder.remove(name)
-        new_id, count = _update_tree(repo, subtree, sub)
-        if count == 0:
-            if builder.get(name) is not None:
-                builder.remove(name)
-        else:
-            builder.insert(name, new_id, _TREE)
-    for name, e in here.items():
-        if e is None:
-            if builder.get(name) is not None:
-                builder.remove(name)
-        else:
-            builder.insert(name, e[0], e[1])
-    return builder.write(), len(builder)

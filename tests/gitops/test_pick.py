@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from stablectl.gitops.history import History, lines
 from stablectl.gitops.messages import CHERRY_PREFIX
 from stablectl.gitops.objects import commit as get_commit
-from stablectl.gitops.pick import Committer, Picker, update_tree
+from stablectl.gitops.pick import Committer, Picker
+from stablectl.gitops.trees import update_tree
 
 COMMITTER = Committer("stablectl", "bot@example.org", time=1_700_000_000)
 

@@ -5,9 +5,10 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import FileMode
 
+from stablectl.gitops.diffs import bulk_changed_paths, changed_paths
 from stablectl.gitops.history import History, lines
-from stablectl.gitops.pick import update_tree
-from stablectl.gitops.scan import CommitIndex, bulk_changed_paths, changed_paths
+from stablectl.gitops.scan import CommitIndex
+from stablectl.gitops.trees import update_tree
 
 
 def _history(tmp_path: Path) -> tuple[History, list[str]]:

@@ -14,7 +14,8 @@ from stablectl.controller.demo import Example
 from stablectl.controller.workspace import Workspace
 from stablectl.gitops.history import History, lines
 from stablectl.gitops.objects import commit as get_commit
-from stablectl.gitops.pick import Committer, Picker, update_tree
+from stablectl.gitops.pick import Committer, Picker
+from stablectl.gitops.trees import update_tree
 from stablectl.policy import load_policy_text
 
 COMMITTER = Committer("stablectl", "bot@example.org", time=1_700_000_000)
