@@ -25,7 +25,6 @@ import pygit2
 
 from stablectl.controller.plan import SeriesPlan
 from stablectl.controller.selection import Fix
-from stablectl.forge.base import Marker
 from stablectl.gitops.messages import (
     RELEASE_TRAILER,
     MessageInfo,
@@ -35,7 +34,6 @@ from stablectl.gitops.messages import (
 )
 from stablectl.gitops.provenance import Provenance
 from stablectl.policy import Policy, Series
-from stablectl.templates import render
 
 COMMIT_TRAILER = "Stablectl-Commit"
 PREVIOUS_TRAILER = "Stablectl-Previous"
@@ -214,28 +212,6 @@ def release_commit(
     lines += [f"- {f.subject}" for f in fixes]
     lines += ["", f"{RELEASE_TRAILER}: {version}", ""]
     return str(repo.create_commit(None, sig, sig, "\n".join(lines), head.tree.id, [head.id]))
-
-
-def release_pr_body(
-    policy: Policy,
-    series: Series,
-    *,
-    version: str,
-    tag: str,
-    fixes: list[ShippedFix],
-    deadline: dt.datetime,
-    marker: Marker,
-) -> str:
-    return render(
-        "release_pr.md.j2",
-        version=version,
-        tag=tag,
-        series=series,
-        fixes=fixes,
-        deadline=deadline.strftime("%Y-%m-%d %H:%M UTC"),
-        marker=marker.render(),
-        hours=policy.release.review_hours,
-    )
 
 
 def iso_time(ts: int) -> str:

@@ -19,12 +19,12 @@ from stablectl.controller.sync.presentation import (
     PickStatus,
     Presenter,
     branch_name,
+    conflict_commit_message,
     prerequisites_text,
 )
 from stablectl.controller.sync.stacking import Link, overlaps, pick_fix, stack
 from stablectl.controller.workspace import Workspace
 from stablectl.forge.base import Marker, PullRequest
-from stablectl.gitops.messages import backport_title
 from stablectl.gitops.pick import ConflictFile, Picker
 from stablectl.policy import Series
 
@@ -277,12 +277,7 @@ class DesiredState:
         s = ctx.sp.series
         head = self.keep_existing(ctx.open_by_key.get(key), source, ctx.tip, conflict=True)
         if head is None:
-            message = (
-                f"[conflict] {backport_title(s.stable_branch, subject)}\n\n"
-                f"stablectl could not pick {source} cleanly onto {s.stable_branch}.\n"
-                "This commit carries git's conflict markers: DO NOT MERGE.\n"
-                f"Resolve with: stablectl backport {source[:12]} --series {s.name}\n"
-            )
+            message = conflict_commit_message(s, source, subject)
             head = ctx.picker.conflict_commit(source, ctx.tip, message)
         if head is None:
             self.findings.problem(

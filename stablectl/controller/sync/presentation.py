@@ -6,6 +6,7 @@ on every run, so a second run finds nothing to update.
 
 from __future__ import annotations
 
+import datetime as dt
 import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from stablectl import __version__
 from stablectl.controller.missing import decode
 from stablectl.controller.plan import PlannedFix
 from stablectl.controller.prerequisites import Prerequisite
+from stablectl.controller.release import ShippedFix
 from stablectl.controller.sync.actions import Action, PostComment
 from stablectl.controller.workspace import Workspace
 from stablectl.forge.base import Comment, Marker
@@ -233,4 +235,38 @@ def resolved_pr_body(
         trailer=ADAPTED_TRAILER,
         supersedes=supersedes,
         marker=marker.render(),
+    )
+
+
+def release_pr_text(
+    policy: Policy,
+    series: Series,
+    *,
+    version: str,
+    tag: str,
+    fixes: list[ShippedFix],
+    deadline: dt.datetime,
+    marker: Marker,
+) -> tuple[str, str]:
+    """The release PR's title and body."""
+    body = render(
+        "release_pr.md.j2",
+        version=version,
+        tag=tag,
+        series=series,
+        fixes=fixes,
+        deadline=deadline.strftime("%Y-%m-%d %H:%M UTC"),
+        marker=marker.render(),
+        hours=policy.release.review_hours,
+    )
+    return f"[{series.stable_branch}] Release {version}", body
+
+
+def conflict_commit_message(series: Series, source: str, subject: str) -> str:
+    """The message of a draft conflict PR's commit (the one carrying git's conflict markers)."""
+    return (
+        f"[conflict] {backport_title(series.stable_branch, subject)}\n\n"
+        f"stablectl could not pick {source} cleanly onto {series.stable_branch}.\n"
+        "This commit carries git's conflict markers: DO NOT MERGE.\n"
+        f"Resolve with: stablectl backport {source[:12]} --series {series.name}\n"
     )

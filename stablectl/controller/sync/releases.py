@@ -33,6 +33,7 @@ from stablectl.controller.sync.actions import (
     UpdatePR,
 )
 from stablectl.controller.sync.merging import merge_action
+from stablectl.controller.sync.presentation import release_pr_text
 from stablectl.controller.sync.publishing import core_assets
 from stablectl.controller.sync.reconcile import skipped_fixes
 from stablectl.controller.verify.tags import release_pr_problems, tag_message_problems
@@ -228,10 +229,9 @@ class ReleaseRound:
                 "deadline": deadline.isoformat(),
             },
         )
-        body = rel.release_pr_body(
+        title, body = release_pr_text(
             p, s, version=version, tag=tag, fixes=sr.unreleased, deadline=deadline, marker=marker
         )
-        title = f"[{s.stable_branch}] Release {version}"
         out.append(
             Action(
                 s.name,
