@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from stablectl.controller.missing import from_comment
+from stablectl.controller.missing_names import from_comment
 from stablectl.controller.workspace import Workspace
 from stablectl.forge import open_forge
 from stablectl.forge.base import Marker

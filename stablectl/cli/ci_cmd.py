@@ -9,7 +9,7 @@ from rich.markup import escape
 
 from stablectl.cli.context import local_forge, obj, policy_option
 from stablectl.cli.output import console, print_json
-from stablectl.controller.missing import log_evidence
+from stablectl.controller.missing_names import log_evidence
 from stablectl.errors import UsageError
 from stablectl.forge import open_forge
 from stablectl.policy import load_policy

@@ -16,7 +16,7 @@ from rich.table import Table
 from stablectl.cli.context import open_workspace
 from stablectl.cli.output import console, print_json
 from stablectl.controller.demo import Example, build_example
-from stablectl.controller.missing import log_evidence
+from stablectl.controller.missing_names import log_evidence
 from stablectl.controller.sync import Syncer, SyncReport
 from stablectl.forge import open_forge
 from stablectl.forge.base import PullRequest

@@ -15,7 +15,7 @@ import pygit2
 from stablectl import __version__
 from stablectl.controller.gate import approvers_of
 from stablectl.controller.plan import SeriesPlan
-from stablectl.controller.release import (
+from stablectl.controller.release_history import (
     ReleaseCommit,
     ShippedFix,
     iso_time,

@@ -21,7 +21,7 @@ import pygit2
 
 from stablectl import __version__
 from stablectl.controller.plan import Plan, PlannedFix, SeriesPlan
-from stablectl.controller.release import (
+from stablectl.controller.release_history import (
     ReleaseCommit,
     ShippedFix,
     iso_time,

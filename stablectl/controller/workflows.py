@@ -14,7 +14,7 @@ from functools import lru_cache
 import jinja2
 
 from stablectl import __version__
-from stablectl.controller import missing
+from stablectl.controller import missing_names as missing
 from stablectl.forge.base import CIRequest
 from stablectl.policy import Policy
 from stablectl.templates import make_environment

@@ -11,7 +11,7 @@ from pathlib import Path
 import pygit2
 
 from stablectl.controller.advisories import AdvisoryIndex, load_advisories
-from stablectl.controller.issues import IssueCache
+from stablectl.controller.issue_cache import IssueCache
 from stablectl.controller.plan import Plan
 from stablectl.controller.planner import Planner
 from stablectl.controller.selection import Selector

@@ -158,7 +158,7 @@ def test_off_and_excluded(tmp_path: Path) -> None:
 
 
 def test_release_notes_list_prerequisites_with_the_fix_they_serve(tmp_path: Path) -> None:
-    from stablectl.controller.release import ShippedFix
+    from stablectl.controller.release_history import ShippedFix
     from stablectl.policy import load_policy_text
     from stablectl.templates import render
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from stablectl.controller.gate import evaluate_gate
-from stablectl.controller.missing import MissingName, from_comment
+from stablectl.controller.missing_names import MissingName, from_comment
 from stablectl.controller.workflows import ACTIONS, render_workflows
 from stablectl.forge.base import Marker
 from stablectl.policy import load_policy, load_policy_text

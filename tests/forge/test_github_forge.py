@@ -348,7 +348,7 @@ def test_issue_searches_are_kept_refreshed_and_survive_an_outage(
 ) -> None:
     """Issue rules: one search request per refresh period; after it the search is asked again
     (a retitle shows); when GitHub cannot answer, the kept answer is used with a warning."""
-    from stablectl.controller.issues import IssueCache
+    from stablectl.controller.issue_cache import IssueCache
     from stablectl.policy import IssuesRule
 
     gh.upstream_issue(7001, "urlparse accepts [brackets]", ["type-bug"])

@@ -13,7 +13,7 @@ from stablectl import __version__
 
 if TYPE_CHECKING:
     from stablectl.controller.plan import Plan, SeriesPlan
-    from stablectl.controller.release import ReleaseCommit
+    from stablectl.controller.release_history import ReleaseCommit
     from stablectl.forge.base import MergeMethod, Release
 
 ActionKind = Literal[

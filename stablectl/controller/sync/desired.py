@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 import pygit2
 
-from stablectl.controller.missing import MissingName, decode, encode, find_definer
+from stablectl.controller.missing_names import MissingName, decode, encode, find_definer
 from stablectl.controller.plan import PlannedFix, SeriesPlan
 from stablectl.controller.prerequisites import Prerequisite
 from stablectl.controller.selection import FixState

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from stablectl.controller.comment_commands import Command, Problem, parse_commands
-from stablectl.controller.missing import MissingName, from_comment
+from stablectl.controller.missing_names import MissingName, from_comment
 from stablectl.controller.sync.actions import Action, Retest, SkipPR
 from stablectl.controller.sync.presentation import reply
 from stablectl.forge.base import Comment, Marker, PullRequest

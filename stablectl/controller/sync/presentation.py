@@ -15,10 +15,10 @@ from typing import Literal
 import pygit2
 
 from stablectl import __version__
-from stablectl.controller.missing import decode
+from stablectl.controller.missing_names import decode
 from stablectl.controller.plan import PlannedFix
 from stablectl.controller.prerequisites import Prerequisite
-from stablectl.controller.release import ShippedFix
+from stablectl.controller.release_history import ShippedFix
 from stablectl.controller.sync.actions import Action, PostComment
 from stablectl.controller.workspace import Workspace
 from stablectl.forge.base import Comment, Marker

@@ -33,7 +33,7 @@ from stablectl.controller.sync.maintainer import Requests, read_commands
 from stablectl.controller.sync.merging import mergeable
 from stablectl.controller.sync.presentation import Presenter, own_labels
 from stablectl.controller.sync.reconcile import SeriesView, reconcile
-from stablectl.controller.sync.releases import ReleaseRound
+from stablectl.controller.sync.release_round import ReleaseRound
 from stablectl.controller.workspace import Workspace
 from stablectl.errors import StablectlError
 from stablectl.forge.base import Forge, PullRequest

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pygit2
 
-from stablectl.controller.release import release_trailer_version
+from stablectl.controller.release_history import release_trailer_version
 from stablectl.controller.verify.context import Audit
 from stablectl.controller.verify.report import AdaptedCommit, SeriesAudit
 from stablectl.errors import StablectlError

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pygit2
 
 from stablectl.controller.gate import approvers_of
-from stablectl.controller.release import (
+from stablectl.controller.release_history import (
     COMMIT_TRAILER,
     PREVIOUS_TRAILER,
     release_trailer_version,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from stablectl.controller.release import tag_chain
+from stablectl.controller.release_history import tag_chain
 from stablectl.forge.local import LocalForge
 from stablectl.gitops.archive import build_tarballs, tar_bytes
 from tests.controller.sync.test_sync import SyncEnv, make_env

@@ -12,7 +12,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from stablectl.controller.missing import (
+from stablectl.controller.missing_names import (
     MissingName,
     block,
     evidence_lines,

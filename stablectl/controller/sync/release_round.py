@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 import pygit2
 
-from stablectl.controller import release as rel
+from stablectl.controller import release_history as rel
 from stablectl.controller.gate import evaluate_gate
 from stablectl.controller.plan import Plan, SeriesPlan
 from stablectl.controller.provenance_gates import release_blockers
