@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from stablectl.cli.output import err_console
-from stablectl.controller.workspace import Workspace
+from stablectl.controller.workspace import Workspace, default_state_dir
 from stablectl.errors import UsageError
 from stablectl.forge.base import Forge, PullRequest
 from stablectl.forge.local import LocalForge
@@ -17,8 +17,6 @@ from stablectl.policy import Policy, semantic_error
 
 class Context:
     def __init__(self, state_dir: Path | None, debug: bool) -> None:
-        from stablectl.controller.workspace import default_state_dir
-
         self.state_dir = state_dir or default_state_dir()
         self.debug = debug
 

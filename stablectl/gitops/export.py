@@ -17,10 +17,6 @@ from stablectl.gitops.messages import RELEASE_TRAILER, parse_message
 from stablectl.policy import Policy, Series
 
 
-def _git(cache: Path, *args: str) -> bytes:
-    return run_git_bytes(cache, args)
-
-
 def _slug(subject: str) -> str:
     out = "".join(ch if ch.isalnum() else "-" for ch in subject)
     while "--" in out:
@@ -46,7 +42,8 @@ def series_commits(repo: pygit2.Repository, base: str, tip: str) -> list[pygit2.
 
 def mbox(cache: Path, commits: list[pygit2.Commit]) -> bytes:
     return b"".join(
-        _git(cache, "format-patch", "--stdout", "--no-signature", "-1", str(c.id)) for c in commits
+        run_git_bytes(cache, ["format-patch", "--stdout", "--no-signature", "-1", str(c.id)])
+        for c in commits
     )
 
 
@@ -57,15 +54,12 @@ def quilt(
     files: dict[str, bytes] = {}
     for i, c in enumerate(commits, 1):
         name = f"{i:04d}-{_slug(c.message.splitlines()[0])}.patch"
-        diff = _git(
+        diff = run_git_bytes(
             cache,
-            "diff-tree",
-            "-p",
-            "--binary",
-            "--full-index",
-            "--no-color",
-            str(c.parents[0].id),
-            str(c.id),
+            [
+                *("diff-tree", "-p", "--binary", "--full-index", "--no-color"),
+                *(str(c.parents[0].id), str(c.id)),
+            ],
         )
         files[name] = dep3(policy, c) + diff
     files["series"] = (

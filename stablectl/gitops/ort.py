@@ -5,6 +5,7 @@ conflict-marked tree of a draft conflict PR."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import pygit2
 
@@ -20,7 +21,7 @@ class Ort:
     def __init__(self, repo: pygit2.Repository) -> None:
         self.repo = repo
         self._ort_ok: bool | None = None
-        self._renames: dict[tuple[pygit2.Oid, pygit2.Oid], list[str] | None] = {}
+        self._shapes: dict[tuple[pygit2.Oid, pygit2.Oid], _Shape] = {}
 
     def available(self) -> bool:
         if self._ort_ok is None:
@@ -76,29 +77,29 @@ class Ort:
         proc.stdout = str(whole).encode() + sep + rest
         return proc
 
-    def rename_free(self, source: pygit2.Commit, onto: pygit2.Commit) -> list[str] | None:
-        """The paths the source changes, when no rename can matter to its pick: every file it
-        changes or deletes is on the tip at its path, every file it adds goes into a directory
-        the tip has. None otherwise."""
+    def _shape(self, source: pygit2.Commit, onto: pygit2.Commit) -> _Shape:
+        """What the source changes, seen from the tip (one walk of its diff, remembered)."""
         key = (source.id, onto.id)
-        if key not in self._renames:
-            if len(self._renames) > 256:
-                self._renames.clear()
+        if key not in self._shapes:
+            if len(self._shapes) > 256:
+                self._shapes.clear()
             base = source.parents[0].tree
-            paths: list[str] = []
-            free = True
+            paths: dict[str, None] = {}
+            into_moved = off_tip = False
             for d in base.diff_to_tree(source.tree).deltas:
                 if d.status_char() == "A":
-                    free = not moved_dir(base, onto.tree, d.new_file.path)
-                else:  # changed or deleted where the tip has no such file: not free
-                    free = is_blob(entry(onto.tree, d.old_file.path))
-                if not free:
-                    break
-                for q in (d.old_file.path, d.new_file.path):
-                    if q not in paths:
-                        paths.append(q)
-            self._renames[key] = paths if free else None
-        return self._renames[key]
+                    into_moved = into_moved or moved_dir(base, onto.tree, d.new_file.path)
+                else:  # changed or deleted where the tip has no such file
+                    off_tip = off_tip or not is_blob(entry(onto.tree, d.old_file.path))
+                paths.update(dict.fromkeys((d.old_file.path, d.new_file.path)))
+            self._shapes[key] = _Shape(tuple(paths), into_moved, off_tip)
+        return self._shapes[key]
+
+    def rename_free(self, source: pygit2.Commit, onto: pygit2.Commit) -> bool:
+        """No rename can matter to this pick: every file the source changes or deletes is on
+        the tip at its path, every file it adds goes into a directory the tip has."""
+        shape = self._shape(source, onto)
+        return not (shape.into_moved_dir or shape.off_tip)
 
     def _trimmed(
         self, source: pygit2.Commit, onto: pygit2.Commit
@@ -115,27 +116,19 @@ class Ort:
         moved needs the whole trees (a directory rename is judged from all of its files)."""
         repo = self.repo
         base = source.parents[0].tree
-        paths = self.rename_free(source, onto)
-        keep: list[str] | None = paths
-        if paths is None:
-            paths = []
-            for d in base.diff_to_tree(source.tree).deltas:
-                if d.status_char() == "A" and moved_dir(base, onto.tree, d.new_file.path):
-                    return None
-                for q in (d.old_file.path, d.new_file.path):
-                    if q not in paths:
-                        paths.append(q)
-        if not paths:
+        shape = self._shape(source, onto)
+        paths = list(shape.paths)
+        if shape.into_moved_dir or not paths:
             return None
 
         def only(tree: pygit2.Tree, kept: list[str]) -> pygit2.Oid:
             entries: dict[str, Entry] = {q: e for q in kept if (e := entry(tree, q)) is not None}
             return update_tree(repo, None, entries)
 
-        if keep is None:
+        if shape.off_tip:
             tip_side = new_or_kept(repo, onto.tree, base, set(paths))
         else:
-            tip_side = only(onto.tree, keep)
+            tip_side = only(onto.tree, paths)
         sig = pygit2.Signature("stablectl", "stablectl@localhost", 0, 0)
         b = repo.create_commit(None, sig, sig, "stablectl: trimmed base", only(base, paths), [])
         ours = repo.create_commit(None, sig, sig, "stablectl: trimmed ours", tip_side, [b])
@@ -143,3 +136,10 @@ class Ort:
             None, sig, sig, "stablectl: trimmed theirs", only(source.tree, paths), [b]
         )
         return ours, theirs
+
+
+@dataclass(frozen=True)
+class _Shape:
+    paths: tuple[str, ...]  # every path the source changes (a rename by both names)
+    into_moved_dir: bool  # it adds a file into a directory the tip has moved
+    off_tip: bool  # a file it changes or deletes is not on the tip at its path

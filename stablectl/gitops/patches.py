@@ -170,9 +170,9 @@ def build_chain(
     """Apply the patches in order onto `base` as commits (author, date and message from each
     patch; deterministic), in the repository's object store. Returns the last commit and the
     patches that did not apply (the chain goes on without them)."""
-    import subprocess
     import tempfile
 
+    from stablectl.gitops.git import GitResult
     from stablectl.gitops.git import git as run
 
     problems: list[str] = []
@@ -182,7 +182,7 @@ def build_chain(
 
         def git(
             *args: str, data: bytes | None = None, extra: dict[str, str] | None = None
-        ) -> subprocess.CompletedProcess[bytes]:
+        ) -> GitResult:
             return run(args, git_dir=git_dir, input=data, env={**env, **(extra or {})}, check=False)
 
         for p in patches:

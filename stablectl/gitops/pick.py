@@ -227,7 +227,7 @@ class Picker:
                 # tree and a Python 3 one).
                 skip_libgit2 = skip_libgit2 or (
                     all(c.kind == "content" for c in res.conflicts)
-                    and self.ort.rename_free(source, onto) is not None
+                    and self.ort.rename_free(source, onto)
                 )
             if res.ok:
                 res.source = source_sha
