@@ -3,6 +3,7 @@ that stablectl itself never makes (people reviewing, CI reporting, pushes, upstr
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from typing import Any
 import pygit2
 import requests
 
-from stablectl.forge.base import Forge, ReviewState
+from stablectl.forge.base import Forge, Release, ReviewState
 from stablectl.forge.github import GitHubForge
 from stablectl.forge.local import LocalForge
 from tests.ghserver.server import PR, FakeGitHub
@@ -136,10 +137,10 @@ class LocalHarness(Harness):
         self.local.record_check(name, sha, status, conclusion, f"local://ci/{name}")
 
     def upstream_pr(self, number: int, labels: list[str], shas: list[str]) -> None:
-        self.local.record_upstream_pr(number, labels, shas)
+        self.local.upstream.record_pr(number, labels, shas)
 
     def upstream_issue(self, number: int, title: str, labels: list[str]) -> None:
-        self.local.record_upstream_issue(number, title, labels)
+        self.local.upstream.record_issue(number, title, labels)
 
     def raw_pr(self, head: str, base: str, title: str, body: str) -> int:
         actor, self.local.actor = self.local.actor, "someone"
@@ -256,3 +257,13 @@ class GitHubHarness(Harness):
 
 
 HarnessFactory = Callable[[str], Harness]
+
+
+def local_asset(forge: LocalForge, release: Release, name: str) -> bytes:
+    """The bytes the local forge keeps for a release asset, read from its database."""
+    with sqlite3.connect(forge.db_path) as db:
+        row = db.execute(
+            "SELECT data FROM assets WHERE release = ? AND name = ?", (release.id, name)
+        ).fetchone()
+    assert row is not None, f"release {release.tag} has no asset {name!r}"
+    return bytes(row[0])

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Literal
 
@@ -26,7 +25,6 @@ from stablectl.forge.base import (
     CIRequest,
     Comment,
     ConflictError,
-    ForgeError,
     ForgeStats,
     HeadMovedError,
     MergeMethod,
@@ -38,63 +36,14 @@ from stablectl.forge.base import (
     StatusState,
     UpstreamIssue,
     parse_time,
-    search_matches,
     status_to_check,
 )
+from stablectl.forge.local_db import connect, timestamp, transaction
+from stablectl.forge.local_upstream import LocalUpstream
 from stablectl.gitops.git import git
 from stablectl.gitops.replay import ReplayConflict, commits_between, replay
 
-SCHEMA_VERSION = 3
 CHECK_NAME = "local-ci"  # the check `stablectl ci run` records on PR heads
-
-# Each entry migrates from version i to i + 1; a new version appends, never edits.
-MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE prs(
-        number INTEGER PRIMARY KEY AUTOINCREMENT,
-        title TEXT NOT NULL, body TEXT NOT NULL, head TEXT NOT NULL, base TEXT NOT NULL,
-        head_sha TEXT NOT NULL, state TEXT NOT NULL, draft INTEGER NOT NULL,
-        author TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-        merge_sha TEXT);
-    CREATE UNIQUE INDEX prs_open_head ON prs(head) WHERE state = 'open';
-    CREATE TABLE labels(pr INTEGER NOT NULL, name TEXT NOT NULL, PRIMARY KEY(pr, name));
-    CREATE TABLE comments(
-        id INTEGER PRIMARY KEY AUTOINCREMENT, pr INTEGER NOT NULL, user TEXT NOT NULL,
-        body TEXT NOT NULL, created_at TEXT NOT NULL);
-    CREATE INDEX comments_time ON comments(created_at);
-    CREATE TABLE reviews(
-        id INTEGER PRIMARY KEY AUTOINCREMENT, pr INTEGER NOT NULL, user TEXT NOT NULL,
-        state TEXT NOT NULL, commit_sha TEXT NOT NULL, body TEXT NOT NULL,
-        submitted_at TEXT NOT NULL);
-    CREATE TABLE checks(
-        sha TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
-        conclusion TEXT, url TEXT NOT NULL, updated_at TEXT NOT NULL,
-        PRIMARY KEY(sha, name));
-    CREATE TABLE releases(
-        id INTEGER PRIMARY KEY AUTOINCREMENT, tag TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
-        body TEXT NOT NULL, draft INTEGER NOT NULL, prerelease INTEGER NOT NULL,
-        created_at TEXT NOT NULL);
-    CREATE TABLE assets(
-        release INTEGER NOT NULL, name TEXT NOT NULL, content_type TEXT NOT NULL,
-        size INTEGER NOT NULL, sha256 TEXT NOT NULL, data BLOB NOT NULL,
-        PRIMARY KEY(release, name));
-    """,
-    """
-    CREATE TABLE upstream_prs(number INTEGER PRIMARY KEY, labels TEXT NOT NULL);
-    CREATE TABLE upstream_pr_commits(
-        sha TEXT NOT NULL, number INTEGER NOT NULL, PRIMARY KEY(sha, number));
-    """,
-    """
-    CREATE TABLE upstream_issues(
-        number INTEGER PRIMARY KEY, title TEXT NOT NULL, labels TEXT NOT NULL,
-        state TEXT NOT NULL);
-    """,
-]
-assert len(MIGRATIONS) == SCHEMA_VERSION
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
 def fork_path(url: str) -> Path:
@@ -120,41 +69,16 @@ class LocalForge:
         self.stats = ForgeStats()
         if not (fork_git / "HEAD").exists() and not (fork_git / ".git").exists():
             raise NotFoundError(f"local fork repository {fork_git} does not exist")
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(db_path, timeout=30, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
-        self._migrate()
+        self._db = connect(db_path)
+        self.upstream = LocalUpstream(self._db, self.stats)
 
     # ---------------------------------------------------------- plumbing
 
     def close(self) -> None:
         self._db.close()
 
-    def _migrate(self) -> None:
-        with self._tx():
-            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-            if version > SCHEMA_VERSION:
-                raise ForgeError(
-                    f"{self.db_path} has schema version {version}, newer than this stablectl "
-                    f"understands ({SCHEMA_VERSION}); upgrade stablectl"
-                )
-            for i in range(version, SCHEMA_VERSION):
-                for stmt in MIGRATIONS[i].split(";"):
-                    if stmt.strip():
-                        self._db.execute(stmt)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._db)
 
     def _repo(self) -> pygit2.Repository:
         return pygit2.Repository(str(self.fork_git))
@@ -182,7 +106,7 @@ class LocalForge:
                 head_sha = live
                 self._db.execute(
                     "UPDATE prs SET head_sha = ?, updated_at = ? WHERE number = ?",
-                    (live, _now(), row["number"]),
+                    (live, timestamp(), row["number"]),
                 )
         labels = tuple(
             r[0]
@@ -234,7 +158,7 @@ class LocalForge:
                 raise NotFoundError(f"cannot open PR: branch {head!r} is not on {self.slug}")
             if self._branch_sha(base) is None:
                 raise NotFoundError(f"cannot open PR: base branch {base!r} is not on {self.slug}")
-            now = _now()
+            now = timestamp()
             with self._tx() as db:
                 existing = db.execute(
                     "SELECT number FROM prs WHERE head = ? AND state = 'open'", (head,)
@@ -264,7 +188,7 @@ class LocalForge:
                 (
                     title if title is not None else row["title"],
                     body if body is not None else row["body"],
-                    _now(),
+                    timestamp(),
                     number,
                 ),
             )
@@ -279,7 +203,7 @@ class LocalForge:
                 raise ConflictError(f"PR #{number} is already merged; it cannot be closed")
             db.execute(
                 "UPDATE prs SET state = 'closed', updated_at = ? WHERE number = ?",
-                (_now(), number),
+                (timestamp(), number),
             )
         return self._pr(self._row(number))
 
@@ -297,7 +221,7 @@ class LocalForge:
     def comment(self, number: int, body: str, *, user: str | None = None) -> Comment:
         with self.stats.op("comment", write=True), self._tx() as db:
             self._row(number)
-            now = _now()
+            now = timestamp()
             cur = db.execute(
                 "INSERT INTO comments(pr, user, body, created_at) VALUES (?, ?, ?, ?)",
                 (number, user or self.actor, body, now),
@@ -336,7 +260,7 @@ class LocalForge:
             pr = self._pr(self._row(number))
             if pr.state != "open":
                 raise ConflictError(f"PR #{number} is {pr.state}; it cannot be reviewed")
-            now = _now()
+            now = timestamp()
             with self._tx() as db:
                 cur = db.execute(
                     "INSERT INTO reviews(pr, user, state, commit_sha, body, submitted_at)"
@@ -402,7 +326,7 @@ class LocalForge:
                 " kind = excluded.kind, status = excluded.status,"
                 " conclusion = excluded.conclusion, url = excluded.url,"
                 " updated_at = excluded.updated_at",
-                (sha, name, kind, status, conclusion, url, _now()),
+                (sha, name, kind, status, conclusion, url, timestamp()),
             )
 
     # ---------------------------------------------------------- merge
@@ -447,7 +371,7 @@ class LocalForge:
                 db.execute(
                     "UPDATE prs SET state = 'merged', merge_sha = ?, head_sha = ?,"
                     " updated_at = ? WHERE number = ?",
-                    (new, pr.head_sha, _now(), number),
+                    (new, pr.head_sha, timestamp(), number),
                 )
             return new
 
@@ -497,7 +421,7 @@ class LocalForge:
                 db.execute(
                     "INSERT OR IGNORE INTO releases(tag, name, body, draft, prerelease,"
                     " created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (tag, name, body, int(draft), int(prerelease), _now()),
+                    (tag, name, body, int(draft), int(prerelease), timestamp()),
                 )
             row = self._db.execute("SELECT * FROM releases WHERE tag = ?", (tag,)).fetchone()
             return self._release(row)
@@ -520,42 +444,16 @@ class LocalForge:
                 )
         return Asset(name, len(data), self._url("releases", release.id) + f"/{name}")
 
-    def asset_bytes(self, release: Release, name: str) -> bytes:
-        row = self._db.execute(
-            "SELECT data FROM assets WHERE release = ? AND name = ?", (release.id, name)
-        ).fetchone()
-        if row is None:
-            raise NotFoundError(f"release {release.tag} has no asset {name!r}")
-        return bytes(row[0])
-
-    # ---------------------------------------------------------- upstream PRs
+    # ---------------------------------------------------------- upstream's forge
 
     def upstream_pr_labels(self, sha: str) -> list[str]:
-        with self.stats.op("upstream_pr_labels"):
-            labels: set[str] = set()
-            for (text,) in self._db.execute(
-                "SELECT p.labels FROM upstream_pr_commits c JOIN upstream_prs p"
-                " ON p.number = c.number WHERE c.sha = ?",
-                (sha,),
-            ):
-                labels.update(json.loads(text))
-            return sorted(labels)
+        return self.upstream.pr_labels(sha)
 
     def labeled_prs(self, label: str) -> set[int]:
-        with self.stats.op("labeled_prs"):
-            return {
-                int(n)
-                for n, text in self._db.execute("SELECT number, labels FROM upstream_prs")
-                if label in json.loads(text)
-            }
+        return self.upstream.labeled_prs(label)
 
     def upstream_issues(self, terms: str) -> list[UpstreamIssue]:
-        with self.stats.op("upstream_issues"):
-            rows = self._db.execute(
-                "SELECT number, title, labels, state FROM upstream_issues ORDER BY number"
-            ).fetchall()
-        issues = [UpstreamIssue(n, t, tuple(json.loads(lb)), st) for n, t, lb, st in rows]
-        return [i for i in issues if search_matches(terms, i.title, i.labels)]
+        return self.upstream.issues(terms)
 
     def ensure_labels(self, labels: Mapping[str, tuple[str, str]]) -> list[str]:
         """Labels need no creation here: any name can be set on a PR."""
@@ -573,30 +471,3 @@ class LocalForge:
 
     def web_url(self) -> str | None:
         return None
-
-    def record_upstream_issue(
-        self, number: int, title: str, labels: Sequence[str] = (), state: str = "open"
-    ) -> None:
-        """Tell the local forge an upstream issue's current title and labels (what GitHub
-        knows by itself; used by the demo, the examples and offline issue rules)."""
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO upstream_issues(number, title, labels, state) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT(number) DO UPDATE SET title = excluded.title,"
-                " labels = excluded.labels, state = excluded.state",
-                (number, title, json.dumps(sorted(set(labels))), state),
-            )
-
-    def record_upstream_pr(self, number: int, labels: Sequence[str], shas: Sequence[str]) -> None:
-        """Tell the local forge which labels an upstream PR had and which commits it produced
-        (what GitHub knows by itself; used by the demo and by offline label rules)."""
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO upstream_prs(number, labels) VALUES (?, ?) ON CONFLICT(number)"
-                " DO UPDATE SET labels = excluded.labels",
-                (number, json.dumps(sorted(set(labels)))),
-            )
-            db.executemany(
-                "INSERT OR IGNORE INTO upstream_pr_commits(sha, number) VALUES (?, ?)",
-                [(s, number) for s in shas],
-            )

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from stablectl.forge.base import ForgeError, Marker
-from stablectl.forge.local import MIGRATIONS, SCHEMA_VERSION, LocalForge
+from stablectl.forge.local import LocalForge
+from stablectl.forge.local_db import MIGRATIONS, SCHEMA_VERSION
 from tests.forges import BOT, SLUG, ForkRepo
 from tests.helpers import run_cli
 
@@ -44,7 +45,7 @@ def test_old_schema_is_migrated_keeping_data(tmp_path: Path, fork: ForkRepo) -> 
     con.close()
     forge = LocalForge(db, fork.bare, slug=SLUG, actor=BOT)
     assert [p.number for p in forge.list_prs()] == [1]
-    forge.record_upstream_pr(7, ["security"], [fork.shas["aaa"]])  # a table from version 2
+    forge.upstream.record_pr(7, ["security"], [fork.shas["aaa"]])  # a table from version 2
     assert forge.upstream_pr_labels(fork.shas["aaa"]) == ["security"]
 
 

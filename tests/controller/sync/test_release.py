@@ -19,6 +19,7 @@ from stablectl.controller.release_history import tag_chain
 from stablectl.forge.local import LocalForge
 from stablectl.gitops.archive import build_tarballs, tar_bytes
 from tests.controller.sync.test_sync import SyncEnv, make_env
+from tests.forges import local_asset
 from tests.helpers import run_cli
 
 
@@ -124,7 +125,7 @@ def test_full_lifecycle(env: SyncEnv) -> None:
     forge = env.new_forge()
     if isinstance(forge, LocalForge):  # the local forge keeps the published bytes themselves
         for name in sums:
-            assert forge.asset_bytes(rel, name) == (out / name).read_bytes()
+            assert local_asset(forge, rel, name) == (out / name).read_bytes()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["schema"] == "stablectl.release/1" and manifest["tag"] == "v3.11.2.1"
     assert manifest["commit"] == str(commit.id)

@@ -683,7 +683,7 @@ def test_issue_rules_read_the_current_titles_of_the_issues_commits_name(env: Syn
     }
     if isinstance(f, LocalForge):
         for n, title in issues.items():
-            f.record_upstream_issue(n, title, ["type-bug"])
+            f.upstream.record_issue(n, title, ["type-bug"])
     else:
         assert env.fake is not None
         st = env.fake.add_repo("example/cpython", env.example.upstream, writers=set())
@@ -720,8 +720,8 @@ def test_label_rules_read_the_upstream_prs_labels(env: SyncEnv) -> None:
     )
     f = env.new_forge()
     if isinstance(f, LocalForge):
-        f.record_upstream_pr(2951, ["type-security"], [labelled])
-        f.record_upstream_pr(2961, ["type-feature"], [])
+        f.upstream.record_pr(2951, ["type-security"], [labelled])
+        f.upstream.record_pr(2961, ["type-feature"], [])
     else:
         from tests.ghserver.server import PR
 
