@@ -8,13 +8,12 @@ The endpoints used and what each operation costs are listed in docs/forge.md.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Literal, cast
 
 import github3
 import github3.exceptions as gh_exc
@@ -23,7 +22,7 @@ from github3.pulls import ShortPullRequest as GhShortPullRequest
 from github3.repos.release import Release as GhRelease
 from github3.repos.repo import Repository as GhRepository
 
-from stablectl.errors import redact, register_secret
+from stablectl.errors import register_secret
 from stablectl.forge.base import (
     Asset,
     AuthError,
@@ -33,7 +32,6 @@ from stablectl.forge.base import (
     ConflictError,
     ForgeError,
     ForgeStats,
-    ForgeUnavailableError,
     HeadMovedError,
     MergeMethod,
     NotFoundError,
@@ -45,6 +43,16 @@ from stablectl.forge.base import (
     parse_time,
     status_to_check,
 )
+from stablectl.forge.github_rest import (
+    call_json,
+    comment_of,
+    message,
+    pages,
+    pull_request_of,
+    release_of,
+    translated,
+)
+from stablectl.forge.github_upstream import GitHubUpstream
 from stablectl.forge.http import EtagCache, StableSession
 
 DOTCOM = "https://api.github.com"
@@ -104,54 +112,15 @@ class GitHubForge:
         self.gh = github3.GitHub(session=self.session)
         self._repo: GhRepository | None = None
         self._gh_releases: dict[int, GhRelease] = {}
+        self.upstream = GitHubUpstream(self.session, self.stats, self.api_url, upstream)
 
     # ---------------------------------------------------------- plumbing
 
     @contextmanager
     def _op(self, name: str, what: str, *, write: bool = False) -> Iterator[None]:
         """Count the operation and turn github3's exceptions into clear ForgeErrors."""
-        with self.stats.op(name, write=write):
-            try:
-                yield
-            except gh_exc.AuthenticationFailed as e:
-                raise AuthError(
-                    redact(f"{what}: GitHub rejected the token (401 {_msg(e)})"), status=401
-                ) from None
-            except gh_exc.ForbiddenError as e:
-                raise AuthError(
-                    redact(f"{what}: forbidden (403 {_msg(e)}); the token lacks a permission"),
-                    status=403,
-                ) from None
-            except gh_exc.NotFoundError as e:
-                raise NotFoundError(
-                    redact(
-                        f"{what}: not found (404 {_msg(e)}); it does not exist or the token "
-                        "cannot see it"
-                    ),
-                    status=404,
-                ) from None
-            except (gh_exc.MethodNotAllowed, gh_exc.Conflict) as e:
-                raise ConflictError(
-                    redact(f"{what}: {_msg(e)} ({e.code})"), status=e.code
-                ) from None
-            except gh_exc.UnprocessableEntity as e:
-                raise ForgeError(
-                    redact(f"{what}: GitHub refused it (422 {_msg(e)})"), status=422
-                ) from None
-            except gh_exc.ServerError as e:
-                raise ForgeUnavailableError(
-                    redact(
-                        f"{what}: GitHub kept failing ({e.code} {_msg(e)}) through every "
-                        "retry; run again later"
-                    ),
-                    status=e.code,
-                ) from None
-            except gh_exc.IncompleteResponse as e:
-                raise ForgeError(redact(f"{what}: GitHub's answer lacked fields ({e})")) from None
-            except gh_exc.TransportError as e:
-                raise ForgeUnavailableError(redact(f"{what}: {e}")) from None
-            except gh_exc.GitHubError as e:
-                raise ForgeError(redact(f"{what}: {_msg(e)} ({e.code})"), status=e.code) from None
+        with self.stats.op(name, write=write), translated(what):
+            yield
 
     @property
     def repo(self) -> GhRepository:
@@ -163,78 +132,26 @@ class GitHubForge:
     def _url(self, *parts: object, slug: str | None = None) -> str:
         return "/".join([self.api_url, "repos", slug or self.fork_slug, *map(str, parts)])
 
-    def _json(
-        self,
-        method: str,
-        url: str,
-        *,
-        data: Any = None,
-        params: dict[str, str] | None = None,
-        expect: int = 200,
-    ) -> Any:
-        kwargs: dict[str, Any] = {"params": params}
-        if data is not None:
-            kwargs["data"] = json.dumps(data)
-        resp = self.session.request(method, url, **kwargs)
-        if resp.status_code != expect:
-            if resp.status_code >= 400:
-                raise gh_exc.error_for(resp)
-            raise ForgeError(f"unexpected HTTP {resp.status_code} for {method} {url}")
-        return resp.json() if resp.content else None
-
-    def _pages(
-        self, url: str, params: dict[str, str] | None = None, list_key: str | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """Every item of a paginated list, following Link: rel="next"."""
-        next_url: str | None = url
-        query: dict[str, str] | None = {"per_page": "100", **(params or {})}
-        while next_url:
-            resp = self.session.request("GET", next_url, params=query)
-            if resp.status_code != 200:
-                raise gh_exc.error_for(resp)
-            data = resp.json()
-            items = data[list_key] if list_key else data
-            yield from items
-            next_url = resp.links.get("next", {}).get("url")
-            query = None  # the next link carries the query
-
-    def _pr(self, p: GhPullRequest | GhShortPullRequest) -> PullRequest:
-        raw = p.as_dict()
-        merged = bool(raw.get("merged_at"))
-        state: Literal["open", "closed", "merged"] = (
-            "merged" if merged else ("open" if p.state == "open" else "closed")
-        )
-        return PullRequest(
-            number=int(p.number),
-            title=p.title or "",
-            body=p.body or "",
-            head=p.head.ref,
-            base=p.base.ref,
-            head_sha=p.head.sha,
-            state=state,
-            draft=bool(raw.get("draft", False)),
-            labels=tuple(sorted(lb["name"] for lb in raw.get("labels") or [])),
-            author=p.user.login if p.user else "",
-            url=p.html_url,
-            merge_sha=raw.get("merge_commit_sha") if merged else None,
-        )
-
     # ---------------------------------------------------------- pull requests
 
     def list_prs(self, state: Literal["open", "all"] = "open") -> list[PullRequest]:
         with self._op("list_prs", f"listing PRs of {self.fork_slug}"):
             prs = [
-                self._pr(GhShortPullRequest(item, self.session))
-                for item in self._pages(
-                    self._url("pulls"), {"state": state, "sort": "created", "direction": "asc"}
+                pull_request_of(GhShortPullRequest(item, self.session))
+                for item in pages(
+                    self.session,
+                    self._url("pulls"),
+                    {"state": state, "sort": "created", "direction": "asc"},
                 )
             ]
             return [p for p in prs if p.marker is not None]
 
     def get_pr(self, number: int) -> PullRequest:
         with self._op("get_pr", f"PR #{number} of {self.fork_slug}"):
-            return self._pr(
-                GhPullRequest(self._json("GET", self._url("pulls", number)), self.session)
+            return pull_request_of(
+                GhPullRequest(
+                    call_json(self.session, "GET", self._url("pulls", number)), self.session
+                )
             )
 
     def open_pr(
@@ -251,27 +168,29 @@ class GitHubForge:
         with self._op("open_pr", what, write=True):
             data = {"title": title, "body": body, "head": head, "base": base, "draft": draft}
             try:
-                raw = self._json("POST", self._url("pulls"), data=data, expect=201)
+                raw = call_json(self.session, "POST", self._url("pulls"), data=data, expect=201)
             except gh_exc.UnprocessableEntity as e:
                 bad = {x.get("field") for x in e.errors or [] if isinstance(x, dict)}
                 if bad & {"head", "base"}:
                     missing = head if "head" in bad else base
                     raise NotFoundError(
-                        f"{what}: branch {missing!r} is not on {self.fork_slug} (422 {_msg(e)})",
+                        f"{what}: branch {missing!r} is not on {self.fork_slug} (422 {message(e)})",
                         status=422,
                     ) from None
-                if "already exists" not in _msg(e):
+                if "already exists" not in message(e):
                     raise
                 found = list(
-                    self._pages(
-                        self._url("pulls"), {"state": "open", "head": f"{self._owner}:{head}"}
+                    pages(
+                        self.session,
+                        self._url("pulls"),
+                        {"state": "open", "head": f"{self._owner}:{head}"},
                     )
                 )
                 if not found:
                     raise
-                raw = self._json("GET", self._url("pulls", found[0]["number"]))
-                return self._pr(GhPullRequest(raw, self.session))
-            pr = self._pr(GhPullRequest(raw, self.session))
+                raw = call_json(self.session, "GET", self._url("pulls", found[0]["number"]))
+                return pull_request_of(GhPullRequest(raw, self.session))
+            pr = pull_request_of(GhPullRequest(raw, self.session))
         if labels:
             self.set_labels(pr.number, labels)
             pr = PullRequest(**{**pr.__dict__, "labels": tuple(sorted(set(labels)))})
@@ -282,45 +201,41 @@ class GitHubForge:
     ) -> PullRequest:
         with self._op("update_pr", f"updating PR #{number} of {self.fork_slug}", write=True):
             data = {k: v for k, v in (("title", title), ("body", body)) if v is not None}
-            raw = self._json("PATCH", self._url("pulls", number), data=data)
-            return self._pr(GhPullRequest(raw, self.session))
+            raw = call_json(self.session, "PATCH", self._url("pulls", number), data=data)
+            return pull_request_of(GhPullRequest(raw, self.session))
 
     def close_pr(self, number: int, comment: str | None = None) -> PullRequest:
         if comment:
             self.comment(number, comment)
         with self._op("close_pr", f"closing PR #{number} of {self.fork_slug}", write=True):
-            raw = self._json("PATCH", self._url("pulls", number), data={"state": "closed"})
-            return self._pr(GhPullRequest(raw, self.session))
+            raw = call_json(
+                self.session, "PATCH", self._url("pulls", number), data={"state": "closed"}
+            )
+            return pull_request_of(GhPullRequest(raw, self.session))
 
     def set_labels(self, number: int, labels: Sequence[str]) -> None:
         with self._op("set_labels", f"labels of #{number} of {self.fork_slug}", write=True):
             if labels:
-                self._json(
+                call_json(
+                    self.session,
                     "PUT",
                     self._url("issues", number, "labels"),
                     data={"labels": sorted(set(labels))},
                 )
             else:  # GitHub's PUT wants at least one label; removing all is a DELETE
-                self._json("DELETE", self._url("issues", number, "labels"), expect=204)
+                call_json(self.session, "DELETE", self._url("issues", number, "labels"), expect=204)
 
     # ---------------------------------------------------------- comments and reviews
 
-    def _comment(self, raw: dict[str, Any]) -> Comment:
-        number = int(str(raw["issue_url"]).rstrip("/").rsplit("/", 1)[1])
-        return Comment(
-            int(raw["id"]),
-            number,
-            (raw.get("user") or {}).get("login", ""),
-            raw.get("body") or "",
-            parse_time(raw["created_at"]),
-            raw["html_url"],
-        )
-
     def comment(self, number: int, body: str) -> Comment:
         with self._op("comment", f"commenting on #{number} of {self.fork_slug}", write=True):
-            return self._comment(
-                self._json(
-                    "POST", self._url("issues", number, "comments"), data={"body": body}, expect=201
+            return comment_of(
+                call_json(
+                    self.session,
+                    "POST",
+                    self._url("issues", number, "comments"),
+                    data={"body": body},
+                    expect=201,
                 )
             )
 
@@ -328,7 +243,9 @@ class GitHubForge:
         stamp = since.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         with self._op("comments_since", f"comments of {self.fork_slug} since {stamp}"):
             params = {"since": stamp, "sort": "created", "direction": "asc"}
-            out = [self._comment(c) for c in self._pages(self._url("issues", "comments"), params)]
+            out = [
+                comment_of(c) for c in pages(self.session, self._url("issues", "comments"), params)
+            ]
             # `since` filters on update time; keep what was created in the window.
             return [c for c in out if c.created_at >= since]
 
@@ -342,13 +259,15 @@ class GitHubForge:
                     r.get("commit_id") or "",
                     parse_time(r.get("submitted_at")),
                 )
-                for r in self._pages(self._url("pulls", number, "reviews"))
+                for r in pages(self.session, self._url("pulls", number, "reviews"))
             ]
 
     def approved_prs(self, base: str) -> set[int]:
         query = f"repo:{self.fork_slug} is:pr is:open review:approved base:{base}"
         with self._op("approved_prs", f"approved PRs into {base} on {self.fork_slug}"):
-            items = self._pages(f"{self.api_url}/search/issues", {"q": query}, list_key="items")
+            items = pages(
+                self.session, f"{self.api_url}/search/issues", {"q": query}, list_key="items"
+            )
             return {int(i["number"]) for i in items}
 
     # ---------------------------------------------------------- checks
@@ -356,13 +275,13 @@ class GitHubForge:
     def checks(self, sha: str) -> list[CheckState]:
         with self._op("checks", f"checks of {sha[:12]} on {self.fork_slug}"):
             found: dict[str, CheckState] = {}
-            combined = self._json("GET", self._url("commits", sha, "status"))
+            combined = call_json(self.session, "GET", self._url("commits", sha, "status"))
             for s in combined.get("statuses") or []:
                 found[s["context"]] = status_to_check(
                     s["context"], s["state"], s.get("target_url") or ""
                 )
             runs = sorted(
-                self._pages(self._url("commits", sha, "check-runs"), list_key="check_runs"),
+                pages(self.session, self._url("commits", sha, "check-runs"), list_key="check_runs"),
                 key=lambda r: (r.get("started_at") or "", r["id"]),
             )
             for r in runs:  # latest run per name wins
@@ -382,7 +301,7 @@ class GitHubForge:
             data = {"state": state, "context": name, "description": description[:140]}
             if url:
                 data["target_url"] = url
-            self._json("POST", self._url("statuses", sha), data=data, expect=201)
+            call_json(self.session, "POST", self._url("statuses", sha), data=data, expect=201)
 
     # ---------------------------------------------------------- merge
 
@@ -401,7 +320,8 @@ class GitHubForge:
         with self._op("merge", what, write=True):
             if method == "fast-forward":
                 try:
-                    self._json(
+                    call_json(
+                        self.session,
                         "PATCH",
                         self._url("git", "refs", "heads", pr.base),
                         data={"sha": expected_head, "force": False},
@@ -409,43 +329,33 @@ class GitHubForge:
                 except gh_exc.UnprocessableEntity as e:
                     raise ConflictError(
                         f"{what}: {pr.base} cannot be fast-forwarded to {expected_head[:12]} "
-                        f"({_msg(e)}); refresh the backport or use merge_method: rebase",
+                        f"({message(e)}); refresh the backport or use merge_method: rebase",
                         status=422,
                     ) from None
                 return expected_head
             try:
-                raw = self._json(
+                raw = call_json(
+                    self.session,
                     "PUT",
                     self._url("pulls", number, "merge"),
                     data={"sha": expected_head, "merge_method": "rebase"},
                 )
             except gh_exc.Conflict as e:
-                raise HeadMovedError(f"{what}: {_msg(e)} (409)", status=409) from None
+                raise HeadMovedError(f"{what}: {message(e)} (409)", status=409) from None
             except gh_exc.MethodNotAllowed as e:
-                raise ConflictError(f"{what}: {_msg(e)} (405)", status=405) from None
+                raise ConflictError(f"{what}: {message(e)} (405)", status=405) from None
             return str(raw["sha"])
 
     # ---------------------------------------------------------- releases
 
     def _release(self, r: GhRelease) -> Release:
         self._gh_releases[int(r.id)] = r
-        return Release(
-            id=int(r.id),
-            tag=r.tag_name,
-            name=r.name or "",
-            body=r.body or "",
-            draft=bool(r.draft),
-            prerelease=bool(r.prerelease),
-            url=r.html_url,
-            assets=tuple(
-                Asset(a.name, int(a.size), a.browser_download_url) for a in r.original_assets
-            ),
-        )
+        return release_of(r)
 
     def get_release(self, tag: str) -> Release | None:
         with self._op("get_release", f"release {tag} of {self.fork_slug}"):
             try:
-                raw = self._json("GET", self._url("releases", "tags", tag))
+                raw = call_json(self.session, "GET", self._url("releases", "tags", tag))
             except gh_exc.NotFoundError:
                 return None
             return self._release(GhRelease(raw, self.session))
@@ -465,9 +375,9 @@ class GitHubForge:
                 "prerelease": prerelease,
             }
             try:
-                raw = self._json("POST", self._url("releases"), data=data, expect=201)
+                raw = call_json(self.session, "POST", self._url("releases"), data=data, expect=201)
             except gh_exc.UnprocessableEntity as e:
-                if "already_exists" not in _msg(e):
+                if "already_exists" not in message(e):
                     raise
                 found = self.get_release(tag)  # created by a concurrent or retried run
                 if found is None:
@@ -487,54 +397,27 @@ class GitHubForge:
         with self._op("upload_asset", what, write=True):
             gh_release = self._gh_releases.get(release.id)
             if gh_release is None:
-                raw = self._json("GET", self._url("releases", release.id))
+                raw = call_json(self.session, "GET", self._url("releases", release.id))
                 gh_release = GhRelease(raw, self.session)
             asset = gh_release.upload_asset(content_type=content_type, name=name, asset=data)
             if asset is None:
                 raise ForgeError(f"{what}: GitHub returned no asset")
             return Asset(asset.name, int(asset.size), asset.browser_download_url)
 
-    # ---------------------------------------------------------- upstream
+    # ---------------------------------------------------------- upstream's forge
 
     def upstream_pr_labels(self, sha: str) -> list[str]:
-        if not self.upstream_slug:
-            return []
-        with self._op("upstream_pr_labels", f"PRs of {sha[:12]} on {self.upstream_slug}"):
-            try:
-                prs = list(self._pages(self._url("commits", sha, "pulls", slug=self.upstream_slug)))
-            except (gh_exc.NotFoundError, gh_exc.UnprocessableEntity):
-                return []  # the commit is not on the upstream forge
-            return sorted({lb["name"] for p in prs for lb in p.get("labels") or []})
+        return self.upstream.pr_labels(sha)
 
     def labeled_prs(self, label: str) -> set[int]:
-        if not self.upstream_slug:
-            return set()
-        query = f'repo:{self.upstream_slug} is:pr label:"{label}"'
-        with self._op("labeled_prs", f"PRs labelled {label!r} on {self.upstream_slug}"):
-            items = self._pages(f"{self.api_url}/search/issues", {"q": query}, list_key="items")
-            return {int(i["number"]) for i in items}
+        return self.upstream.labeled_prs(label)
 
     def upstream_issues(self, terms: str) -> list[UpstreamIssue]:
-        """One paginated issue search (GitHub answers at most 1,000 results a search)."""
-        if not self.upstream_slug:
-            return []
-        query = f"repo:{self.upstream_slug} is:issue {terms}"
-        with self._op("upstream_issues", f"issues matching {terms!r} on {self.upstream_slug}"):
-            items = self._pages(f"{self.api_url}/search/issues", {"q": query}, list_key="items")
-            return [
-                UpstreamIssue(
-                    int(i["number"]),
-                    str(i.get("title") or ""),
-                    tuple(sorted(lb["name"] for lb in i.get("labels") or [])),
-                    str(i.get("state") or "open"),
-                )
-                for i in items
-                if "pull_request" not in i
-            ]
+        return self.upstream.issues(terms)
 
     def ensure_labels(self, labels: Mapping[str, tuple[str, str]]) -> list[str]:
         with self._op("ensure_labels", f"labels of {self.fork_slug}"):
-            have = {lb["name"].lower() for lb in self._pages(self._url("labels"))}
+            have = {lb["name"].lower() for lb in pages(self.session, self._url("labels"))}
         created = []
         for name, (color, description) in sorted(labels.items()):
             if name.lower() in have:
@@ -543,7 +426,8 @@ class GitHubForge:
                 "ensure_labels", f"creating label {name!r} on {self.fork_slug}", write=True
             ):
                 try:
-                    self._json(
+                    call_json(
+                        self.session,
                         "POST",
                         self._url("labels"),
                         expect=201,
@@ -554,7 +438,7 @@ class GitHubForge:
                         },
                     )
                 except gh_exc.UnprocessableEntity as e:
-                    if "already_exists" not in _msg(e):
+                    if "already_exists" not in message(e):
                         raise
                     continue
             created.append(name)
@@ -563,7 +447,8 @@ class GitHubForge:
     def dispatch_workflow(self, workflow: str, ref: str, inputs: Mapping[str, str]) -> None:
         what = f"dispatching {workflow} on {ref} of {self.fork_slug}"
         with self._op("dispatch_workflow", what, write=True):
-            self._json(
+            call_json(
+                self.session,
                 "POST",
                 self._url("actions", "workflows", workflow, "dispatches"),
                 data={"ref": ref, "inputs": dict(inputs)},
@@ -598,15 +483,3 @@ class GitHubForge:
         if self.session.etags is not None:
             self.session.etags.close()
         self.session.close()
-
-
-def _msg(e: gh_exc.GitHubError) -> str:
-    msg = str(getattr(e, "msg", "") or "")
-    errors = getattr(e, "errors", None) or []
-    details = "; ".join(
-        str(x.get("message") or " ".join(str(x[k]) for k in ("field", "code") if x.get(k)))
-        if isinstance(x, dict)
-        else str(x)
-        for x in errors
-    )
-    return f"{msg}: {details}" if details else msg
