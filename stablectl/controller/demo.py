@@ -7,11 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import pygit2
-
-from stablectl.gitops.history import MAINTAINER, History, lines, message_rest, news
-from stablectl.gitops.messages import cherry_pick_message
-from stablectl.gitops.objects import blob_bytes
+from stablectl.gitops.history import MAINTAINER, History, lines, news
 
 
 @dataclass
@@ -105,6 +101,17 @@ def build_example(root: Path) -> Example:
     fixes covering every case the engine must handle, and a fork with `3.11.2-stable`."""
     h = History(root / "upstream.git")
     s: dict[str, str] = {}
+    _up_to_3_11_2(h, s)
+    _branch_3_12(h, s)
+    _fixes_and_backports(h, s)
+    _fixes_with_a_past(h, s)
+    fork = _fork(root, h, s)
+    return Example(upstream=h.path, fork=fork.path, shas=s)
+
+
+def _up_to_3_11_2(h: History, s: dict[str, str]) -> None:
+    """main and 3.11 up to v3.11.2, with the fixes its base already holds (by trailer, by
+    patch-id only) and 3.11's own divergence (the context of later conflicts)."""
     s["root"] = h.commit("main", "Initial import", _base_tree())
     h.commit("main", "gh-1000: Start 3.11 development (#1001)", {"README.rst": "3.11 dev\n"})
 
@@ -159,6 +166,9 @@ def build_example(root: Path) -> Example:
     s["v3.11.2"] = h.commit("3.11", "Python 3.11.2", {"Include/patchlevel.h": '"3.11.2"\n'})
     h.tag("v3.11.2", s["v3.11.2"])
 
+
+def _branch_3_12(h: History, s: dict[str, str]) -> None:
+    """3.12 branched from main, diverging in ssl.py, tagged v3.12.1."""
     s["branchpoint-3.12"] = h.commit("main", "Python 3.12.0b1", {"README.rst": "3.13 dev\n"})
     h.branch("3.12", s["branchpoint-3.12"])
     h.commit(
@@ -169,6 +179,10 @@ def build_example(root: Path) -> Example:
     s["v3.12.1"] = h.commit("3.12", "Python 3.12.1", {"Include/patchlevel.h": '"3.12.1"\n'})
     h.tag("v3.12.1", s["v3.12.1"])
 
+
+def _fixes_and_backports(h: History, s: dict[str, str]) -> None:
+    """Ordinary commits, then fixes A-D: backported to both branches, on main only, applying
+    only from its 3.12 backport, conflicting everywhere."""
     # Noise: ordinary commits.
     for i in range(5):
         h.commit(
@@ -208,7 +222,7 @@ def build_example(root: Path) -> Example:
         },
     )
 
-    def adapt_for_312(files: dict[str, str | None]) -> dict[str, str | None]:
+    def adapt_for_312(files: dict[str, str | bytes | None]) -> dict[str, str | bytes | None]:
         text = h.read("3.12", "Lib/tarfile.py")
         files["Lib/tarfile.py"] = _edit(text, 13, "# check abs")
         return files
@@ -225,6 +239,10 @@ def build_example(root: Path) -> Example:
         },
     )
 
+
+def _fixes_with_a_past(h: History, s: dict[str, str]) -> None:
+    """Fixes E-I: reverted, requested by trailer, excluded, applied by hand on the fork (with
+    and without a trailer)."""
     # Fix E: flagged, backported, then reverted everywhere.
     s["E"] = h.commit(
         "main",
@@ -276,7 +294,10 @@ def build_example(root: Path) -> Example:
         },
     )
 
-    # The fork: a bare repository with 3.11.2-stable at v3.11.2 plus two fixes applied by hand.
+
+def _fork(root: Path, h: History, s: dict[str, str]) -> History:
+    """The fork: a bare repository with 3.11.2-stable at v3.11.2 plus fixes H and I applied by
+    hand."""
     fork = History(root / "fork.git", clock=h.clock + 10 * 3600)
     fork.repo.remotes.create("upstream", str(h.path))
     fork.repo.remotes["upstream"].fetch(
@@ -286,39 +307,17 @@ def build_example(root: Path) -> Example:
         if ref.startswith("refs/heads/upstream/"):
             fork.repo.references.delete(ref)
     fork.branch("3.11.2-stable", s["v3.11.2"])
-    s["H-stable"] = _copy_pick(fork, h, s["H"], "3.11.2-stable", record_origin=True)
-    s["I-stable"] = _copy_pick(
-        fork,
-        h,
+    s["H-stable"] = fork.backport(
+        s["H"], "3.11.2-stable", source=h.repo, author=MAINTAINER, committer=MAINTAINER
+    )
+    s["I-stable"] = fork.backport(
         s["I"],
         "3.11.2-stable",
         record_origin=False,
         message="Validate lengths in mod11 (backport by hand)\n",
+        source=h.repo,
+        author=MAINTAINER,
+        committer=MAINTAINER,
     )
     fork.repo.set_head("refs/heads/3.11.2-stable")
-    return Example(upstream=h.path, fork=fork.path, shas=s)
-
-
-def _copy_pick(
-    fork: History,
-    up: History,
-    sha: str,
-    branch: str,
-    *,
-    record_origin: bool,
-    message: str | None = None,
-) -> str:
-    repo = up.repo
-    src = repo[sha].peel(pygit2.Commit)
-    diff = src.parents[0].tree.diff_to_tree(src.tree)
-    files: dict[str, str | bytes | None] = {}
-    for d in diff.deltas:
-        if d.status_char() == "D":
-            files[d.old_file.path] = None
-        else:
-            files[d.new_file.path] = blob_bytes(repo, d.new_file.id)
-    subject, _, rest = src.message.partition("\n")
-    message = message or f"[{branch}] {subject.replace('(#', '(GH-')}{message_rest(rest)}"
-    if record_origin:
-        message = cherry_pick_message(message, sha)
-    return fork.commit(branch, message, files, author=MAINTAINER)
+    return fork

@@ -126,27 +126,22 @@ class History:
         *,
         prefix: str | None = None,
         record_origin: bool = True,
-        adapt: Callable[[dict[str, str | None]], dict[str, str | None]] | None = None,
+        adapt: Callable[[dict[str, str | bytes | None]], Files] | None = None,
         author: Person | None = None,
+        committer: Person = BOT,
         message: str | None = None,
+        source: pygit2.Repository | None = None,
     ) -> str:
-        """Re-apply the change of `sha` on `branch` as a miss-islington backport would.
+        """Re-apply the change of `sha` (a commit of `source`, default this repository) on
+        `branch` as a miss-islington backport would.
 
         The change is replayed file by file: each changed file takes the source's new
         content, unless `adapt` rewrites the file set (a hand-adapted backport).
         """
-        repo = self.repo
-        src = repo[sha].peel(pygit2.Commit)
-        parent_tree = src.parents[0].tree
-        diff = parent_tree.diff_to_tree(src.tree)
-        files: dict[str, str | None] = {}
-        for d in diff.deltas:
-            if d.status_char() == "D":
-                files[d.old_file.path] = None
-            else:
-                files[d.new_file.path] = blob_bytes(repo, d.new_file.id).decode()
+        src = (source or self.repo)[sha].peel(pygit2.Commit)
+        files: Files = changed_files(source or self.repo, src)
         if adapt is not None:
-            files = adapt(files)
+            files = adapt(dict(files))
         subject, _, rest = src.message.partition("\n")
         if prefix is None:
             prefix = f"[{branch}] "
@@ -156,26 +151,30 @@ class History:
             message = cherry_pick_message(message, sha)
         a = src.author
         return self.commit(
-            branch,
-            message,
-            files,
-            author=author or Person(a.name, a.email),
-            committer=BOT,
+            branch, message, files, author=author or Person(a.name, a.email), committer=committer
         )
 
     def revert(self, sha: str, branch: str) -> str:
-        repo = self.repo
-        src = repo[sha].peel(pygit2.Commit)
-        parent_tree = src.parents[0].tree
-        diff = parent_tree.diff_to_tree(src.tree)
-        files: dict[str, str | None] = {}
-        for d in diff.deltas:
-            if d.status_char() == "A":
-                files[d.new_file.path] = None
-            else:
-                files[d.old_file.path] = blob_bytes(repo, d.old_file.id).decode()
+        src = self.repo[sha].peel(pygit2.Commit)
+        files = changed_files(self.repo, src, reverse=True)
         subject = src.message.splitlines()[0]
         return self.commit(branch, f'Revert "{subject}"\n\nThis reverts commit {sha}.\n', files)
+
+
+def changed_files(
+    repo: pygit2.Repository, commit: pygit2.Commit, *, reverse: bool = False
+) -> dict[str, str | bytes | None]:
+    """What `commit` changed against its first parent, as `History.commit` takes it: each path
+    with its new content (None: deleted); `reverse`, the content before (None: it was added)."""
+    files: dict[str, str | bytes | None] = {}
+    for d in commit.parents[0].tree.diff_to_tree(commit.tree).deltas:
+        gone = d.status_char() == ("A" if reverse else "D")
+        if reverse:
+            side = d.new_file if gone else d.old_file
+        else:
+            side = d.old_file if gone else d.new_file
+        files[side.path] = None if gone else blob_bytes(repo, side.id)
+    return files
 
 
 def message_rest(rest: str) -> str:
