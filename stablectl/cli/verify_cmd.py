@@ -142,64 +142,74 @@ def verify(
     if remote:
         policy = policy.model_copy(update={"fork": policy.fork.model_copy(update={"git": remote})})
     state = obj(ctx).state_dir
-    with open_workspace(policy, state) as engine:
-        fetch_and_check(engine, policy_file, offline=False)
-        wanted = [policy.get_series(n) for n in series] if series else policy.series
-        signing = policy.release.signing
-        trust = Trust(
-            allowed_signers=allowed_signers or _path(signing.allowed_signers),
-            openpgp_keyring=keyring or _path(signing.openpgp_keyring),
-            required=require_signed or signing.required,
-        )
+    with open_workspace(policy, state) as ws:
+        fetch_and_check(ws, policy_file, offline=False)
         report = audit.verify(
-            engine,
+            ws,
             policy,
-            wanted,
+            [policy.get_series(n) for n in series] if series else policy.series,
             releases_dir=releases_dir or state / "releases" / policy.project,
             rebuild_tarballs=rebuild,
             record=not no_record,
-            trust=trust,
+            trust=_trust(policy, allowed_signers, keyring, require_signed),
             forge=_review_forge(policy, forge_state or state),
             require_reviewed=require_reviewed,
-            release_log=(
-                audit.ReleaseLog.read(release_log, _read_log(release_log), log_max_age)
-                if release_log
-                else None
-            ),
+            release_log=_release_log(release_log, log_max_age),
         )
     if as_json:
         print_json(report.to_json())
     else:
-        out = console()
-        for a in report.audits:
-            c = a.counts
-            out.print(
-                f"[bold]{escape(a.branch)}[/]: {c['backports']} backports "
-                f"({c['identical']} identical to upstream, {c['adapted']} adapted), "
-                f"{c['release commits']} releases, {c['infrastructure commits']} "
-                f"infrastructure commits; tip {a.tip or '-'}"
-            )
-            for r in a.releases:
-                arts, signer = r.artifacts_checked, r.signed_by
-                out.print(
-                    f"  {escape(r.tag)}: {'annotated' if r.annotated else 'LIGHTWEIGHT'}"
-                    + (f", signed by {escape(signer)}" if signer else "")
-                    + (f", {arts} files checked" if arts is not None else "")
-                    + (", rebuilt" if r.rebuilt else "")
-                    + (", release PR checked" if r.review_checked else "")
-                )
-        if report.unchecked_reviews:
-            out.print(
-                f"[yellow]{report.unchecked_reviews} adaptation reviews NOT CHECKED[/] "
-                "(no readable forge)"
-            )
-        if report.findings:
-            table = Table("", "series", "what", "finding", show_lines=False)
-            for f in report.findings:
-                style = "bold red" if f.level == "error" else "yellow"
-                table.add_row(
-                    f"[{style}]{f.level}[/]", escape(f.series), escape(f.subject), escape(f.what)
-                )
-            out.print(table)
-        out.print("[green]verified[/]" if report.ok else "[bold red]verification failed[/]")
+        _render(report)
     ctx.exit(0 if report.ok else 1)
+
+
+def _trust(
+    policy: Policy, allowed_signers: Path | None, keyring: Path | None, require_signed: bool
+) -> Trust:
+    """The pinned keys: the options', else the policy's `release.signing`."""
+    signing = policy.release.signing
+    return Trust(
+        allowed_signers=allowed_signers or _path(signing.allowed_signers),
+        openpgp_keyring=keyring or _path(signing.openpgp_keyring),
+        required=require_signed or signing.required,
+    )
+
+
+def _release_log(path: Path | None, max_age: float | None) -> audit.ReleaseLog | None:
+    return audit.ReleaseLog.read(path, _read_log(path), max_age) if path else None
+
+
+def _render(report: audit.VerifyReport) -> None:
+    """The report as text: per branch its counts and releases, then the findings."""
+    out = console()
+    for a in report.audits:
+        c = a.counts
+        out.print(
+            f"[bold]{escape(a.branch)}[/]: {c['backports']} backports "
+            f"({c['identical']} identical to upstream, {c['adapted']} adapted), "
+            f"{c['release commits']} releases, {c['infrastructure commits']} "
+            f"infrastructure commits; tip {a.tip or '-'}"
+        )
+        for r in a.releases:
+            arts, signer = r.artifacts_checked, r.signed_by
+            out.print(
+                f"  {escape(r.tag)}: {'annotated' if r.annotated else 'LIGHTWEIGHT'}"
+                + (f", signed by {escape(signer)}" if signer else "")
+                + (f", {arts} files checked" if arts is not None else "")
+                + (", rebuilt" if r.rebuilt else "")
+                + (", release PR checked" if r.review_checked else "")
+            )
+    if report.unchecked_reviews:
+        out.print(
+            f"[yellow]{report.unchecked_reviews} adaptation reviews NOT CHECKED[/] "
+            "(no readable forge)"
+        )
+    if report.findings:
+        table = Table("", "series", "what", "finding", show_lines=False)
+        for f in report.findings:
+            style = "bold red" if f.level == "error" else "yellow"
+            table.add_row(
+                f"[{style}]{f.level}[/]", escape(f.series), escape(f.subject), escape(f.what)
+            )
+        out.print(table)
+    out.print("[green]verified[/]" if report.ok else "[bold red]verification failed[/]")

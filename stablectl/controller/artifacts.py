@@ -96,17 +96,101 @@ def build_release(
     directory = out / tag
     artifacts = build_tarballs(repo, rc.commit, stem, directory)
     fixes = _release_fixes(repo, sp, rc)
-    merged = {
+    merged = _merged_prs(links.prs, s)
+    previous_tag = _previous_tag(policy, sp, rc)
+    patches = _patch_series(repo, policy, sp, rc, stem, directory)
+    manifest = _manifest(
+        repo,
+        policy,
+        sp,
+        rc,
+        tag=tag,
+        tag_sha=tag_sha,
+        previous_tag=previous_tag,
+        fixes=fixes,
+        merged=merged,
+        artifacts=[*artifacts, patches],
+        links=links,
+    )
+    notes = render(
+        "release_notes.md.j2",
+        **_notes_context(sp, rc, fixes, merged, links),
+        project=policy.project,
+        tag=tag,
+        previous_tag=previous_tag,
+        artifacts=artifacts,
+    )
+    extra = _write_files(
+        directory,
+        artifacts=[*artifacts, patches],
+        manifest=manifest,
+        notes=notes,
+        records=osv_records(policy, s, rc, fixes=fixes, tag=tag, web_fork=links.web_fork),
+    )
+    return BuiltRelease(
+        version=rc.version,
+        tag=tag,
+        commit=rc.commit,
+        directory=directory,
+        artifacts=artifacts,
+        notes=notes,
+        manifest=manifest,
+        extra_files=[patches.path, *extra],
+    )
+
+
+def _notes_context(
+    sp: SeriesPlan,
+    rc: ReleaseCommit,
+    fixes: list[ShippedFix],
+    merged: dict[str | None, PullRequest],
+    links: ReleaseLinks,
+) -> dict[str, object]:
+    """What the release notes say of the line: its fixes (with their PRs), and the security
+    fixes judged not to concern it."""
+    return {
+        "series": sp.series,
+        "version": rc.version,
+        "fixes": fixes,
+        "merged": merged,
+        "web_upstream": links.web_upstream,
+        "not_affected": _not_affected(sp, fixes),
+    }
+
+
+def _merged_prs(prs: Sequence[PullRequest], s: Series) -> dict[str | None, PullRequest]:
+    """The series' merged backport PRs by the upstream original they carry."""
+    return {
         (p.marker.original if p.marker else None): p
-        for p in links.prs
+        for p in prs
         if p.state == "merged" and p.marker and p.marker.series == s.name
     }
-    previous_tag = (
-        tag_of(policy, s, int(rc.version.rsplit(".", 1)[1]) - 1)
-        if rc.previous != sp.selection.base_sha
-        else s.base
-    )
-    patches = _patch_series(repo, policy, sp, rc, stem, directory)
+
+
+def _previous_tag(policy: Policy, sp: SeriesPlan, rc: ReleaseCommit) -> str:
+    """The tag this release follows: the previous release's, or the base tag for the first."""
+    if rc.previous == sp.selection.base_sha:
+        return sp.series.base
+    return tag_of(policy, sp.series, int(rc.version.rsplit(".", 1)[1]) - 1)
+
+
+def _manifest(
+    repo: pygit2.Repository,
+    policy: Policy,
+    sp: SeriesPlan,
+    rc: ReleaseCommit,
+    *,
+    tag: str,
+    tag_sha: str | None,
+    previous_tag: str,
+    fixes: list[ShippedFix],
+    merged: dict[str | None, PullRequest],
+    artifacts: list[Artifact],
+    links: ReleaseLinks,
+) -> JSONDoc:
+    """manifest.json: the release, its base and previous release, its review and tests, each
+    fix with its provenance recomputed from upstream, every artifact's digest."""
+    s = sp.series
     ident = policy.identity
     provenance = Provenance(
         repo,
@@ -114,7 +198,7 @@ def build_release(
         lambda: Picker(repo, Committer(ident.name, ident.email), path_map=s.path_map),
     )
     policy_release = policy.release
-    manifest: JSONDoc = {
+    return {
         "schema": MANIFEST_SCHEMA,
         "stablectl": __version__,
         "project": policy.project,
@@ -144,42 +228,8 @@ def build_release(
         "fixes": [
             _fix_json(repo, policy, provenance, f, merged.get(f.original), links, s) for f in fixes
         ],
-        "artifacts": [
-            {"name": a.path.name, "sha256": a.sha256, "size": a.size} for a in [*artifacts, patches]
-        ],
+        "artifacts": [{"name": a.path.name, "sha256": a.sha256, "size": a.size} for a in artifacts],
     }
-    notes = render(
-        "release_notes.md.j2",
-        project=policy.project,
-        series=s,
-        version=rc.version,
-        tag=tag,
-        fixes=fixes,
-        base_tag=s.base,
-        previous_tag=previous_tag,
-        artifacts=artifacts,
-        web_upstream=links.web_upstream,
-        merged=merged,
-        not_affected=_not_affected(sp, fixes),
-    )
-    records = osv_records(policy, s, rc, fixes=fixes, tag=tag, web_fork=links.web_fork)
-    extra = _write_files(
-        directory,
-        artifacts=[*artifacts, patches],
-        manifest=manifest,
-        notes=notes,
-        records=records,
-    )
-    return BuiltRelease(
-        version=rc.version,
-        tag=tag,
-        commit=rc.commit,
-        directory=directory,
-        artifacts=artifacts,
-        notes=notes,
-        manifest=manifest,
-        extra_files=[patches.path, *extra],
-    )
 
 
 def _patch_series(
