@@ -77,6 +77,50 @@ def commit_files(
     return str(repo.create_commit(None, who, who, message, tree, parents))
 
 
+def _stable_tips(
+    ws: Workspace, updates: dict[str, RefUpdate], report: InitReport
+) -> dict[str, str]:
+    """Each series' stable branch tip on the fork; a missing branch is queued at its base tag."""
+    tips: dict[str, str] = {}
+    for s in ws.policy.series:
+        ref = f"refs/heads/{s.stable_branch}"
+        tip = ws.cache.fork_branch(s.stable_branch)
+        if tip is None:
+            base = ws.cache.upstream_tag(s.base)
+            if base is None:
+                raise KeyError(s.base)
+            updates[ref] = RefUpdate(ref, base, None)
+            report.branches.append(s.stable_branch)
+            tip = base
+        tips[s.stable_branch] = tip
+    return tips
+
+
+def _test_workflow_on_stable(
+    repo: pygit2.Repository,
+    tips: dict[str, str],
+    workflow: bytes,
+    who: pygit2.Signature,
+    updates: dict[str, RefUpdate],
+    report: InitReport,
+) -> None:
+    """`ci.trigger: app`: the test workflow committed onto every stable branch (an
+    infrastructure commit), queued."""
+    for branch, tip in tips.items():
+        infra = commit_files(
+            repo,
+            tip,
+            files={f"{WORKFLOW_DIR}/{TEST_WORKFLOW}": workflow},
+            message=f"stablectl: test workflow for {branch}\n\n{INFRA_TRAILER}\n",
+            who=who,
+        )
+        if infra is not None:
+            ref = f"refs/heads/{branch}"
+            created = updates.get(ref)  # a branch created in this run starts there
+            updates[ref] = RefUpdate(ref, infra, created.old if created else tip)
+            report.stable_infra.append(branch)
+
+
 def init_fork(
     engine: Workspace,
     forge: Forge,
@@ -93,18 +137,7 @@ def init_fork(
     who = pygit2.Signature(ident.name, ident.email)
     report = InitReport()
     updates: dict[str, RefUpdate] = {}
-    tips: dict[str, str] = {}
-    for s in policy.series:
-        ref = f"refs/heads/{s.stable_branch}"
-        tip = cache.fork_branch(s.stable_branch)
-        if tip is None:
-            base = cache.upstream_tag(s.base)
-            if base is None:
-                raise KeyError(s.base)
-            updates[ref] = RefUpdate(ref, base, None)
-            report.branches.append(s.stable_branch)
-            tip = base
-        tips[s.stable_branch] = tip
+    tips = _stable_tips(engine, updates, report)
     rendered = render_workflows(policy, policy_name)
     workflows = {r.path: r.text.encode() for r in rendered}
     rendered_by = f"Rendered by stablectl {__version__} from {policy_name}.\n"
@@ -128,19 +161,7 @@ def init_fork(
         )
     if policy.ci.trigger == "app":
         test = next(r for r in rendered if r.path.endswith(TEST_WORKFLOW))
-        for branch, tip in tips.items():
-            infra = commit_files(
-                repo,
-                tip,
-                files={f"{WORKFLOW_DIR}/{TEST_WORKFLOW}": test.text.encode()},
-                message=f"stablectl: test workflow for {branch}\n\n{INFRA_TRAILER}\n",
-                who=who,
-            )
-            if infra is not None:
-                ref = f"refs/heads/{branch}"
-                created = updates.get(ref)  # a branch created in this run starts there
-                updates[ref] = RefUpdate(ref, infra, created.old if created else tip)
-                report.stable_infra.append(branch)
+        _test_workflow_on_stable(repo, tips, test.text.encode(), who, updates, report)
     labels = {policy.label(role): LABELS[role] for role in LABELS}
     if dry_run:
         report.labels = sorted(labels)

@@ -168,17 +168,7 @@ def _fix_json(pf: PlannedFix) -> JSONDoc:
         "verdict": pf.verdict or None,
         "waits_for": pf.waits_for or None,
         "info": pf.info or None,
-        "prerequisites": [
-            {
-                "commit": p.sha,
-                "subject": p.subject,
-                "where": list(p.where),
-                "why": p.why,
-                "context_only": p.context_only,
-                "pick": p.commit,
-            }
-            for p in pf.prerequisites
-        ],
+        "prerequisites": [_prerequisite_json(p) for p in pf.prerequisites],
         "prerequisite_report": pf.prerequisite_report or None,
         "source": None
         if chosen is None
@@ -195,21 +185,32 @@ def _fix_json(pf: PlannedFix) -> JSONDoc:
             "tree": chosen.result.tree,
             "lever": chosen.result.lever,
         },
-        "attempts": [
-            {
-                "source": a.source.sha,
-                "kind": a.source.kind,
-                "branch": a.source.branch,
-                "outcome": a.result.outcome,
-                "lever": a.result.lever,
-                "error": a.result.error,
-                "documentation_only": list(a.documentation_only),
-                "ms": round(a.result.seconds * 1000, 2),
-                "conflicts": [
-                    {"path": cf.path, "kind": cf.kind, "hunks": cf.hunks}
-                    for cf in a.result.conflicts
-                ],
-            }
-            for a in pf.attempts
+        "attempts": [_attempt_json(a) for a in pf.attempts],
+    }
+
+
+def _prerequisite_json(p: Prerequisite) -> JSONDoc:
+    return {
+        "commit": p.sha,
+        "subject": p.subject,
+        "where": list(p.where),
+        "why": p.why,
+        "context_only": p.context_only,
+        "pick": p.commit,
+    }
+
+
+def _attempt_json(a: Attempt) -> JSONDoc:
+    return {
+        "source": a.source.sha,
+        "kind": a.source.kind,
+        "branch": a.source.branch,
+        "outcome": a.result.outcome,
+        "lever": a.result.lever,
+        "error": a.result.error,
+        "documentation_only": list(a.documentation_only),
+        "ms": round(a.result.seconds * 1000, 2),
+        "conflicts": [
+            {"path": cf.path, "kind": cf.kind, "hunks": cf.hunks} for cf in a.result.conflicts
         ],
     }
