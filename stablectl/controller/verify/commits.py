@@ -62,36 +62,12 @@ def _commit(
         for d in first_parent_diff(c).deltas
         for p in dict.fromkeys((d.old_file.path, d.new_file.path))
     ]
-    version = release_trailer_version(msg)
-    if version is not None:
-        audit.counts["release commits"] += 1
-        if paths:
-            a.find("error", name, sha, f"a release commit that changes files: {paths}")
+    if (version := release_trailer_version(msg)) is not None or is_infrastructure(msg):
+        _release_or_infrastructure(a, name, audit, sha, version, paths)
         return version, False
-    if is_infrastructure(msg):
-        audit.counts["infrastructure commits"] += 1
-        outside = [p for p in paths if not p.startswith(".github/")]
-        if outside:
-            a.find("error", name, sha, f"infrastructure commit touches {outside}")
-        return None, False
-    prov = a.provenance(series)
-    r = prov.explain(sha)
+    r = a.provenance(series).explain(sha)
     if not r.named:
-        same = _reproduced_upstream(a, series, c, paths, audit.base or "")
-        if same is None:
-            a.find("error", name, sha, f"no provenance: {subject!r} names no upstream commit")
-            return None, False
-        audit.counts["backports"] += 1
-        audit.counts["identical"] += 1
-        audit.counts["matched without trailer"] += 1
-        a.find(
-            "warning",
-            name,
-            sha,
-            f"no trailer, but re-picking upstream {same} gives exactly its tree (a backport by "
-            "hand)",
-        )
-        return None, True
+        return None, _matched_without_trailer(a, series, audit, c, paths)
     if r.source is None:
         a.find(
             "error",
@@ -117,6 +93,44 @@ def _commit(
         return None, True
     _adapted(a, series, audit, c, r)
     return None, True
+
+
+def _release_or_infrastructure(
+    a: Audit, name: str, audit: SeriesAudit, sha: str, version: str | None, paths: list[str]
+) -> None:
+    """A release commit (`version`) changes no file; an infrastructure commit only .github/."""
+    if version is not None:
+        audit.counts["release commits"] += 1
+        if paths:
+            a.find("error", name, sha, f"a release commit that changes files: {paths}")
+        return
+    audit.counts["infrastructure commits"] += 1
+    outside = [p for p in paths if not p.startswith(".github/")]
+    if outside:
+        a.find("error", name, sha, f"infrastructure commit touches {outside}")
+
+
+def _matched_without_trailer(
+    a: Audit, series: Series, audit: SeriesAudit, c: pygit2.Commit, paths: list[str]
+) -> bool:
+    """A commit naming no upstream commit: a backport by hand when re-picking some upstream
+    commit gives exactly its tree (a warning), else an error. Whether it ships a change."""
+    sha = str(c.id)
+    same = _reproduced_upstream(a, series, c, paths, audit.base or "")
+    if same is None:
+        subject = c.message.splitlines()[0] if c.message else ""
+        a.find("error", series.name, sha, f"no provenance: {subject!r} names no upstream commit")
+        return False
+    audit.counts["backports"] += 1
+    audit.counts["identical"] += 1
+    audit.counts["matched without trailer"] += 1
+    a.find(
+        "warning",
+        series.name,
+        sha,
+        f"no trailer, but re-picking upstream {same} gives exactly its tree (a backport by hand)",
+    )
+    return True
 
 
 def _adapted(
