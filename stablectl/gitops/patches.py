@@ -13,10 +13,12 @@ import email.header
 import email.policy
 import mailbox
 import re
+import tempfile
 from dataclasses import dataclass, field
 from email.utils import parseaddr, parsedate_to_datetime
 from pathlib import Path
 
+from stablectl.gitops.git import GitResult, git
 from stablectl.gitops.messages import cherry_pick_message
 
 _FROM_SHA = re.compile(rb"^From ([0-9a-f]{40}) ", re.M)
@@ -49,15 +51,7 @@ def parse_patch(name: str, data: bytes) -> Patch:
     """One patch: a `git format-patch` file, or a plain diff with DEP-3 headers."""
     m = _FROM_SHA.match(data)
     upstream = m.group(1).decode() if m else None
-    head, sep, rest = data.partition(b"\ndiff --git ")
-    diff = (b"diff --git " + rest) if sep else b""
-    if data.startswith(b"diff --git "):
-        head, diff = b"", data
-    elif not sep:
-        # A quilt-refreshed patch: unified diffs without `diff --git` lines.
-        u = _UNIFIED.search(data)
-        if u is not None:
-            head, diff = data[: u.start()], data[u.start() :]
+    head, diff = _split(data)
     msg = email.message_from_bytes(head, policy=email.policy.compat32)
     subject = " ".join(_header(msg.get("Subject")).split())
     subject = re.sub(r"^\[PATCH[^\]]*\]\s*", "", subject)
@@ -81,7 +75,39 @@ def parse_patch(name: str, data: bytes) -> Patch:
             when = int(parsedate_to_datetime(str(msg["Date"])).timestamp())
         except (TypeError, ValueError):
             when = 0
-    text = diff.decode("utf-8", "replace")
+    paths, deleted = _diff_paths(diff.decode("utf-8", "replace"))
+    message = subject + ("\n\n" + body if body else "") + "\n"
+    return Patch(
+        name,
+        upstream,
+        subject,
+        message,
+        author_name,
+        author_email,
+        when,
+        diff,
+        paths,
+        deleted,
+        exported=m is not None,
+    )
+
+
+def _split(data: bytes) -> tuple[bytes, bytes]:
+    """A patch's header (mail or DEP-3) and its diff."""
+    if data.startswith(b"diff --git "):
+        return b"", data
+    head, sep, rest = data.partition(b"\ndiff --git ")
+    if sep:
+        return head, b"diff --git " + rest
+    # A quilt-refreshed patch: unified diffs without `diff --git` lines.
+    u = _UNIFIED.search(data)
+    if u is not None:
+        return data[: u.start()], data[u.start() :]
+    return head, b""
+
+
+def _diff_paths(text: str) -> tuple[list[str], set[str]]:
+    """The paths a diff adds, changes or deletes (in order), and those it deletes."""
     paths: list[str] = []
     deleted: set[str] = set()
     if not _DIFF_GIT.search(text):
@@ -100,20 +126,7 @@ def parse_patch(name: str, data: bytes) -> Patch:
         block = text[dm.end() : dm.end() + 300]
         if re.match(r"\n(?:old mode .*\n|new mode .*\n)?deleted file mode", block):
             deleted.add(a)
-    message = subject + ("\n\n" + body if body else "") + "\n"
-    return Patch(
-        name,
-        upstream,
-        subject,
-        message,
-        author_name,
-        author_email,
-        when,
-        diff,
-        paths,
-        deleted,
-        exported=m is not None,
-    )
+    return paths, deleted
 
 
 def _header(value: object) -> str:
@@ -170,58 +183,60 @@ def build_chain(
     """Apply the patches in order onto `base` as commits (author, date and message from each
     patch; deterministic), in the repository's object store. Returns the last commit and the
     patches that did not apply (the chain goes on without them)."""
-    import tempfile
-
-    from stablectl.gitops.git import GitResult
-    from stablectl.gitops.git import git as run
-
     problems: list[str] = []
     tip = base
     with tempfile.TemporaryDirectory(prefix="stablectl-queue-") as tmp:
-        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
 
-        def git(
-            *args: str, data: bytes | None = None, extra: dict[str, str] | None = None
+        def in_index(
+            *args: str, data: bytes | None = None, env: dict[str, str] | None = None
         ) -> GitResult:
-            return run(args, git_dir=git_dir, input=data, env={**env, **(extra or {})}, check=False)
+            return git(args, git_dir=git_dir, input=data, env={**index, **(env or {})}, check=False)
 
         for p in patches:
-            git("read-tree", tip)
-            r = git("apply", "--cached", "-p1", "-", data=p.diff)
+            in_index("read-tree", tip)
+            r = in_index("apply", "--cached", "-p1", "-", data=p.diff)
             if r.returncode != 0 or not p.diff:
                 why = r.stderr.decode(errors="replace").strip().splitlines()[:1]
                 problems.append(f"{p.name}: does not apply ({why[0] if why else 'no diff'})")
                 continue
-            tree = git("write-tree").stdout.decode().strip()
+            tree = in_index("write-tree").stdout.decode().strip()
             # Undated patches (plain diffs) take the time after the commit they apply on.
             stamp = (
                 p.author_time
-                or int(git("log", "-1", "--format=%ct", tip).stdout.decode().strip() or 0) + 1
+                or int(in_index("log", "-1", "--format=%ct", tip).stdout.decode().strip() or 0) + 1
             )
-            when = f"{stamp} +0000"
-            message = p.message
-            if p.upstream and p.upstream not in message:
-                # The patch's identity, as the trailer selection follows.
-                message = cherry_pick_message(message, p.upstream)
-            r = git(
+            r = in_index(
                 "commit-tree",
                 tree,
                 "-p",
                 tip,
                 "-F",
                 "-",
-                data=message.encode(),
-                extra={
-                    "GIT_AUTHOR_NAME": p.author_name or "unknown",
-                    "GIT_AUTHOR_EMAIL": p.author_email or "unknown@invalid",
-                    "GIT_AUTHOR_DATE": when,
-                    "GIT_COMMITTER_NAME": committer[0],
-                    "GIT_COMMITTER_EMAIL": committer[1],
-                    "GIT_COMMITTER_DATE": when,
-                },
+                data=_message(p).encode(),
+                env=_identity(p, committer, f"{stamp} +0000"),
             )
             if r.returncode != 0:
                 problems.append(f"{p.name}: {r.stderr.decode(errors='replace').strip()}")
                 continue
             tip = r.stdout.decode().strip()
     return tip, problems
+
+
+def _message(p: Patch) -> str:
+    """The patch's message, with its identity as the trailer selection follows."""
+    if p.upstream and p.upstream not in p.message:
+        return cherry_pick_message(p.message, p.upstream)
+    return p.message
+
+
+def _identity(p: Patch, committer: tuple[str, str], when: str) -> dict[str, str]:
+    """The patch's author, the queue's committer, both at `when`."""
+    return {
+        "GIT_AUTHOR_NAME": p.author_name or "unknown",
+        "GIT_AUTHOR_EMAIL": p.author_email or "unknown@invalid",
+        "GIT_AUTHOR_DATE": when,
+        "GIT_COMMITTER_NAME": committer[0],
+        "GIT_COMMITTER_EMAIL": committer[1],
+        "GIT_COMMITTER_DATE": when,
+    }
