@@ -12,6 +12,7 @@ from stablectl.cli.output import console, print_json
 from stablectl.controller.missing_names import log_evidence
 from stablectl.errors import UsageError
 from stablectl.forge import open_forge
+from stablectl.forge.localci import CIResult, needs_run, report, run_ci
 from stablectl.policy import load_policy
 
 
@@ -46,8 +47,6 @@ def run(
       stablectl ci run --policy p.yaml
       stablectl ci run --policy p.yaml --pr 3 --force
     """
-    from stablectl.forge.localci import needs_run, report, run_ci
-
     policy = load_policy(policy_file)
     command = policy.checks.test_command
     if not command:
@@ -56,14 +55,12 @@ def run(
     forge = local_forge(open_forge(policy, state_dir), "stablectl ci run")
     # Draft PRs carry conflict markers: their tests would only fail. Name one with --pr to run
     # it anyway.
-    prs = (
-        [forge.get_pr(n) for n in numbers]
-        if numbers
-        else [p for p in forge.list_prs() if not p.draft]
-    )
+    prs = [forge.get_pr(n) for n in numbers] if numbers else forge.list_prs()
     results = []
     con = console()
     for pr in prs:
+        if pr.draft and not numbers:
+            continue
         if pr.state != "open":
             raise UsageError(f"PR #{pr.number} is {pr.state}; CI runs on open PRs")
         if not force and not needs_run(forge, pr):
@@ -77,21 +74,18 @@ def run(
             style = "green" if res.conclusion == "success" else "red"
             con.print(f"  [{style}]{res.conclusion}[/{style}] in {res.seconds:.1f}s, log {res.log}")
     if as_json:
-        print_json(
-            {
-                "runs": [
-                    {
-                        "pr": r.pr,
-                        "sha": r.sha,
-                        "conclusion": r.conclusion,
-                        "seconds": round(r.seconds, 3),
-                        "log": str(r.log),
-                        "exit": r.returncode,
-                    }
-                    for r in results
-                ]
-            }
-        )
+        print_json({"runs": [_run_json(r) for r in results]})
     elif not results:
         con.print("nothing to run: every open PR head has a result (use --force to rerun)")
     ctx.exit(1 if any(r.conclusion != "success" for r in results) else 0)
+
+
+def _run_json(r: CIResult) -> dict[str, object]:
+    return {
+        "pr": r.pr,
+        "sha": r.sha,
+        "conclusion": r.conclusion,
+        "seconds": round(r.seconds, 3),
+        "log": str(r.log),
+        "exit": r.returncode,
+    }

@@ -67,23 +67,7 @@ def prs(ctx: click.Context, policy_file: Path, show_all: bool, as_json: bool) ->
         print_json(
             {
                 "forge": forge.kind,
-                "prs": [
-                    {
-                        "number": pr.number,
-                        "title": pr.title,
-                        "state": pr.state,
-                        "draft": pr.draft,
-                        "head": pr.head,
-                        "base": pr.base,
-                        "head_sha": pr.head_sha,
-                        "labels": list(pr.labels),
-                        "url": pr.url,
-                        "marker": pr.marker.__dict__ if pr.marker else None,
-                        "ci": ci or None,
-                        "approvals": appr or None,
-                    }
-                    for pr, ci, _ in rows
-                ],
+                "prs": [_pr_json(pr, ci, appr) for pr, ci, appr in rows],
                 "api": forge.stats.as_dict(),
             }
         )
@@ -92,6 +76,27 @@ def prs(ctx: click.Context, policy_file: Path, show_all: bool, as_json: bool) ->
     if not rows:
         con.print("no stablectl PRs" + ("" if show_all else " open"))
         return
+    con.print(_table(rows))
+
+
+def _pr_json(pr: PullRequest, ci: str, appr: str) -> dict[str, object]:
+    return {
+        "number": pr.number,
+        "title": pr.title,
+        "state": pr.state,
+        "draft": pr.draft,
+        "head": pr.head,
+        "base": pr.base,
+        "head_sha": pr.head_sha,
+        "labels": list(pr.labels),
+        "url": pr.url,
+        "marker": pr.marker.__dict__ if pr.marker else None,
+        "ci": ci or None,
+        "approvals": appr or None,
+    }
+
+
+def _table(rows: list[tuple[PullRequest, str, str]]) -> Table:
     table = Table(show_edge=False, pad_edge=False)
     for col in ("#", "series", "state", "CI", "approvals", "head", "title"):
         table.add_column(col, no_wrap=col != "title")
@@ -108,4 +113,4 @@ def prs(ctx: click.Context, policy_file: Path, show_all: bool, as_json: bool) ->
             pr.head_sha[:10],
             escape(pr.title),
         )
-    con.print(table)
+    return table
