@@ -40,6 +40,17 @@ class Needs:
 
 
 @dataclass(frozen=True)
+class _Placed:
+    """A cleanly picking fix's PR head (None: none applies), the fixes it is stacked on, the
+    conflicts of its own pick when that failed, and what its tests need."""
+
+    head: str | None
+    depends: tuple[str, ...]
+    conflicts: tuple[ConflictFile, ...] | None
+    needs: Needs
+
+
+@dataclass(frozen=True)
 class Wanted:
     """What one pending fix should look like on the forge."""
 
@@ -130,48 +141,22 @@ class DesiredState:
         self, ctx: _SeriesContext, pf: PlannedFix, chain: list[Link], needs: Needs
     ) -> Wanted | None:
         fix = pf.candidate.fix
-        s = ctx.sp.series
         source = pf.chosen.source if pf.chosen else (pf.attempts[0].source if pf.attempts else None)
         if source is None:
             return None
         # The conflicts a draft PR shows if no head applies.
         conflicts = tuple(pf.attempts[0].result.conflicts) if pf.attempts else ()
-        status: PickStatus = "conflict"
         head: str | None = None
         depends: tuple[str, ...] = ()
         if pf.chosen is not None:
-            if needs.keys:
-                # Its tests need fixes earlier in the chain: stacked on them.
-                st = stack(
-                    self.engine.index,
-                    ctx.picker,
-                    fix=pf,
-                    tip=ctx.tip,
-                    chain=chain,
-                    needs=needs.keys,
-                )
-                if st is not None:
-                    head, depends = st.head, st.depends
-                else:
-                    needs = Needs()  # they are not in the chain (conflicts): tested alone
-            if head is None and not overlaps(self.engine.index, pf, chain):
-                head = self.keep_existing(
-                    ctx.open_by_key.get(fix.key), source.sha, ctx.tip, picks=pf.picks
-                )
-                if head is None:
-                    res = pick_fix(ctx.picker, pf, ctx.tip)
-                    if res.ok and not res.commit:  # empty standalone: nothing to backport alone
-                        return None
-                    head, conflicts = res.commit, tuple(res.conflicts)
-            if head is None:
-                # Earlier pending fixes touch the same files, or it needs them: stacked on
-                # those it shares paths with (the PR shows them too; merged after them).
-                st = stack(self.engine.index, ctx.picker, fix=pf, tip=ctx.tip, chain=chain)
-                if st is not None:
-                    head, depends = st.head, st.depends
-            if head is not None:
-                status, conflicts = "clean", ()
+            placed = self._place(ctx, pf, source.sha, chain, needs)
+            if placed is None:
+                return None
+            head, depends, needs = placed.head, placed.depends, placed.needs
+            conflicts = placed.conflicts if placed.conflicts is not None else conflicts
+        status: PickStatus = "clean" if head is not None else "conflict"
         if head is not None:
+            conflicts = ()
             chain.append(Link(pf, head))
         else:
             head = self._conflict_head(ctx, fix.key, source.sha, fix.subject)
@@ -179,7 +164,7 @@ class DesiredState:
                 return None
         return self._wanted(
             Backport(
-                series=s,
+                series=ctx.sp.series,
                 key=fix.key,
                 source=source.sha,
                 source_kind=source.kind,
@@ -193,6 +178,38 @@ class DesiredState:
                 missing=needs.missing if status == "clean" else "",
             )
         )
+
+    def _place(
+        self, ctx: _SeriesContext, pf: PlannedFix, source: str, chain: list[Link], needs: Needs
+    ) -> _Placed | None:
+        """Where a fix that picks cleanly goes: stacked on the pending fixes its tests need;
+        else alone onto the tip (its open head kept while still right); else stacked on the
+        earlier pending fixes it shares files with (the PR shows them too; merged after them).
+        None: its pick alone changes nothing, so there is nothing to backport alone."""
+        head: str | None = None
+        depends: tuple[str, ...] = ()
+        conflicts: tuple[ConflictFile, ...] | None = None
+        if needs.keys:
+            st = stack(
+                self.engine.index, ctx.picker, fix=pf, tip=ctx.tip, chain=chain, needs=needs.keys
+            )
+            if st is not None:
+                head, depends = st.head, st.depends
+            else:
+                needs = Needs()  # they are not in the chain (conflicts): tested alone
+        if head is None and not overlaps(self.engine.index, pf, chain):
+            key = pf.candidate.fix.key
+            head = self.keep_existing(ctx.open_by_key.get(key), source, ctx.tip, picks=pf.picks)
+            if head is None:
+                res = pick_fix(ctx.picker, pf, ctx.tip)
+                if res.ok and not res.commit:
+                    return None
+                head, conflicts = res.commit, tuple(res.conflicts)
+        if head is None:
+            st = stack(self.engine.index, ctx.picker, fix=pf, tip=ctx.tip, chain=chain)
+            if st is not None:
+                head, depends = st.head, st.depends
+        return _Placed(head, depends, conflicts, needs)
 
     def _with_test_prerequisites(
         self, ctx: _SeriesContext, pf: PlannedFix, missing: Mapping[int, list[MissingName]]
@@ -211,7 +228,18 @@ class DesiredState:
         names = list(dict.fromkeys([*kept, *missing.get(pr.number, [])]))
         if not names:
             return pf, Needs()
-        s = ctx.sp.series
+        found, needs, said = self._definers(ctx, pf, pf.chosen.source.sha, names)
+        return self._with_prerequisites(ctx, pf, found), Needs(
+            tuple(dict.fromkeys(needs)), ";".join(said)
+        )
+
+    def _definers(
+        self, ctx: _SeriesContext, pf: PlannedFix, source: str, names: list[MissingName]
+    ) -> tuple[list[Prerequisite], list[str], list[str]]:
+        """For each missing name, the upstream commit defining it between the base and
+        `source`: a new prerequisite, or the pending fix it belongs to (its key, and the name
+        that said so, encoded)."""
+        fix, s = pf.candidate.fix, ctx.sp.series
         owners = {
             sha: x.candidate.fix.key
             for x in ctx.sp.fixes
@@ -221,22 +249,18 @@ class DesiredState:
         have = {p.sha for p in pf.prerequisites}
         found: list[Prerequisite] = []
         needs: list[str] = []
-        needs_missing: list[str] = []
+        said: list[str] = []
         for m in names:
             d = find_definer(
-                self.engine.cache.path,
-                m,
-                ctx.sp.selection.base_sha,
-                pf.chosen.source.sha,
-                self.engine.index,
+                self.engine.cache.path, m, ctx.sp.selection.base_sha, source, self.engine.index
             )
             if d is None:
                 self.findings.notice(
                     f"{s.name}: {fix.key[:10]}: its tests miss {m.describe()} ({m.error}); no "
-                    f"upstream commit between the base and {pf.chosen.source.sha[:10]} defines it"
+                    f"upstream commit between the base and {source[:10]} defines it"
                 )
                 continue
-            if d.sha in have or d.sha == pf.chosen.source.sha:
+            if d.sha in have or d.sha == source:
                 continue
             if ctx.picker.pick(d.sha, ctx.tip).outcome == "empty":
                 # The line has it now (merged since the run that failed): the fix is picked
@@ -246,29 +270,36 @@ class DesiredState:
             if owner is not None:
                 # A pending fix of its own: stacked on it (its PR merges first), not copied.
                 needs.append(owner)
-                needs_missing.append(encode([m]))
+                said.append(encode([m]))
                 continue
             have.add(d.sha)
             found.append(
                 Prerequisite(d.sha, d.subject, (d.path,), reason=d.why, missing=encode([m]))
             )
-        out = pf
-        if found:
-            index = self.engine.index
-            ordered = sorted(
-                (*pf.prerequisites, *found),
-                key=lambda p: f.commit_time if (f := index.facts(p.sha)) else 0,
-            )
-            out = replace(pf, prerequisites=tuple(ordered))
-            res = pick_fix(ctx.picker, out, ctx.tip)
-            if not (res.ok and res.commit):
-                self.findings.notice(
-                    f"{s.name}: {fix.key[:10]}: its tests need "
-                    + ", ".join(f"{p.sha[:10]} ({p.why})" for p in found)
-                    + ", which does not apply onto the stable branch: resolve by hand"
-                )
-                out = pf
-        return out, Needs(tuple(dict.fromkeys(needs)), ";".join(needs_missing))
+        return found, needs, said
+
+    def _with_prerequisites(
+        self, ctx: _SeriesContext, pf: PlannedFix, found: list[Prerequisite]
+    ) -> PlannedFix:
+        """The fix with `found` among its prerequisites (in upstream's order), if it still
+        picks cleanly with them; else unchanged (said as a notice)."""
+        if not found:
+            return pf
+        index = self.engine.index
+        ordered = sorted(
+            (*pf.prerequisites, *found),
+            key=lambda p: f.commit_time if (f := index.facts(p.sha)) else 0,
+        )
+        out = replace(pf, prerequisites=tuple(ordered))
+        res = pick_fix(ctx.picker, out, ctx.tip)
+        if res.ok and res.commit:
+            return out
+        self.findings.notice(
+            f"{ctx.sp.series.name}: {pf.candidate.fix.key[:10]}: its tests need "
+            + ", ".join(f"{p.sha[:10]} ({p.why})" for p in found)
+            + ", which does not apply onto the stable branch: resolve by hand"
+        )
+        return pf
 
     def _conflict_head(
         self, ctx: _SeriesContext, key: str, source: str, subject: str
