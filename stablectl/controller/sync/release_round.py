@@ -217,6 +217,28 @@ class ReleaseRound:
             return out
         self._never_reused(tag, None)
         self._verifiable(s)
+        return [
+            *out,
+            *self._release_pr(
+                s, rpr, tip=tip, head=head, version=version, tag=tag, fixes=sr.unreleased
+            ),
+        ]
+
+    def _release_pr(
+        self,
+        s: Series,
+        rpr: PullRequest | None,
+        *,
+        tip: str,
+        head: str,
+        version: str,
+        tag: str,
+        fixes: list[rel.ShippedFix],
+    ) -> list[Action]:
+        """The release commit pushed to the release branch, and its PR opened or updated
+        (its review deadline and what it will tag in its marker)."""
+        p = self.policy
+        branch = f"stablectl/release/{s.name}"
         deadline = (self.now() + dt.timedelta(hours=p.release.review_hours)).replace(microsecond=0)
         marker = Marker(
             "release",
@@ -230,16 +252,10 @@ class ReleaseRound:
             },
         )
         title, body = release_pr_text(
-            p, s, version=version, tag=tag, fixes=sr.unreleased, deadline=deadline, marker=marker
+            p, s, version=version, tag=tag, fixes=fixes, deadline=deadline, marker=marker
         )
-        out.append(
-            Action(
-                s.name,
-                branch,
-                f"release commit {head[:10]}",
-                Push(branch, head, cache.fork_branch(branch)),
-            )
-        )
+        old = self.engine.cache.fork_branch(branch)
+        out = [Action(s.name, branch, f"release commit {head[:10]}", Push(branch, head, old))]
         if rpr is not None:
             update = UpdatePR(rpr.number, title, body, test_sha=head)
             out.append(Action(s.name, f"#{rpr.number}", f"release {version}: new fixes", update))
