@@ -223,17 +223,11 @@ def _pending_json(src: _Sources, s: Series, pf: PlannedFix) -> JSONDoc:
     }
 
 
-def collect(
-    policy: Policy,
-    plan: Plan,
-    repo: pygit2.Repository,
-    *,
-    fork_tip: Callable[[str], str | None],
+def _prs_by_fix(
     forge: Forge | None,
-    releases_dir: Path,
-    now: dt.datetime | None = None,
-) -> JSONDoc:
-    """The status document (`stablectl.status/1`). `fork_tip(branch)` gives the mirror's tip."""
+) -> tuple[dict[tuple[str, str], PullRequest], dict[str, PullRequest]]:
+    """stablectl's backport PRs by (series, upstream original), an open one winning over
+    closed ones for the same fix; each series' open release PR."""
     prs: dict[tuple[str, str], PullRequest] = {}
     release_prs: dict[str, PullRequest] = {}
     for pr in forge.list_prs("all") if forge is not None else []:
@@ -242,21 +236,14 @@ def collect(
             release_prs[m.series] = pr
         if m is not None and m.kind == "backport":
             key = (m.series, m.original)
-            # The open PR wins over closed ones for the same fix.
             if key not in prs or pr.state == "open":
                 prs[key] = pr
-    src = _Sources(
-        policy=policy,
-        repo=repo,
-        prs=prs,
-        forge=forge,
-        releases_dir=releases_dir,
-        release_prs=release_prs,
-    )
-    series = [
-        _series(src, sp, fork_tip(sp.series.stable_branch) or sp.selection.base_sha)
-        for sp in plan.series
-    ]
+    return prs, release_prs
+
+
+def _cves(series: list[JSONDoc]) -> dict[str, list[JSONDoc]]:
+    """Every CVE the lines know, with its state per line: released (in which release), merged,
+    pending (its PR), or not applicable (the reason)."""
     cves: dict[str, list[JSONDoc]] = {}
     for s in series:
         for r in s["releases"]:
@@ -278,6 +265,33 @@ def collect(
                 cves.setdefault(c, []).append(
                     {"series": s["name"], "state": "not-applicable", "reason": f["reason"]}
                 )
+    return {c: cves[c] for c in sorted(cves)}
+
+
+def collect(
+    policy: Policy,
+    plan: Plan,
+    repo: pygit2.Repository,
+    *,
+    fork_tip: Callable[[str], str | None],
+    forge: Forge | None,
+    releases_dir: Path,
+    now: dt.datetime | None = None,
+) -> JSONDoc:
+    """The status document (`stablectl.status/1`). `fork_tip(branch)` gives the mirror's tip."""
+    prs, release_prs = _prs_by_fix(forge)
+    src = _Sources(
+        policy=policy,
+        repo=repo,
+        prs=prs,
+        forge=forge,
+        releases_dir=releases_dir,
+        release_prs=release_prs,
+    )
+    series = [
+        _series(src, sp, fork_tip(sp.series.stable_branch) or sp.selection.base_sha)
+        for sp in plan.series
+    ]
     return {
         "schema": SCHEMA,
         "stablectl": __version__,
@@ -285,7 +299,7 @@ def collect(
         "generated": iso_time(int((now or dt.datetime.now(dt.UTC)).timestamp())),
         "mirror": policy.fork.git,
         "series": series,
-        "cves": {c: cves[c] for c in sorted(cves)},
+        "cves": _cves(series),
     }
 
 
