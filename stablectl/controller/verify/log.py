@@ -109,33 +109,38 @@ def replay_log(a: Audit, log: JSONDoc, series: list[Series]) -> None:
                 f"{prev_commit}",
             )
         last[s.name] = (n, entry.get("commit"))
-        ref = a.repo.references.get(f"{FORK_TAGS}{tag}")
-        if ref is None:
-            a.find(
-                "error",
-                s.name,
-                tag,
-                f"the release log lists {tag} (commit {entry.get('commit')}), which the mirror "
-                "no longer has: deleted, or the fork was rewound",
-            )
-            continue
-        if str(ref.target) != entry.get("tag_object"):
-            a.find(
-                "error",
-                s.name,
-                tag,
-                f"MOVED: the release log has tag object {entry.get('tag_object')}, the mirror "
-                f"{ref.target}",
-            )
-        commit = str(a.repo[ref.target].peel(pygit2.Commit).id)
-        if commit != entry.get("commit"):
-            a.find(
-                "error",
-                s.name,
-                tag,
-                f"the release log has commit {entry.get('commit')}, the mirror's tag {commit}",
-            )
+        _still_on_the_mirror(a, s, tag, entry)
     a.report.log_entries = sum(1 for e in log.get("releases", []) if e.get("series") in wanted)
+
+
+def _still_on_the_mirror(a: Audit, s: Series, tag: str, entry: JSONDoc) -> None:
+    """A release the log lists: its tag on the mirror, naming the same tag object and commit."""
+    ref = a.repo.references.get(f"{FORK_TAGS}{tag}")
+    if ref is None:
+        a.find(
+            "error",
+            s.name,
+            tag,
+            f"the release log lists {tag} (commit {entry.get('commit')}), which the mirror "
+            "no longer has: deleted, or the fork was rewound",
+        )
+        return
+    if str(ref.target) != entry.get("tag_object"):
+        a.find(
+            "error",
+            s.name,
+            tag,
+            f"MOVED: the release log has tag object {entry.get('tag_object')}, the mirror "
+            f"{ref.target}",
+        )
+    commit = str(a.repo[ref.target].peel(pygit2.Commit).id)
+    if commit != entry.get("commit"):
+        a.find(
+            "error",
+            s.name,
+            tag,
+            f"the release log has commit {entry.get('commit')}, the mirror's tag {commit}",
+        )
 
 
 def known_state_path(state_dir: Path) -> Path:
