@@ -41,7 +41,7 @@ from stablectl.forge.base import (
 from stablectl.forge.local_db import connect, timestamp, transaction
 from stablectl.forge.local_upstream import LocalUpstream
 from stablectl.gitops.git import git
-from stablectl.gitops.replay import ReplayConflict, commits_between, replay
+from stablectl.gitops.rebase import RebaseConflict, commits_between, rebase
 
 CHECK_NAME = "local-ci"  # the check `stablectl ci run` records on PR heads
 
@@ -363,8 +363,8 @@ class LocalForge:
                 commits = commits_between(repo, str(mb), pr.head_sha)
                 sig = pygit2.Signature(self.actor, f"{self.actor}@localhost")
                 try:
-                    new = replay(repo, commits, base_sha, sig)
-                except ReplayConflict as e:
+                    new = rebase(repo, commits, base_sha, sig)
+                except RebaseConflict as e:
                     raise ConflictError(f"PR #{number} is not mergeable: {e}") from None
             self._cas_ref(f"refs/heads/{pr.base}", new, base_sha)
             with self._tx() as db:

@@ -41,8 +41,8 @@ from stablectl.controller.verify.files import audit_files, rebuild
 from stablectl.controller.verify.log import (
     ReleaseLog,
     check_log,
+    check_release_log,
     load_known,
-    replay_log,
     save_known,
 )
 from stablectl.controller.verify.report import Finding, SeriesAudit, VerifyReport
@@ -138,7 +138,7 @@ def verify(
                 rebuild(a, s, entry)
     if release_log is not None:
         check_log(a, release_log)
-        replay_log(a, release_log.data, series)
+        check_release_log(a, release_log.data, series)
     if record and a.report.ok:
         save_known(engine.state_dir, remote, a.report, engine.cache.repo)
     return a.report

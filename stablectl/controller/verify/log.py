@@ -1,4 +1,4 @@
-"""What verify remembers and replays: a kept release log (`releases.json`) against the
+"""What verify remembers and checks again: a kept release log (`releases.json`) against the
 mirror (a rollback or a freeze of the newest release shows only there), and this machine's
 record of what it verified before (`STATE/verify-known.json`)."""
 
@@ -74,7 +74,7 @@ def check_log(a: Audit, log: ReleaseLog, now: dt.datetime | None = None) -> None
         )
 
 
-def replay_log(a: Audit, log: JSONDoc, series: list[Series]) -> None:
+def check_release_log(a: Audit, log: JSONDoc, series: list[Series]) -> None:
     """Replay a published release log (`releases.json`, kept by the downstream or fetched from
     the mirror's feed) against the mirror: every release it lists must still be there, with
     the same tag object and commit, numbered in order, each following the one before. This is

@@ -1,4 +1,4 @@
-"""Replay commits onto another commit in memory (what a forge's "rebase and merge" does)."""
+"""Rebase commits onto another commit in memory (what a forge's "rebase and merge" does)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pygit2
 from stablectl.errors import GitError
 
 
-class ReplayConflict(GitError):
+class RebaseConflict(GitError):
     def __init__(self, sha: str, paths: list[str]) -> None:
         self.sha, self.paths = sha, paths
         super().__init__(f"commit {sha[:12]} does not apply cleanly: {', '.join(paths)}")
@@ -21,22 +21,22 @@ def commits_between(repo: pygit2.Repository, base: str, head: str) -> list[pygit
     return list(reversed(list(walker)))
 
 
-def replay(
+def rebase(
     repo: pygit2.Repository,
     commits: list[pygit2.Commit],
     onto: str,
     committer: pygit2.Signature,
 ) -> str:
     """Apply each commit's first-parent change on top of `onto`, keeping author and message.
-    Returns the new tip (not referenced by anything yet). Raises ReplayConflict."""
+    Returns the new tip (not referenced by anything yet). Raises RebaseConflict."""
     tip = repo[pygit2.Oid(hex=onto)].peel(pygit2.Commit)
     for c in commits:
         if not c.parents:
-            raise GitError(f"cannot replay root commit {c.id}")
+            raise GitError(f"cannot rebase root commit {c.id}")
         index = repo.merge_trees(c.parents[0].tree, tip.tree, c.tree)
         if index.conflicts is not None:
             paths = sorted({(e.path) for entry in index.conflicts for e in entry if e is not None})
-            raise ReplayConflict(str(c.id), paths)
+            raise RebaseConflict(str(c.id), paths)
         tree = index.write_tree(repo)
         if c.message_encoding:
             oid = repo.create_commit(
