@@ -24,11 +24,11 @@ def fetch(ctx: click.Context, policy_file: Path) -> None:
     policy = load_policy(policy_file)
     reporter = Reporter(True)
     with (
-        open_workspace(policy, obj(ctx).state_dir, progress=reporter.update) as engine,
+        open_workspace(policy, obj(ctx).state_dir, progress=reporter.update) as ws,
         reporter.running(),
     ):
-        engine.fetch()
-    console().print(f"cache up to date: {engine.cache.path}", markup=False)
+        ws.fetch()
+    console().print(f"cache up to date: {ws.cache.path}", markup=False)
 
 
 @cache.command("accept-rewrite")
@@ -42,8 +42,8 @@ def accept_rewrite(ctx: click.Context, policy_file: Path, branch: str) -> None:
     stay, and are found again by patch-id.
     """
     policy = load_policy(policy_file)
-    with open_workspace(policy, obj(ctx).state_dir) as engine:
-        accepted = engine.cache.accept_rewrite(branch)
+    with open_workspace(policy, obj(ctx).state_dir) as ws:
+        accepted = ws.cache.accept_rewrite(branch)
     if accepted:
         console().print(f"accepted the current history of {branch}", markup=False)
     else:

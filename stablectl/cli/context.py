@@ -47,12 +47,12 @@ def open_workspace(
     return ws
 
 
-def fetch_and_check(engine: Workspace, policy_file: Path, *, offline: bool) -> None:
+def fetch_and_check(ws: Workspace, policy_file: Path, *, offline: bool) -> None:
     """Fetch (unless offline), then report policy problems only the repository reveals (a
     missing tag or branch) at their FILE:LINE:COL."""
     if not offline:
-        engine.fetch()
-    found = engine.semantic_problems()
+        ws.fetch()
+    found = ws.semantic_problems()
     if found:
         raise semantic_error(policy_file, found)
 

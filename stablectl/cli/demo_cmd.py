@@ -128,10 +128,10 @@ def _cycle(policy_path: Path, state: Path) -> DemoRun:
     forge = open_forge(policy, state)
     assert isinstance(forge, LocalForge)
     run = DemoRun(forge, policy, state)
-    with open_workspace(policy, state, committer_time=1_700_000_000) as engine:
+    with open_workspace(policy, state, committer_time=1_700_000_000) as ws:
 
         def sync() -> None:
-            report = Syncer(engine, forge, policy_file=str(policy_path)).run()
+            report = Syncer(ws, forge, policy_file=str(policy_path)).run()
             run.reports.append(report)
             run.steps.append({"step": "sync", "report": _brief(report)})
 

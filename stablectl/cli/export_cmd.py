@@ -48,10 +48,10 @@ def export(
     """
     policy = load_policy(policy_file)
     s = policy.get_series(series_name)
-    with open_workspace(policy, obj(ctx).state_dir) as engine:
+    with open_workspace(policy, obj(ctx).state_dir) as ws:
         if not offline:
-            engine.fetch()
-        cache = engine.cache
+            ws.fetch()
+        cache = ws.cache
         tip = cache.fork_branch(s.stable_branch)
         base = cache.upstream_tag(s.base)
         if tip is None or base is None:

@@ -29,12 +29,12 @@ def init(ctx: click.Context, policy_file: Path, dry_run: bool, as_json: bool) ->
     """
     policy = load_policy(policy_file)
     state = obj(ctx).state_dir
-    with open_workspace(policy, state) as engine:
+    with open_workspace(policy, state) as ws:
         forge = open_forge(policy, state)
         token = fork_token(policy)
-        engine.fetch()
+        ws.fetch()
         report = init_fork(
-            engine,
+            ws,
             forge,
             policy_text=policy_file.read_bytes(),
             policy_name=policy_file.name,

@@ -62,11 +62,11 @@ def plan(
                 f"stablectl: label and issue rules not evaluated: {e}", markup=False
             )
     with (
-        open_workspace(policy, obj(ctx).state_dir, progress=reporter.update, forge=forge) as engine,
+        open_workspace(policy, obj(ctx).state_dir, progress=reporter.update, forge=forge) as ws,
         reporter.running(),
     ):
-        fetch_and_check(engine, policy_file, offline=offline)
-        plan = engine.plan(list(series) or None, on_series=reporter.update)
+        fetch_and_check(ws, policy_file, offline=offline)
+        plan = ws.plan(list(series) or None, on_series=reporter.update)
     if as_json:
         print_json(plan.to_json())
     else:

@@ -47,10 +47,10 @@ def check(ctx: click.Context, file: Path, as_json: bool, no_repo: bool) -> None:
         problems = e.problems
         policy = None
     if policy is not None and not no_repo:
-        with open_workspace(policy, obj(ctx).state_dir) as engine:
-            if engine.cache.exists():
+        with open_workspace(policy, obj(ctx).state_dir) as ws:
+            if ws.cache.exists():
                 try:
-                    found = engine.semantic_problems()
+                    found = ws.semantic_problems()
                     if found:
                         problems += semantic_error(file, found).problems
                     semantic = "checked"

@@ -37,10 +37,10 @@ def release(
     for name in series:
         policy.get_series(name)
     state = obj(ctx).state_dir
-    with open_workspace(policy, state) as engine:
+    with open_workspace(policy, state) as ws:
         forge = open_forge(policy, state)
         token = fork_token(policy)
-        syncer = Syncer(engine, forge, policy_file=str(policy_file), token=token)
+        syncer = Syncer(ws, forge, policy_file=str(policy_file), token=token)
         syncer.release_requests.update(series)
         report = syncer.run(dry_run=dry_run)
     if as_json:

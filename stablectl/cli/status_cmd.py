@@ -31,16 +31,16 @@ def collect_status(
         forge = None
     reporter = Reporter(not quiet)
     with (
-        open_workspace(policy, state, progress=reporter.update, forge=forge) as engine,
+        open_workspace(policy, state, progress=reporter.update, forge=forge) as ws,
         reporter.running(),
     ):
-        fetch_and_check(engine, policy_file, offline=offline)
-        plan = engine.plan()
+        fetch_and_check(ws, policy_file, offline=offline)
+        plan = ws.plan()
         return collect(
             policy,
             plan,
-            engine.cache.repo,
-            fork_tip=engine.cache.fork_branch,
+            ws.cache.repo,
+            fork_tip=ws.cache.fork_branch,
             forge=forge,
             releases_dir=state / "releases" / policy.project,
         )

@@ -58,12 +58,12 @@ def sync(
     policy = load_policy(policy_file)
     state = obj(ctx).state_dir
     reporter = Reporter(not as_json)
-    with open_workspace(policy, state, progress=reporter.update) as engine:
+    with open_workspace(policy, state, progress=reporter.update) as ws:
         forge = open_forge(policy, state)
         token = fork_token(policy)
         with reporter.running():
-            fetch_and_check(engine, policy_file, offline=offline)
-            syncer = Syncer(engine, forge, policy_file=str(policy_file), token=token)
+            fetch_and_check(ws, policy_file, offline=offline)
+            syncer = Syncer(ws, forge, policy_file=str(policy_file), token=token)
             report = syncer.run(dry_run=dry_run, series=list(series) or None, fetch=False)
     if as_json:
         print_json(report.to_json())

@@ -67,15 +67,15 @@ def workflows(
             where = str(check_dir)
             diff = drift(rendered, current)
         else:
-            with open_workspace(policy, obj(ctx).state_dir) as engine:
+            with open_workspace(policy, obj(ctx).state_dir) as ws:
                 branches = [policy.ci.control_branch]
                 if policy.ci.trigger == "dispatch":
                     branches.append(policy.ci.tests_branch)  # where test runs are dispatched
-                engine.fetch()
+                ws.fetch()
                 diff = ""
                 for branch in branches:
-                    tip = engine.cache.fork_branch(branch)
-                    current = {r.path: _blob(engine.cache.repo, tip, r.path) for r in rendered}
+                    tip = ws.cache.fork_branch(branch)
+                    current = {r.path: _blob(ws.cache.repo, tip, r.path) for r in rendered}
                     diff += drift(rendered, current).replace("fork:", f"fork:{branch}:")
             where = "the fork's " + " and ".join(branches)
         if diff:

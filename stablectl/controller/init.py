@@ -122,7 +122,7 @@ def _test_workflow_on_stable(
 
 
 def init_fork(
-    engine: Workspace,
+    ws: Workspace,
     forge: Forge,
     *,
     policy_text: bytes,
@@ -130,14 +130,14 @@ def init_fork(
     token: str | None,
     dry_run: bool = False,
 ) -> InitReport:
-    policy: Policy = engine.policy
-    cache = engine.cache
+    policy: Policy = ws.policy
+    cache = ws.cache
     repo = cache.repo
     ident = policy.identity
     who = pygit2.Signature(ident.name, ident.email)
     report = InitReport()
     updates: dict[str, RefUpdate] = {}
-    tips = _stable_tips(engine, updates, report)
+    tips = _stable_tips(ws, updates, report)
     rendered = render_workflows(policy, policy_name)
     workflows = {r.path: r.text.encode() for r in rendered}
     rendered_by = f"Rendered by stablectl {__version__} from {policy_name}.\n"

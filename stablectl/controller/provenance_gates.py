@@ -15,37 +15,37 @@ from stablectl.gitops.provenance import Reproduction
 from stablectl.policy import Policy, Series
 
 
-def release_blockers(engine: Workspace, policy: Policy, series: Series, forge: Forge) -> list[str]:
+def release_blockers(ws: Workspace, policy: Policy, series: Series, forge: Forge) -> list[str]:
     """What `verify` would reject on the stable branch's commits (a mirror-only change, a
     forged trailer, an unapproved adaptation, a merge): sync neither proposes nor tags a
     release on top of it."""
-    a = Audit(engine, policy, forge=forge, require_reviewed=True)
+    a = Audit(ws, policy, forge=forge, require_reviewed=True)
     audit_series(a, series, {}, tags=False)
     return a.report.errors()
 
 
 def merge_blockers(
-    engine: Workspace, policy: Policy, series: Series, forge: Forge, head: str
+    ws: Workspace, policy: Policy, series: Series, forge: Forge, head: str
 ) -> list[str]:
     """What verify would reject among the commits a PR would bring onto the stable branch (an
     unrecorded or changed adaptation, one approved for another fix or at another interdiff, a
     trailer naming nothing upstream has)."""
-    cache = engine.cache
+    cache = ws.cache
     tip = cache.fork_branch(series.stable_branch)
     try:
         head_commit = get_commit(cache.repo, head)
     except (KeyError, ValueError):
         return [f"{head[:10]} is not in the cache (fetch the fork)"]
-    a = Audit(engine, policy, forge=forge, require_reviewed=True)
+    a = Audit(ws, policy, forge=forge, require_reviewed=True)
     audit_commits(a, series, cache.upstream_tag(series.base), head_commit.id, tip)
     return a.report.errors()
 
 
 def explain_head(
-    engine: Workspace, policy: Policy, series: Series, head: str, source: str
+    ws: Workspace, policy: Policy, series: Series, head: str, source: str
 ) -> Reproduction:
     """What a PR's head is, as verify would see it (for the hint that records a resolution)."""
-    a = Audit(engine, policy)
+    a = Audit(ws, policy)
     try:
         pygit2.Oid(hex=head)
     except ValueError:

@@ -32,10 +32,11 @@ from stablectl.controller.sync.merging import merge_forward
 from stablectl.controller.sync.presentation import closing_comment, own_labels
 from stablectl.controller.sync.publishing import publish, push_tag
 from stablectl.controller.workflows import ci_request
-from stablectl.controller.workspace import Workspace
 from stablectl.errors import GitError, StablectlError
 from stablectl.forge.base import ConflictError, Forge
+from stablectl.gitops.cache import RepoCache
 from stablectl.gitops.push import ForkPusher, RefUpdate
+from stablectl.policy import Policy
 
 
 class WritePoints:
@@ -55,16 +56,18 @@ class WritePoints:
 class Applier:
     def __init__(
         self,
-        engine: Workspace,
+        policy: Policy,
+        cache: RepoCache,
         forge: Forge,
         *,
+        state_dir: Path,
         pusher: ForkPusher,
         findings: Findings,
         writes: WritePoints,
     ) -> None:
-        self.engine = engine
-        self.cache = engine.cache
-        self.policy = engine.policy
+        self.cache = cache
+        self.policy = policy
+        self.state_dir = state_dir
         self.forge = forge
         self.pusher = pusher
         self.findings = findings
@@ -170,7 +173,7 @@ class Applier:
 
     @property
     def releases_dir(self) -> Path:
-        return self.engine.state_dir / "releases" / self.policy.project
+        return self.state_dir / "releases" / self.policy.project
 
     def delete_branch(self, branch: str) -> None:
         """Delete one of stablectl's branches if the fork still has it."""

@@ -4,7 +4,7 @@ fixes it depends on, or a commit carrying the conflict — and the PR's text."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 import pygit2
@@ -23,10 +23,11 @@ from stablectl.controller.sync.presentation import (
     prerequisites_text,
 )
 from stablectl.controller.sync.stacking import Link, overlaps, pick_fix, stack
-from stablectl.controller.workspace import Workspace
 from stablectl.forge.base import Marker, PullRequest
+from stablectl.gitops.cache import RepoCache
 from stablectl.gitops.pick import ConflictFile, Picker
-from stablectl.policy import Series
+from stablectl.gitops.scan import CommitIndex
+from stablectl.policy import Policy, Series
 
 Requests = Mapping[tuple[str | None, str], str]  # (series or None, sha) -> maintainer
 
@@ -69,9 +70,16 @@ class Wanted:
 class DesiredState:
     """Computes the wanted PRs of each series (picks in memory; writes nothing remote)."""
 
-    def __init__(self, engine: Workspace, presenter: Presenter, findings: Findings) -> None:
-        self.engine = engine
-        self.policy = engine.policy
+    def __init__(
+        self,
+        policy: Policy,
+        index: CommitIndex,
+        cache: RepoCache,
+        picker: Callable[[Series | None], Picker],
+        presenter: Presenter,
+        findings: Findings,
+    ) -> None:
+        self.policy, self.index, self.cache, self.picker = policy, index, cache, picker
         self.presenter = presenter
         self.findings = findings
 
@@ -88,7 +96,7 @@ class DesiredState:
         ctx = _SeriesContext(
             sp=sp,
             tip=sp.selection.tip_sha,
-            picker=self.engine.picker(s),
+            picker=self.picker(s),
             open_by_key={
                 p.marker.original: p
                 for p in mine
@@ -132,7 +140,7 @@ class DesiredState:
         return out
 
     def _key_of(self, sha: str) -> str:
-        facts = self.engine.index.facts(sha)
+        facts = self.index.facts(sha)
         if facts is not None and facts.info.cherry_picked_from:
             return facts.info.cherry_picked_from[0]
         return sha
@@ -190,14 +198,12 @@ class DesiredState:
         depends: tuple[str, ...] = ()
         conflicts: tuple[ConflictFile, ...] | None = None
         if needs.keys:
-            st = stack(
-                self.engine.index, ctx.picker, fix=pf, tip=ctx.tip, chain=chain, needs=needs.keys
-            )
+            st = stack(self.index, ctx.picker, fix=pf, tip=ctx.tip, chain=chain, needs=needs.keys)
             if st is not None:
                 head, depends = st.head, st.depends
             else:
                 needs = Needs()  # they are not in the chain (conflicts): tested alone
-        if head is None and not overlaps(self.engine.index, pf, chain):
+        if head is None and not overlaps(self.index, pf, chain):
             key = pf.candidate.fix.key
             head = self.keep_existing(ctx.open_by_key.get(key), source, ctx.tip, picks=pf.picks)
             if head is None:
@@ -206,7 +212,7 @@ class DesiredState:
                     return None
                 head, conflicts = res.commit, tuple(res.conflicts)
         if head is None:
-            st = stack(self.engine.index, ctx.picker, fix=pf, tip=ctx.tip, chain=chain)
+            st = stack(self.index, ctx.picker, fix=pf, tip=ctx.tip, chain=chain)
             if st is not None:
                 head, depends = st.head, st.depends
         return _Placed(head, depends, conflicts, needs)
@@ -251,9 +257,7 @@ class DesiredState:
         needs: list[str] = []
         said: list[str] = []
         for m in names:
-            d = find_definer(
-                self.engine.cache.path, m, ctx.sp.selection.base_sha, source, self.engine.index
-            )
+            d = find_definer(self.cache.path, m, ctx.sp.selection.base_sha, source, self.index)
             if d is None:
                 self.findings.notice(
                     f"{s.name}: {fix.key[:10]}: its tests miss {m.describe()} ({m.error}); no "
@@ -285,7 +289,7 @@ class DesiredState:
         picks cleanly with them; else unchanged (said as a notice)."""
         if not found:
             return pf
-        index = self.engine.index
+        index = self.index
         ordered = sorted(
             (*pf.prerequisites, *found),
             key=lambda p: f.commit_time if (f := index.facts(p.sha)) else 0,
@@ -340,7 +344,7 @@ class DesiredState:
         prereqs = picks[:-1]
         if m.extra.get("prerequisites", "") != prerequisites_text(prereqs):
             return None
-        repo = self.engine.cache.repo
+        repo = self.cache.repo
         try:
             head = repo[pygit2.Oid(hex=pr.head_sha)].peel(pygit2.Commit)
             commits = [head]
@@ -365,7 +369,7 @@ class DesiredState:
             return pr.head_sha
         # The stable branch moved on (other backports merged): the head stays only if it
         # still applies there, as the forge's rebase merge will need.
-        picker = self.engine.picker()
+        picker = self.picker(None)
         onto = tip
         for c in commits:
             res = picker.pick(str(c.id), onto)

@@ -21,7 +21,7 @@ from stablectl.policy import Policy, Series
 
 
 def mergeable(
-    engine: Workspace,
+    ws: Workspace,
     forge: Forge,
     plan: Plan,
     *,
@@ -32,7 +32,7 @@ def mergeable(
     """Merge actions for open, clean, approved and green PRs whose commits `verify` accepts
     (the forge rebases each onto the tip the previous merge left; one that no longer applies
     is reported, not forced)."""
-    policy = engine.policy
+    policy = ws.policy
     out: list[Action] = []
     wanted_keys = {(w.series.name, w.key) for w in wanted}
     for sp in plan.series:
@@ -61,12 +61,12 @@ def mergeable(
             if not res.ok:
                 findings.notice(f"{s.name}: PR #{pr.number} not merged: {res.reason}", routine=True)
                 continue
-            blockers = merge_blockers(engine, policy, s, forge, pr.head_sha)
+            blockers = merge_blockers(ws, policy, s, forge, pr.head_sha)
             if blockers:
                 findings.notice(
                     f"{s.name}: PR #{pr.number} not merged: stablectl verify would reject it: "
                     + "; ".join(blockers)
-                    + _record_hint(engine, s, pr)
+                    + _record_hint(ws, s, pr)
                 )
                 continue
             detail = f"{res.reason}; {policy.release.merge_method}"
@@ -74,13 +74,13 @@ def mergeable(
     return out
 
 
-def _record_hint(engine: Workspace, s: Series, pr: PullRequest) -> str:
+def _record_hint(ws: Workspace, s: Series, pr: PullRequest) -> str:
     """The exact trailer a hand-made resolution needs, when that is what is missing."""
     m = pr.marker
     if m is None or not m.source:
         return ""
     try:
-        r = explain_head(engine, engine.policy, s, pr.head_sha, m.source)
+        r = explain_head(ws, ws.policy, s, pr.head_sha, m.source)
     except (KeyError, ValueError, pygit2.GitError):
         return ""
     if r.source is None or r.verbatim:

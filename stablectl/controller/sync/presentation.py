@@ -20,7 +20,6 @@ from stablectl.controller.plan import PlannedFix
 from stablectl.controller.prerequisites import Prerequisite
 from stablectl.controller.release_history import ShippedFix
 from stablectl.controller.sync.actions import Action, PostComment
-from stablectl.controller.workspace import Workspace
 from stablectl.forge.base import Comment, Marker
 from stablectl.gitops.messages import ADAPTED_TRAILER, backport_title
 from stablectl.gitops.pick import ConflictFile
@@ -78,19 +77,12 @@ class PRText:
 class Presenter:
     """Renders backports as PR titles, bodies, labels and markers, in CPython's conventions."""
 
-    def __init__(self, engine: Workspace, policy_file: str) -> None:
-        self.engine = engine
-        self.policy = engine.policy
+    def __init__(
+        self, policy: Policy, index: CommitIndex, repo: pygit2.Repository, policy_file: str
+    ) -> None:
+        self.policy, self.index, self.repo = policy, index, repo
         self.policy_file = policy_file
         self.web = self.policy.upstream.web
-
-    @property
-    def index(self) -> CommitIndex:
-        return self.engine.index
-
-    @property
-    def repo(self) -> pygit2.Repository:
-        return self.engine.cache.repo
 
     def link(self, sha: str) -> str:
         return f"[`{sha[:10]}`]({self.web}/commit/{sha})" if self.web else f"`{sha[:10]}`"

@@ -49,15 +49,15 @@ Apply = Callable[[list[Action]], list[Action]]
 class ReleaseRound:
     def __init__(
         self,
-        engine: Workspace,
+        ws: Workspace,
         forge: Forge,
         findings: Findings,
         *,
         now: Callable[[], dt.datetime],
         requested: set[str],
     ) -> None:
-        self.engine = engine
-        self.policy: Policy = engine.policy
+        self.ws = ws
+        self.policy: Policy = ws.policy
         self.forge = forge
         self.findings = findings
         self.now = now  # read at each decision: this run's merges move the stable tip
@@ -84,10 +84,10 @@ class ReleaseRound:
                 return out
             apply(out)
             rpr = None
-        tip = self.engine.cache.fork_branch(s.stable_branch)
+        tip = self.ws.cache.fork_branch(s.stable_branch)
         if tip is None:
             return out
-        sr = rel.scan_series(self.engine.cache.repo, sp, tip)
+        sr = rel.scan_series(self.ws.cache.repo, sp, tip)
         publishing = self.decide_publish(sp, sr, dry_run=apply is None)
         out += publishing
         if apply is not None and publishing:
@@ -112,7 +112,7 @@ class ReleaseRound:
         # merged since make it a different release, re-proposed in stage 3).
         ours = extra.get("pushed") == rpr.head_sha and extra.get(
             "onto"
-        ) == self.engine.cache.fork_branch(s.stable_branch)
+        ) == self.ws.cache.fork_branch(s.stable_branch)
         if not ours:
             return []
         if self.now() < deadline:
@@ -144,7 +144,7 @@ class ReleaseRound:
         p, s = self.policy, sp.series
         rc = sr.releases[-1]
         tag = rel.tag_of(p, s, len(sr.releases))
-        cache = self.engine.cache
+        cache = self.ws.cache
         have = cache.peel(f"refs/fork-tags/{tag}")
         if have is not None and have != rc.commit:
             raise GitError(
@@ -200,7 +200,7 @@ class ReleaseRound:
         says so; a merged release PR's leftover branch is deleted. `pending` names the
         follow-ups of unreleased fixes not merged yet: a release waits for them."""
         p = self.policy
-        cache = self.engine.cache
+        cache = self.ws.cache
         repo = cache.repo
         branch = f"stablectl/release/{s.name}"
         out: list[Action] = []
@@ -254,7 +254,7 @@ class ReleaseRound:
         title, body = release_pr_text(
             p, s, version=version, tag=tag, fixes=fixes, deadline=deadline, marker=marker
         )
-        old = self.engine.cache.fork_branch(branch)
+        old = self.ws.cache.fork_branch(branch)
         out = [Action(s.name, branch, f"release commit {head[:10]}", Push(branch, head, old))]
         if rpr is not None:
             update = UpdatePR(rpr.number, title, body, test_sha=head)
@@ -293,7 +293,7 @@ class ReleaseRound:
 
     def _verifiable(self, s: Series) -> None:
         """Hold the release while `verify` would reject the branch under it."""
-        blockers = release_blockers(self.engine, self.policy, s, self.forge)
+        blockers = release_blockers(self.ws, self.policy, s, self.forge)
         if blockers:
             raise GitError(
                 f"release held: stablectl verify would reject {s.stable_branch}: "
@@ -305,7 +305,7 @@ class ReleaseRound:
         means the fork was rewound (or the tag deleted) after publishing. Proposing or tagging
         that version again, with other content, would give downstreams two different
         3.11.2.N; stop and say so."""
-        cache = self.engine.cache
+        cache = self.ws.cache
         if cache.resolve(f"refs/fork-tags/{tag}") is not None:
             return
         published = self.forge.get_release(tag)
@@ -322,7 +322,7 @@ class ReleaseRound:
     def _never_signed(self, tag: str, commit: str | None) -> None:
         """With the forge release gone too: this cache's record of the tags it signed, and the
         forge's merged release PRs (which cannot be deleted), still know the version."""
-        cache = self.engine.cache
+        cache = self.ws.cache
         signed = cache.resolve(f"{SIGNED_TAGS}{tag}")
         if signed is not None:
             raise GitError(
@@ -370,7 +370,7 @@ class ReleaseRound:
             )
             return False
         quiet = dt.timedelta(hours=p.release.quiet_period_hours)
-        commit = self.engine.cache.repo[pygit2.Oid(hex=tip)].peel(pygit2.Commit)
+        commit = self.ws.cache.repo[pygit2.Oid(hex=tip)].peel(pygit2.Commit)
         if self.now() - dt.datetime.fromtimestamp(commit.commit_time, dt.UTC) >= quiet:
             return True
         self.findings.notice(f"{s.name}: release waits for the quiet period")

@@ -57,64 +57,61 @@ def state_lock(state_dir: Path) -> Iterator[None]:
 class Syncer:
     def __init__(
         self,
-        engine: Workspace,
+        ws: Workspace,
         forge: Forge,
         *,
         policy_file: str,
         token: str | None = None,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
-        self.engine = engine
+        self.ws = ws
         self.forge = forge
-        if engine.forge is None:
-            engine.forge = forge  # label rules read the upstream PRs' labels through it
-        self.policy: Policy = engine.policy
-        self.pusher = ForkPusher(engine.cache.path, self.policy.fork.git, token)
+        if ws.forge is None:
+            ws.forge = forge  # label rules read the upstream PRs' labels through it
+        self.policy: Policy = ws.policy
+        self.pusher = ForkPusher(ws.cache.path, self.policy.fork.git, token)
         self.now = now
         self.findings = Findings()
         self.writes = WritePoints()
         forge.stats.after_write = self.writes.wrote
         # Only the file name goes into PR bodies: a body must not change with the directory
         # sync runs from (that would rewrite every conflict PR).
-        self.presenter = Presenter(engine, os.path.basename(policy_file))
-        self.desired = DesiredState(engine, self.presenter, self.findings)
-        self.applier = Applier(
-            engine, forge, pusher=self.pusher, findings=self.findings, writes=self.writes
-        )
+        self.policy_name = os.path.basename(policy_file)
         self.release_requests: set[str] = set()  # series asked to release now (manual)
 
     def run(
         self, *, dry_run: bool = False, series: list[str] | None = None, fetch: bool = True
     ) -> SyncReport:
-        with state_lock(self.engine.state_dir):
+        with state_lock(self.ws.state_dir):
             return self._run(dry_run=dry_run, series=series, fetch=fetch)
 
     def _run(self, *, dry_run: bool, series: list[str] | None, fetch: bool) -> SyncReport:
         if fetch:
-            self.engine.fetch()
-        for note in self.engine.state_notes:
+            self.ws.fetch()
+        self._collaborators()
+        for note in self.ws.state_notes:
             self.findings.notice(note)
         prs = self.forge.list_prs("all")
         mine = [p for p in prs if p.marker is not None and p.marker.kind == "backport"]
         since = self.now() - dt.timedelta(days=self.policy.commands.lookback_days)
         requests = read_commands(self.policy, self.forge.comments_since(since), mine, self._resolve)
         self.release_requests |= requests.releases
-        plan = self.engine.plan(series)
+        plan = self.ws.plan(series)
         actions, wanted = self._backports(plan, requests, mine)
         applied: list[Action] = []
         rounds = ReleaseRound(
-            self.engine, self.forge, self.findings, now=self.now, requested=self.release_requests
+            self.ws, self.forge, self.findings, now=self.now, requested=self.release_requests
         )
         if dry_run:
             actions += mergeable(
-                self.engine, self.forge, plan, wanted=wanted, mine=mine, findings=self.findings
+                self.ws, self.forge, plan, wanted=wanted, mine=mine, findings=self.findings
             )
             actions += rounds.run(plan, prs, None)
         else:
             applied = self.applier.apply(actions)
             # Decided after this run's own actions (a retest has just made checks pending).
             merges = mergeable(
-                self.engine, self.forge, plan, wanted=wanted, mine=mine, findings=self.findings
+                self.ws, self.forge, plan, wanted=wanted, mine=mine, findings=self.findings
             )
             applied += self.applier.apply(merges)
             actions += merges
@@ -133,6 +130,24 @@ class Syncer:
             api=self.forge.stats.as_dict(),
             dry_run=dry_run,
             write_points=self.writes.count,
+        )
+
+    def _collaborators(self) -> None:
+        """The run's presenter, desired state and applier, given what each uses of the
+        workspace as it is after the fetch (which reopens the cache and the index)."""
+        ws = self.ws
+        self.presenter = Presenter(ws.policy, ws.index, ws.cache.repo, self.policy_name)
+        self.desired = DesiredState(
+            ws.policy, ws.index, ws.cache, ws.picker, self.presenter, self.findings
+        )
+        self.applier = Applier(
+            ws.policy,
+            ws.cache,
+            self.forge,
+            state_dir=ws.state_dir,
+            pusher=self.pusher,
+            findings=self.findings,
+            writes=self.writes,
         )
 
     def _backports(
@@ -162,7 +177,7 @@ class Syncer:
         self, sp: SeriesPlan, mine: list[PullRequest], skipping: frozenset[int]
     ) -> SeriesView:
         s = sp.series
-        cache = self.engine.cache
+        cache = self.ws.cache
         branches = {}
         for b in cache.fork_branches(f"stablectl/{s.name}/"):
             sha = cache.fork_branch(b)
@@ -182,7 +197,7 @@ class Syncer:
         )
 
     def _resolve(self, sha: str) -> str | None:
-        repo = self.engine.cache.repo
+        repo = self.ws.cache.repo
         try:
             return str(repo.revparse_single(sha).peel(pygit2.Commit).id)
         except (KeyError, ValueError, pygit2.GitError):
@@ -195,20 +210,20 @@ class Syncer:
         feed = self.policy.release.feed
         if feed is None:
             return
-        out = Path(feed) if Path(feed).is_absolute() else self.engine.state_dir / feed
+        out = Path(feed) if Path(feed).is_absolute() else self.ws.state_dir / feed
         if not published and (out / "status.json").is_file():
             return
         from stablectl.controller.status import collect, write_feed
 
         try:
-            plan = self.engine.plan(series)  # after this run's merges and releases
+            plan = self.ws.plan(series)  # after this run's merges and releases
             data = collect(
                 self.policy,
                 plan,
-                self.engine.cache.repo,
-                fork_tip=self.engine.cache.fork_branch,
+                self.ws.cache.repo,
+                fork_tip=self.ws.cache.fork_branch,
                 forge=self.forge,
-                releases_dir=self.engine.state_dir / "releases" / self.policy.project,
+                releases_dir=self.ws.state_dir / "releases" / self.policy.project,
             )
             write_feed(data, out)
             self.findings.notice(f"feed refreshed in {out}")

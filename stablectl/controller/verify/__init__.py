@@ -71,8 +71,8 @@ def audit_series(
     """The series' branch, commit by commit, then (`tags`) its releases and their files."""
     repo, name = a.repo, series.name
     audit = SeriesAudit(name, series.stable_branch)
-    base = a.engine.cache.upstream_tag(series.base)
-    tip = a.engine.cache.fork_branch(series.stable_branch)
+    base = a.ws.cache.upstream_tag(series.base)
+    tip = a.ws.cache.fork_branch(series.stable_branch)
     audit.base, audit.tip = base, tip
     if base is None:
         a.find("error", name, series.base, "the base tag is not upstream")
@@ -105,7 +105,7 @@ def audit_series(
 
 
 def verify(
-    engine: Workspace,
+    ws: Workspace,
     policy: Policy,
     series: list[Series],
     *,
@@ -120,10 +120,10 @@ def verify(
     """Audit the series; `require_reviewed` (default: when signing is required) makes an
     adaptation whose review no forge could confirm an error."""
     remote = policy.fork.git
-    known = load_known(engine.state_dir, remote)
+    known = load_known(ws.state_dir, remote)
     trust = trust or Trust()
     a = Audit(
-        engine,
+        ws,
         policy,
         releases_dir,
         trust,
@@ -140,5 +140,5 @@ def verify(
         check_log(a, release_log)
         check_release_log(a, release_log.data, series)
     if record and a.report.ok:
-        save_known(engine.state_dir, remote, a.report, engine.cache.repo)
+        save_known(ws.state_dir, remote, a.report, ws.cache.repo)
     return a.report

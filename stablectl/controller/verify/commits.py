@@ -284,7 +284,7 @@ def _reproduced_upstream(
     if not paths:
         return None
     out = run_git(
-        a.engine.cache.path,
+        a.ws.cache.path,
         ["log", "--format=%H", "--no-merges", "--remotes=upstream", "--not", base, "--", *paths],
     )
     prov = a.provenance(series)

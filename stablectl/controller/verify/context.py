@@ -23,7 +23,7 @@ def queue_refs(policy: Policy) -> tuple[str, ...]:
 
 @dataclass
 class Audit:
-    engine: Workspace
+    ws: Workspace
     policy: Policy
     releases_dir: Path | None = None
     trust: Trust = field(default_factory=Trust)
@@ -37,7 +37,7 @@ class Audit:
 
     @property
     def repo(self) -> pygit2.Repository:
-        return self.engine.cache.repo
+        return self.ws.cache.repo
 
     @property
     def readable_forge(self) -> Forge | None:
@@ -47,7 +47,7 @@ class Audit:
         """The series' provenance: its re-picks use the series' path map, as its picks do."""
         if series.name not in self._provenance:
             self._provenance[series.name] = Provenance(
-                self.repo, queue_refs(self.policy), lambda: self.engine.picker(series)
+                self.repo, queue_refs(self.policy), lambda: self.ws.picker(series)
             )
         return self._provenance[series.name]
 

@@ -241,7 +241,7 @@ def upstream_cves(a: Audit, series: Series, sha: str) -> set[str]:
         if full is not None and origin == "upstream":
             shas.append(full)
             out |= set(parse_message(a.repo[pygit2.Oid(hex=full)].peel(pygit2.Commit).message).cves)
-    for idx in a.engine.advisories().values():
+    for idx in a.ws.advisories().values():
         for s in shas:
             for adv in idx.fixed.get(s, []):
                 out |= {x for x in (adv.id, *adv.aliases) if x.startswith("CVE-")}

@@ -66,7 +66,7 @@ def audit_tags(
     ):
         tags.append((n, tag_of(a.policy, series, n), ref))
         n += 1
-    previous = (series.base, a.engine.cache.upstream_tag_object(series.base))
+    previous = (series.base, a.ws.cache.upstream_tag_object(series.base))
     for n, tag, ref in tags:
         version = f"{series.name}.{n}"
         commit_of_n = released[n - 1][1] if n <= len(released) else None

@@ -108,11 +108,12 @@ def applier(tmp_path: Path, forge: RecordingForge) -> tuple[Applier, Findings]:
     cache = SimpleNamespace(
         fork_branch=lambda name: None, fetch_fork=lambda url: None, set_fork_branch=None
     )
-    engine = SimpleNamespace(policy=policy, cache=cache, state_dir=tmp_path)
     findings = Findings()
     applier = Applier(
-        engine,  # type: ignore[arg-type]
+        policy,
+        cache,  # type: ignore[arg-type]
         forge,  # type: ignore[arg-type]
+        state_dir=tmp_path,
         pusher=None,  # type: ignore[arg-type]
         findings=findings,
         writes=WritePoints(),
