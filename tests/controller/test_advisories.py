@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from stablectl.controller.advisories import AdvisoryIndex
-from stablectl.controller.workspace import Workspace
 from stablectl.gitops.history import History
-from stablectl.policy import load_policy_text
+from stablectl.policy import Policy
+from tests.helpers import Line
 
 UPSTREAM_URL = "https://github.com/python/cpython"
 
@@ -53,19 +53,18 @@ def build(tmp_path: Path) -> tuple[History, dict[str, str]]:
     return h, s
 
 
-def policy(h: History, fork: Path, source: Path) -> str:
-    return f"""\
-project: adv
-upstream: {{git: {h.path}, forge: python/cpython}}
-fork: {{git: {fork}}}
-series:
-  - {{name: "1", base: v1, branch: 1-stable, sources: ["1.x", main], since: 2000-01-01}}
-flags:
+def policy(line: Line, source: Path) -> Policy:
+    return line.policy(
+        'name: "1", base: v1, branch: 1-stable, sources: ["1.x", main], since: 2000-01-01',
+        f"""\
   - name: psf-advisories
     security: true
     advisories: {source}
     advisory_repo: {UPSTREAM_URL}
-"""
+""",
+        project="adv",
+        upstream="forge: python/cpython",
+    )
 
 
 def write_db(d: Path, records: list[dict[str, Any]]) -> None:
@@ -78,19 +77,10 @@ def planned_fixes(
     tmp_path: Path, h: History, s: dict[str, str], records: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """The plan's fixes by key, with `records` as the advisory database."""
-    fork = History(tmp_path / "fork.git")
-    fork.repo.remotes.create("u", str(h.path)).fetch(["+refs/tags/*:refs/tags/*"])
-    fork.branch("1-stable", s["base"])
+    line = Line.of(h, tmp_path, "1-stable", s["base"])
     db = tmp_path / "db"
     write_db(db, records)
-    eng = Workspace(
-        load_policy_text(policy(h, fork.path, db)), tmp_path / "state", committer_time=1
-    )
-    try:
-        eng.fetch()
-        plan = eng.plan().to_json()
-    finally:
-        eng.close()
+    plan = line.plan(policy(line, db)).to_json()
     return {f["key"]: f for f in plan["series"][0]["fixes"]}
 
 
@@ -151,9 +141,7 @@ def test_advisories_flag_fixes_in_the_plan(tmp_path: Path) -> None:
 
 def test_git_source_is_refreshed_every_run(tmp_path: Path) -> None:
     h, s = build(tmp_path)
-    fork = History(tmp_path / "fork.git")
-    fork.repo.remotes.create("u", str(h.path)).fetch(["+refs/tags/*:refs/tags/*"])
-    fork.branch("1-stable", s["base"])
+    line = Line.of(h, tmp_path, "1-stable", s["base"])
     db = tmp_path / "dbrepo"
     write_db(db, [osv("PSF-2024-1", "CVE-2024-0001", [s["fixed"]], [])])
 
@@ -167,13 +155,10 @@ def test_git_source_is_refreshed_every_run(tmp_path: Path) -> None:
     git("init", "-q", "-b", "main")
     git("add", "-A")
     git("commit", "-qm", "one")
-    pol = load_policy_text(policy(h, fork.path, db / ".git"))
+    pol = policy(line, db / ".git")
 
     def keys() -> set[str]:
-        eng = Workspace(pol, tmp_path / "state", committer_time=1)
-        eng.fetch()
-        plan = eng.plan().to_json()
-        eng.close()
+        plan = line.plan(pol).to_json()
         return {f["key"] for f in plan["series"][0]["fixes"]}
 
     assert keys() == {s["fixed"]}

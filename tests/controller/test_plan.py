@@ -14,7 +14,7 @@ from stablectl.errors import GitError, UpstreamRewrittenError
 from stablectl.gitops.history import History
 from stablectl.gitops.objects import commit as get_commit
 from stablectl.policy import load_policy_text
-from tests.helpers import run_cli
+from tests.helpers import Line, run_cli
 
 
 def engine_for(ex: Example, state: Path, extra: str = "") -> Workspace:
@@ -366,22 +366,13 @@ def test_commits_rule_flags_backports_of_a_listed_original_not_in_the_repo(
         f"fix a\n\n(cherry picked from commit {ghost})\n",
         {"a.txt": "1\n2\nthree\n"},
     )
-    fork = History(tmp_path / "fork.git")
-    fork.repo.remotes.create("u", str(h.path)).fetch(["+refs/tags/*:refs/tags/*"])
-    fork.branch("v1-stable", base)
-    policy = load_policy_text(f"""\
-project: ghost
-upstream: {{git: {h.path}, main: main}}
-fork: {{git: {fork.path}}}
-series:
-  - {{name: "1", base: v1, branch: v1-stable, sources: [main, v2-stable], since: 2000-01-01}}
-flags:
-  - {{name: listed, commits: ["{ghost[:12]}"]}}
-""")
-    eng = Workspace(policy, tmp_path / "state", committer_time=1)
-    eng.fetch()
-    fixes = by_key(eng.plan().to_json(), "1")
-    eng.close()
+    line = Line.of(h, tmp_path, "v1-stable", base)
+    policy = line.policy(
+        'name: "1", base: v1, branch: v1-stable, sources: [main, v2-stable], since: 2000-01-01',
+        f'  - {{name: listed, commits: ["{ghost[:12]}"]}}\n',
+        project="ghost",
+    )
+    fixes = by_key(line.plan(policy).to_json(), "1")
     assert list(fixes) == [ghost]
     f = fixes[ghost]
     assert f["original"] is None
@@ -409,20 +400,11 @@ def test_release_commit_deleting_security_news_is_not_a_fix(tmp_path: Path) -> N
             "Misc/NEWS.d/3.12.0a1.rst": "Security: Fix.\n",
         },
     )
-    fork = History(tmp_path / "fork.git")
-    fork.repo.remotes.create("u", str(h.path)).fetch(["+refs/tags/*:refs/tags/*"])
-    fork.branch("v1-stable", base)
-    policy = load_policy_text(f"""\
-project: rel
-upstream: {{git: {h.path}, main: main}}
-fork: {{git: {fork.path}}}
-series:
-  - {{name: "1", base: v1, branch: v1-stable, sources: [main], since: 2000-01-01}}
-flags:
-  - {{name: security-news, paths: ["Misc/NEWS.d/next/Security/*.rst"]}}
-""")
-    eng = Workspace(policy, tmp_path / "state", committer_time=1)
-    eng.fetch()
-    fixes = by_key(eng.plan().to_json(), "1")
-    eng.close()
+    line = Line.of(h, tmp_path, "v1-stable", base)
+    policy = line.policy(
+        'name: "1", base: v1, branch: v1-stable, sources: [main], since: 2000-01-01',
+        '  - {name: security-news, paths: ["Misc/NEWS.d/next/Security/*.rst"]}\n',
+        project="rel",
+    )
+    fixes = by_key(line.plan(policy).to_json(), "1")
     assert list(fixes) == [fix]

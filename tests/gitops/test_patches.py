@@ -11,7 +11,7 @@ import pytest
 from stablectl.controller.demo import Example
 from stablectl.gitops.patches import parse_patch, read_queue
 from tests.controller.sync.test_sync import make_env
-from tests.helpers import run_cli
+from tests.helpers import Line, run_cli
 
 
 def format_patches(ex: Example, out: Path, *shas: str) -> list[Path]:
@@ -163,7 +163,6 @@ def test_a_patch_queue_is_a_source_of_fixes(tmp_path: Path, without_identity: bo
     patch with a Security NEWS entry is a new fix, one that does not apply is reported."""
     from stablectl.controller.workspace import Workspace
     from stablectl.gitops.history import History
-    from stablectl.policy import load_policy_text
 
     h = History(tmp_path / "up.git")
     base = h.commit("main", "base", {"Lib/a.py": "1\n2\n3\n", "Lib/b.py": "x\n"})
@@ -177,9 +176,8 @@ def test_a_patch_queue_is_a_source_of_fixes(tmp_path: Path, without_identity: bo
             "Misc/NEWS.d/next/Security/2024-01-01.gh-issue-10.x.rst": "Fix a.\n",
         },
     )
-    fork = History(tmp_path / "fork.git")
-    fork.repo.remotes.create("u", str(h.path)).fetch(["+refs/tags/*:refs/tags/*"])
-    fork.branch("1-stable", base)
+    line = Line.of(h, tmp_path, "1-stable", base)
+    fork = line.fork
     queue = tmp_path / "queue"
     queue.mkdir()
     r = subprocess.run(
@@ -207,20 +205,12 @@ def test_a_patch_queue_is_a_source_of_fixes(tmp_path: Path, without_identity: bo
         (queue / "0001-fix-a.patch").write_text(
             "Description: gh-10: Fix a (#11)\n---\ndiff --git " + diff
         )
-    policy = load_policy_text(f"""\
-project: q
-upstream: {{git: {h.path}, main: main}}
-fork: {{git: {fork.path}}}
-series:
-  - {{name: "1", base: v1, branch: 1-stable, sources: ["1.x", main], since: 2000-01-01,
-      patches: {queue}}}
-flags:
-  - {{name: security-news, security: true, paths: ["Misc/NEWS.d/next/Security/*.rst"]}}
-""")
-    eng = Workspace(policy, tmp_path / "state", committer_time=1)
-    eng.fetch()
-    plan = eng.plan().to_json()
-    eng.close()
+    policy = line.policy(
+        'name: "1", base: v1, branch: 1-stable, sources: ["1.x", main], since: 2000-01-01,'
+        f" patches: {queue}",
+        project="q",
+    )
+    plan = line.plan(policy).to_json()
     fixes = plan["series"][0]["fixes"]
     assert any("0003-broken.patch: does not apply" in e for e in plan["errors"])
     by_subject = {f["subject"]: f for f in fixes}

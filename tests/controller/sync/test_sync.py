@@ -27,7 +27,7 @@ from stablectl.gitops.messages import adapted_of
 from stablectl.policy import load_policy
 from tests.forges import TOKENS
 from tests.ghserver.server import FakeGitHub
-from tests.helpers import run_cli
+from tests.helpers import Line, run_cli
 
 FORK_SLUG = "example/cpython-stable"
 BOT = "stablectl-bot"
@@ -608,24 +608,13 @@ def test_fixes_that_do_not_commute_are_stacked_and_merged_in_order(tmp_path: Pat
             "Misc/NEWS.d/next/Security/y.rst": "Y\n",
         },
     )
-    fork = History(tmp_path / "fork.git")
-    fork.repo.remotes.create("u", str(h.path)).fetch(["+refs/tags/*:refs/tags/*"])
-    fork.branch("1-stable", base)
-    policy = tmp_path / "p.yaml"
-    policy.write_text(f"""\
-project: nc
-upstream: {{git: {h.path}, main: main}}
-fork: {{git: {fork.path}}}
-series:
-  - {{name: "1", base: v1, branch: 1-stable, sources: [main], since: 2000-01-01}}
-flags:
-  - {{name: security-news, security: true, paths: ["Misc/NEWS.d/next/Security/*.rst"]}}
-maintainers: [maint]
-release: {{trigger: manual}}
-""")
-    from stablectl.controller.workspace import Workspace
-    from stablectl.policy import load_policy
-
+    line = Line.of(h, tmp_path, "1-stable", base)
+    fork = line.fork
+    policy = line.write_policy(
+        'name: "1", base: v1, branch: 1-stable, sources: [main], since: 2000-01-01',
+        project="nc",
+        more="maintainers: [maint]\nrelease: {trigger: manual}\n",
+    )
     state = tmp_path / "state"
     forge = LocalForge(state / "forge" / "nc.sqlite", fork.path, slug="nc", actor=BOT)
 
