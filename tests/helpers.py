@@ -121,3 +121,15 @@ def plan_line(
         more=extra,
     )
     return line.plan(load_policy(policy), committer_time=1_700_000_000)
+
+
+def minimal_policy(more: str = "", *, series: str = "1", sources: str = "[main]") -> Policy:
+    """A policy naming no real repository, for code that reads its settings only (gates,
+    tags, templates, the applier): one series `series` (base `v<series>`) taking `sources`,
+    one path rule; `more` is more top-level YAML."""
+    return load_policy_text(
+        "project: t\nupstream: {git: /u}\nfork: {git: /f}\n"
+        f"series: [{{name: '{series}', base: v{series}, sources: {sources}}}]\n"
+        "flags: [{name: security-news, paths: ['Misc/NEWS.d/next/Security/*.rst']}]\n" + more,
+        "p.yaml",
+    )

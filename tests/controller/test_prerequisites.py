@@ -11,7 +11,7 @@ from stablectl.controller.plan import Plan, PlannedFix
 from stablectl.controller.selection import FixState
 from stablectl.gitops.history import History
 from stablectl.gitops.messages import parse_message, prerequisite_of
-from tests.helpers import plan_line
+from tests.helpers import minimal_policy, plan_line
 
 LINES = [f"value_{i} = {i}  # line {i}\n" for i in range(30)]
 
@@ -159,16 +159,11 @@ def test_off_and_excluded(tmp_path: Path) -> None:
 
 def test_release_notes_list_prerequisites_with_the_fix_they_serve(tmp_path: Path) -> None:
     from stablectl.controller.release_history import ShippedFix
-    from stablectl.policy import load_policy_text
     from stablectl.templates import render
 
     fix = ShippedFix("c2", "[3.10.2-stable] gh-90: Validate", "s2", "f" * 40, True, [], [], [])
     pre = ShippedFix("c1", "[3.10] gh-10: Compute", "p" * 40, None, False, [], [], [], "f" * 40)
-    policy = load_policy_text(
-        "project: t\nupstream: {git: /u}\nfork: {git: /f}\n"
-        "series: [{name: '3.10.2', base: v3.10.2, sources: ['3.10']}]\n"
-        "flags: [{name: a, security: true, paths: [x]}]\n"
-    )
+    policy = minimal_policy(series="3.10.2", sources="['3.10']")
     notes = render(
         "release_notes.md.j2",
         project="t",

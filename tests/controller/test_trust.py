@@ -21,7 +21,7 @@ from stablectl.cli.demo_cmd import release_key
 from stablectl.errors import GitError
 from tests.controller.sync.test_release import approve_release
 from tests.controller.sync.test_sync import SyncEnv, make_env
-from tests.helpers import Run, run_cli
+from tests.helpers import Run, minimal_policy, run_cli
 
 MALLORY = {
     "GIT_AUTHOR_NAME": "Mallory",
@@ -331,15 +331,10 @@ def test_a_rewound_fork_never_reuses_a_version(released: Released) -> None:
 
 def test_signing_required_without_a_key_refuses_to_tag(tmp_path: Path) -> None:
     from stablectl.controller.artifacts import create_tag
-    from stablectl.policy import load_policy_text
 
     repo = tmp_path / "r.git"
     subprocess.run(["git", "init", "-q", "--bare", str(repo)], check=True)
-    policy = load_policy_text(
-        "project: p\nupstream: {git: /u}\nfork: {git: /f}\n"
-        'series: [{name: "1", base: v1, sources: [main]}]\n'
-        "flags: [{name: s, paths: [x]}]\nrelease: {signing: {required: true}}\n"
-    )
+    policy = minimal_policy("release: {signing: {required: true}}\n")
     os.environ.pop("STABLECTL_SIGNING_KEY", None)
     with pytest.raises(GitError, match=r"release\.signing\.required"):
         create_tag(repo, policy, tag="v1.1", commit="0" * 40, message="m")

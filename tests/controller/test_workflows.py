@@ -17,10 +17,10 @@ from stablectl.controller.gate import evaluate_gate
 from stablectl.controller.missing_names import MissingName, from_comment
 from stablectl.controller.workflows import ACTIONS, render_workflows
 from stablectl.forge.base import Marker
-from stablectl.policy import load_policy, load_policy_text
+from stablectl.policy import load_policy
 from tests.controller.sync.test_sync import BOT, FORK_SLUG, SyncEnv, make_env
 from tests.forges import MAINTAINER, Harness
-from tests.helpers import run_cli
+from tests.helpers import minimal_policy, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 CPYTHON = ROOT / "policies" / "cpython.yaml"
@@ -333,11 +333,8 @@ def test_missing_test_workflow_is_a_clear_problem(tmp_path: Path, fake_github: o
 def test_gate_maps_checks_by_required_names_and_patterns(
     harness: Harness, checks: dict[str, str | None], expected: str
 ) -> None:
-    policy = load_policy_text(
-        "project: g\nupstream: {git: /x}\nfork: {git: /y}\n"
-        "series: [{name: '1', base: v1, sources: [main]}]\n"
-        "flags: [{name: n, paths: ['x']}]\nmaintainers: [Alice]\n"
-        "checks: {required: [stable-tests, 'test (*)']}\n"
+    policy = minimal_policy(
+        "maintainers: [Alice]\nchecks: {required: [stable-tests, 'test (*)']}\n"
     )
     f = harness.forge
     pr = f.open_pr(
@@ -360,11 +357,7 @@ def test_gate_maps_checks_by_required_names_and_patterns(
 
 
 def test_gate_refuses_the_authors_own_and_stale_approvals(harness: Harness) -> None:
-    policy = load_policy_text(
-        "project: g\nupstream: {git: /x}\nfork: {git: /y}\n"
-        "series: [{name: '1', base: v1, sources: [main]}]\n"
-        f"flags: [{{name: n, paths: ['x']}}]\nmaintainers: [alice, {BOT}]\n"
-    )
+    policy = minimal_policy(f"maintainers: [alice, {BOT}]\n")
     f = harness.forge
     pr = f.open_pr(
         "stablectl/3.11.2/aaa",

@@ -12,24 +12,17 @@ import pytest
 
 from stablectl.controller.gate import evaluate_gate
 from stablectl.forge.base import Marker
-from stablectl.policy import load_policy_text
+from stablectl.policy import Policy
 from tests import forges
 from tests.forges import BOT, MAINTAINER, READER, Harness
-
-POLICY = """\
-project: Python
-upstream: {{git: /nonexistent/up.git, forge: python/cpython}}
-fork: {{git: /nonexistent/fork.git, forge: acme/cpython}}
-series: [{{name: "3.11.2", base: v3.11.2, sources: [main]}}]
-flags: [{{name: sec, paths: ["Misc/NEWS.d/next/Security/*"]}}]
-maintainers: {maintainers}
-approvals: {{required: 1}}
-checks: {{required: []}}
-"""
+from tests.helpers import minimal_policy
 
 
-def policy(*maintainers: str):  # type: ignore[no-untyped-def]
-    return load_policy_text(POLICY.format(maintainers=list(maintainers)))
+def policy(*maintainers: str) -> Policy:
+    return minimal_policy(
+        f"maintainers: {list(maintainers)}\napprovals: {{required: 1}}\nchecks: {{required: []}}\n",
+        series="3.11.2",
+    )
 
 
 def open_pr(h: Harness) -> int:

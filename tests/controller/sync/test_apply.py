@@ -3,7 +3,6 @@ calls each action makes, in which order, and what a failure does to the run."""
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,24 +24,8 @@ from stablectl.controller.sync.actions import (
 )
 from stablectl.controller.sync.apply import Applier, WritePoints
 from stablectl.forge.base import CIRequest, ConflictError, ForgeError, ForgeStats, PullRequest
-from stablectl.policy import Policy, load_policy_text
-
-POLICY = textwrap.dedent(
-    """\
-    project: demo
-    upstream:
-      git: /tmp/up.git
-    fork:
-      git: /tmp/fork.git
-    series:
-      - name: "3.11.2"
-        base: v3.11.2
-        sources: ["3.11", main]
-    flags:
-      - name: security-news
-        paths: ["Misc/NEWS.d/next/Security/*.rst"]
-    """
-)
+from stablectl.policy import Policy
+from tests.helpers import minimal_policy
 
 
 class RecordingForge:
@@ -104,7 +87,7 @@ class RecordingForge:
 
 
 def applier(tmp_path: Path, forge: RecordingForge) -> tuple[Applier, Findings]:
-    policy: Policy = load_policy_text(POLICY, "p.yaml")
+    policy: Policy = minimal_policy(series="3.11.2", sources='["3.11", main]')
     cache = SimpleNamespace(
         fork_branch=lambda name: None, fetch_fork=lambda url: None, set_fork_branch=None
     )
