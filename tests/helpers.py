@@ -113,7 +113,8 @@ def plan_line(
 ) -> Plan:
     """Plan one series `name` (base tag `v<name>`, sources [branch, main]) over a built
     upstream, flagging security NEWS entries, with a fork at nothing but the tags; `extra`
-    is more policy YAML (after the flag rules), `extra_series` more keys of the series."""
+    is more policy YAML (after the flag rules), `extra_series` more keys of the series. The
+    policy stays in `tmp_path/p.yaml`, the state in `tmp_path/state`."""
     more = f", {extra_series}" if extra_series else ""
     line = Line.of(upstream, tmp_path)
     policy = line.write_policy(

@@ -62,6 +62,17 @@ def plan(tmp_path: Path, h: History) -> Plan:
     return plan_line(tmp_path, h, "3.11.0", "3.11")
 
 
+def backport_a_fix_40_days_later(h: History) -> None:
+    """40 days later upstream fixes something else on main and backports it to 3.11."""
+    later = h.commit(
+        "main",
+        "gh-50: Another fix (#51)",
+        {"Lib/old.py": BODY.replace("line 1\n", "line 1 (fixed)\n")},
+        when=h.clock + 40 * DAY,
+    )
+    h.backport(later, "3.11")
+
+
 def states(p: Plan) -> dict[str, tuple[FixState, str]]:
     return {pf.candidate.fix.key: (pf.status, pf.not_applicable) for pf in p.series[0].fixes}
 
@@ -86,14 +97,7 @@ def test_upstream_not_backporting_is_information_not_a_verdict(tmp_path: Path) -
     later fixes but not this one" once made a fix whose code is on the line not-applicable
     (gh-79096, gh-92888 on 3.9.2). It is now shown to whoever resolves the conflict."""
     h, s = build(tmp_path)
-    # 40 days later upstream fixes something else on main and backports it to 3.11.
-    later = h.commit(
-        "main",
-        "gh-50: Another fix (#51)",
-        {"Lib/old.py": BODY.replace("line 1\n", "line 1 (fixed)\n")},
-        when=h.clock + 40 * DAY,
-    )
-    h.backport(later, "3.11")
+    backport_a_fix_40_days_later(h)
     (pf,) = [f for f in plan(tmp_path, h).series[0].fixes if f.candidate.fix.key == s["main-only"]]
     assert pf.status == FixState.NEW_CONFLICT and not pf.not_applicable
     assert pf.info.startswith("upstream did not backport it to 3.11, which took later fixes")
@@ -130,13 +134,7 @@ def test_a_backport_without_a_trailer_on_the_own_branch_keeps_it_applicable(
     """3.10's CVE-2020-10735 backport names gh-95778 but carries no -x trailer: the own branch
     did take the fix, so the main original is never judged "main only"."""
     h, s = build(tmp_path)
-    later = h.commit(
-        "main",
-        "gh-50: Another fix (#51)",
-        {"Lib/old.py": BODY.replace("line 1\n", "line 1 (fixed)\n")},
-        when=h.clock + 40 * DAY,
-    )
-    h.backport(later, "3.11")
+    backport_a_fix_40_days_later(h)
     h.commit("3.11", "[3.11] gh-40: Fix line 9 the 3.11 way (#99)", {"README": "gh-40\n"})
     assert states(plan(tmp_path, h))[s["main-only"]] == (FixState.NEW_CONFLICT, "")
 
