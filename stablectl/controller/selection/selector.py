@@ -16,8 +16,14 @@ from stablectl.controller.selection.flags import (
     NoteLookup,
 )
 from stablectl.controller.selection.followups import FollowUpFinder, advisory_follow_ups
-from stablectl.controller.selection.grouping import UnionFind, linked, make_fix, merged_groups
-from stablectl.controller.selection.model import Candidate, FlagHit, SeriesSelection
+from stablectl.controller.selection.grouping import (
+    PRsByBranch,
+    UnionFind,
+    linked,
+    make_fix,
+    merged_groups,
+)
+from stablectl.controller.selection.model import Candidate, Fix, FlagHit, SeriesSelection
 from stablectl.controller.selection.sources import rank_sources
 from stablectl.controller.selection.states import Known, Reverts, fix_state
 from stablectl.controller.selection.summaries import (
@@ -142,6 +148,33 @@ class Selector:
         all_prs = [(w.branch, w.summary["prs"]) for w in wins] + [
             (None, known.pre_base["prs"]),
         ]
+        hits, members, fixes, order = self._fixes(flagged, wins, uf, all_prs, on_branch)
+        candidates = self._candidates(hits, members, fixes, order, known, wins, uf, on_branch)
+        return SeriesSelection(
+            series=series,
+            base_sha=base,
+            tip_sha=tip,
+            branch_exists=branch_exists,
+            candidates=candidates,
+            errors=errors,
+            own_backports=tuple(
+                t for w in wins if w.role == "own" for ts in w.summary["links"].values() for t in ts
+            ),
+            own_issues=frozenset(i for w in wins if w.role == "own" for i in w.summary["issues"]),
+            searched=tuple(w.branch for w in wins if w.role != "sibling"),
+        )
+
+    def _fixes(
+        self,
+        flagged: _Flagged,
+        wins: list[Window],
+        uf: UnionFind,
+        all_prs: PRsByBranch,
+        on_branch: dict[str, str],
+    ) -> tuple[dict[str, list[FlagHit]], dict[str, set[str]], dict[str, Fix], dict[str, Order]]:
+        """The flagged commits grouped into fixes, with their follow-ups (found in rounds, up
+        to FOLLOW_UP_DEPTH): each group's flag hits, members, the fix, and its apply order
+        (a group's earliest)."""
         flag_hits = dict(flagged.hits)
         flag_order = dict(flagged.order)
         finder = FollowUpFinder(self.index, wins, uf, self.policy.follow_ups)
@@ -170,6 +203,21 @@ class Selector:
             if root in order:
                 top = merge.find(root)
                 order[top] = min(order.get(top, order[root]), order[root])
+        return hits, members, fixes, order
+
+    def _candidates(
+        self,
+        hits: dict[str, list[FlagHit]],
+        members: dict[str, set[str]],
+        fixes: dict[str, Fix],
+        order: dict[str, Order],
+        known: Known,
+        wins: list[Window],
+        uf: UnionFind,
+        on_branch: dict[str, str],
+    ) -> list[Candidate]:
+        """Each fix with its state on the line (applied, in the base, reverted, …) and its
+        sources best first, in apply order; advisory follow-ups placed after their fix."""
         reverts = self._reverts(wins, uf)
         candidates: list[Candidate] = []
         for root, root_hits in hits.items():
@@ -194,19 +242,7 @@ class Selector:
             candidates = advisory_follow_ups(
                 self.index, candidates, self.advisories, self.policy.applicability.is_code
             )
-        return SeriesSelection(
-            series=series,
-            base_sha=base,
-            tip_sha=tip,
-            branch_exists=branch_exists,
-            candidates=candidates,
-            errors=errors,
-            own_backports=tuple(
-                t for w in wins if w.role == "own" for ts in w.summary["links"].values() for t in ts
-            ),
-            own_issues=frozenset(i for w in wins if w.role == "own" for i in w.summary["issues"]),
-            searched=tuple(w.branch for w in wins if w.role != "sibling"),
-        )
+        return candidates
 
     def ended_sources(self, series: Series) -> list[str]:
         """The branches read after the series' own upstream branch ended (windows.py)."""
