@@ -59,7 +59,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stablectl.controller.prerequisites import PrerequisiteFinder
 from stablectl.gitops.diffs import commit_patch_id
 from stablectl.gitops.messages import parse_message
-from stablectl.gitops.pick import Committer, Picker, PickResult
+from stablectl.gitops.pick import Committer, Picker
+from stablectl.gitops.pick_result import PickResult
 from stablectl.gitops.scan import CommitIndex
 from stablectl.gitops.trees import update_tree
 

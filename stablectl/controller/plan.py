@@ -14,7 +14,7 @@ from stablectl.controller.selection import (
     SeriesSelection,
     Source,
 )
-from stablectl.gitops.pick import PickResult
+from stablectl.gitops.pick_result import PickResult
 from stablectl.jsondoc import JSONDoc
 from stablectl.policy import Series
 

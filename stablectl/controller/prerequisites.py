@@ -33,7 +33,8 @@ from functools import cmp_to_key
 import pygit2
 
 from stablectl.gitops.blame import blame_lines
-from stablectl.gitops.pick import ConflictFile, Picker, PickResult
+from stablectl.gitops.pick import Picker
+from stablectl.gitops.pick_result import ConflictFile, PickResult
 from stablectl.gitops.scan import CommitIndex
 
 # Conflict kinds whose lines blame can explain. A file the line does not have (modify/delete)

@@ -18,51 +18,27 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, cast
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 import pygit2
 from pygit2.enums import FileMode
 
 from stablectl.gitops.messages import cherry_pick_message, prerequisite_message
 from stablectl.gitops.ort import Ort
+from stablectl.gitops.pick_result import (
+    ConflictFile,
+    Lever,
+    Outcome,
+    PickResult,
+    reported_by_ort,
+    result_from_json,
+    result_to_json,
+)
 from stablectl.gitops.trees import Entry, entry, is_blob, moved_dir, update_tree
-
-Outcome = Literal["clean", "empty", "conflict", "error"]
-Lever = Literal["paths", "libgit2", "ort"]
-
 
 # Part of every memoised pick's key: bump it when a lever's result for the same inputs changes.
 PICK_VERSION = "4"
-
-
-@dataclass(frozen=True)
-class ConflictFile:
-    path: str
-    kind: str  # "content", "modify/delete", "add/add", "delete/modify", "rename", ...
-    hunks: int
-
-
-@dataclass
-class PickResult:
-    """The outcome of picking one source commit onto a tip."""
-
-    source: str
-    onto: str
-    outcome: Outcome
-    tree: str | None = None  # the merged tree (clean/empty)
-    commit: str | None = None  # the new commit (clean only)
-    lever: Lever | None = None
-    conflicts: list[ConflictFile] = field(default_factory=list)
-    error: str | None = None
-    seconds: float = 0.0
-    # git's merge of a conflicting pick, conflict markers left in (when ort ran): what a
-    # resolution is compared with (gitops.provenance)
-    marked_tree: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome in ("clean", "empty")
 
 
 @dataclass(frozen=True)
@@ -137,7 +113,7 @@ class Picker:
         if key is not None and outcome_only:
             key += "|outcome-only"
         if key is not None and self.memo is not None:
-            hit = _from_json(self.memo.memo_get("picks", key))
+            hit = result_from_json(self.memo.memo_get("picks", key))
             if hit is not None and (hit.commit is None or hit.commit in self.repo):
                 self.stats["cached"] += 1
                 hit.seconds = time.perf_counter() - start
@@ -146,7 +122,7 @@ class Picker:
         self.stats["picks"] += 1
         result.seconds = time.perf_counter() - start
         if key is not None and self.memo is not None and result.outcome != "error":
-            self.memo.memo_put("picks", key, _to_json(result))
+            self.memo.memo_put("picks", key, result_to_json(result))
         return result
 
     def _memo_key(self, source: str, onto: str, origin: Origin) -> str | None:
@@ -239,7 +215,7 @@ class Picker:
             if first is not None and res.marked_tree and not first.marked_tree:
                 first.marked_tree = res.marked_tree
             if first is not None and lever == "ort" and res.outcome == "conflict":
-                first = _reported_by_ort(first, res)
+                first = reported_by_ort(first, res)
             first = first or res
         assert first is not None
         return first
@@ -483,55 +459,6 @@ def map_path(path_map: Mapping[str, str], path: str) -> str:
         if path == old:
             return new
     return path
-
-
-def _reported_by_ort(first: PickResult, ort: PickResult) -> PickResult:
-    """A conflict as git's merge (the best method) sees it: the files ort leaves conflicting,
-    with the detail (kind, hunks) the first method gave for them. A file the first method
-    refused (an ISO-8859-1 file libgit2 will not merge: "encoding") that ort merged is not a
-    conflict."""
-    if first.outcome != "conflict":
-        return first
-    mine = {c.path: c for c in first.conflicts}
-    conflicts = [mine.get(c.path, c) for c in ort.conflicts]
-    return PickResult(
-        first.source,
-        first.onto,
-        "conflict",
-        lever="ort",
-        conflicts=conflicts,
-        marked_tree=ort.marked_tree or first.marked_tree,
-    )
-
-
-def _to_json(r: PickResult) -> dict[str, Any]:
-    return {
-        "source": r.source,
-        "onto": r.onto,
-        "outcome": r.outcome,
-        "tree": r.tree,
-        "commit": r.commit,
-        "lever": r.lever,
-        "conflicts": [[c.path, c.kind, c.hunks] for c in r.conflicts],
-        "error": r.error,
-        "marked_tree": r.marked_tree,
-    }
-
-
-def _from_json(d: Any) -> PickResult | None:
-    if not isinstance(d, dict):
-        return None
-    return PickResult(
-        d["source"],
-        d["onto"],
-        d["outcome"],
-        tree=d["tree"],
-        commit=d["commit"],
-        lever=d["lever"],
-        conflicts=[ConflictFile(p, k, h) for p, k, h in d["conflicts"]],
-        error=d["error"],
-        marked_tree=d.get("marked_tree"),
-    )
 
 
 def _count_hunks(contents: str) -> int:

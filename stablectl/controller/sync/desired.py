@@ -25,7 +25,8 @@ from stablectl.controller.sync.presentation import (
 from stablectl.controller.sync.stacking import Link, overlaps, pick_fix, stack
 from stablectl.forge.base import Marker, PullRequest
 from stablectl.gitops.cache import RepoCache
-from stablectl.gitops.pick import ConflictFile, Picker
+from stablectl.gitops.pick import Picker
+from stablectl.gitops.pick_result import ConflictFile
 from stablectl.gitops.scan import CommitIndex
 from stablectl.policy import Policy, Series
 

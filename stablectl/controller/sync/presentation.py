@@ -22,7 +22,7 @@ from stablectl.controller.release_history import ShippedFix
 from stablectl.controller.sync.actions import Action, PostComment
 from stablectl.forge.base import Comment, Marker
 from stablectl.gitops.messages import ADAPTED_TRAILER, backport_title
-from stablectl.gitops.pick import ConflictFile
+from stablectl.gitops.pick_result import ConflictFile
 from stablectl.gitops.scan import CommitIndex
 from stablectl.policy import DEFAULT_LABELS, Policy, Series
 from stablectl.templates import render

@@ -11,7 +11,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from stablectl.controller.plan import PlannedFix
-from stablectl.gitops.pick import Picker, PickResult
+from stablectl.gitops.pick import Picker
+from stablectl.gitops.pick_result import PickResult
 from stablectl.gitops.scan import CommitIndex
 
 
