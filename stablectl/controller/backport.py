@@ -18,6 +18,7 @@ from stablectl.forge import fork_token, open_forge
 from stablectl.forge.base import Forge, Marker, PullRequest
 from stablectl.gitops.git import GitResult, git, output
 from stablectl.gitops.messages import Adapted, adapted_message, backport_title
+from stablectl.gitops.objects import find_commit
 from stablectl.gitops.pick import Committer, Picker
 from stablectl.gitops.provenance import Interdiff, repick
 from stablectl.gitops.push import ForkPusher, RefUpdate
@@ -100,10 +101,10 @@ def resolve(policy: Policy, state: Path, series: str, sha: str, *, offline: bool
         if not offline:
             ws.fetch()
         repo = ws.cache.repo
-        try:
-            full = str(repo.revparse_single(sha).peel(pygit2.Commit).id)
-        except (KeyError, ValueError):
-            raise UsageError(f"no commit {sha!r} upstream (fetched into {ws.cache.path})") from None
+        found = find_commit(repo, sha)
+        if found is None:
+            raise UsageError(f"no commit {sha!r} upstream (fetched into {ws.cache.path})")
+        full = str(found.id)
         tip = ws.cache.fork_branch(s.stable_branch)
         if tip is None:
             raise UsageError(f"the fork has no branch {s.stable_branch}; run `stablectl sync`")
@@ -167,10 +168,8 @@ def _adaptation(work: Path, head: str, source: str, path_map: dict[str, str]) ->
     """The exact interdiff between re-picking `source` onto the resolution's parent and the
     resolution, as verify will recompute it."""
     repo = pygit2.Repository(str(work))
-    try:
-        repo[pygit2.Oid(hex=source)].peel(pygit2.Commit)
-    except (KeyError, ValueError):
-        raise UsageError(f"{source[:10]} is not in {work}: cannot measure the resolution") from None
+    if find_commit(repo, source) is None:
+        raise UsageError(f"{source[:10]} is not in {work}: cannot measure the resolution")
     picker = Picker(repo, Committer("stablectl", "stablectl@localhost"), path_map=path_map)
     _outcome, change = repick(repo, picker, repo[pygit2.Oid(hex=head)].peel(pygit2.Commit), source)
     return change

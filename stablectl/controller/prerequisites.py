@@ -33,6 +33,7 @@ from functools import cmp_to_key
 import pygit2
 
 from stablectl.gitops.blame import blame_lines
+from stablectl.gitops.objects import find_commit
 from stablectl.gitops.pick import Picker
 from stablectl.gitops.pick_result import ConflictFile, PickResult
 from stablectl.gitops.scan import CommitIndex
@@ -245,9 +246,8 @@ class PrerequisiteFinder:
 
     def _blame(self, sha: str, base: str, paths: Sequence[str]) -> list[list[object]]:
         self.stats["blames"] += 1
-        try:
-            commit = self.repo[pygit2.Oid(hex=sha)].peel(pygit2.Commit)
-        except (KeyError, ValueError):
+        commit = find_commit(self.repo, sha)
+        if commit is None:
             return []
         if len(commit.parents) != 1:
             return []

@@ -10,7 +10,7 @@ from stablectl.controller.verify import Audit, audit_series
 from stablectl.controller.verify.commits import audit_commits
 from stablectl.controller.workspace import Workspace
 from stablectl.forge.base import Forge
-from stablectl.gitops.objects import commit as get_commit
+from stablectl.gitops.objects import find_commit
 from stablectl.gitops.provenance import Reproduction
 from stablectl.policy import Policy, Series
 
@@ -32,9 +32,8 @@ def merge_blockers(
     trailer naming nothing upstream has)."""
     cache = ws.cache
     tip = cache.fork_branch(series.stable_branch)
-    try:
-        head_commit = get_commit(cache.repo, head)
-    except (KeyError, ValueError):
+    head_commit = find_commit(cache.repo, head)
+    if head_commit is None:
         return [f"{head[:10]} is not in the cache (fetch the fork)"]
     a = Audit(ws, policy, forge=forge, require_reviewed=True)
     audit_commits(a, series, cache.upstream_tag(series.base), head_commit.id, tip)

@@ -21,6 +21,15 @@ def commit(repo: pygit2.Repository, rev: pygit2.Oid | str) -> pygit2.Commit:
     return obj.peel(pygit2.Commit)
 
 
+def find_commit(repo: pygit2.Repository, rev: pygit2.Oid | str) -> pygit2.Commit | None:
+    """The commit a SHA or a ref/tag name points at, or None: an unknown or malformed name, an
+    object missing from the repository, or one that is not a commit."""
+    try:
+        return commit(repo, rev)
+    except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+        return None
+
+
 def first_parent_diff(c: pygit2.Commit) -> pygit2.Diff:
     """The commit's change against its first parent (against nothing for a root commit)."""
     if c.parents:

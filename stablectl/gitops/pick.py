@@ -25,6 +25,7 @@ import pygit2
 from pygit2.enums import FileMode
 
 from stablectl.gitops.messages import cherry_pick_message, prerequisite_message
+from stablectl.gitops.objects import find_commit
 from stablectl.gitops.ort import Ort
 from stablectl.gitops.pick_result import (
     ConflictFile,
@@ -407,11 +408,9 @@ class Picker:
         conflict. Deterministic like picks. None without git >= 2.38."""
         if not self.ort.available():
             return None
-        repo = self.repo
-        try:
-            source = repo[source_sha].peel(pygit2.Commit)
-            onto = repo[onto_sha].peel(pygit2.Commit)
-        except (KeyError, ValueError, pygit2.GitError):
+        source = find_commit(self.repo, source_sha)
+        onto = find_commit(self.repo, onto_sha)
+        if source is None or onto is None:
             return None
         if len(source.parents) != 1:
             return None

@@ -25,6 +25,7 @@ from stablectl.errors import GitError
 from stablectl.gitops.git import run_git
 from stablectl.gitops.messages import parse_message
 from stablectl.gitops.objects import commit as get_commit
+from stablectl.gitops.objects import find_commit
 from stablectl.gitops.pick import Committer, Picker
 
 UPSTREAM_BRANCHES = "refs/remotes/upstream/"
@@ -115,10 +116,8 @@ def reachable(repo: pygit2.Repository, tips: list[pygit2.Oid]) -> frozenset[str]
     systemd's, more for a commit upstream does not have; bench/verify_bench.py)."""
     commits = []
     for tip in tips:
-        try:
-            commits.append(repo[tip].peel(pygit2.Commit).id)
-        except (KeyError, ValueError, pygit2.GitError):
-            continue
+        if (found := find_commit(repo, tip)) is not None:
+            commits.append(found.id)
     key = (repo.path, tuple(sorted({str(c) for c in commits})))
     if key not in _REACHABLE:
         if not commits:

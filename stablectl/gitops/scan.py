@@ -25,6 +25,7 @@ from stablectl.gitops.diffs import (
     commit_patch_id,
 )
 from stablectl.gitops.messages import MessageInfo, parse_message
+from stablectl.gitops.objects import find_commit
 
 # Below this many uncached commits, one tree diff each costs less than starting git.
 _BULK_MIN = 32
@@ -279,9 +280,8 @@ class CommitIndex:
     def first_parent_before(self, tip: str, when: int) -> str | None:
         """The newest commit on `tip`'s first-parent chain committed before `when` (None when
         the chain has none): hiding it keeps a range to what came after."""
-        try:
-            commit = self.repo[pygit2.Oid(hex=tip)].peel(pygit2.Commit)
-        except (KeyError, ValueError, pygit2.GitError):
+        commit = find_commit(self.repo, tip)
+        if commit is None:
             return None
         while commit.commit_time >= when:
             if not commit.parents:

@@ -16,8 +16,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pygit2
-
 from stablectl.controller.plan import Plan, SeriesPlan
 from stablectl.controller.sync.actions import (
     Action,
@@ -37,6 +35,7 @@ from stablectl.controller.sync.release_round import ReleaseRound
 from stablectl.controller.workspace import Workspace
 from stablectl.errors import StablectlError
 from stablectl.forge.base import Forge, PullRequest
+from stablectl.gitops.objects import find_commit
 from stablectl.gitops.push import ForkPusher
 from stablectl.policy import Policy
 
@@ -197,11 +196,8 @@ class Syncer:
         )
 
     def _resolve(self, sha: str) -> str | None:
-        repo = self.ws.cache.repo
-        try:
-            return str(repo.revparse_single(sha).peel(pygit2.Commit).id)
-        except (KeyError, ValueError, pygit2.GitError):
-            return None
+        found = find_commit(self.ws.cache.repo, sha)
+        return str(found.id) if found is not None else None
 
     def _refresh_feed(self, series: list[str] | None, *, published: bool) -> None:
         """Rewrite status.json, feed.atom and index.html (`release.feed`) after a release,
