@@ -169,25 +169,11 @@ class Picker:
         first: PickResult | None = None
         skip_libgit2 = False
         for lever in self.levers:
-            if lever == "libgit2" and skip_libgit2:
+            if (lever == "libgit2" and skip_libgit2) or (
+                lever == "ort" and not self.ort.available()
+            ):
                 continue
-            try:
-                if lever == "paths":
-                    res = self._pick_paths(source, onto, paths)
-                elif lever == "libgit2":
-                    res = self._pick_libgit2(source, onto)
-                else:
-                    if not self.ort.available():
-                        continue
-                    res = self._pick_ort(source, onto)
-            except (KeyError, pygit2.GitError, ValueError, OSError) as e:
-                res = PickResult(
-                    source_sha,
-                    onto_sha,
-                    "error",
-                    lever=lever,
-                    error=f"missing or unreadable object (a partial clone?): {e}",
-                )
+            res = self._by_lever(lever, source, onto, paths, source_sha, onto_sha)
             if res.outcome == "error" and lever == "paths":
                 # A missing object in the source is fatal for every lever.
                 return res
@@ -195,31 +181,53 @@ class Picker:
                 res.source = source_sha
                 return res
             if lever == "paths" and "ort" in self.levers and self.ort.available():
-                # A file added into a directory the stable side has moved: only git's merge
-                # detects directory renames (libgit2 would add it under the old name).
-                skip_libgit2 = any(c.kind == "directory-rename" for c in res.conflicts)
-                # The whole-tree merge differs from the per-path one only by its rename
-                # detection: where no rename can matter and the per-path merge only met
-                # content conflicts, it would find the same (and costs seconds between a 2.7
-                # tree and a Python 3 one).
-                skip_libgit2 = skip_libgit2 or (
-                    all(c.kind == "content" for c in res.conflicts)
-                    and self.ort.rename_free(source, onto)
-                )
+                skip_libgit2 = self._only_ort_differs(res, source, onto)
+            res.source = source_sha
             if res.ok:
-                res.source = source_sha
                 if res.outcome == "clean":
                     assert res.tree is not None
                     res.commit = self._commit(original, onto, res.tree, origin)
                 return res
-            res.source = source_sha
-            if first is not None and res.marked_tree and not first.marked_tree:
-                first.marked_tree = res.marked_tree
-            if first is not None and lever == "ort" and res.outcome == "conflict":
-                first = reported_by_ort(first, res)
-            first = first or res
+            first = _first_reported(first, res, lever)
         assert first is not None
         return first
+
+    def _by_lever(
+        self,
+        lever: Lever,
+        source: pygit2.Commit,
+        onto: pygit2.Commit,
+        paths: Sequence[str] | None,
+        source_sha: str,
+        onto_sha: str,
+    ) -> PickResult:
+        """One lever's pick; an object it cannot read is an error result, not an exception."""
+        try:
+            if lever == "paths":
+                return self._pick_paths(source, onto, paths)
+            if lever == "libgit2":
+                return self._pick_libgit2(source, onto)
+            return self._pick_ort(source, onto)
+        except (KeyError, pygit2.GitError, ValueError, OSError) as e:
+            return PickResult(
+                source_sha,
+                onto_sha,
+                "error",
+                lever=lever,
+                error=f"missing or unreadable object (a partial clone?): {e}",
+            )
+
+    def _only_ort_differs(
+        self, res: PickResult, source: pygit2.Commit, onto: pygit2.Commit
+    ) -> bool:
+        """Whether libgit2's whole-tree merge is skipped for git's after the per-path merge:
+        only git's detects a directory the stable side moved; and where no rename can matter
+        and only content conflicted, it would find the same (seconds on a 2.7 tree)."""
+        if any(c.kind == "directory-rename" for c in res.conflicts):
+            return True
+        return all(c.kind == "content" for c in res.conflicts) and self.ort.rename_free(
+            source, onto
+        )
 
     def _map(self, path: str) -> str:
         return map_path(self.path_map, path)
@@ -458,6 +466,18 @@ def map_path(path_map: Mapping[str, str], path: str) -> str:
         if path == old:
             return new
     return path
+
+
+def _first_reported(first: PickResult | None, res: PickResult, lever: Lever) -> PickResult:
+    """The failed pick a fix reports: the first lever's, with git's marked tree when a later
+    lever made one, and its conflicts as git's merge sees them once ort has run."""
+    if first is None:
+        return res
+    if res.marked_tree and not first.marked_tree:
+        first.marked_tree = res.marked_tree
+    if lever == "ort" and res.outcome == "conflict":
+        return reported_by_ort(first, res)
+    return first
 
 
 def _count_hunks(contents: str) -> int:
