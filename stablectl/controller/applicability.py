@@ -36,7 +36,7 @@ import pygit2
 
 from stablectl.controller.selection import Fix, FixState, Source
 from stablectl.gitops.diffs import changed_paths as commit_paths
-from stablectl.gitops.pick import map_path
+from stablectl.gitops.path_map import map_path
 from stablectl.gitops.scan import CommitIndex
 from stablectl.policy import Series
 

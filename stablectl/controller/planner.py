@@ -21,6 +21,7 @@ from stablectl.controller.applicability import (
     not_built,
     upstream_note,
 )
+from stablectl.controller.pick_ahead import FactsOf, PickAhead, default_jobs
 from stablectl.controller.plan import Attempt, Plan, PlannedFix, SeriesPlan
 from stablectl.controller.prerequisites import Prerequisite, PrerequisiteFinder
 from stablectl.controller.selection import Candidate, FixState, SeriesSelection, Source
@@ -40,9 +41,11 @@ if TYPE_CHECKING:
 class Planner:
     """One plan over a workspace: its cache and index, its selector and picker."""
 
-    def __init__(self, ws: Workspace) -> None:
+    def __init__(self, ws: Workspace, *, jobs: int | None = None) -> None:
         self.ws = ws
         self.seconds: dict[str, float] = {}  # the plan's time by part
+        # Threads picking ahead (pick_ahead.py), one per core by default; 1: none.
+        self.jobs = jobs if jobs is not None else default_jobs()
 
     @property
     def policy(self) -> Policy:
@@ -150,6 +153,25 @@ class Planner:
         finder: PrerequisiteFinder,
         on_series: Callable[[str, int, int], None] | None,
     ) -> SeriesPlan:
+        judge = self.policy.applicability.skip
+        is_code = self.policy.applicability.is_code if judge else None
+
+        def choose(p: Picker, sources: list[Source], onto: str, facts: FactsOf) -> str | None:
+            _attempts, chosen, _note = pick_best(p, sources, onto, facts, is_code=is_code)
+            clean = chosen is not None and chosen.result.outcome == "clean"
+            return chosen.result.commit if clean and chosen is not None else None
+
+        with PickAhead(picker, choose, self.index, jobs=self.jobs) as ahead:
+            return self._chain_picks(sel, picker, finder, on_series, ahead)
+
+    def _chain_picks(
+        self,
+        sel: SeriesSelection,
+        picker: Picker,
+        finder: PrerequisiteFinder,
+        on_series: Callable[[str, int, int], None] | None,
+        ahead: PickAhead,
+    ) -> SeriesPlan:
         tip = sel.tip_sha
         fixes: list[PlannedFix] = []
         pending = [c for c in sel.candidates if c.state == FixState.PENDING]
@@ -159,6 +181,7 @@ class Planner:
             if cand.state != FixState.PENDING:
                 fixes.append(by_key.setdefault(cand.fix.key, PlannedFix(cand)))
                 continue
+            ahead.follow(pending[done:], tip, lambda c: self._picks(sel, c, by_key))
             pf = self._plan_fix(sel, cand, picker, finder, tip, by_key)
             fixes.append(pf)
             by_key.setdefault(cand.fix.key, pf)
@@ -169,6 +192,20 @@ class Planner:
             if on_series is not None:
                 on_series(sel.series.name, done, len(pending))
         return SeriesPlan(selection=sel, fixes=fixes, final_tip=tip)
+
+    def _picks(
+        self, sel: SeriesSelection, cand: Candidate, by_key: Mapping[str, PlannedFix]
+    ) -> bool | None:
+        """Whether `_plan_fix` will pick `cand` once the fixes before it are planned: not a
+        follow-up it leaves out or lets wait, not a fix the line does not build; None while
+        a fix it follows is still to be planned."""
+        if not self.policy.applicability.skip:
+            return True
+        if all(h.rule == FOLLOW_UP_RULE for h in cand.fix.flags):
+            keys = {c.fix.key for c in sel.candidates}
+            if any(k in keys and k not in by_key for k in cand.fix.follows_all):
+                return None
+        return self._before_pick(sel.series, cand, by_key)[0] is None
 
     def _plan_fix(
         self,
@@ -181,87 +218,85 @@ class Planner:
     ) -> PlannedFix:
         """One pending fix onto `tip`: its verdict from the line's code (applicability.py),
         or its pick, with prerequisites when it conflicts."""
-        series = sel.series
         judge = self.policy.applicability.skip
         follows_info = ""
-        is_code = self.policy.applicability.is_code
         if judge:
-            orphan, waits, follows_info = self._orphan(cand, by_key)
-            if orphan or waits:
-                return PlannedFix(
-                    cand,
-                    not_applicable=orphan,
-                    waits_for=waits,
-                    verdict=FOLLOW_UP if orphan else "",
-                )
-            first = self.index.facts(cand.sources[0].sha) if cand.sources else None
-            if first is not None and (v := not_built(series, first.paths, is_code)) is not None:
-                return PlannedFix(
-                    cand, not_applicable=v.reason, evidence=v.evidence, verdict=v.kind
-                )
+            verdict, follows_info = self._before_pick(sel.series, cand, by_key)
+            if verdict is not None:
+                return verdict
         start = time.perf_counter()
         with self.index.batch():
             attempts, chosen, note = pick_best(
-                picker, cand.sources, tip, self.index, is_code=is_code if judge else None
+                picker,
+                cand.sources,
+                tip,
+                self.index,
+                is_code=self.policy.applicability.is_code if judge else None,
             )
         self._took("pick", start)
         conflicting = next((a for a in attempts if a.result.outcome == "conflict"), None)
         docs = next((a for a in attempts if a.documentation_only), None)
-        if chosen is None and docs is not None and conflicting is None:
-            return PlannedFix(
-                cand,
-                attempts=attempts,
-                not_applicable=(
-                    f"picked onto {series.stable_branch}, it changes only "
-                    f"{', '.join(docs.documentation_only[:3])}: no code of the line is fixed"
-                ),
-                evidence=tuple(
-                    f"{a.source.describe()}: "
-                    + ("documentation only" if a.documentation_only else a.result.outcome)
-                    for a in attempts
-                ),
-                verdict=DOCUMENTATION_ONLY,
-            )
-        if chosen is None and conflicting is not None and judge:
+        if chosen is not None or conflicting is None:
+            if chosen is None and docs is not None:
+                return _documentation_only(sel.series, cand, attempts, docs)
+            return PlannedFix(cand, attempts=attempts, chosen=chosen, note=note, info=follows_info)
+        if judge:
             start = time.perf_counter()
-            v = self._judged(series, conflicting.source.sha, tip, sel.searched)
+            v = self._judged(sel.series, conflicting.source.sha, tip, sel.searched)
             self._took("applicability", start)
             if v is not None:
-                extra = (
-                    (f"{docs.source.describe()} changes only documentation on the line",)
-                    if docs is not None
-                    else ()
-                )
-                applied = v.state == FixState.APPLIED
-                return PlannedFix(
-                    cand,
-                    attempts=attempts,
-                    applied=v.reason if applied else "",
-                    not_applicable="" if applied else v.reason,
-                    evidence=v.evidence + extra,
-                    verdict=v.kind,
-                )
-        prereqs: tuple[Prerequisite, ...] = ()
-        report = ""
-        info = ""
-        if chosen is None and conflicting is not None:
-            start = time.perf_counter()
-            with self.index.batch():
-                chosen, prereqs, report = self._with_prerequisites(finder, sel, cand, attempts, tip)
-            self._took("prerequisites", start)
-            if chosen is not None:
-                note = f"needs {len(prereqs)} upstream commit(s) first: " + ", ".join(
-                    p.sha[:10] for p in prereqs
-                )
-            else:
-                info = upstream_note(
-                    self.index,
-                    cand.fix,
-                    series,
-                    cand.sources,
-                    sel.own_backports,
-                    self.policy.applicability.main_only_days,
-                )
+                return _judged_conflict(cand, attempts, v, docs)
+        return self._after_conflict(finder, sel, cand, attempts, tip, follows_info)
+
+    def _before_pick(
+        self, series: Series, cand: Candidate, by_key: Mapping[str, PlannedFix]
+    ) -> tuple[PlannedFix | None, str]:
+        """A verdict reached without picking (a follow-up of a fix left out, or waiting for
+        one; a fix the line does not build), and what the fix's follow-up standing says."""
+        orphan, waits, follows_info = self._orphan(cand, by_key)
+        if orphan or waits:
+            verdict = FOLLOW_UP if orphan else ""
+            return PlannedFix(
+                cand, not_applicable=orphan, waits_for=waits, verdict=verdict
+            ), follows_info
+        first = self.index.facts(cand.sources[0].sha) if cand.sources else None
+        is_code = self.policy.applicability.is_code
+        if first is not None and (v := not_built(series, first.paths, is_code)) is not None:
+            return PlannedFix(
+                cand, not_applicable=v.reason, evidence=v.evidence, verdict=v.kind
+            ), follows_info
+        return None, follows_info
+
+    def _after_conflict(
+        self,
+        finder: PrerequisiteFinder,
+        sel: SeriesSelection,
+        cand: Candidate,
+        attempts: list[Attempt],
+        tip: str,
+        follows_info: str,
+    ) -> PlannedFix:
+        """A conflicting fix no verdict settles: picked over its prerequisites when a small
+        set of upstream commits makes it apply; else a conflict, with what upstream did with
+        it (information, never a verdict)."""
+        start = time.perf_counter()
+        with self.index.batch():
+            chosen, prereqs, report = self._with_prerequisites(finder, sel, cand, attempts, tip)
+        self._took("prerequisites", start)
+        note = info = ""
+        if chosen is not None:
+            note = f"needs {len(prereqs)} upstream commit(s) first: " + ", ".join(
+                p.sha[:10] for p in prereqs
+            )
+        else:
+            info = upstream_note(
+                self.index,
+                cand.fix,
+                sel.series,
+                cand.sources,
+                sel.own_backports,
+                self.policy.applicability.main_only_days,
+            )
         return PlannedFix(
             cand,
             attempts=attempts,
@@ -384,7 +419,7 @@ def pick_best(
     picker: Picker,
     sources: list[Source],
     onto: str,
-    index: CommitIndex | None = None,
+    index: FactsOf | None = None,
     *,
     is_code: Callable[[str], bool] | None = None,
 ) -> tuple[list[Attempt], Attempt | None, str]:
@@ -421,3 +456,44 @@ def pick_best(
                 note = f"merged with {res.lever}"
             return attempts, attempt, note
     return attempts, None, f"no source applies with code ({len(attempts)} tried)"
+
+
+def _documentation_only(
+    series: Series, cand: Candidate, attempts: list[Attempt], docs: Attempt
+) -> PlannedFix:
+    """A fix whose pick changes only documentation on the line: not applicable, no CVE
+    claimed."""
+    return PlannedFix(
+        cand,
+        attempts=attempts,
+        not_applicable=(
+            f"picked onto {series.stable_branch}, it changes only "
+            f"{', '.join(docs.documentation_only[:3])}: no code of the line is fixed"
+        ),
+        evidence=tuple(
+            f"{a.source.describe()}: "
+            + ("documentation only" if a.documentation_only else a.result.outcome)
+            for a in attempts
+        ),
+        verdict=DOCUMENTATION_ONLY,
+    )
+
+
+def _judged_conflict(
+    cand: Candidate, attempts: list[Attempt], v: Verdict, docs: Attempt | None
+) -> PlannedFix:
+    """A conflicting fix settled by the line's code: applied already, or not applicable."""
+    extra = (
+        (f"{docs.source.describe()} changes only documentation on the line",)
+        if docs is not None
+        else ()
+    )
+    applied = v.state == FixState.APPLIED
+    return PlannedFix(
+        cand,
+        attempts=attempts,
+        applied=v.reason if applied else "",
+        not_applicable="" if applied else v.reason,
+        evidence=v.evidence + extra,
+        verdict=v.kind,
+    )

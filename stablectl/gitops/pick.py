@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -27,6 +27,7 @@ from pygit2.enums import FileMode
 from stablectl.gitops.messages import cherry_pick_message, prerequisite_message
 from stablectl.gitops.objects import find_commit
 from stablectl.gitops.ort import Ort
+from stablectl.gitops.path_map import remapped
 from stablectl.gitops.pick_result import (
     ConflictFile,
     Lever,
@@ -88,7 +89,16 @@ class Picker:
         self.levers = [lv for lv in levers if lv != "ort" or use_ort]
         self.ort = Ort(repo)
         self.memo = memo
+        # Picks computed ahead by twins in threads (controller/pick_ahead.py): (source, onto,
+        # memo key) -> the result as the memo holds it, or None. A pick found there counts as
+        # computed by this plan, and is remembered like one.
+        self.ahead: Callable[[str, str, str], Any] | None = None
         self.stats = {"picks": 0, "cached": 0}
+
+    def twin(self, repo: pygit2.Repository) -> Picker:
+        """A picker making the same picks (committer, levers, path map) through another
+        handle of the same repository, with no memo: for a thread of its own."""
+        return Picker(repo, self.committer, levers=self.levers, path_map=self.path_map)
 
     # ------------------------------------------------------------------ public
 
@@ -119,12 +129,22 @@ class Picker:
                 self.stats["cached"] += 1
                 hit.seconds = time.perf_counter() - start
                 return hit
-        result = self._pick(source_sha, onto_sha, origin, paths, outcome_only)
+        result = self._computed_ahead(source_sha, onto_sha, key)
+        if result is None:
+            result = self._pick(source_sha, onto_sha, origin, paths, outcome_only)
         self.stats["picks"] += 1
         result.seconds = time.perf_counter() - start
         if key is not None and self.memo is not None and result.outcome != "error":
             self.memo.memo_put("picks", key, result_to_json(result))
         return result
+
+    def _computed_ahead(self, source: str, onto: str, key: str | None) -> PickResult | None:
+        if self.ahead is None or key is None:
+            return None
+        got = result_from_json(self.ahead(source, onto, key))
+        if got is None or (got.commit is not None and got.commit not in self.repo):
+            return None
+        return got
 
     def _memo_key(self, source: str, onto: str, origin: Origin) -> str | None:
         c = self.committer
@@ -163,7 +183,7 @@ class Picker:
             return PickResult(source_sha, onto_sha, "error", error=f"{source_sha[:12]} is {kind}")
         original = source
         if self.path_map:
-            source = self._remapped(source)
+            source = remapped(self.repo, self.path_map, source)
             if source.id != original.id:
                 paths = None  # the remapped paths differ from what the scan knows
         first: PickResult | None = None
@@ -228,41 +248,6 @@ class Picker:
         return all(c.kind == "content" for c in res.conflicts) and self.ort.rename_free(
             source, onto
         )
-
-    def _map(self, path: str) -> str:
-        return map_path(self.path_map, path)
-
-    def _remapped(self, source: pygit2.Commit) -> pygit2.Commit:
-        """The source as if written against the stable line's layout: a synthetic commit
-        (and parent) whose changed paths under a mapped prefix or file sit at their stable
-        names. The source itself when nothing it changes is mapped."""
-        parent = source.parents[0]
-        moves: dict[str, str] = {}
-        for d in parent.tree.diff_to_tree(source.tree).deltas:
-            for p in (d.old_file.path, d.new_file.path):
-                q = self._map(p)
-                if q != p:
-                    moves[p] = q
-        if not moves:
-            return source
-
-        def moved(tree: pygit2.Tree) -> pygit2.Oid:
-            changes: dict[str, Entry] = {}
-            for p, q in moves.items():
-                e = entry(tree, p)
-                if e is not None:
-                    changes[p] = None
-                    changes[q] = e
-            return update_tree(self.repo, tree, changes) if changes else tree.id
-
-        sig = pygit2.Signature("stablectl", "stablectl@localhost", 0, 0)
-        base = self.repo.create_commit(
-            None, sig, sig, "stablectl: remapped base", moved(parent.tree), [parent.id]
-        )
-        oid = self.repo.create_commit(
-            None, source.author, sig, source.message, moved(source.tree), [base]
-        )
-        return self.repo[oid].peel(pygit2.Commit)
 
     # ------------------------------------------------------------------ lever 1: paths
 
@@ -455,17 +440,6 @@ class Picker:
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def map_path(path_map: Mapping[str, str], path: str) -> str:
-    """Where upstream's `path` lives on a line with this path map (`dir/` prefixes or exact
-    files): the one rule picks and applicability share."""
-    for old, new in path_map.items():
-        if old.endswith("/") and path.startswith(old):
-            return new + path[len(old) :]
-        if path == old:
-            return new
-    return path
 
 
 def _first_reported(first: PickResult | None, res: PickResult, lever: Lever) -> PickResult:

@@ -18,12 +18,14 @@ from typing import Any
 import pygit2
 from pygit2.enums import SortMode
 
+from stablectl.errors import GitError
 from stablectl.gitops.diffs import (
     ChangedPaths,
     bulk_changed_paths,
     changed_paths,
     commit_patch_id,
 )
+from stablectl.gitops.git import run_git
 from stablectl.gitops.messages import MessageInfo, parse_message
 from stablectl.gitops.objects import find_commit
 
@@ -388,13 +390,25 @@ class CommitIndex:
         cached = self.memo_get("ancestry", key)
         if cached is not None:
             return str(cached) or None
-        try:
-            mb = self.repo.merge_base(pygit2.Oid(hex=a), pygit2.Oid(hex=b))
-        except (pygit2.GitError, KeyError, ValueError):
-            return None
-        result = str(mb) if mb else ""
+        result = self._only_merge_base(a, b)
+        if result is None:
+            try:
+                mb = self.repo.merge_base(pygit2.Oid(hex=a), pygit2.Oid(hex=b))
+            except (pygit2.GitError, KeyError, ValueError):
+                return None
+            result = str(mb) if mb else ""
         self.memo_put("ancestry", key, result)
         return result or None
+
+    def _only_merge_base(self, a: str, b: str) -> str | None:
+        """git's merge base of two commits when it is the only one (None otherwise: libgit2
+        then chooses, as it always did). git walks with the commit-graph's generation numbers:
+        0.02-0.1 s between a 2.7 tag and CPython's main, against 0.3-2 s for libgit2."""
+        try:
+            out = run_git(self.repo.path, ["merge-base", "--all", a, b]).split()
+        except (GitError, OSError):
+            return None
+        return out[0] if len(out) == 1 and len(out[0]) == 40 else None
 
     # ------------------------------------------------------------------ generic memo
 

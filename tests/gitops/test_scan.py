@@ -3,8 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pygit2
+import pytest
 from pygit2.enums import FileMode
 
+from stablectl.gitops import diffs
 from stablectl.gitops.diffs import bulk_changed_paths, changed_paths
 from stablectl.gitops.history import History, lines
 from stablectl.gitops.scan import CommitIndex
@@ -81,3 +83,39 @@ def test_each_fetch_of_upstream_leaves_a_commit_graph_with_changed_paths(tmp_pat
     assert layers
     graphs = [(chain.parent / f"graph-{layer}.graph").read_bytes() for layer in layers]
     assert any(b"BIDX" in g and b"BDAT" in g for g in graphs)  # the Bloom filter chunks
+
+
+def test_merge_base_is_libgit2s_whether_git_or_libgit2_answers(tmp_path: Path) -> None:
+    """git answers when the merge base is the only one; with two (a criss-cross merge),
+    libgit2 chooses, as it always did."""
+    h = History(tmp_path / "up.git")
+    root = h.commit("main", "root", {"a": "1\n"})
+    h.branch("x", root)
+    m1 = h.commit("main", "m1", {"b": "1\n"})
+    x1 = h.commit("x", "x1", {"c": "1\n"})
+    repo = h.repo
+    sig = pygit2.Signature("t", "t@localhost", 1_600_000_000, 0)
+
+    def merge(first: str, second: str) -> str:
+        tree = repo.merge_commits(first, second).write_tree(repo)
+        parents = [pygit2.Oid(hex=first), pygit2.Oid(hex=second)]
+        return str(repo.create_commit(None, sig, sig, "merge", tree, parents))
+
+    cross_a, cross_b = merge(m1, x1), merge(x1, m1)
+    index = CommitIndex(repo, None)
+    for a, b in [(m1, x1), (cross_a, x1), (cross_a, cross_b), (root, m1)]:
+        assert index.merge_base(a, b) == str(repo.merge_base(a, b))
+    assert index._only_merge_base(cross_a, cross_b) is None  # two: left to libgit2
+    assert index._only_merge_base(m1, x1) == root
+
+
+def test_gits_side_by_side_read_what_one_git_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h, shas = _history(tmp_path)
+    one = bulk_changed_paths(h.repo.path, shas, jobs=1)
+    monkeypatch.setattr(diffs, "_SHARE_MIN", 5)
+    shared = bulk_changed_paths(h.repo.path, shas, jobs=3)
+    assert shared == one and list(shared) == list(one)
+    # A share git cannot read (an unknown commit) leaves every commit to libgit2.
+    assert bulk_changed_paths(h.repo.path, [*shas[:-1], "0" * 40], jobs=3) == {}
