@@ -5,7 +5,7 @@ order, each onto the tip the fixes before it leave as far as the threads know: a
 pick is clean moves the tip for the next, one that conflicts leaves it (a fix still being
 picked is taken to conflict, as most of a far line's do; when it does not, what was picked
 after it onto the old tip is picked again). Each thread runs a fix's whole choice of sources
-(`planner.pick_best`) with a twin of the picker (its own repository handle, no memo) and
+(`choice.pick_best`) with a twin of the picker (its own repository handle, no memo) and
 records every pick it makes under the memo's key. The planner's picker takes a recorded pick
 for the tip it asks about instead of computing it (`Picker.ahead`); a pick onto another tip
 is never used. Picks are pure functions of their inputs, so the plan is the one computed in
@@ -44,10 +44,11 @@ def default_jobs() -> int:
 
 
 class _Recorder:
-    """A twin's memo: it knows nothing, and records the picks made."""
+    """A twin's memo: it knows nothing, and records the picks (and blames) made."""
 
     def __init__(self) -> None:
         self.picks: Picks = {}
+        self.blames: Picks = {}
 
     def memo_get(self, table: str, key: str) -> Any:
         return None
@@ -55,6 +56,8 @@ class _Recorder:
     def memo_put(self, table: str, key: str, data: Any) -> None:
         if table == "picks":
             self.picks[key] = data
+        elif table == "blame":
+            self.blames[key] = data
 
 
 class _Given:
@@ -112,6 +115,7 @@ class PickAhead:
         self._closed = False
         self._missed = False  # the memo missed a pick: a cold plan, threads at work
         self._local = threading.local()
+        self._blames: Picks = {}  # blame memo key -> a blame a thread made (tips do not matter)
         self.stats = {"started": 0, "used": 0, "repicked": 0}
 
     def __enter__(self) -> PickAhead:
@@ -193,6 +197,12 @@ class PickAhead:
                 self._skipped.add(fix.key)
                 return None
 
+    def blame(self, key: str) -> Any:
+        """A blame a thread made under the blame memo's `key` (the prerequisite search of a
+        fix whose pick conflicted there), or None. Installed as the finder's `ahead`."""
+        with self._cond:
+            return self._blames.get(key)
+
     # ------------------------------------------------------------------ the threads
 
     def _tips(self) -> list[str]:
@@ -231,12 +241,14 @@ class PickAhead:
         while (job := self._next()) is not None:
             fix, tip = job
             picks: Picks = {}
+            blames: Picks = {}
             after: str | None = None
             try:
-                after, picks = self._run(fix, tip)
+                after, picks, blames = self._run(fix, tip)
             except Exception:  # the planner's own pick meets it again
-                picks = {}
+                picks, blames = {}, {}
             with self._cond:
+                self._blames.update(blames)
                 fix.picks[tip] = picks
                 fix.after[tip] = after
                 fix.state = "todo" if fix.stale else "done"
@@ -252,7 +264,7 @@ class PickAhead:
             t.start()
             self._threads.append(t)
 
-    def _run(self, fix: _Fix, tip: str) -> tuple[str | None, Picks]:
+    def _run(self, fix: _Fix, tip: str) -> tuple[str | None, Picks, Picks]:
         twin: Picker | None = getattr(self._local, "twin", None)
         if twin is None:
             twin = self.picker.twin(pygit2.Repository(self.picker.repo.path))
@@ -260,4 +272,4 @@ class PickAhead:
         recorder = _Recorder()
         twin.memo = recorder
         after = self.choose(twin, fix.sources, tip, fix.given)
-        return after, recorder.picks
+        return after, recorder.picks, recorder.blames

@@ -12,18 +12,20 @@ from typing import TYPE_CHECKING
 import pygit2
 
 from stablectl.controller.applicability import (
-    DOCUMENTATION_ONLY,
     FOLLOW_UP,
     VERDICTS_VERSION,
     Verdict,
-    documentation_only,
     judge_conflict,
     not_built,
     upstream_note,
 )
+from stablectl.controller.choice import documentation_only_verdict, pick_best
 from stablectl.controller.pick_ahead import FactsOf, PickAhead, default_jobs
 from stablectl.controller.plan import Attempt, Plan, PlannedFix, SeriesPlan
-from stablectl.controller.prerequisites import Prerequisite, PrerequisiteFinder
+from stablectl.controller.prerequisites import (
+    Prerequisite,
+    PrerequisiteFinder,
+)
 from stablectl.controller.selection import Candidate, FixState, SeriesSelection, Source
 from stablectl.controller.selection.states import excluded_by
 from stablectl.errors import GitError, PolicyError
@@ -155,14 +157,21 @@ class Planner:
     ) -> SeriesPlan:
         judge = self.policy.applicability.skip
         is_code = self.policy.applicability.is_code if judge else None
+        blame_ahead = finder.blame_ahead(sel.base_sha, self.policy.prerequisites.sources)
 
         def choose(p: Picker, sources: list[Source], onto: str, facts: FactsOf) -> str | None:
-            _attempts, chosen, _note = pick_best(p, sources, onto, facts, is_code=is_code)
+            attempts, chosen, _note = pick_best(p, sources, onto, facts, is_code=is_code)
+            if chosen is None:
+                blame_ahead(p, [(a.source.sha, a.result) for a in attempts])
             clean = chosen is not None and chosen.result.outcome == "clean"
             return chosen.result.commit if clean and chosen is not None else None
 
         with PickAhead(picker, choose, self.index, jobs=self.jobs) as ahead:
-            return self._chain_picks(sel, picker, finder, on_series, ahead)
+            finder.ahead = ahead.blame
+            try:
+                return self._chain_picks(sel, picker, finder, on_series, ahead)
+            finally:
+                finder.ahead = None
 
     def _chain_picks(
         self,
@@ -238,7 +247,7 @@ class Planner:
         docs = next((a for a in attempts if a.documentation_only), None)
         if chosen is not None or conflicting is None:
             if chosen is None and docs is not None:
-                return _documentation_only(sel.series, cand, attempts, docs)
+                return documentation_only_verdict(sel.series, cand, attempts, docs)
             return PlannedFix(cand, attempts=attempts, chosen=chosen, note=note, info=follows_info)
         if judge:
             start = time.perf_counter()
@@ -413,70 +422,6 @@ class Planner:
             if found.report:
                 reports.append(f"{a.source.describe()}: {found.report}")
         return None, (), " | ".join(reports)
-
-
-def pick_best(
-    picker: Picker,
-    sources: list[Source],
-    onto: str,
-    index: FactsOf | None = None,
-    *,
-    is_code: Callable[[str], bool] | None = None,
-) -> tuple[list[Attempt], Attempt | None, str]:
-    """Try the sources in preference order; the first clean (or empty) pick wins. With
-    `is_code`, a clean pick that changes only NEWS and documentation on the line does not
-    win (a NEWS-only backport upstream wrote for a branch its code never reached): the next
-    source is tried, and with none left no source is chosen."""
-    attempts: list[Attempt] = []
-    if not sources:
-        return attempts, None, "no usable source commit (merge commits only, or missing)"
-    for src in sources:
-        facts = index.facts(src.sha) if index is not None else None
-        paths = facts.paths if facts is not None and not facts.paths_truncated else None
-        # The first conflict is the one reported (and judged); a later source only matters
-        # if it applies.
-        reported = any(a.result.outcome == "conflict" for a in attempts)
-        res = picker.pick(src.sha, onto, paths=paths, outcome_only=reported)
-        docs: list[str] | None = None
-        if is_code is not None and res.outcome == "clean" and res.tree is not None:
-            docs = documentation_only(picker.repo, onto, res.tree, is_code)
-        attempt = Attempt(src, res, tuple(docs or ()))
-        attempts.append(attempt)
-        if res.ok and not docs:
-            note = ""
-            if len(attempts) > 1:
-                first = attempts[0]
-                how = (
-                    "changes only documentation"
-                    if first.documentation_only
-                    else (f"{first.result.outcome}s")
-                )
-                note = f"{first.source.describe()} {how}; used {src.describe()}"
-            elif res.lever not in (None, "paths"):
-                note = f"merged with {res.lever}"
-            return attempts, attempt, note
-    return attempts, None, f"no source applies with code ({len(attempts)} tried)"
-
-
-def _documentation_only(
-    series: Series, cand: Candidate, attempts: list[Attempt], docs: Attempt
-) -> PlannedFix:
-    """A fix whose pick changes only documentation on the line: not applicable, no CVE
-    claimed."""
-    return PlannedFix(
-        cand,
-        attempts=attempts,
-        not_applicable=(
-            f"picked onto {series.stable_branch}, it changes only "
-            f"{', '.join(docs.documentation_only[:3])}: no code of the line is fixed"
-        ),
-        evidence=tuple(
-            f"{a.source.describe()}: "
-            + ("documentation only" if a.documentation_only else a.result.outcome)
-            for a in attempts
-        ),
-        verdict=DOCUMENTATION_ONLY,
-    )
 
 
 def _judged_conflict(

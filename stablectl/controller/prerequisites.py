@@ -114,6 +114,9 @@ class PrerequisiteFinder:
         # Why a candidate may not be used ("" when it may): excluded by the policy, on the line.
         self.unusable = unusable or (lambda sha: "")
         self.stats = {"searches": 0, "sets": 0, "blames": 0, "found": 0}
+        # Blames made ahead by pick threads (controller/pick_ahead.py): memo key -> a blame as
+        # the memo holds it, or None.
+        self.ahead: Callable[[str], object] | None = None
 
     def search(
         self,
@@ -201,6 +204,28 @@ class PrerequisiteFinder:
                 continue
             pool[p.sha] = p
 
+    def blame_ahead(
+        self, base: str, take: int
+    ) -> Callable[[Picker, Sequence[tuple[str, PickResult]]], None]:
+        """What a pick thread does after a fix conflicts (controller/pick_ahead.py): the blame
+        the search starts with, for the first `take` conflicting sources (source, pick), made
+        with the thread's picker's repository and recorded in its memo under the blame memo's
+        key, where `ahead` finds it. Blame is a git process per file, most of a far line's
+        search, and does not depend on the tip."""
+        if self.max_commits < 1:
+            return lambda p, picks: None
+        since, horizon = self.since(base), self.horizon_days
+
+        def blame(p: Picker, picks: Sequence[tuple[str, PickResult]]) -> None:
+            conflicting = [(sha, r) for sha, r in picks if r.outcome == "conflict"]
+            for sha, r in conflicting[:take]:
+                paths = blamable(r.conflicts)
+                if paths and p.memo is not None:
+                    found = blame_commit(p.repo, sha, base, paths, since)
+                    p.memo.memo_put("blame", blame_key(sha, base, horizon, paths), found)
+
+        return blame
+
     def _upstream_order(self, shas: Sequence[str]) -> tuple[str, ...]:
         index = self.index  # ancestry answers are memoised there (and in sqlite)
 
@@ -221,13 +246,16 @@ class PrerequisiteFinder:
     def blame(self, sha: str, base: str, conflicts: Sequence[ConflictFile]) -> list[Prerequisite]:
         """The commits in BASE..SHA^ that wrote the lines `sha` changes (or keeps as context)
         in the files it conflicts on, most lines first."""
-        paths = sorted({c.path for c in conflicts if c.kind in _BLAMABLE})
+        paths = blamable(conflicts)
         if not paths:
             return []
-        key = "|".join([BLAME_VERSION, sha, base, str(self.horizon_days), *paths])
+        key = blame_key(sha, base, self.horizon_days, paths)
         hit = self.index.memo_get("blame", key)
         if not isinstance(hit, list):
-            hit = self._blame(sha, base, paths)
+            self.stats["blames"] += 1  # made here, or ahead by a pick thread
+            hit = self.ahead(key) if self.ahead is not None else None
+            if not isinstance(hit, list):
+                hit = blame_commit(self.repo, sha, base, paths, self.since(base))
             self.index.memo_put("blame", key, hit)
         out = []
         for cand, where, context_only in hit:
@@ -237,47 +265,62 @@ class PrerequisiteFinder:
             out.append(Prerequisite(cand, facts.info.subject, tuple(where), None, context_only))
         return out
 
-    def _since(self, base: str) -> int | None:
+    def since(self, base: str) -> int | None:
         """The oldest commit time blame attributes a line to (None: no horizon)."""
         facts = self.index.facts(base)
         if self.horizon_days is None or facts is None:
             return None
         return facts.commit_time - self.horizon_days * 86400
 
-    def _blame(self, sha: str, base: str, paths: Sequence[str]) -> list[list[object]]:
-        self.stats["blames"] += 1
-        commit = find_commit(self.repo, sha)
-        if commit is None:
-            return []
-        if len(commit.parents) != 1:
-            return []
-        parent = commit.parents[0]
-        lines: dict[str, dict[str, list[int]]] = {}
-        changed: dict[str, int] = {}  # lines of the fix's own changes each candidate wrote
-        todo = [(path, *_old_lines(parent, commit, path)) for path in paths]
-        todo = [t for t in todo if t[1]]
-        since = self._since(base)
 
-        def blame_one(path: str, ranges: list[tuple[int, int]]) -> list[tuple[str, int]]:
-            return blame_lines(self.repo.path, base, str(parent.id), path, ranges, since=since)
+def blamable(conflicts: Sequence[ConflictFile]) -> list[str]:
+    """The files of a conflicting pick whose lines blame can explain."""
+    return sorted({c.path for c in conflicts if c.kind in _BLAMABLE})
 
-        # One git per file, side by side (each walks the range on its own: 0.2-1.5 s a file
-        # of a far line's fix); the results are read in the order of the paths.
-        with ThreadPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 1) or 1) as pool:
-            blamed = list(pool.map(lambda t: blame_one(t[0], t[1]), todo))
-        for (path, _ranges, removed), found in zip(todo, blamed, strict=True):
-            for cand, line in found:
-                lines.setdefault(cand, {}).setdefault(path, []).append(line)
-                changed[cand] = changed.get(cand, 0) + (line in removed)
-        # Writers of lines the fix changes first, then those of its context only.
-        ranked = sorted(
-            lines.items(),
-            key=lambda kv: (-changed[kv[0]], -sum(map(len, kv[1].values())), kv[0]),
-        )
-        return [
-            [cand, [_where(p, ls) for p, ls in sorted(by_path.items())], changed[cand] == 0]
-            for cand, by_path in ranked
-        ]
+
+def blame_key(sha: str, base: str, horizon_days: int | None, paths: Sequence[str]) -> str:
+    """The blame memo's key."""
+    return "|".join([BLAME_VERSION, sha, base, str(horizon_days), *paths])
+
+
+def blame_commit(
+    repo: pygit2.Repository, sha: str, base: str, paths: Sequence[str], since: int | None
+) -> list[list[object]]:
+    """The commits in BASE..SHA^ (committed at or after `since`) that wrote the lines `sha`
+    changes or keeps as context in `paths`, most of its own changes first, as the blame memo
+    keeps them: [commit, where, context only]. Thread-safe given a repository handle of its
+    own."""
+    commit = find_commit(repo, sha)
+    if commit is None:
+        return []
+    if len(commit.parents) != 1:
+        return []
+    parent = commit.parents[0]
+    lines: dict[str, dict[str, list[int]]] = {}
+    changed: dict[str, int] = {}  # lines of the fix's own changes each candidate wrote
+    todo = [(path, *_old_lines(parent, commit, path)) for path in paths]
+    todo = [t for t in todo if t[1]]
+
+    def blame_one(path: str, ranges: list[tuple[int, int]]) -> list[tuple[str, int]]:
+        return blame_lines(repo.path, base, str(parent.id), path, ranges, since=since)
+
+    # One git per file, side by side (each walks the range on its own: 0.2-1.5 s a file
+    # of a far line's fix); the results are read in the order of the paths.
+    with ThreadPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 1) or 1) as pool:
+        blamed = list(pool.map(lambda t: blame_one(t[0], t[1]), todo))
+    for (path, _ranges, removed), found in zip(todo, blamed, strict=True):
+        for cand, line in found:
+            lines.setdefault(cand, {}).setdefault(path, []).append(line)
+            changed[cand] = changed.get(cand, 0) + (line in removed)
+    # Writers of lines the fix changes first, then those of its context only.
+    ranked = sorted(
+        lines.items(),
+        key=lambda kv: (-changed[kv[0]], -sum(map(len, kv[1].values())), kv[0]),
+    )
+    return [
+        [cand, [_where(p, ls) for p, ls in sorted(by_path.items())], changed[cand] == 0]
+        for cand, by_path in ranked
+    ]
 
 
 def _old_lines(

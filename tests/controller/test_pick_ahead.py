@@ -3,6 +3,7 @@ the same verdicts, picks, commits and prerequisites; only the time differs."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -12,10 +13,11 @@ import pytest
 
 import stablectl.controller.pick_ahead as pick_ahead
 import stablectl.controller.planner as planner
+import stablectl.controller.prerequisites as prerequisites
+from stablectl.controller.choice import pick_best
 from stablectl.controller.demo import Example
 from stablectl.controller.pick_ahead import PickAhead
 from stablectl.controller.plan import Plan
-from stablectl.controller.planner import pick_best
 from stablectl.controller.selection import Source
 from stablectl.controller.workspace import Workspace
 from stablectl.gitops.history import History
@@ -70,6 +72,30 @@ def test_prerequisites_are_found_the_same_with_picks_ahead(
     assert plans[0] == plans[1]
     fixes = {f["subject"].split(":")[0]: f for f in plans[1]["series"][0]["fixes"]}
     assert len(fixes["gh-90"]["prerequisites"]) == 2
+
+
+def test_blames_made_ahead_serve_the_prerequisite_search(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """F, G and H conflict; while the planner searches F's prerequisites, threads pick G and
+    H and blame them: the search takes those blames, and finds what it finds in order."""
+    h, _ = build(tmp_path)
+    made: list[str] = []
+    blame = prerequisites.blame_commit
+
+    def counted(*args: Any) -> list[list[object]]:
+        made.append(threading.current_thread().name)
+        return blame(*args)
+
+    monkeypatch.setattr(prerequisites, "blame_commit", counted)
+    plans = []
+    for jobs in (1, 3):
+        with_jobs(monkeypatch, jobs)
+        made.clear()
+        plans.append(comparable(plan_line(tmp_path / f"j{jobs}", h, "3.10.2", "3.10")))
+        threads = [n for n in made if n == "pick-ahead"]
+        assert not threads if jobs == 1 else threads
+    assert plans[0] == plans[1]
 
 
 def test_threads_follow_the_tip_the_chain_moves_to(tmp_path: Path) -> None:
