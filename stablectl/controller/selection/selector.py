@@ -298,10 +298,17 @@ class Selector:
         oldest = since(self.index, series, base)
         hits: dict[str, list[FlagHit]] = {}
         order: dict[str, Order] = {}
+        placed_by_own: set[str] = set()
         for w, rank in source_windows(wins):
             summ = w.summary
             prs_of = {v[0]: int(k) for k, v in summ["prs"].items()} if summ["pending"] else {}
-            for sha in set(summ["hits"]) | set(summ["pending"]):
+            # Oldest first: a group's place is its earliest commit (of its own branch when it
+            # has one there), the same in every process (a set's order is not).
+            shas = sorted(
+                set(summ["hits"]) | set(summ["pending"]),
+                key=lambda s: (summ["meta"][s][1], summ["meta"][s][0], s),
+            )
+            for sha in shas:
                 pos, when = summ["meta"][sha]
                 if w.role != "own" and when < oldest:
                     continue
@@ -315,9 +322,10 @@ class Selector:
                     continue
                 root = uf.find(sha)
                 hits.setdefault(root, []).extend(found)
-                key = apply_order(rank, pos, when)
-                if root not in order or w.role == "own":
-                    order[root] = key
+                if root not in order or (w.role == "own" and root not in placed_by_own):
+                    order[root] = apply_order(rank, pos, when)
+                    if w.role == "own":
+                        placed_by_own.add(root)
         return _Flagged(hits, order)
 
     def _reverts(self, wins: list[Window], uf: UnionFind) -> Reverts:
