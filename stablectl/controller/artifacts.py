@@ -91,12 +91,11 @@ def build_release(
     links: ReleaseLinks,
 ) -> BuiltRelease:
     """Tarballs, SHA256SUMS, manifest.json, RELEASE-NOTES.md and OSV records under OUT/TAG."""
-    s = sp.series
     stem = policy.release.tarball.format(project=policy.project, version=rc.version)
     directory = out / tag
     artifacts = build_tarballs(repo, rc.commit, stem, directory)
     fixes = _release_fixes(repo, sp, rc)
-    merged = _merged_prs(links.prs, s)
+    merged = _merged_prs(links.prs, sp.series)
     previous_tag = _previous_tag(policy, sp, rc)
     patches = _patch_series(repo, policy, sp, rc, stem, directory)
     manifest = _manifest(
@@ -112,20 +111,23 @@ def build_release(
         artifacts=[*artifacts, patches],
         links=links,
     )
-    notes = render(
-        "release_notes.md.j2",
-        **_notes_context(sp, rc, fixes, merged, links),
-        project=policy.project,
+    notes = _release_notes(
+        policy,
+        sp,
+        rc,
         tag=tag,
         previous_tag=previous_tag,
+        fixes=fixes,
+        merged=merged,
         artifacts=artifacts,
+        links=links,
     )
     extra = _write_files(
         directory,
         artifacts=[*artifacts, patches],
         manifest=manifest,
         notes=notes,
-        records=osv_records(policy, s, rc, fixes=fixes, tag=tag, web_fork=links.web_fork),
+        records=osv_records(policy, sp.series, rc, fixes=fixes, tag=tag, web_fork=links.web_fork),
     )
     return BuiltRelease(
         version=rc.version,
@@ -139,23 +141,33 @@ def build_release(
     )
 
 
-def _notes_context(
+def _release_notes(
+    policy: Policy,
     sp: SeriesPlan,
     rc: ReleaseCommit,
+    *,
+    tag: str,
+    previous_tag: str,
     fixes: list[ShippedFix],
     merged: dict[str | None, PullRequest],
+    artifacts: list[Artifact],
     links: ReleaseLinks,
-) -> dict[str, object]:
-    """What the release notes say of the line: its fixes (with their PRs), and the security
-    fixes judged not to concern it."""
-    return {
-        "series": sp.series,
-        "version": rc.version,
-        "fixes": fixes,
-        "merged": merged,
-        "web_upstream": links.web_upstream,
-        "not_affected": _not_affected(sp, fixes),
-    }
+) -> str:
+    """RELEASE-NOTES.md: the line's fixes (with their PRs) since the previous release, the
+    security fixes judged not to concern it, the artifacts."""
+    return render(
+        "release_notes.md.j2",
+        project=policy.project,
+        series=sp.series,
+        version=rc.version,
+        tag=tag,
+        fixes=fixes,
+        previous_tag=previous_tag,
+        artifacts=artifacts,
+        web_upstream=links.web_upstream,
+        merged=merged,
+        not_affected=_not_affected(sp, fixes),
+    )
 
 
 def _merged_prs(prs: Sequence[PullRequest], s: Series) -> dict[str | None, PullRequest]:

@@ -47,10 +47,10 @@ from stablectl.forge.github_rest import (
     call_json,
     comment_of,
     message,
+    operation,
     pages,
     pull_request_of,
     release_of,
-    translated,
 )
 from stablectl.forge.github_upstream import GitHubUpstream
 from stablectl.forge.http import EtagCache, StableSession
@@ -119,7 +119,7 @@ class GitHubForge:
     @contextmanager
     def _op(self, name: str, what: str, *, write: bool = False) -> Iterator[None]:
         """Count the operation and turn github3's exceptions into clear ForgeErrors."""
-        with self.stats.op(name, write=write), translated(what):
+        with operation(self.stats, name, what, write=write):
             yield
 
     @property

@@ -23,12 +23,21 @@ from stablectl.forge.base import (
     Comment,
     ConflictError,
     ForgeError,
+    ForgeStats,
     ForgeUnavailableError,
     NotFoundError,
     PullRequest,
     Release,
     parse_time,
 )
+
+
+@contextmanager
+def operation(stats: ForgeStats, name: str, what: str, *, write: bool = False) -> Iterator[None]:
+    """One forge operation: counted in `stats`, github3's exceptions translated (`what` names
+    what was being done)."""
+    with stats.op(name, write=write), translated(what):
+        yield
 
 
 @contextmanager

@@ -8,7 +8,7 @@ import github3.exceptions as gh_exc
 import requests
 
 from stablectl.forge.base import ForgeStats, UpstreamIssue
-from stablectl.forge.github_rest import pages, translated
+from stablectl.forge.github_rest import operation, pages
 
 
 class GitHubUpstream:
@@ -25,7 +25,7 @@ class GitHubUpstream:
         if not self.slug:
             return []
         url = f"{self.api_url}/repos/{self.slug}/commits/{sha}/pulls"
-        with self.stats.op("upstream_pr_labels"), translated(f"PRs of {sha[:12]} on {self.slug}"):
+        with operation(self.stats, "upstream_pr_labels", f"PRs of {sha[:12]} on {self.slug}"):
             try:
                 prs = list(pages(self.session, url))
             except (gh_exc.NotFoundError, gh_exc.UnprocessableEntity):
@@ -38,7 +38,7 @@ class GitHubUpstream:
             return set()
         query = f'repo:{self.slug} is:pr label:"{label}"'
         what = f"PRs labelled {label!r} on {self.slug}"
-        with self.stats.op("labeled_prs"), translated(what):
+        with operation(self.stats, "labeled_prs", what):
             items = pages(self.session, f"{self.api_url}/search/issues", {"q": query}, "items")
             return {int(i["number"]) for i in items}
 
@@ -48,7 +48,7 @@ class GitHubUpstream:
             return []
         query = f"repo:{self.slug} is:issue {terms}"
         what = f"issues matching {terms!r} on {self.slug}"
-        with self.stats.op("upstream_issues"), translated(what):
+        with operation(self.stats, "upstream_issues", what):
             items = pages(self.session, f"{self.api_url}/search/issues", {"q": query}, "items")
             return [
                 UpstreamIssue(
