@@ -5,13 +5,15 @@ fix whose change on the line is documentation only."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from stablectl.controller.applicability import DOCUMENTATION_ONLY, documentation_only
 from stablectl.controller.pick_ahead import FactsOf
 from stablectl.controller.plan import Attempt, PlannedFix
+from stablectl.controller.prerequisites import BlameAhead
 from stablectl.controller.selection import Candidate, Source
 from stablectl.gitops.pick import Picker
-from stablectl.policy import Series
+from stablectl.policy import Applicability, Series
 
 
 def pick_best(
@@ -55,6 +57,25 @@ def pick_best(
                 note = f"merged with {res.lever}"
             return attempts, attempt, note
     return attempts, None, f"no source applies with code ({len(attempts)} tried)"
+
+
+@dataclass(frozen=True)
+class Chooser:
+    """What a pick thread or worker process does with a coming fix (controller/pick_ahead.py):
+    its choice of sources onto a tip (`pick_best`), then the blames a prerequisite search
+    would start with when none applies. Plain data, so a worker process can be sent it. It
+    answers the tip after the fix: its clean pick's commit, or None (the tip stays)."""
+
+    applicability: Applicability | None  # judged (`is_code`) when the policy skips
+    blame: BlameAhead | None
+
+    def __call__(self, p: Picker, sources: list[Source], onto: str, facts: FactsOf) -> str | None:
+        is_code = self.applicability.is_code if self.applicability is not None else None
+        attempts, chosen, _note = pick_best(p, sources, onto, facts, is_code=is_code)
+        if chosen is None and self.blame is not None:
+            self.blame(p, [(a.source.sha, a.result) for a in attempts])
+        clean = chosen is not None and chosen.result.outcome == "clean"
+        return chosen.result.commit if clean and chosen is not None else None
 
 
 def documentation_only_verdict(

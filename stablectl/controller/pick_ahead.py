@@ -9,7 +9,14 @@ after it onto the old tip is picked again). Each thread runs a fix's whole choic
 records every pick it makes under the memo's key. The planner's picker takes a recorded pick
 for the tip it asks about instead of computing it (`Picker.ahead`); a pick onto another tip
 is never used. Picks are pure functions of their inputs, so the plan is the one computed in
-order; only the time changes."""
+order; only the time changes.
+
+With `processes`, a thread hands its fix to a worker process (gitops/workers.py) and waits
+for the answer: the same choice (`Chooser`, plain data), the same twin picker (made in the
+worker from `Picker.spec`, kept there for the next fix), the same recorded picks. Threads
+alone share one core (most of a pick holds Python's lock), so a far line, whose hundreds of
+picks are most of its plan, is picked in worker processes; a short plan stays in threads,
+where starting a worker would cost more than it saves."""
 
 from __future__ import annotations
 
@@ -22,7 +29,8 @@ from typing import Any, Protocol
 import pygit2
 
 from stablectl.controller.selection import Candidate, Source
-from stablectl.gitops.pick import Picker
+from stablectl.gitops import workers
+from stablectl.gitops.pick import Picker, PickerSpec
 from stablectl.gitops.scan import CommitFacts
 
 
@@ -41,6 +49,10 @@ Picks = dict[str, Any]  # memo key -> a pick as the memo holds it
 def default_jobs() -> int:
     """Threads computing picks ahead: one per core."""
     return os.cpu_count() or 1
+
+
+# Coming fixes from which a plan picks ahead in worker processes rather than threads.
+PROCESSES_FROM = 24
 
 
 class _Recorder:
@@ -101,8 +113,10 @@ class PickAhead:
         facts: FactsOf,
         *,
         jobs: int | None = None,
+        processes: bool = False,
     ) -> None:
         self.picker = picker
+        self.processes = processes
         self.choose = choose
         self.facts = facts
         self.jobs = max(1, jobs if jobs is not None else default_jobs())
@@ -116,7 +130,7 @@ class PickAhead:
         self._missed = False  # the memo missed a pick: a cold plan, threads at work
         self._local = threading.local()
         self._blames: Picks = {}  # blame memo key -> a blame a thread made (tips do not matter)
-        self.stats = {"started": 0, "used": 0, "repicked": 0}
+        self.stats = {"started": 0, "used": 0, "repicked": 0, "in_processes": 0}
 
     def __enter__(self) -> PickAhead:
         self.picker.ahead = self.take
@@ -265,11 +279,43 @@ class PickAhead:
             self._threads.append(t)
 
     def _run(self, fix: _Fix, tip: str) -> tuple[str | None, Picks, Picks]:
+        if self.processes:
+            spec = self.picker.spec()
+            job = workers.submit(_in_worker, spec, self.choose, fix.sources, tip, fix.given)
+            done = workers.result(job) if job is not None else None
+            if done is not None:
+                with self._cond:
+                    self.stats["in_processes"] += 1
+                return done
+            self.processes = False  # no worker can: this thread picks, as without them
         twin: Picker | None = getattr(self._local, "twin", None)
         if twin is None:
             twin = self.picker.twin(pygit2.Repository(self.picker.repo.path))
             self._local.twin = twin
-        recorder = _Recorder()
-        twin.memo = recorder
-        after = self.choose(twin, fix.sources, tip, fix.given)
-        return after, recorder.picks, recorder.blames
+        return _choose(twin, self.choose, fix.sources, tip, fix.given)
+
+
+def _choose(
+    twin: Picker, choose: Choose, sources: list[Source], tip: str, given: FactsOf
+) -> tuple[str | None, Picks, Picks]:
+    """A fix's choice with a twin whose memo records what it makes: (the tip after the fix,
+    the picks, the blames)."""
+    recorder = _Recorder()
+    twin.memo = recorder
+    after = choose(twin, sources, tip, given)
+    return after, recorder.picks, recorder.blames
+
+
+_TWINS: dict[PickerSpec, Picker] = {}  # a worker process's pickers, one per spec
+
+
+def _in_worker(
+    spec: PickerSpec, choose: Choose, sources: list[Source], tip: str, given: _Given
+) -> tuple[str | None, Picks, Picks]:
+    """`_choose` in a worker process, with the twin it keeps for `spec`."""
+    twin = _TWINS.get(spec)
+    if twin is None:
+        if len(_TWINS) >= 4:
+            _TWINS.clear()
+        twin = _TWINS[spec] = spec.open()
+    return _choose(twin, choose, sources, tip, given)

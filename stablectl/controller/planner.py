@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -19,14 +20,14 @@ from stablectl.controller.applicability import (
     not_built,
     upstream_note,
 )
-from stablectl.controller.choice import documentation_only_verdict, pick_best
-from stablectl.controller.pick_ahead import FactsOf, PickAhead, default_jobs
+from stablectl.controller.choice import Chooser, documentation_only_verdict, pick_best
+from stablectl.controller.pick_ahead import PROCESSES_FROM, PickAhead, default_jobs
 from stablectl.controller.plan import Attempt, Plan, PlannedFix, SeriesPlan
 from stablectl.controller.prerequisites import (
     Prerequisite,
     PrerequisiteFinder,
 )
-from stablectl.controller.selection import Candidate, FixState, SeriesSelection, Source
+from stablectl.controller.selection import Candidate, FixState, SeriesSelection
 from stablectl.controller.selection.states import excluded_by
 from stablectl.errors import GitError, PolicyError
 from stablectl.gitops.cache import RepoCache
@@ -43,11 +44,16 @@ if TYPE_CHECKING:
 class Planner:
     """One plan over a workspace: its cache and index, its selector and picker."""
 
-    def __init__(self, ws: Workspace, *, jobs: int | None = None) -> None:
+    def __init__(
+        self, ws: Workspace, *, jobs: int | None = None, processes: bool | None = None
+    ) -> None:
         self.ws = ws
         self.seconds: dict[str, float] = {}  # the plan's time by part
         # Threads picking ahead (pick_ahead.py), one per core by default; 1: none.
         self.jobs = jobs if jobs is not None else default_jobs()
+        # Whether they pick in worker processes; None: for a series with many fixes to pick.
+        self.processes = processes
+        self.ahead_stats: Counter[str] = Counter()  # what the threads did, over all series
 
     @property
     def policy(self) -> Policy:
@@ -95,6 +101,7 @@ class Planner:
         stats: JSONDoc = dict(self.index.stats)
         stats.update({f"picks_{k}": v for k, v in picker.stats.items()})
         stats.update({f"prerequisite_{k}": v for k, v in finder.stats.items()})
+        stats.update({f"ahead_{k}": v for k, v in self.ahead_stats.items()})
         # Where a plan's time goes (bench/eol_lines.py reports it): selection (scanning and
         # flagging the windows), picks, applicability's verdicts, the prerequisite search.
         stats.update({f"seconds_{k}": round(v, 3) for k, v in self.seconds.items()})
@@ -155,23 +162,21 @@ class Planner:
         finder: PrerequisiteFinder,
         on_series: Callable[[str, int, int], None] | None,
     ) -> SeriesPlan:
-        judge = self.policy.applicability.skip
-        is_code = self.policy.applicability.is_code if judge else None
-        blame_ahead = finder.blame_ahead(sel.base_sha, self.policy.prerequisites.sources)
-
-        def choose(p: Picker, sources: list[Source], onto: str, facts: FactsOf) -> str | None:
-            attempts, chosen, _note = pick_best(p, sources, onto, facts, is_code=is_code)
-            if chosen is None:
-                blame_ahead(p, [(a.source.sha, a.result) for a in attempts])
-            clean = chosen is not None and chosen.result.outcome == "clean"
-            return chosen.result.commit if clean and chosen is not None else None
-
-        with PickAhead(picker, choose, self.index, jobs=self.jobs) as ahead:
+        choose = Chooser(
+            self.policy.applicability if self.policy.applicability.skip else None,
+            finder.blame_ahead(sel.base_sha, self.policy.prerequisites.sources),
+        )
+        pending = sum(c.state == FixState.PENDING for c in sel.candidates)
+        processes = self.processes
+        if processes is None:
+            processes = pending >= PROCESSES_FROM
+        with PickAhead(picker, choose, self.index, jobs=self.jobs, processes=processes) as ahead:
             finder.ahead = ahead.blame
             try:
                 return self._chain_picks(sel, picker, finder, on_series, ahead)
             finally:
                 finder.ahead = None
+                self.ahead_stats.update(ahead.stats)
 
     def _chain_picks(
         self,

@@ -204,27 +204,15 @@ class PrerequisiteFinder:
                 continue
             pool[p.sha] = p
 
-    def blame_ahead(
-        self, base: str, take: int
-    ) -> Callable[[Picker, Sequence[tuple[str, PickResult]]], None]:
-        """What a pick thread does after a fix conflicts (controller/pick_ahead.py): the blame
-        the search starts with, for the first `take` conflicting sources (source, pick), made
-        with the thread's picker's repository and recorded in its memo under the blame memo's
-        key, where `ahead` finds it. Blame is a git process per file, most of a far line's
-        search, and does not depend on the tip."""
+    def blame_ahead(self, base: str, take: int) -> BlameAhead | None:
+        """What a pick thread (or worker process) does after a fix conflicts
+        (controller/pick_ahead.py): the blame the search starts with, for the first `take`
+        conflicting sources, recorded under the blame memo's key where `ahead` finds it.
+        Blame is a git process per file, most of a far line's search, and does not depend on
+        the tip. None when the search is off."""
         if self.max_commits < 1:
-            return lambda p, picks: None
-        since, horizon = self.since(base), self.horizon_days
-
-        def blame(p: Picker, picks: Sequence[tuple[str, PickResult]]) -> None:
-            conflicting = [(sha, r) for sha, r in picks if r.outcome == "conflict"]
-            for sha, r in conflicting[:take]:
-                paths = blamable(r.conflicts)
-                if paths and p.memo is not None:
-                    found = blame_commit(p.repo, sha, base, paths, since)
-                    p.memo.memo_put("blame", blame_key(sha, base, horizon, paths), found)
-
-        return blame
+            return None
+        return BlameAhead(base, take, self.since(base), self.horizon_days)
 
     def _upstream_order(self, shas: Sequence[str]) -> tuple[str, ...]:
         index = self.index  # ancestry answers are memoised there (and in sqlite)
@@ -271,6 +259,26 @@ class PrerequisiteFinder:
         if self.horizon_days is None or facts is None:
             return None
         return facts.commit_time - self.horizon_days * 86400
+
+
+@dataclass(frozen=True)
+class BlameAhead:
+    """The blames a prerequisite search of a fix conflicting on the line based on `base`
+    starts with, made where the pick was (a thread or a worker process: it is plain data)
+    with that picker's repository, and recorded in its memo under the blame memo's key."""
+
+    base: str
+    take: int  # the first `take` conflicting sources (prerequisites.sources)
+    since: int | None
+    horizon_days: int | None
+
+    def __call__(self, p: Picker, picks: Sequence[tuple[str, PickResult]]) -> None:
+        conflicting = [(sha, r) for sha, r in picks if r.outcome == "conflict"]
+        for sha, r in conflicting[: self.take]:
+            paths = blamable(r.conflicts)
+            if paths and p.memo is not None:
+                found = blame_commit(p.repo, sha, self.base, paths, self.since)
+                p.memo.memo_put("blame", blame_key(sha, self.base, self.horizon_days, paths), found)
 
 
 def blamable(conflicts: Sequence[ConflictFile]) -> list[str]:

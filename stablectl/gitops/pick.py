@@ -68,6 +68,21 @@ class PickMemo(Protocol):
     def memo_put(self, table: str, key: str, data: Any) -> None: ...
 
 
+@dataclass(frozen=True)
+class PickerSpec:
+    """A picker as plain data: the repository's path and the picks' settings. Hashable, so a
+    worker process keeps one picker per spec."""
+
+    repo_path: str
+    committer: Committer
+    levers: tuple[Lever, ...]
+    path_map: tuple[tuple[str, str], ...]
+
+    def open(self) -> Picker:
+        repo = pygit2.Repository(self.repo_path)
+        return Picker(repo, self.committer, levers=self.levers, path_map=dict(self.path_map))
+
+
 class Picker:
     """Cherry-picks commits in memory into a repository's object database."""
 
@@ -94,11 +109,19 @@ class Picker:
         # computed by this plan, and is remembered like one.
         self.ahead: Callable[[str, str, str], Any] | None = None
         self.stats = {"picks": 0, "cached": 0}
+        # Three-way merges of blobs (base, ours, theirs) -> the merged blob or the conflict.
+        self._merges: dict[tuple[pygit2.Oid, ...], pygit2.Oid | ConflictFile] = {}
 
     def twin(self, repo: pygit2.Repository) -> Picker:
         """A picker making the same picks (committer, levers, path map) through another
         handle of the same repository, with no memo: for a thread of its own."""
         return Picker(repo, self.committer, levers=self.levers, path_map=self.path_map)
+
+    def spec(self) -> PickerSpec:
+        """What a twin is made of, as plain data (for a worker process)."""
+        return PickerSpec(
+            self.repo.path, self.committer, tuple(self.levers), tuple(sorted(self.path_map.items()))
+        )
 
     # ------------------------------------------------------------------ public
 
@@ -315,6 +338,27 @@ class Picker:
             return (theirs[0], mode)
         if theirs[0] == base[0]:
             return (ours[0], mode)
+        key = (base[0], ours[0], theirs[0])
+        merged = self._merges.get(key)
+        if merged is None:
+            if len(self._merges) >= 4096:
+                self._merges.clear()
+            merged = self._merges[key] = self._merge_blobs(path, base, ours, theirs)
+        if isinstance(merged, ConflictFile):
+            return ConflictFile(path, merged.kind, merged.hunks)
+        return (merged, mode)
+
+    def _merge_blobs(
+        self,
+        path: str,
+        base: tuple[pygit2.Oid, int],
+        ours: tuple[pygit2.Oid, int],
+        theirs: tuple[pygit2.Oid, int],
+    ) -> pygit2.Oid | ConflictFile:
+        """libgit2's three-way merge of three blobs: the merged blob, or why it conflicts.
+        It depends on the blobs alone, so a picker remembers it: a far line's fix is picked
+        again onto tips where its files have not changed (after a fix before it turned out
+        clean, in a prerequisite set, from each of its sources), a third of its file merges."""
         blobs = [cast(pygit2.Blob, self.repo[e[0]]) for e in (base, ours, theirs)]
         if any(b.is_binary for b in blobs):
             return ConflictFile(path, "binary", 1)
@@ -334,8 +378,7 @@ class Picker:
             return ConflictFile(path, "binary", 1)
         if not res.automergeable:
             return ConflictFile(path, "content", _count_hunks(res.contents))
-        oid = self.repo.create_blob(res.contents.encode("utf-8"))
-        return (oid, mode)
+        return self.repo.create_blob(res.contents.encode("utf-8"))
 
     # ------------------------------------------------------------------ lever 2: libgit2
 

@@ -35,7 +35,9 @@ def comparable(plan: Plan) -> dict[str, Any]:
         for f in s["fixes"]:
             for a in f["attempts"]:
                 a.pop("ms")
-    doc["stats"] = {k: v for k, v in doc["stats"].items() if not k.startswith("seconds_")}
+    doc["stats"] = {
+        k: v for k, v in doc["stats"].items() if not k.startswith(("seconds_", "ahead_"))
+    }
     return doc
 
 
@@ -47,18 +49,21 @@ def test_the_example_plans_the_same_with_picks_ahead(
     example_template: Example, tmp_path: Path
 ) -> None:
     """Clean picks move the tip (what threads picked onto the old one is dropped), a first
-    source conflicts and a sibling's backport applies, a fix conflicts everywhere."""
+    source conflicts and a sibling's backport applies, a fix conflicts everywhere. In order,
+    in threads, and in worker processes (gitops/workers.py: what a far line's plan uses)."""
     plans = []
-    for jobs in (1, 4):
+    for jobs, processes in ((1, False), (4, False), (2, True)):
         ws = Workspace(
             load_policy_text(example_template.policy_yaml()),
-            tmp_path / f"state-{jobs}",
+            tmp_path / f"state-{jobs}-{processes}",
             committer_time=1,
         )
         ws.fetch()
-        plans.append(comparable(planner.Planner(ws, jobs=jobs).plan()))
+        plan = planner.Planner(ws, jobs=jobs, processes=processes).plan()
+        assert bool(plan.stats.get("ahead_in_processes")) == processes
+        plans.append(comparable(plan))
         ws.close()
-    assert plans[0] == plans[1]
+    assert plans[0] == plans[1] == plans[2]
 
 
 def test_prerequisites_are_found_the_same_with_picks_ahead(
@@ -151,5 +156,5 @@ def test_one_job_picks_in_order_in_the_planner_thread(tmp_path: Path) -> None:
     with PickAhead(picker, lambda *a: None, picker.repo, jobs=1) as ahead:  # type: ignore[arg-type]
         ahead.follow([_candidate(fix)], root)
         assert picker.pick(fix, root).outcome == "clean"
-    assert ahead.stats == {"started": 0, "used": 0, "repicked": 0}
+    assert ahead.stats == {"started": 0, "used": 0, "repicked": 0, "in_processes": 0}
     assert pick_ahead.default_jobs() >= 1
