@@ -116,3 +116,23 @@ def commit_patch_id(repo: pygit2.Repository, commit: pygit2.Commit) -> str:
     """libgit2's patch-id of a commit against its first parent. Use it on both sides of every
     comparison: git's own `patch-id --stable` differs on ~8% of real commits."""
     return str(first_parent_diff(commit).patchid)
+
+
+_REPOS: dict[str, pygit2.Repository] = {}  # a worker process's handles, one per path
+
+
+def patch_ids_of(repo_path: str, shas: Sequence[str]) -> dict[str, str | None]:
+    """`commit_patch_id` of each commit (None: not a readable commit), through a handle of
+    the repository at `repo_path`: what a worker process runs (gitops/workers.py)."""
+    repo = _REPOS.get(repo_path)
+    if repo is None:
+        if len(_REPOS) >= 4:
+            _REPOS.clear()
+        repo = _REPOS[repo_path] = pygit2.Repository(repo_path)
+    out: dict[str, str | None] = {}
+    for sha in shas:
+        try:
+            out[sha] = commit_patch_id(repo, repo[sha].peel(pygit2.Commit))
+        except (KeyError, ValueError, pygit2.GitError):
+            out[sha] = None
+    return out

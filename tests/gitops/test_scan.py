@@ -119,3 +119,32 @@ def test_gits_side_by_side_read_what_one_git_reads(
     assert shared == one and list(shared) == list(one)
     # A share git cannot read (an unknown commit) leaves every commit to libgit2.
     assert bulk_changed_paths(h.repo.path, [*shas[:-1], "0" * 40], jobs=3) == {}
+
+
+def test_patch_ids_computed_in_workers_equal_those_computed_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A far line's selection needs hundreds of patch-ids: they are computed side by side in
+    worker processes, the same as here, and kept (the index does not compute them again)."""
+    from stablectl.gitops import scan
+
+    h = History(tmp_path / "repo.git")
+    shas = [h.commit("main", "root", {"a.txt": lines(5, "a")})]
+    for i in range(70):
+        shas.append(h.commit("main", f"change {i}", {"a.txt": lines(5, f"{i}"), f"{i}": "x\n"}))
+    shas.append("0" * 40)  # not a commit: None, as here
+    here = CommitIndex(h.repo, None)
+    expected = {sha: here.patch_id(sha) for sha in shas}
+    assert len({v for v in expected.values() if v}) == 71
+
+    def not_here(*args: object) -> str:
+        raise AssertionError("computed in this process")
+
+    monkeypatch.setattr(scan, "commit_patch_id", not_here)
+    index = CommitIndex(h.repo, tmp_path / "index.sqlite")
+    index.prefetch_patch_ids(shas)
+    assert {sha: index.patch_id(sha) for sha in shas} == expected
+    index.close()
+    again = CommitIndex(h.repo, tmp_path / "index.sqlite")  # and kept in sqlite
+    again.prefetch_patch_ids(shas)
+    assert {sha: again.patch_id(sha) for sha in shas} == expected

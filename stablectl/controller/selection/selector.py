@@ -25,7 +25,13 @@ from stablectl.controller.selection.grouping import (
 )
 from stablectl.controller.selection.model import Candidate, Fix, FlagHit, SeriesSelection
 from stablectl.controller.selection.sources import rank_sources
-from stablectl.controller.selection.states import Known, Reverts, fix_state
+from stablectl.controller.selection.states import (
+    Known,
+    Reverts,
+    fix_state,
+    patch_ids_needed,
+    state_without_patch_ids,
+)
 from stablectl.controller.selection.summaries import (
     SUMMARY_VERSION,
     Folder,
@@ -220,8 +226,21 @@ class Selector:
         sources best first, in apply order; advisory follow-ups placed after their fix."""
         reverts = self._reverts(wins, uf)
         candidates: list[Candidate] = []
-        for root, root_hits in hits.items():
-            fix = fixes.get(root) or make_fix(self.index, root, sorted(members[root]), root_hits)
+        every = {
+            root: fixes.get(root) or make_fix(self.index, root, sorted(members[root]), root_hits)
+            for root, root_hits in hits.items()
+        }
+        # The patch-ids the states will read, computed side by side first.
+        self.index.prefetch_patch_ids(
+            sha
+            for root, fix in every.items()
+            if state_without_patch_ids(
+                self.index, fix, known, reverted=reverts(root), on_branch=on_branch
+            )
+            is None
+            for sha in patch_ids_needed(self.index, fix, known)
+        )
+        for root, fix in every.items():
             state, reason = fix_state(
                 self.index, fix, known, reverted=reverts(root), on_branch=on_branch
             )

@@ -84,6 +84,28 @@ def fix_state(
     reverted: bool,
     on_branch: Mapping[str, str],
 ) -> tuple[FixState, str]:
+    early = state_without_patch_ids(index, fix, known, reverted=reverted, on_branch=on_branch)
+    if early is not None:
+        return early
+    pid_hit = _patch_id_match(index, fix, known)
+    if pid_hit is not None:
+        in_base = pid_hit in known.pre_base["meta"] or in_paths(pid_hit, known.pre_base)
+        where = f"in {known.base_tag}" if in_base else "applied"
+        state = FixState.IN_BASE if in_base else FixState.APPLIED
+        return state, f"same patch-id as {pid_hit[:10]} ({where}, no trailer)"
+    return FixState.PENDING, ""
+
+
+def state_without_patch_ids(
+    index: CommitIndex,
+    fix: Fix,
+    known: Known,
+    *,
+    reverted: bool,
+    on_branch: Mapping[str, str],
+) -> tuple[FixState, str] | None:
+    """A fix's state where names, ancestry and reverts settle it; None when only patch-ids
+    can (`patch_ids_needed`)."""
     every = set(fix.members) | {fix.key}
     ex = excluded_by(known.excluded, every)
     if ex is not None:
@@ -98,13 +120,7 @@ def fix_state(
         return FixState.IN_BASE, f"{anc[:10]} is in {known.base_tag}"
     if reverted:
         return FixState.REVERTED, "reverted upstream"
-    pid_hit = _patch_id_match(index, fix, known)
-    if pid_hit is not None:
-        in_base = pid_hit in known.pre_base["meta"] or in_paths(pid_hit, known.pre_base)
-        where = f"in {known.base_tag}" if in_base else "applied"
-        state = FixState.IN_BASE if in_base else FixState.APPLIED
-        return state, f"same patch-id as {pid_hit[:10]} ({where}, no trailer)"
-    return FixState.PENDING, ""
+    return None
 
 
 def _in_base(
@@ -122,37 +138,51 @@ def _in_base(
     return None
 
 
+def patch_ids_needed(index: CommitIndex, fix: Fix, known: Known) -> list[str]:
+    """The commits whose patch-ids `_patch_id_match` may read for `fix`: its members, and the
+    stable branch's and base history's commits that could share one (so a selection can have
+    them computed side by side first)."""
+    members, others = _patch_id_scope(index, fix, known)
+    return [*members, *others]
+
+
+def _patch_id_scope(index: CommitIndex, fix: Fix, known: Known) -> tuple[list[str], list[str]]:
+    """(members with one parent, the commits (in SHA order) that changed exactly the paths
+    of one of them: only those can share a patch-id)."""
+    paths: set[str] = set()
+    shapes: set[frozenset[str]] = set()
+    members: list[str] = []
+    exact = True
+    for m in fix.members:
+        f = index.facts(m)
+        if f is None or len(f.parents) != 1:
+            continue
+        members.append(m)
+        paths.update(f.paths)
+        shapes.add(frozenset(f.paths))
+        exact = exact and not f.paths_truncated
+    found: set[str] = set()
+    for summ in (known.stable, known.pre_base):
+        for p in paths:
+            found.update(summ["paths"].get(p, ()))
+    others = []
+    for sha in sorted(found - set(fix.members)):
+        if exact:
+            f = index.facts(sha)
+            if f is None or f.paths_truncated or frozenset(f.paths) not in shapes:
+                continue
+        others.append(sha)
+    return members, others
+
+
 def _patch_id_match(index: CommitIndex, fix: Fix, known: Known) -> str | None:
     """A commit of the stable branch or the base's own history with a member's patch-id.
 
     A patch-id hashes each changed file's header with its name, so only a commit changing
     exactly a member's set of paths can share it: the others are never diffed (a 2.7 line's
     base history touches the files of most fixes; their patch-ids were a fifth of its plan)."""
-    paths: set[str] = set()
-    pids: set[str] = set()
-    shapes: set[frozenset[str]] = set()
-    exact = True
-    for m in fix.members:
-        f = index.facts(m)
-        if f is None or len(f.parents) != 1:
-            continue
-        paths.update(f.paths)
-        shapes.add(frozenset(f.paths))
-        exact = exact and not f.paths_truncated
-        pid = index.patch_id(m)
-        if pid:
-            pids.add(pid)
+    members, others = _patch_id_scope(index, fix, known)
+    pids = {pid for m in members if (pid := index.patch_id(m))}
     if not pids:
         return None
-    others: set[str] = set()
-    for summ in (known.stable, known.pre_base):
-        for p in paths:
-            others.update(summ["paths"].get(p, ()))
-    for sha in sorted(others - set(fix.members)):
-        if exact:
-            f = index.facts(sha)
-            if f is None or f.paths_truncated or frozenset(f.paths) not in shapes:
-                continue
-        if index.patch_id(sha) in pids:
-            return sha
-    return None
+    return next((sha for sha in others if index.patch_id(sha) in pids), None)
