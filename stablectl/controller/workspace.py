@@ -18,6 +18,7 @@ from stablectl.controller.selection import Selector
 from stablectl.forge.base import Forge
 from stablectl.gitops.cache import UPSTREAM_TAGS, Progress, RepoCache
 from stablectl.gitops.messages import adapted_of
+from stablectl.gitops.objects import NoteReader
 from stablectl.gitops.objects import commit as get_commit
 from stablectl.gitops.pick import Committer, Picker
 from stablectl.gitops.provenance import Provenance
@@ -155,13 +156,6 @@ class Workspace:
             path_map=series.path_map if series is not None else None,
         )
 
-    def note_of(self, ref: str, sha: str) -> str | None:
-        try:
-            note = self.cache.repo.lookup_note(sha, ref)
-        except (KeyError, pygit2.GitError, ValueError):
-            return None
-        return str(note.message)
-
     def selector(self) -> Selector:
         cache = self.cache
 
@@ -178,7 +172,7 @@ class Workspace:
             self.index,
             upstream_ref=upstream_ref,
             stable_tip=stable_tip,
-            note_of=self.note_of,
+            note_of=NoteReader(cache.repo.path),
             notes_tips=notes_tips,
             advisories=self.advisories(),
             labeled_prs=self.forge.labeled_prs if self.forge is not None else None,

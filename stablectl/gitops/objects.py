@@ -39,3 +39,28 @@ def first_parent_diff(c: pygit2.Commit) -> pygit2.Diff:
 
 def _is_hex(s: str) -> bool:
     return len(s) == 40 and all(ch in "0123456789abcdef" for ch in s)
+
+
+class NoteReader:
+    """A commit's note under a notes ref (None: none), read from the repository at a path:
+    plain data, so a worker process folding commits (selection/summaries.py) reads notes
+    as the planner's process does."""
+
+    def __init__(self, repo_path: str) -> None:
+        self.repo_path = repo_path
+        self._repo: pygit2.Repository | None = None
+
+    def __getstate__(self) -> dict[str, str]:
+        return {"repo_path": self.repo_path}
+
+    def __setstate__(self, state: dict[str, str]) -> None:
+        self.repo_path, self._repo = state["repo_path"], None
+
+    def __call__(self, ref: str, sha: str) -> str | None:
+        if self._repo is None:
+            self._repo = pygit2.Repository(self.repo_path)
+        try:
+            note = self._repo.lookup_note(sha, ref)
+        except (KeyError, pygit2.GitError, ValueError):
+            return None
+        return str(note.message)

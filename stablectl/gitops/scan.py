@@ -188,6 +188,22 @@ class CommitIndex:
             self.db.execute("INSERT OR REPLACE INTO facts VALUES (?,?)", (sha, computed.to_json()))
         return computed
 
+    def keep_facts(self, rows: Sequence[tuple[str, str]]) -> None:
+        """Facts read elsewhere (a worker process), as sqlite keeps them: kept there, read
+        back when asked for; without sqlite, kept in memory."""
+        if self.db is None:
+            for sha, data in rows:
+                self._facts.setdefault(sha, CommitFacts.from_json(sha, data))
+            return
+        with self.batch():
+            self.db.executemany("INSERT OR IGNORE INTO facts VALUES (?,?)", rows)
+
+    def forget(self, shas: Iterable[str]) -> None:
+        """Drop what is held in memory for these commits (a worker's index, between shares)."""
+        for sha in shas:
+            self._facts.pop(sha, None)
+            self._paths_ahead.pop(sha, None)
+
     def prefetch(self, shas: Sequence[str]) -> None:
         """Load many facts from sqlite in few queries; the changed paths of many commits
         not cached yet come from one `git log` rather than a tree diff each."""

@@ -14,6 +14,8 @@ import pytest
 import stablectl.controller.pick_ahead as pick_ahead
 import stablectl.controller.planner as planner
 import stablectl.controller.prerequisites as prerequisites
+import stablectl.controller.selection.summaries as summaries
+import stablectl.gitops.scan as scan
 from stablectl.controller.choice import pick_best
 from stablectl.controller.demo import Example
 from stablectl.controller.pick_ahead import PickAhead
@@ -28,16 +30,16 @@ from tests.helpers import plan_line
 
 
 def comparable(plan: Plan) -> dict[str, Any]:
-    """A plan's JSON without its times (a pick's ms, the stats' seconds, when it was made)."""
+    """A plan's JSON without its times (a pick's ms, the stats' seconds, when it was made)
+    and the counts of where its work was done (threads, worker processes, sqlite)."""
     doc = plan.to_json()
     doc.pop("created", None)
     for s in doc["series"]:
         for f in s["fixes"]:
             for a in f["attempts"]:
                 a.pop("ms")
-    doc["stats"] = {
-        k: v for k, v in doc["stats"].items() if not k.startswith(("seconds_", "ahead_"))
-    }
+    where = ("seconds_", "ahead_", "facts_", "paths_in_bulk")
+    doc["stats"] = {k: v for k, v in doc["stats"].items() if not k.startswith(where)}
     return doc
 
 
@@ -46,13 +48,18 @@ def with_jobs(monkeypatch: pytest.MonkeyPatch, jobs: int) -> None:
 
 
 def test_the_example_plans_the_same_with_picks_ahead(
-    example_template: Example, tmp_path: Path
+    example_template: Example, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Clean picks move the tip (what threads picked onto the old one is dropped), a first
     source conflicts and a sibling's backport applies, a fix conflicts everywhere. In order,
-    in threads, and in worker processes (gitops/workers.py: what a far line's plan uses)."""
+    in threads, and in worker processes (gitops/workers.py: what a far line's plan uses),
+    where the last plan also folds every range and computes every patch-id in workers."""
     plans = []
+    cached = []
     for jobs, processes in ((1, False), (4, False), (2, True)):
+        if processes:
+            monkeypatch.setattr(summaries, "FOLD_IN_WORKERS", 1)
+            monkeypatch.setattr(scan, "_PATCH_IDS_IN_WORKERS", 1)
         ws = Workspace(
             load_policy_text(example_template.policy_yaml()),
             tmp_path / f"state-{jobs}-{processes}",
@@ -62,8 +69,10 @@ def test_the_example_plans_the_same_with_picks_ahead(
         plan = planner.Planner(ws, jobs=jobs, processes=processes).plan()
         assert bool(plan.stats.get("ahead_in_processes")) == processes
         plans.append(comparable(plan))
+        cached.append(plan.stats["facts_cached"])
         ws.close()
     assert plans[0] == plans[1] == plans[2]
+    assert cached[0] == cached[1] == 0 < cached[2]  # what the workers read, kept in sqlite
 
 
 def test_prerequisites_are_found_the_same_with_picks_ahead(

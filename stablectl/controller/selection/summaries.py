@@ -19,13 +19,16 @@ A summary is plain JSON:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TypedDict
 
 import pygit2
 
 from stablectl.controller.advisories import AdvisoryIndex
 from stablectl.controller.selection.flags import NoteLookup, evaluate_flags, rule_named
+from stablectl.gitops import workers
 from stablectl.gitops.messages import is_release_commit, references
+from stablectl.gitops.objects import NoteReader
 from stablectl.gitops.scan import CommitFacts, CommitIndex
 from stablectl.policy import FlagRule
 
@@ -107,16 +110,22 @@ class Folder:
         *,
         note_of: NoteLookup | None,
         advisories: Mapping[str, AdvisoryIndex],
+        in_workers: bool = True,
     ) -> None:
         self.index = index
         self.rules = rules
         self.note_of = note_of
         self.advisories = advisories
+        self.in_workers = in_workers  # large ranges folded by worker processes
 
     def fold(
         self, with_paths: bool, with_issues: bool = False
     ) -> Callable[[int, list[str]], Summary]:
         def fold(start: int, new: list[str]) -> Summary:
+            if self.in_workers and len(new) >= FOLD_IN_WORKERS and (spec := self._spec()):
+                folded = self._in_workers(spec, start, new, with_paths, with_issues)
+                if folded is not None:
+                    return folded
             data = empty_summary()
             self.index.prefetch(new)
             with self.index.batch():
@@ -131,6 +140,40 @@ class Folder:
             return data
 
         return fold
+
+    def _spec(self) -> FoldSpec | None:
+        """The folder as plain data for a worker process; None where a note lookup is a
+        function of this process's own."""
+        if self.note_of is not None and not isinstance(self.note_of, NoteReader):
+            return None
+        return FoldSpec(
+            self.index.repo.path, tuple(self.rules), self.note_of is not None, self.advisories
+        )
+
+    def _in_workers(
+        self, spec: FoldSpec, start: int, new: list[str], with_paths: bool, with_issues: bool
+    ) -> Summary | None:
+        """`new` folded in shares by worker processes, merged in order: the summary one fold
+        gives (a share's positions start where it does). The facts the workers read are
+        kept in the index's sqlite, for what selection asks next. None if no worker can."""
+        n = 2 * workers.cores()
+        size = -(-len(new) // n)
+        jobs = [
+            workers.submit(fold_share, spec, with_paths, with_issues, start + i, new[i : i + size])
+            for i in range(0, len(new), size)
+        ]
+        if any(j is None for j in jobs):
+            return None
+        chunks: list[Summary] = []
+        for job in jobs:
+            assert job is not None
+            done = workers.result(job)
+            if done is None:
+                return None
+            summary, facts = done
+            chunks.append(summary)
+            self.index.keep_facts(facts)
+        return merge_summaries(chunks)
 
     def _add(self, data: Summary, pos: int, f: CommitFacts, with_paths: bool) -> None:
         info = f.info
@@ -165,3 +208,41 @@ class Folder:
         if with_paths:
             for p in f.paths:
                 data["paths"].setdefault(p, []).append(sha)
+
+
+# From this many commits, a range is folded by worker processes (gitops/workers.py): flag
+# rules, messages and changed paths of 22,000 commits are 5 s of Python on a far line.
+FOLD_IN_WORKERS = 1500
+
+
+@dataclass(frozen=True)
+class FoldSpec:
+    """A Folder as plain data, for a worker process."""
+
+    repo_path: str
+    rules: tuple[FlagRule, ...]
+    notes: bool  # read notes (with a NoteReader of the repository)
+    advisories: Mapping[str, AdvisoryIndex]
+
+
+_INDEXES: dict[str, CommitIndex] = {}  # a worker process's indexes (no sqlite), one per path
+
+
+def fold_share(
+    spec: FoldSpec, with_paths: bool, with_issues: bool, start: int, shas: list[str]
+) -> tuple[Summary, list[tuple[str, str]]]:
+    """A share of a range folded in a worker process: its summary, and the facts read (as
+    the index's sqlite keeps them)."""
+    index = _INDEXES.get(spec.repo_path)
+    if index is None:
+        if len(_INDEXES) >= 4:
+            _INDEXES.clear()
+        index = _INDEXES[spec.repo_path] = CommitIndex(pygit2.Repository(spec.repo_path), None)
+    note_of = NoteReader(spec.repo_path) if spec.notes else None
+    folder = Folder(
+        index, spec.rules, note_of=note_of, advisories=spec.advisories, in_workers=False
+    )
+    summary = folder.fold(with_paths, with_issues)(start, shas)
+    facts = [(sha, f.to_json()) for sha in shas if (f := index.facts(sha)) is not None]
+    index.forget(shas)
+    return summary, facts
