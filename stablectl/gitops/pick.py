@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import pygit2
-from pygit2.enums import FileMode
 
+from stablectl.gitops.file_merge import FileMerges, count_hunks
 from stablectl.gitops.messages import cherry_pick_message, prerequisite_message
 from stablectl.gitops.objects import find_commit
 from stablectl.gitops.ort import Ort
@@ -109,8 +109,7 @@ class Picker:
         # computed by this plan, and is remembered like one.
         self.ahead: Callable[[str, str, str], Any] | None = None
         self.stats = {"picks": 0, "cached": 0}
-        # Three-way merges of blobs (base, ours, theirs) -> the merged blob or the conflict.
-        self._merges: dict[tuple[pygit2.Oid, ...], pygit2.Oid | ConflictFile] = {}
+        self.merges = FileMerges(repo)  # the paths lever's file merges, remembered
 
     def twin(self, repo: pygit2.Repository) -> Picker:
         """A picker making the same picks (committer, levers, path map) through another
@@ -309,7 +308,7 @@ class Picker:
                 )
                 conflicts.append(ConflictFile(path, kind, 1))
             elif is_blob(base) and is_blob(ours) and is_blob(theirs):
-                merged = self._merge_file(path, base, ours, theirs)
+                merged = self.merges.merge(path, base, ours, theirs)
                 if isinstance(merged, ConflictFile):
                     conflicts.append(merged)
                 else:
@@ -323,62 +322,6 @@ class Picker:
         new_tree = update_tree(repo, our_tree, changes) if changes else our_tree.id
         outcome: Outcome = "empty" if new_tree == our_tree.id else "clean"
         return PickResult(str(source.id), str(onto.id), outcome, tree=str(new_tree), lever="paths")
-
-    def _merge_file(
-        self,
-        path: str,
-        base: tuple[pygit2.Oid, int],
-        ours: tuple[pygit2.Oid, int],
-        theirs: tuple[pygit2.Oid, int],
-    ) -> tuple[pygit2.Oid, int] | ConflictFile:
-        if base[1] != ours[1] and base[1] != theirs[1] and ours[1] != theirs[1]:
-            return ConflictFile(path, "mode", 1)
-        mode = theirs[1] if ours[1] == base[1] else ours[1]
-        if ours[0] == base[0]:
-            return (theirs[0], mode)
-        if theirs[0] == base[0]:
-            return (ours[0], mode)
-        key = (base[0], ours[0], theirs[0])
-        merged = self._merges.get(key)
-        if merged is None:
-            if len(self._merges) >= 4096:
-                self._merges.clear()
-            merged = self._merges[key] = self._merge_blobs(path, base, ours, theirs)
-        if isinstance(merged, ConflictFile):
-            return ConflictFile(path, merged.kind, merged.hunks)
-        return (merged, mode)
-
-    def _merge_blobs(
-        self,
-        path: str,
-        base: tuple[pygit2.Oid, int],
-        ours: tuple[pygit2.Oid, int],
-        theirs: tuple[pygit2.Oid, int],
-    ) -> pygit2.Oid | ConflictFile:
-        """libgit2's three-way merge of three blobs: the merged blob, or why it conflicts.
-        It depends on the blobs alone, so a picker remembers it: a far line's fix is picked
-        again onto tips where its files have not changed (after a fix before it turned out
-        clean, in a prerequisite set, from each of its sources), a third of its file merges."""
-        blobs = [cast(pygit2.Blob, self.repo[e[0]]) for e in (base, ours, theirs)]
-        if any(b.is_binary for b in blobs):
-            return ConflictFile(path, "binary", 1)
-        try:
-            for b in blobs:
-                b.data.decode("utf-8")
-        except UnicodeDecodeError:
-            # libgit2's file merge returns text; leave non-UTF-8 files to the tree merge.
-            return ConflictFile(path, "encoding", 1)
-        res = self.repo.merge_file_from_index(
-            pygit2.IndexEntry(path, base[0], FileMode(base[1])),
-            pygit2.IndexEntry(path, ours[0], FileMode(ours[1])),
-            pygit2.IndexEntry(path, theirs[0], FileMode(theirs[1])),
-            use_deprecated=False,
-        )
-        if res is None:
-            return ConflictFile(path, "binary", 1)
-        if not res.automergeable:
-            return ConflictFile(path, "content", _count_hunks(res.contents))
-        return self.repo.create_blob(res.contents.encode("utf-8"))
 
     # ------------------------------------------------------------------ lever 2: libgit2
 
@@ -399,7 +342,7 @@ class Picker:
                             anc, ours, theirs, use_deprecated=False
                         )
                         if res is not None:
-                            hunks = max(1, _count_hunks(res.contents))
+                            hunks = max(1, count_hunks(res.contents))
                 conflicts.append(ConflictFile(path, kind, hunks))
             return PickResult(
                 str(source.id), str(onto.id), "conflict", lever="libgit2", conflicts=conflicts
@@ -495,10 +438,6 @@ def _first_reported(first: PickResult | None, res: PickResult, lever: Lever) -> 
     if lever == "ort" and res.outcome == "conflict":
         return reported_by_ort(first, res)
     return first
-
-
-def _count_hunks(contents: str) -> int:
-    return sum(1 for line in contents.splitlines() if line.startswith("<<<<<<<"))
 
 
 def _libgit2_kind(
