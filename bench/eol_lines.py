@@ -8,9 +8,10 @@ series (upstream_end, build profile, 2.7's renames); 3.6.8 is anchored the same 
 ended 2021-12-23, reading the nearest newer branches by default. The stable branch is at the
 tag. Each is planned cold (a fresh state directory) then warm (the same state again), and the
 plan's own split is printed: selection (scanning and flagging the windows), picks,
-applicability, prerequisites. The baseline ratio is the warm plan against the cold one, in the
-same process. Nothing here is a test: the repository is public and large, fetched by hand,
-never committed.
+applicability, prerequisites. The baselines, in the same process: today's line (`--today`,
+a 3.11.2 line anchored a month before the history ends, planned first) for each far line's cold
+plan, and the cold plan for its warm one. Each cold plan starts its own worker processes.
+Nothing here is a test: the repository is public and large, fetched by hand, never committed.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from real_history import prepare_cache
 from stablectl.controller.plan import Plan
 from stablectl.controller.selection import FixState
 from stablectl.controller.workspace import Workspace
+from stablectl.gitops import workers
 from stablectl.policy import Policy, Series, load_policy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +71,8 @@ def split(plan: Plan, seconds: float) -> str:
     return f"{seconds:.1f}s ({parts}; walked {st.get('walked', 0)} commits)"
 
 
-def run(repo_path: Path, name: str, work: Path) -> None:
+def run(repo_path: Path, name: str, work: Path, today: float | None = None) -> float:
+    """Plan the line cold then warm, print its verdicts and times; its cold seconds."""
     repo = pygit2.Repository(str(repo_path))
     policy = line_policy(name, work)
     s = policy.series[0]
@@ -84,6 +87,8 @@ def run(repo_path: Path, name: str, work: Path) -> None:
             t = time.perf_counter()
             engine.cache.write_commit_graph()  # what the first fetch of upstream does
             graph = time.perf_counter() - t
+        if i == 0:
+            workers.shutdown()  # each cold plan starts its own worker processes
         t = time.perf_counter()
         plan = engine.plan()
         times.append((plan, time.perf_counter() - t))
@@ -96,23 +101,31 @@ def run(repo_path: Path, name: str, work: Path) -> None:
     print(f"  flagged {len(sp.fixes)}: {dict(sorted(statuses.items()))}")
     print(f"  verdicts by rule: {dict(sorted(verdicts.items()))}")
     print(f"  commit-graph written once per cache (the first fetch): {graph:.1f}s")
-    print(f"  cold {split(*times[0])}")
+    vs = f"  ({times[0][1] / today:.2f}x today's line)" if today else ""
+    print(f"  cold {split(*times[0])}{vs}")
     print(f"  warm {split(*times[1])}  ({times[1][1] / times[0][1]:.3f}x the cold plan)")
     for pf in sp.fixes:
         if pf.status in (FixState.NOT_APPLICABLE, FixState.APPLIED) and pf.verdict:
             why = pf.not_applicable or pf.applied
             print(f"    {pf.verdict:18} {pf.candidate.fix.subject[:50]:50}  {why[:90]}")
+    return times[0][1]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("repo", type=Path)
     ap.add_argument("--line", action="append", default=[], help="2.7.18, 3.6.8 or 3.9.2")
+    ap.add_argument(
+        "--today",
+        default="3.11.2",
+        help="the baseline: a line anchored near the history's end (3.11.2, Feb 2023); '' for none",
+    )
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="stablectl-eol-"))
     try:
+        today = run(args.repo, args.today, work) if args.today else None
         for name in args.line or ["2.7.18", "3.6.8", "3.9.2"]:
-            run(args.repo, name, work)
+            run(args.repo, name, work, today)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
