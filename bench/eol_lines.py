@@ -7,11 +7,13 @@ Each line is a series anchored at its tag with `policies/cpython.yaml`'s commit-
 series (upstream_end, build profile, 2.7's renames); 3.6.8 is anchored the same way, its branch
 ended 2021-12-23, reading the nearest newer branches by default. The stable branch is at the
 tag. Each is planned cold (a fresh state directory) then warm (the same state again), and the
-plan's own split is printed: selection (scanning and flagging the windows), picks,
-applicability, prerequisites. The baselines, in the same process: today's line (`--today`,
-a 3.11.2 line anchored a month before the history ends, planned first) for each far line's cold
-plan, and the cold plan for its warm one. Each cold plan starts its own worker processes.
-Nothing here is a test: the repository is public and large, fetched by hand, never committed.
+plan's own split is printed: scan (reading the windows' history: each range folded once,
+messages, changed paths and the flag rules per commit), flag (making the fixes: grouping,
+follow-ups, patch-ids, states), picks, applicability, prerequisites. The baselines, in the
+same process: today's line (`--today`, a 3.11.2 line anchored a month before the history ends,
+planned first) for each far line's cold plan, and the cold plan for its warm one. Each cold
+plan starts its own worker processes. Nothing here is a test: the repository is public and
+large, fetched by hand, never committed.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def split(plan: Plan, seconds: float) -> str:
     st = plan.stats
     parts = ", ".join(
         f"{k} {st.get(f'seconds_{k}', 0):.1f}s"
-        for k in ("select", "pick", "applicability", "prerequisites")
+        for k in ("scan", "flag", "pick", "applicability", "prerequisites")
     )
     return f"{seconds:.1f}s ({parts}; walked {st.get('walked', 0)} commits)"
 

@@ -102,8 +102,10 @@ class Planner:
         stats.update({f"picks_{k}": v for k, v in picker.stats.items()})
         stats.update({f"prerequisite_{k}": v for k, v in finder.stats.items()})
         stats.update({f"ahead_{k}": v for k, v in self.ahead_stats.items()})
-        # Where a plan's time goes (bench/eol_lines.py reports it): selection (scanning and
-        # flagging the windows), picks, applicability's verdicts, the prerequisite search.
+        # Where a plan's time goes (bench/eol_lines.py reports it): selection (scanning the
+        # windows' history, then flagging: making the fixes and their states), picks,
+        # applicability's verdicts, the prerequisite search.
+        self.seconds.update(selector.seconds)
         stats.update({f"seconds_{k}": round(v, 3) for k, v in self.seconds.items()})
         if self.ws.issue_searches is not None:
             stats["issue_searches"] = self.ws.issue_searches

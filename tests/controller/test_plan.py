@@ -125,6 +125,11 @@ def test_warm_plan_reads_the_cache(example_template: Example, tmp_path: Path) ->
     eng.fetch()
     first = eng.plan().to_json()
     assert eng.index.stats["facts_computed"] > 0
+    # Where the time went, split as bench/eol_lines.py prints it (selection = scan + flag).
+    parts = ("select", "scan", "flag", "pick", "applicability", "prerequisites")
+    assert {k for k in first["stats"] if k.startswith("seconds_")} == {
+        f"seconds_{k}" for k in parts
+    }
     eng.close()
     eng2 = engine_for(example_template, state)
     second = eng2.plan().to_json()

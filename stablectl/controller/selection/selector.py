@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -97,6 +98,10 @@ class Selector:
             json.dumps([SUMMARY_VERSION, rules, notes_tips, adv], sort_keys=True).encode()
         ).hexdigest()
         self.fingerprint = digest[:16]
+        # Where selection's time goes: "scan" reads the windows' history (each range folded
+        # once: messages, changed paths, the flag rules per commit), "flag" makes the fixes
+        # (grouping, follow-ups, patch-ids, states).
+        self.seconds: dict[str, float] = {"scan": 0.0, "flag": 0.0}
 
     def summary(
         self,
@@ -122,6 +127,7 @@ class Selector:
         return sha
 
     def select(self, series: Series) -> SeriesSelection:
+        started = time.perf_counter()
         errors: list[str] = []
         base = self.base_of(series)
         tip = self.stable_tip(series)
@@ -144,6 +150,8 @@ class Selector:
             for sha in w.summary["meta"]:
                 on_branch.setdefault(sha, w.branch)
         known = self._known(series, base, tip)
+        scanned = time.perf_counter()
+        self.seconds["scan"] += scanned - started
         uf = linked([*(w.summary for w in wins), known.proven_stable, known.pre_base])
         conditions = ForgeConditions(self.policy.flags, self.labeled_prs, self.issues)
         flagged = self._flagged(series, base, wins=wins, uf=uf, conditions=conditions)
@@ -156,6 +164,7 @@ class Selector:
         ]
         hits, members, fixes, order = self._fixes(flagged, wins, uf, all_prs, on_branch)
         candidates = self._candidates(hits, members, fixes, order, known, wins, uf, on_branch)
+        self.seconds["flag"] += time.perf_counter() - scanned
         return SeriesSelection(
             series=series,
             base_sha=base,
