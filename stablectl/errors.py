@@ -45,14 +45,20 @@ _SECRETS: set[str] = set()
 
 
 def register_secret(value: str | None) -> None:
-    """Remember a secret (a token) so that `redact` hides it from every message."""
+    """Remember a secret (a token, a key's text) so that `redact` hides it from every message.
+    A multi-line secret is also remembered line by line: a message may hold a part of it, or
+    have its newlines turned into something else (`%0A` in a workflow annotation)."""
     if value and len(value) >= 4:
         _SECRETS.add(value)
+        for line in value.splitlines():
+            if len(line.strip()) >= 8:
+                _SECRETS.add(line.strip())
 
 
 def redact(text: str) -> str:
-    """`text` with every registered secret replaced by `***`."""
-    for s in _SECRETS:
+    """`text` with every registered secret replaced by `***` (the longest first, so a whole
+    secret goes before its lines)."""
+    for s in sorted(_SECRETS, key=len, reverse=True):
         if s in text:
             text = text.replace(s, "***")
     return text

@@ -16,15 +16,18 @@ import requests
 from stablectl.forge.base import Forge, Release, ReviewState
 from stablectl.forge.github import GitHubForge
 from stablectl.forge.local import LocalForge
+from stablectl.policy import LOCAL_CI_IDENTITY
 from tests.ghserver.server import PR, FakeGitHub
 
 SLUG = "acme/cpython"
 UPSTREAM = "python/cpython"
 BOT, MAINTAINER, READER = "stablectl-bot", "alice", "mallory"
+CI = "github-actions[bot]"  # what GitHub's Actions workflows report as
 TOKENS = {
     BOT: "ghp_bot_token_0001",
     MAINTAINER: "ghp_alice_token_0002",
     READER: "ghp_reader_token_003",
+    CI: "ghs_actions_token_0004",
 }
 
 
@@ -134,7 +137,9 @@ class LocalHarness(Harness):
 
     def check_run(self, sha: str, name: str, conclusion: str | None) -> None:
         status = "completed" if conclusion else "in_progress"
-        self.local.record_check(name, sha, status, conclusion, f"local://ci/{name}")
+        self.local.record_check(
+            name, sha, status, conclusion, f"local://ci/{name}", creator=LOCAL_CI_IDENTITY
+        )
 
     def upstream_pr(self, number: int, labels: list[str], shas: list[str]) -> None:
         self.local.upstream.record_pr(number, labels, shas)
@@ -161,7 +166,7 @@ class GitHubHarness(Harness):
         self.fake = fake
         for login, token in TOKENS.items():
             fake.add_token(token, login)
-        self.repo = fake.add_repo(SLUG, self.fork.bare, writers={BOT, MAINTAINER})
+        self.repo = fake.add_repo(SLUG, self.fork.bare, writers={BOT, MAINTAINER, CI})
         up = root / "upstream.git"
         git(root, "clone", "-q", "--bare", str(self.fork.bare), str(up))
         self.upstream = fake.add_repo(UPSTREAM, up, writers={MAINTAINER})
@@ -212,7 +217,7 @@ class GitHubHarness(Harness):
             body |= {"status": "completed", "conclusion": conclusion}
         else:
             body |= {"status": "in_progress"}
-        self.api("POST", f"/repos/{SLUG}/check-runs", BOT, body).raise_for_status()
+        self.api("POST", f"/repos/{SLUG}/check-runs", CI, body).raise_for_status()
 
     def upstream_issue(self, number: int, title: str, labels: list[str]) -> None:
         self.upstream.issues[number] = {

@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from stablectl.cli.context import local_forge, obj, policy_option
 from stablectl.cli.output import console, print_json
+from stablectl.controller.identities import stablectl_prs
 from stablectl.controller.missing_names import log_evidence
 from stablectl.errors import UsageError
 from stablectl.forge import open_forge
@@ -55,7 +56,7 @@ def run(
     forge = local_forge(open_forge(policy, state_dir), "stablectl ci run")
     # Draft PRs carry conflict markers: their tests would only fail. Name one with --pr to run
     # it anyway.
-    prs = [forge.get_pr(n) for n in numbers] if numbers else forge.list_prs()
+    prs = [forge.get_pr(n) for n in numbers] if numbers else stablectl_prs(policy, forge)
     results = []
     con = console()
     for pr in prs:

@@ -9,7 +9,9 @@ import click
 from stablectl.cli.context import obj, policy_option
 from stablectl.cli.output import console
 from stablectl.cli.status_cmd import collect_status
+from stablectl.controller.release_key import policy_trust
 from stablectl.controller.status import write_feed
+from stablectl.policy import load_policy
 
 
 @click.command("feed")
@@ -32,5 +34,5 @@ def feed(ctx: click.Context, policy_file: Path, out: Path | None, offline: bool)
     """
     data = collect_status(ctx, policy_file, offline, quiet=True)
     directory = out or obj(ctx).state_dir / "feed"
-    for path in write_feed(data, directory):
+    for path in write_feed(data, directory, policy_trust(load_policy(policy_file))):
         console().print(str(path), markup=False)

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from stablectl.cli.context import obj, policy_option
 from stablectl.cli.output import console, print_json
+from stablectl.controller.identities import stablectl_prs
 from stablectl.forge import open_forge
 from stablectl.forge.base import Forge, PullRequest
 from stablectl.policy import Policy, load_policy
@@ -58,7 +59,7 @@ def prs(ctx: click.Context, policy_file: Path, show_all: bool, as_json: bool) ->
     """
     policy = load_policy(policy_file)
     forge = open_forge(policy, obj(ctx).state_dir)
-    prs = forge.list_prs("all" if show_all else "open")
+    prs = stablectl_prs(policy, forge, "all" if show_all else "open")
     rows = []
     for pr in prs:
         ci, appr = _summary(forge, pr, policy) if pr.state == "open" else ("", "")

@@ -14,9 +14,11 @@ from stablectl.cli.context import fetch_and_check, obj, open_workspace, policy_o
 from stablectl.cli.output import Reporter, console, in_github_actions, print_json
 from stablectl.cli.plan_cmd import render as render_plan
 from stablectl.controller.sync import Syncer, SyncReport
+from stablectl.errors import redact
 from stablectl.forge import fork_token, open_forge
 from stablectl.policy import load_policy
 from stablectl.templates import render
+from stablectl.text import printable
 
 _STYLE = {
     "open": "green",
@@ -120,7 +122,7 @@ def write_actions_summary(report: SyncReport) -> None:
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if path:
         with open(path, "a", encoding="utf-8") as f:
-            f.write(render("sync_summary.md.j2", report=report))
+            f.write(redact(render("sync_summary.md.j2", report=report)))
     out = os.environ.get("GITHUB_OUTPUT")
     if out:
         # The tags this run published: the workflow builds and tests each from its tarball.
@@ -134,4 +136,8 @@ def write_actions_summary(report: SyncReport) -> None:
 
 
 def _escape_annotation(text: str) -> str:
+    """One workflow command's text: secrets redacted *before* newlines become `%0A` (the
+    runner masks a multi-line secret line by line, so it cannot find one joined by `%0A`),
+    control characters dropped."""
+    text = printable(redact(text))
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")

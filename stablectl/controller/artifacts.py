@@ -22,15 +22,24 @@ from stablectl.controller.release_history import (
     scan_series,
     tag_of,
 )
+from stablectl.controller.release_key import policy_trust, release_key
 from stablectl.controller.verify.context import queue_refs
 from stablectl.errors import GitError
 from stablectl.forge.base import CheckState, PullRequest, Review
 from stablectl.gitops.archive import Artifact, build_tarballs, file_artifact, sha256sums
 from stablectl.gitops.export import quilt, quilt_tarball, series_commits
+from stablectl.gitops.git import git
 from stablectl.gitops.messages import adapted_of
 from stablectl.gitops.pick import Committer, Picker
 from stablectl.gitops.provenance import Provenance
-from stablectl.gitops.signing import detached_signatures, make_tag, sign_file, signing_key_from_env
+from stablectl.gitops.signing import (
+    check_signed_file,
+    check_signed_tag,
+    detached_signatures,
+    make_tag,
+    sign_file,
+    signing_key_from_env,
+)
 from stablectl.jsondoc import JSONDoc
 from stablectl.policy import Policy, Series
 from stablectl.templates import render
@@ -56,15 +65,22 @@ class BuiltRelease:
 
 def create_tag(cache_path: Path, policy: Policy, *, tag: str, commit: str, message: str) -> None:
     """An annotated tag in the cache, signed with the key `STABLECTL_SIGNING_KEY` names (none:
-    unsigned, refused when `release.signing.required`)."""
-    key = signing_key_from_env()
-    if key is None and policy.release.signing.required:
-        raise GitError(
-            f"release.signing.required, but STABLECTL_SIGNING_KEY names no key: {tag} is not "
-            "created unsigned"
-        )
+    unsigned, refused when `release.signing.required`), its signature checked against the
+    pinned keys before anything pushes it (a failed check deletes the tag again)."""
+    key = release_key(policy, f"tag {tag}")
     ident = policy.identity
     make_tag(cache_path, tag, commit, message, tagger=(ident.name, ident.email), key=key)
+    if key is None:
+        return
+    try:
+        check_signed_tag(cache_path, tag, policy_trust(policy))
+    except GitError:
+        git_delete_tag(cache_path, tag)
+        raise
+
+
+def git_delete_tag(cache_path: Path, tag: str) -> None:
+    git(["tag", "-d", tag], git_dir=cache_path, check=False)
 
 
 @dataclass(frozen=True)
@@ -123,6 +139,7 @@ def build_release(
         links=links,
     )
     extra = _write_files(
+        policy,
         directory,
         artifacts=[*artifacts, patches],
         manifest=manifest,
@@ -319,6 +336,7 @@ def _fix_json(
 
 
 def _write_files(
+    policy: Policy,
     directory: Path,
     *,
     artifacts: list[Artifact],
@@ -344,7 +362,9 @@ def _write_files(
     for stale in detached_signatures(sums.name):
         (directory / stale).unlink(missing_ok=True)
     if key is not None:
-        files.append(sign_file(sums, key))
+        signature = sign_file(sums, key)
+        check_signed_file(sums, signature, policy_trust(policy))
+        files.append(signature)
     return files
 
 

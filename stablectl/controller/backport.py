@@ -11,6 +11,7 @@ from typing import Any
 
 import pygit2
 
+from stablectl.controller.identities import stablectl_prs
 from stablectl.controller.sync.presentation import branch_name, closing_comment, resolved_pr_body
 from stablectl.controller.workspace import Workspace
 from stablectl.errors import UsageError
@@ -212,7 +213,7 @@ def _open_resolved(
     if existing is not None:  # the PR this run opened, now on the amended head
         body = resolved_pr_body(st["sha"], branch, marker, adapted=True)
         return forge.update_pr(existing, title=title, body=body)
-    old = next((p for p in forge.list_prs() if p.head == st["branch"]), None)
+    old = next((p for p in stablectl_prs(policy, forge) if p.head == st["branch"]), None)
     body = resolved_pr_body(st["sha"], branch, marker, supersedes=old.number if old else None)
     if old is not None:
         if not old.draft:

@@ -3,14 +3,15 @@
 Approvals count only from policy maintainers (logins compared case-insensitively, as GitHub
 does), only the latest review of each counts, only when given on the PR's current head (a push
 after approval makes it stale), never the PR author's own; any maintainer's outstanding change
-request blocks; every required check (names or globs) must have run on the head and passed.
+request blocks; every required check (names or globs) must have run on the head and passed,
+reported by its CI identity, with no failure reported by anyone (`identities.py`).
 """
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass
 
+from stablectl.controller.identities import required_checks
 from stablectl.forge.base import Forge, PullRequest, Review
 from stablectl.policy import Policy
 
@@ -65,24 +66,12 @@ def evaluate_gate(policy: Policy, forge: Forge, pr: PullRequest) -> GateResult:
         )
     required = policy.checks.required
     found_checks = forge.checks(pr.head_sha) if required else []
-    for pattern in required:
-        found = [c for c in found_checks if fnmatch.fnmatchcase(c.name, pattern)]
-        if not found:
-            return GateResult(
-                False,
-                f"required check {pattern!r} has not run on {pr.head_sha[:10]}",
-                tuple(approvers),
-            )
-        failed = [c.name for c in found if c.failed]
-        if failed:
-            return GateResult(
-                False, f"required check failed: {', '.join(failed)}", tuple(approvers)
-            )
-        running = [c.name for c in found if not c.ok]
-        if running:
-            return GateResult(
-                False, f"required check not finished: {', '.join(running)}", tuple(approvers)
-            )
+    for outcome in required_checks(policy, found_checks):
+        if outcome.state != "passed":
+            reason = outcome.reason
+            if outcome.state == "missing":
+                reason = reason.replace("has not run", f"has not run on {pr.head_sha[:10]}")
+            return GateResult(False, reason, tuple(approvers))
     checks_text = "checks green" if required else "no required checks"
     return GateResult(
         True,

@@ -20,6 +20,7 @@ from pathlib import Path
 import pygit2
 
 from stablectl import __version__
+from stablectl.controller.identities import stablectl_prs
 from stablectl.controller.plan import Plan, PlannedFix, SeriesPlan
 from stablectl.controller.release_history import (
     ReleaseCommit,
@@ -32,7 +33,13 @@ from stablectl.controller.selection import FixState
 from stablectl.controller.vex import VEX_NAME, vex_document
 from stablectl.forge.base import CheckState, Forge, PullRequest
 from stablectl.gitops.archive import parse_sha256sums
-from stablectl.gitops.signing import detached_signatures, sign_file, signing_key_from_env
+from stablectl.gitops.signing import (
+    Trust,
+    check_signed_file,
+    detached_signatures,
+    sign_file,
+    signing_key_from_env,
+)
 from stablectl.jsondoc import JSONDoc
 from stablectl.policy import Policy, Series
 from stablectl.templates import render_markup
@@ -224,13 +231,14 @@ def _pending_json(src: _Sources, s: Series, pf: PlannedFix) -> JSONDoc:
 
 
 def _prs_by_fix(
+    policy: Policy,
     forge: Forge | None,
 ) -> tuple[dict[tuple[str, str], PullRequest], dict[str, PullRequest]]:
     """stablectl's backport PRs by (series, upstream original), an open one winning over
     closed ones for the same fix; each series' open release PR."""
     prs: dict[tuple[str, str], PullRequest] = {}
     release_prs: dict[str, PullRequest] = {}
-    for pr in forge.list_prs("all") if forge is not None else []:
+    for pr in stablectl_prs(policy, forge, "all") if forge is not None else []:
         m = pr.marker
         if m is not None and m.kind == "release" and pr.state == "open":
             release_prs[m.series] = pr
@@ -279,7 +287,7 @@ def collect(
     now: dt.datetime | None = None,
 ) -> JSONDoc:
     """The status document (`stablectl.status/1`). `fork_tip(branch)` gives the mirror's tip."""
-    prs, release_prs = _prs_by_fix(forge)
+    prs, release_prs = _prs_by_fix(policy, forge)
     src = _Sources(
         policy=policy,
         repo=repo,
@@ -419,7 +427,7 @@ def _namespace(status: JSONDoc) -> str:
     return f"urn:stablectl:{status['project']}"
 
 
-def write_feed(status: JSONDoc, out: Path) -> list[Path]:
+def write_feed(status: JSONDoc, out: Path, trust: Trust | None = None) -> list[Path]:
     """status.json, releases.json, vex.json (CSAF 2.0 VEX), feed.atom and index.html into `out`
     (a directory ready for
     GitHub Pages: no external resources, works offline and without JavaScript)."""
@@ -456,5 +464,7 @@ def write_feed(status: JSONDoc, out: Path) -> list[Path]:
         (out / stale).unlink(missing_ok=True)
     key = signing_key_from_env()
     if key is not None:
-        written.append(sign_file(log, key))
+        signature = sign_file(log, key)
+        check_signed_file(log, signature, trust or Trust())
+        written.append(signature)
     return written

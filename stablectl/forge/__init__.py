@@ -39,13 +39,14 @@ def open_forge(
             max_rate_limit_wait=policy.forge.max_rate_limit_wait,
             state_dir=state_dir,
         )
-    from stablectl.forge.local import LocalForge, fork_path
+    from stablectl.forge.local import CHECK_NAME, LocalForge, fork_path
 
     return LocalForge(
         local_forge_db(policy, state_dir),
         fork_path(policy.fork.git),
         slug=policy.fork.forge or policy.project,
-        actor=actor or policy.identity.name,
+        actor=actor or policy.controller,
+        ci_identity=policy.ci_identities(CHECK_NAME)[0],
     )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 from stablectl.errors import StablectlError, redact
+from stablectl.text import Trusted
 
 PRState = Literal["open", "closed", "merged"]
 ReviewState = Literal["APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED", "PENDING"]
@@ -74,7 +75,7 @@ class Marker:
     source: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
 
-    def render(self) -> str:
+    def render(self) -> Trusted:
         payload: dict[str, object] = {"v": 1, "kind": self.kind, "series": self.series}
         if self.original:
             payload["original"] = self.original
@@ -83,16 +84,20 @@ class Marker:
         if self.extra:
             payload["extra"] = dict(sorted(self.extra.items()))
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-        return f"<!-- stablectl:marker {text} -->"
+        return Trusted(f"<!-- stablectl:marker {text} -->")
 
     @classmethod
     def parse(cls, body: str | None) -> Marker | None:
-        """The marker in a PR body, or None (a damaged marker counts as none)."""
+        """The marker in a PR body or comment, or None (a damaged marker counts as none).
+        stablectl writes its marker last, after any text from elsewhere, so the last one is
+        read: text quoted above it cannot stand in for it (and templates defuse `<!--` in
+        such text anyway)."""
         if not body:
             return None
-        m = MARKER_RE.search(body)
-        if not m:
+        found = list(MARKER_RE.finditer(body))
+        if not found:
             return None
+        m = found[-1]
         try:
             data = json.loads(m.group(1))
         except ValueError:
@@ -126,6 +131,10 @@ class PullRequest:
     author: str
     url: str
     merge_sha: str | None = None
+    # Who merged it and when, as the forge records it (a merge through the API, or a push
+    # that moved the base onto the head); None while it is not merged, or where unknown.
+    merged_by: str | None = None
+    merged_at: dt.datetime | None = None
 
     @property
     def marker(self) -> Marker | None:
@@ -150,6 +159,9 @@ class CheckState:
     conclusion: str | None
     url: str
     kind: Literal["status", "check_run"]
+    # Who reported it: a status's creator (login), a check run's app as its bot login
+    # (`<app slug>[bot]`, e.g. `github-actions[bot]`). Only the policy's CI identities count.
+    source: str = ""
 
     @property
     def ok(self) -> bool:
@@ -318,7 +330,8 @@ class Forge(Protocol):
         ...
 
     def checks(self, sha: str) -> list[CheckState]:
-        """Commit statuses and check runs of `sha`, latest per name."""
+        """Commit statuses and check runs of `sha`, the latest per name *and source* (who
+        reported it), so that a result from one source never hides another's."""
         ...
 
     def set_status(

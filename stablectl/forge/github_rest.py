@@ -156,6 +156,9 @@ def pull_request_of(p: GhPullRequest | GhShortPullRequest) -> PullRequest:
         author=p.user.login if p.user else "",
         url=p.html_url,
         merge_sha=raw.get("merge_commit_sha") if merged else None,
+        # The list endpoint has no `merged_by`: `get_pr` reads it.
+        merged_by=((raw.get("merged_by") or {}).get("login") or None) if merged else None,
+        merged_at=parse_time(raw["merged_at"]) if merged else None,
     )
 
 

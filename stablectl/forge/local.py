@@ -42,6 +42,7 @@ from stablectl.forge.local_db import connect, timestamp, transaction
 from stablectl.forge.local_upstream import LocalUpstream
 from stablectl.gitops.git import git
 from stablectl.gitops.rebase import RebaseConflict, commits_between, rebase
+from stablectl.policy import LOCAL_CI_IDENTITY
 
 CHECK_NAME = "local-ci"  # the check `stablectl ci run` records on PR heads
 
@@ -61,11 +62,20 @@ def fork_path(url: str) -> Path:
 class LocalForge:
     kind = "local"
 
-    def __init__(self, db_path: Path, fork_git: Path, *, slug: str, actor: str) -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        fork_git: Path,
+        *,
+        slug: str,
+        actor: str,
+        ci_identity: str = LOCAL_CI_IDENTITY,
+    ) -> None:
         self.db_path = db_path
         self.fork_git = fork_git
         self.slug = slug
-        self.actor = actor
+        self.actor = actor  # who this client writes as (the forge's authenticated user)
+        self.ci_identity = ci_identity  # who `stablectl ci run` reports as
         self.stats = ForgeStats()
         if not (fork_git / "HEAD").exists() and not (fork_git / ".git").exists():
             raise NotFoundError(f"local fork repository {fork_git} does not exist")
@@ -108,6 +118,16 @@ class LocalForge:
                     "UPDATE prs SET head_sha = ?, updated_at = ? WHERE number = ?",
                     (live, timestamp(), row["number"]),
                 )
+            if self._contains(row["base"], head_sha):
+                # As GitHub does: a base moved onto the head (a push, not a merge through
+                # the forge) merges the PR. Who pushed is not recorded here: merged_by stays
+                # unknown, which is never the controller.
+                self._db.execute(
+                    "UPDATE prs SET state = 'merged', merge_sha = ?, merged_by = NULL,"
+                    " merged_at = ?, updated_at = ? WHERE number = ? AND state = 'open'",
+                    (head_sha, timestamp(), timestamp(), row["number"]),
+                )
+                row = self._row(row["number"])
         labels = tuple(
             r[0]
             for r in self._db.execute(
@@ -127,7 +147,21 @@ class LocalForge:
             author=row["author"],
             url=self._url("pull", row["number"]),
             merge_sha=row["merge_sha"],
+            merged_by=row["merged_by"],
+            merged_at=parse_time(row["merged_at"]) if row["merged_at"] else None,
         )
+
+    def _contains(self, branch: str, sha: str) -> bool:
+        """Branch `branch` has commit `sha` (at its tip or below)."""
+        tip = self._branch_sha(branch)
+        if tip is None:
+            return False
+        if tip == sha:
+            return True
+        try:
+            return bool(self._repo().descendant_of(pygit2.Oid(hex=tip), pygit2.Oid(hex=sha)))
+        except (KeyError, ValueError, pygit2.GitError):
+            return False
 
     # ---------------------------------------------------------- pull requests
 
@@ -219,6 +253,8 @@ class LocalForge:
     # ---------------------------------------------------------- comments and reviews
 
     def comment(self, number: int, body: str, *, user: str | None = None) -> Comment:
+        """Comment as this client's user, or as `user` (the local forge's CI, a test's
+        person)."""
         with self.stats.op("comment", write=True), self._tx() as db:
             self._row(number)
             now = timestamp()
@@ -296,10 +332,12 @@ class LocalForge:
     def checks(self, sha: str) -> list[CheckState]:
         with self.stats.op("checks"):
             rows = self._db.execute(
-                "SELECT * FROM checks WHERE sha = ? ORDER BY name", (sha,)
+                "SELECT * FROM checks WHERE sha = ? ORDER BY name, creator", (sha,)
             ).fetchall()
             return [
-                CheckState(r["name"], r["status"], r["conclusion"], r["url"], r["kind"])
+                CheckState(
+                    r["name"], r["status"], r["conclusion"], r["url"], r["kind"], r["creator"]
+                )
                 for r in rows
             ]
 
@@ -318,15 +356,18 @@ class LocalForge:
         url: str,
         *,
         kind: str = "check_run",
+        creator: str | None = None,
     ) -> None:
+        """Record a check result as `creator` (default: this client's user)."""
         with self.stats.op("set_check", write=True), self._tx() as db:
             db.execute(
-                "INSERT INTO checks(sha, name, kind, status, conclusion, url, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(sha, name) DO UPDATE SET"
+                "INSERT INTO checks(sha, name, creator, kind, status, conclusion, url,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(sha, name, creator) DO UPDATE SET"
                 " kind = excluded.kind, status = excluded.status,"
                 " conclusion = excluded.conclusion, url = excluded.url,"
                 " updated_at = excluded.updated_at",
-                (sha, name, kind, status, conclusion, url, timestamp()),
+                (sha, name, creator or self.actor, kind, status, conclusion, url, timestamp()),
             )
 
     # ---------------------------------------------------------- merge
@@ -367,11 +408,12 @@ class LocalForge:
                 except RebaseConflict as e:
                     raise ConflictError(f"PR #{number} is not mergeable: {e}") from None
             self._cas_ref(f"refs/heads/{pr.base}", new, base_sha)
+            now = timestamp()
             with self._tx() as db:
                 db.execute(
                     "UPDATE prs SET state = 'merged', merge_sha = ?, head_sha = ?,"
-                    " updated_at = ? WHERE number = ?",
-                    (new, pr.head_sha, timestamp(), number),
+                    " merged_by = ?, merged_at = ?, updated_at = ? WHERE number = ?",
+                    (new, pr.head_sha, self.actor, now, now, number),
                 )
             return new
 
@@ -466,8 +508,8 @@ class LocalForge:
     def request_tests(self, number: int, sha: str, how: CIRequest, *, again: bool) -> None:
         """A new head needs nothing: `stablectl ci run` tests every head without a result. A
         retest queues the head again."""
-        if again:
-            self.record_check(CHECK_NAME, sha, "queued", None, "")
+        if again:  # the local CI's own queue: its result on this head is started over
+            self.record_check(CHECK_NAME, sha, "queued", None, "", creator=self.ci_identity)
 
     def web_url(self) -> str | None:
         return None

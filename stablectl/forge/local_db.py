@@ -11,7 +11,7 @@ from pathlib import Path
 
 from stablectl.forge.base import ForgeError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Each entry migrates from version i to i + 1; a new version appends, never edits.
 MIGRATIONS: list[str] = [
@@ -54,6 +54,20 @@ MIGRATIONS: list[str] = [
     CREATE TABLE upstream_issues(
         number INTEGER PRIMARY KEY, title TEXT NOT NULL, labels TEXT NOT NULL,
         state TEXT NOT NULL);
+    """,
+    # Who reported each check (one result per name *and* reporter), who merged a PR and when.
+    # Checks recorded before have no known reporter ('') and count for nobody: run them again.
+    """
+    CREATE TABLE checks_v4(
+        sha TEXT NOT NULL, name TEXT NOT NULL, creator TEXT NOT NULL, kind TEXT NOT NULL,
+        status TEXT NOT NULL, conclusion TEXT, url TEXT NOT NULL, updated_at TEXT NOT NULL,
+        PRIMARY KEY(sha, name, creator));
+    INSERT INTO checks_v4 SELECT sha, name, '', kind, status, conclusion, url, updated_at
+        FROM checks;
+    DROP TABLE checks;
+    ALTER TABLE checks_v4 RENAME TO checks;
+    ALTER TABLE prs ADD COLUMN merged_by TEXT;
+    ALTER TABLE prs ADD COLUMN merged_at TEXT;
     """,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -44,7 +44,10 @@ def run_ci(
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"pr{pr.number}-{sha[:12]}.log"
     url = log.as_uri()
-    forge.record_check(CHECK_NAME, sha, "in_progress", None, url)
+    # The local CI reports as its own identity (the forge's `ci_identity`), whoever runs it:
+    # only that identity's results count for the required checks.
+    ci = forge.ci_identity
+    forge.record_check(CHECK_NAME, sha, "in_progress", None, url, creator=ci)
     t0 = time.perf_counter()
     rc: int | None = None
     with tempfile.TemporaryDirectory(prefix=f"stablectl-ci-{pr.number}-") as tmp:
@@ -71,7 +74,7 @@ def run_ci(
             except subprocess.TimeoutExpired:
                 conclusion = "timed_out"
             out.write(f"\n# exit {rc} → {conclusion}\n".encode())
-    forge.record_check(CHECK_NAME, sha, "completed", conclusion, url)
+    forge.record_check(CHECK_NAME, sha, "completed", conclusion, url, creator=ci)
     return CIResult(pr.number, sha, conclusion, time.perf_counter() - t0, log, rc)
 
 
@@ -92,7 +95,8 @@ def report(
     marker = Marker("tests-failed", "", extra={"sha": res.sha}).render()
     forge.comment(
         pr.number,
-        f"The test suite failed on {res.sha} ({res.conclusion}, exit {res.returncode}); "
+        user=forge.ci_identity,
+        body=f"The test suite failed on {res.sha} ({res.conclusion}, exit {res.returncode}); "
         f"log: {res.log.as_uri()}{evidence}\n\nA maintainer can run it "
         f"again with `/stablectl retest`.\n\n{marker}",
     )
@@ -101,9 +105,11 @@ def report(
 
 
 def needs_run(forge: LocalForge, pr: PullRequest) -> bool:
-    """No finished `local-ci` check on the PR's current head yet."""
+    """No finished `local-ci` check by the local CI on the PR's current head yet (anyone
+    else's result on it is not the CI's)."""
     return not any(
-        c.name == CHECK_NAME and c.status == "completed" for c in forge.checks(pr.head_sha)
+        c.name == CHECK_NAME and c.status == "completed" and c.source == forge.ci_identity
+        for c in forge.checks(pr.head_sha)
     )
 
 

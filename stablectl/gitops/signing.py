@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from stablectl.errors import GitError
+from stablectl.errors import GitError, register_secret
 from stablectl.gitops.git import git, output
 
 Format = Literal["ssh", "openpgp"]
@@ -49,13 +49,66 @@ class SigningKey:
 
 
 def signing_key_from_env() -> SigningKey | None:
+    """The release key `STABLECTL_SIGNING_KEY` names: an ssh private key *file*, or an
+    OpenPGP key id. Its value is registered as a secret before anything else, and never
+    echoed: a CI that puts the key's text in the variable (a common habit) gets a clear error,
+    not its key in a log."""
     key = os.environ.get("STABLECTL_SIGNING_KEY")
     if not key:
         return None
+    register_secret(key)
     fmt = os.environ.get("STABLECTL_SIGNING_FORMAT", "ssh")
     if fmt not in ("ssh", "openpgp"):
         raise GitError(f"STABLECTL_SIGNING_FORMAT={fmt!r}: use ssh or openpgp")
-    return SigningKey(key, "ssh" if fmt == "ssh" else "openpgp")
+    looks_like_text = "\n" in key or "PRIVATE KEY" in key or len(key) > 1024
+    if looks_like_text:
+        raise GitError(
+            "STABLECTL_SIGNING_KEY holds a key's text, not the path of a key file (its value "
+            "is not shown): write the key to a file readable only by this job (e.g. "
+            '`install -m 600 /dev/null "$RUNNER_TEMP/release.key"` then write the secret '
+            "into it) and set STABLECTL_SIGNING_KEY to that path"
+        )
+    if fmt == "ssh":
+        path = Path(key).expanduser()
+        if not path.is_file() or not os.access(path, os.R_OK):
+            raise GitError(
+                "STABLECTL_SIGNING_KEY must name a readable ssh private key file; the path it "
+                "holds is not one (its value is not shown)"
+            )
+        return SigningKey(str(path), "ssh")
+    return SigningKey(key, "openpgp")
+
+
+def check_key_usable(key: SigningKey, trust: Trust) -> None:
+    """Sign a probe and check it against the pinned keys: a key that cannot sign, or signs as
+    someone downstreams do not pin, fails here, before anything is merged or tagged."""
+    with tempfile.TemporaryDirectory(prefix="stablectl-probe-") as tmp:
+        probe = Path(tmp) / "probe"
+        probe.write_bytes(b"stablectl signing probe\n")
+        sig = sign_file(probe, key)
+        if trust.pinned:
+            check_signature(probe.read_bytes(), sig.read_bytes(), trust, namespace="file")
+
+
+def check_signed_file(path: Path, signature: Path, trust: Trust) -> None:
+    """A detached signature just made: present, and (with keys pinned) by a pinned key over
+    exactly `path`; raises GitError before it is published otherwise."""
+    if not signature.is_file() or not signature.read_bytes().strip():
+        raise GitError(f"signing {path.name} produced no signature")
+    if trust.pinned:
+        check_signature(path.read_bytes(), signature.read_bytes(), trust, namespace="file")
+
+
+def check_signed_tag(git_dir: Path, tag: str, trust: Trust) -> None:
+    """A tag just made with a key carries a signature, and (with keys pinned) a pinned key's
+    over exactly its content. `git tag -s` exits 0 without signing when it cannot load an
+    ssh key (git 2.39): without this, an unsigned tag would be pushed."""
+    raw = bytes(git(["cat-file", "tag", f"refs/tags/{tag}"], git_dir=git_dir).stdout)
+    payload, signature = split_signed_tag(raw)
+    if signature is None:
+        raise GitError(f"tag {tag} was created without a signature: the signing key did not load")
+    if trust.pinned:
+        check_signature(payload, signature, trust, namespace="git")
 
 
 @dataclass(frozen=True)

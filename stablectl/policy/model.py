@@ -49,6 +49,38 @@ class Identity(Model):
     )
 
 
+# Who reports checks where the policy does not say: the local forge's `stablectl ci run`, and
+# on GitHub the Actions workflows (statuses made with a workflow's GITHUB_TOKEN are created
+# by `github-actions[bot]`; check runs of Actions belong to the app `github-actions`).
+LOCAL_CI_IDENTITY = "stablectl-ci"
+GITHUB_ACTIONS_IDENTITY = "github-actions[bot]"
+
+
+class Identities(Model):
+    """Who may act on the fork, by the identity the forge records (a login; an app as its bot
+    login, `<slug>[bot]`). Anything written by anyone else is read as data, never obeyed:
+    a required check counts only from its CI identity (a failure from anyone blocks), a merge
+    or a marker only from the controller, a command or review only from `maintainers`."""
+
+    controller: str | None = Field(
+        default=None,
+        description="The forge login stablectl acts as (its PRs, comments and merges): the "
+        "token's user, or `github-actions[bot]` when the controller workflow runs with its "
+        "GITHUB_TOKEN, or `<app-slug>[bot]` for a GitHub App. Default: `identity.name`.",
+    )
+    ci: list[str] = Field(
+        default_factory=list,
+        description="Identities whose statuses and check runs count for the required checks, "
+        "and whose `tests-failed` comments are read. Default: `stablectl-ci` on the local "
+        "forge, `github-actions[bot]` on GitHub.",
+    )
+    checks: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Per required check (name or glob), the identities that may report it, "
+        "where they differ from `ci`.",
+    )
+
+
 class Approvals(Model):
     required: int = Field(default=1, ge=0, description="Approvals needed from maintainers.")
     teams: list[str] = Field(
@@ -248,6 +280,10 @@ class Policy(Model):
         default_factory=list,
         description="Forge logins whose reviews count and whose commands are obeyed.",
     )
+    identities: Identities = Field(
+        default_factory=Identities,
+        description="Who may act on the fork: the controller, the CI (per check).",
+    )
     approvals: Approvals = Field(default_factory=Approvals, description="The approval gate.")
     checks: Checks = Field(default_factory=Checks, description="Checks gating merges.")
     release: Release = Field(default_factory=Release, description="Point releases.")
@@ -290,6 +326,30 @@ class Policy(Model):
         `tests-failed`, `prerequisite`, `follow-up`): the policy's, or the default where the policy
         names only some."""
         return self.labels.get(role, DEFAULT_LABELS.get(role, role))
+
+    @property
+    def controller(self) -> str:
+        """The forge login stablectl acts as (`identities.controller`, else `identity.name`)."""
+        return self.identities.controller or self.identity.name
+
+    def is_controller(self, login: str | None) -> bool:
+        return bool(login) and str(login).lower() == self.controller.lower()
+
+    def ci_identities(self, check: str = "") -> list[str]:
+        """Who may report check `check` (any required check where `check` is empty)."""
+        import fnmatch
+
+        for pattern, who in self.identities.checks.items():
+            if check and fnmatch.fnmatchcase(check, pattern):
+                return list(who)
+        if self.identities.ci:
+            return list(self.identities.ci)
+        return [LOCAL_CI_IDENTITY if self.forge.kind == "local" else GITHUB_ACTIONS_IDENTITY]
+
+    def is_ci(self, login: str | None, check: str = "") -> bool:
+        if not login:
+            return False
+        return login.lower() in {x.lower() for x in self.ci_identities(check)}
 
     def queue_refs(self) -> tuple[str, ...]:
         """The cache refs of the series' patch queues (fetched from upstream's URL, but

@@ -7,6 +7,8 @@ from typing import Any
 
 import jinja2
 
+from stablectl.text import neutralise
+
 
 def make_environment(
     folder: str, *, autoescape: bool = False, **delimiters: str
@@ -22,6 +24,8 @@ def make_environment(
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=autoescape,
+        # Every value printed is data unless stablectl marked it Trusted (its own markers).
+        finalize=neutralise,
         **delimiters,  # type: ignore[arg-type]
     )
 

@@ -294,6 +294,7 @@ series:
 flags:
   - {{name: security-news, paths: ["Misc/NEWS.d/next/Security/*.rst"]}}
 maintainers: [alice]
+identities: {{controller: stablectl-bot}}
 """
     )
     return p

@@ -198,6 +198,7 @@ def merge_pull(
         raise HTTPError(405, f"Merge method {method} is not allowed on this repository")
     new = fake.rebase_merge(st, pr)
     pr.state, pr.merged_at, pr.closed_at, pr.merge_sha = "closed", _now(), _now(), new
+    pr.merged_by = login
     return 200, {"sha": new, "merged": True, "message": "Pull Request successfully merged"}, {}
 
 
@@ -412,13 +413,19 @@ def create_status(
 
 
 def _status_obj(
-    fake: FakeGitHub, st: RepoState, s: dict[str, Any], sha: str, path: str
+    fake: FakeGitHub,
+    st: RepoState,
+    s: dict[str, Any],
+    sha: str,
+    path: str,
+    method: str = "post",
+    code: int = 201,
 ) -> dict[str, Any]:
     api = f"{fake.base}/repos/{st.slug}"
     return fake.synth(
         path,
-        "post",
-        201,
+        method,
+        code,
         {
             "id": s["id"],
             "node_id": f"SC_{s['id']}",
@@ -432,6 +439,7 @@ def _status_obj(
             "updated_at": s["created_at"],
             "creator": fake.user(s["creator"]),
         },
+        list_item=method == "get",
     )
 
 
@@ -496,10 +504,28 @@ def combined_status(
     )
 
 
+def list_statuses(
+    fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any, login: str, ref: str
+) -> Result:
+    """Every status of a commit, newest first, with its creator (the combined status has
+    none)."""
+    sha = _resolve(st, ref)
+    items = list(reversed(st.statuses.get(sha, [])))
+    page, headers = _paginate(fake, path, q, items)
+    return (
+        200,
+        [_status_obj(fake, st, x, sha, path, "get", 200) for x in page],
+        headers,
+    )
+
+
 def create_check_run(
     fake: FakeGitHub, st: RepoState, path: str, q: dict[str, str], data: Any, login: str
 ) -> Result:
     d = _need(data, "name", "head_sha")
+    if not login.endswith("[bot]"):
+        # As GitHub: the Checks API writes only for GitHub Apps (Actions is one).
+        raise HTTPError(403, "You must authenticate via a GitHub App.")
     cid = next(fake.ids)
     run = {
         "id": cid,
@@ -509,6 +535,7 @@ def create_check_run(
         "conclusion": d.get("conclusion"),
         "details_url": d.get("details_url"),
         "started_at": _now(),
+        "app": login[: -len("[bot]")],
     }
     if run["conclusion"] is not None:
         run["status"] = "completed"
@@ -547,13 +574,21 @@ def _check_obj(
             "annotations_url": f"{api}/check-runs/{r['id']}/annotations",
         },
         "check_suite": None,
-        "app": None,
+        "app": _app_obj(fake, r["app"]) if r.get("app") else None,
         "pull_requests": [],
         "deployment": None,
     }
     obj = fake.synth(path, method, status, ov, item_key=item_key)
     obj.pop("deployment", None)
     return obj
+
+
+def _app_obj(fake: FakeGitHub, slug: str) -> dict[str, Any]:
+    """A GitHub App (an `integration`), as check runs name the app that made them."""
+    obj = fake.spec.synth(fake.spec.resolve({"$ref": "#/components/schemas/integration"}), fake.base)
+    aid = int(hashlib.sha256(slug.encode()).hexdigest()[:5], 16)
+    obj.update(id=aid, slug=slug, node_id=f"A_{aid}", name=slug, owner=fake.user(slug))
+    return dict(obj)
 
 
 def list_check_runs(
@@ -622,7 +657,7 @@ def update_ref(
         raise HTTPError(422, "Update is not a fast forward")
     st.git.references.create(name, pygit2.Oid(hex=new), force=True)
     if ref.startswith("heads/"):
-        fake.mark_merged_by_ref(st, ref[len("heads/") :])
+        fake.mark_merged_by_ref(st, ref[len("heads/") :], login)
     api = f"{fake.base}/repos/{st.slug}"
     return (
         200,
@@ -982,6 +1017,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Any]] = [
         ("GET", r"/issues/comments", list_repo_comments),
         ("POST", r"/statuses/(?P<sha>[0-9a-f]{40})", create_status),
         ("GET", r"/commits/(?P<ref>[^/]+)/status", combined_status),
+        ("GET", r"/commits/(?P<ref>[^/]+)/statuses", list_statuses),
         ("GET", r"/commits/(?P<ref>[^/]+)/check-runs", list_check_runs),
         ("POST", r"/check-runs", create_check_run),
         ("GET", r"/commits/(?P<sha>[^/]+)/pulls", commit_pulls),

@@ -77,6 +77,7 @@ class PR:
     state: str = "open"
     merged_at: str | None = None
     merge_sha: str | None = None
+    merged_by: str | None = None
     closed_at: str | None = None
     created_at: str = field(default_factory=_now)
     updated_at: str = field(default_factory=_now)
@@ -367,7 +368,7 @@ class FakeGitHub:
                 mergeable=True,
                 rebaseable=True,
                 mergeable_state="clean",
-                merged_by=self.user("web-flow") if pr.merged_at else None,
+                merged_by=self.user(pr.merged_by or "web-flow") if pr.merged_at else None,
                 comments=0,
                 review_comments=0,
                 maintainer_can_modify=False,
@@ -496,7 +497,9 @@ class FakeGitHub:
 
     # ---------------------------------------------------------- merges in git
 
-    def mark_merged_by_ref(self, st: RepoState, branch: str) -> None:
+    def mark_merged_by_ref(self, st: RepoState, branch: str, login: str) -> None:
+        """GitHub marks a PR merged when its base moves onto its head (a push or a ref
+        update), merged by whoever moved the base."""
         tip = st.branch_sha(branch)
         if tip is None:
             return
@@ -506,7 +509,7 @@ class FakeGitHub:
                 if head == tip or st.git.descendant_of(pygit2.Oid(hex=tip), pygit2.Oid(hex=head)):
                     pr.head_sha = head
                     pr.state, pr.merged_at, pr.closed_at = "closed", _now(), _now()
-                    pr.merge_sha = head
+                    pr.merge_sha, pr.merged_by = head, login
 
     def rebase_merge(self, st: RepoState, pr: PR) -> str:
         base_tip = st.branch_sha(pr.base)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from stablectl.controller.comment_commands import Command, Problem, parse_commands
+from stablectl.controller.identities import ci_comment, own_comment
 from stablectl.controller.missing_names import MissingName, from_comment
 from stablectl.controller.sync.actions import Action, Retest, SkipPR
 from stablectl.controller.sync.presentation import reply
@@ -36,10 +37,12 @@ def read_commands(
 ) -> Requests:
     """The requests to honour and the actions for commands not answered yet. `resolve` turns
     a SHA a maintainer typed into an upstream commit (None if there is none)."""
+    # A reply marker counts only in the controller's own comments (anyone can type one), a
+    # CI marker only in the CI's.
     answered = {
         m.extra.get("reply")
         for c in comments
-        if (m := Marker.parse(c.body)) is not None and m.kind == "reply"
+        if own_comment(policy, c) and (m := Marker.parse(c.body)) is not None and m.kind == "reply"
     }
     maintainers = {m.lower() for m in policy.maintainers}
     by_number = {p.number: p for p in mine}
@@ -50,6 +53,7 @@ def read_commands(
         if (
             marker is not None
             and marker.kind == "tests-failed"
+            and ci_comment(policy, c)
             and pr is not None
             and marker.extra.get("sha") == pr.head_sha
             and (names := from_comment(c.body))

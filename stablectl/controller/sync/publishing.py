@@ -8,6 +8,7 @@ from pathlib import Path
 import pygit2
 
 from stablectl.controller import artifacts
+from stablectl.controller.identities import stablectl_prs
 from stablectl.controller.sync.actions import PublishRelease, TagRelease
 from stablectl.forge.base import Forge
 from stablectl.gitops.cache import SIGNED_TAGS, RepoCache
@@ -48,7 +49,7 @@ def publish(
     rc = p.release
     release = p.published  # read when the publishing was decided, just before
     names = {a.name for a in release.assets} if release else set()
-    prs = forge.list_prs("all")
+    prs = stablectl_prs(policy, forge, "all")
     release_pr = next(
         (
             x

@@ -19,8 +19,10 @@ import pygit2
 
 from stablectl.controller import release_history as rel
 from stablectl.controller.gate import evaluate_gate
+from stablectl.controller.identities import stablectl_prs
 from stablectl.controller.plan import Plan, SeriesPlan
 from stablectl.controller.provenance_gates import release_blockers
+from stablectl.controller.release_key import release_key
 from stablectl.controller.selection import FixState
 from stablectl.controller.sync.actions import (
     Action,
@@ -78,7 +80,7 @@ class ReleaseRound:
     def _series(self, sp: SeriesPlan, prs: list[PullRequest], apply: Apply | None) -> list[Action]:
         s = sp.series
         rpr = release_pr(prs, s.name)
-        out = self.decide_merge(s, rpr)
+        out = self.decide_merge(sp, rpr)
         if out:
             if apply is None:
                 return out
@@ -102,18 +104,26 @@ class ReleaseRound:
 
     # ------------------------------------------------------------------ 1. merge
 
-    def decide_merge(self, s: Series, rpr: PullRequest | None) -> list[Action]:
+    def decide_merge(self, sp: SeriesPlan, rpr: PullRequest | None) -> list[Action]:
         """A reviewed release PR past its deadline, approved and still as proposed: merge."""
+        s = sp.series
         if rpr is None or rpr.marker is None:
             return []
         extra = rpr.marker.extra
         deadline = dt.datetime.fromisoformat(extra.get("deadline", "9999-01-01"))
         # Only as reviewed: stablectl's head, on the stable tip it was proposed on (fixes
-        # merged since make it a different release, re-proposed in stage 3).
-        ours = extra.get("pushed") == rpr.head_sha and extra.get(
-            "onto"
-        ) == self.ws.cache.fork_branch(s.stable_branch)
-        if not ours:
+        # merged since make it a different release, re-proposed in stage 3), and exactly the
+        # release commit stablectl builds on that tip (the marker is text in a PR body; the
+        # head is recomputed).
+        tip = self.ws.cache.fork_branch(s.stable_branch)
+        ours = extra.get("pushed") == rpr.head_sha and extra.get("onto") == tip
+        if not ours or tip is None:
+            return []
+        if rpr.head_sha != self._expected_release(sp, tip):
+            self.findings.problem(
+                f"{s.name}: release PR #{rpr.number} not merged: its head {rpr.head_sha[:10]} "
+                f"is not the release commit stablectl builds on {tip[:10]} (pushed by hand?)"
+            )
             return []
         if self.now() < deadline:
             self.findings.notice(
@@ -130,8 +140,29 @@ class ReleaseRound:
         if not res.ok:
             self.findings.notice(f"{s.name}: release PR #{rpr.number}: {res.reason}")
             return []
+        try:  # never merge what could then not be tagged and signed as the policy requires
+            release_key(self.policy, f"merging release PR #{rpr.number}")
+        except GitError as e:
+            self.findings.problem(f"{s.name}: release held: {e}")
+            return []
         detail = f"release {extra.get('version')}: {res.reason}; fast-forward"
         return [merge_action(s.name, s.stable_branch, rpr, detail, "fast-forward")]
+
+    def _expected_release(self, sp: SeriesPlan, tip: str) -> str | None:
+        """The release commit stablectl would propose on `tip` now (None: nothing to
+        release)."""
+        sr = rel.scan_series(self.ws.cache.repo, sp, tip)
+        if not sr.unreleased:
+            return None
+        version = rel.version_of(self.policy, sp.series, sr.next_n)
+        return rel.release_commit(
+            self.ws.cache.repo,
+            self.policy,
+            sp.series,
+            tip=tip,
+            version=version,
+            fixes=sr.unreleased,
+        )
 
     # ------------------------------------------------------------------ 2. tag and publish
 
@@ -330,7 +361,7 @@ class ReleaseRound:
                 "tag: the fork was rewound or the tag deleted. A version is never reused; "
                 f"restore the tag (`git push <fork> {signed}:refs/tags/{tag}`) and its branch"
             )
-        for pr in self.forge.list_prs("all"):
+        for pr in stablectl_prs(self.policy, self.forge, "all"):
             m = pr.marker
             if (
                 pr.state == "merged"

@@ -16,7 +16,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from stablectl.controller.identities import stablectl_prs
 from stablectl.controller.plan import Plan, SeriesPlan
+from stablectl.controller.release_key import policy_trust
 from stablectl.controller.sync.actions import (
     Action,
     CreateStable,
@@ -90,7 +92,7 @@ class Syncer:
         self._collaborators()
         for note in self.ws.state_notes:
             self.findings.notice(note)
-        prs = self.forge.list_prs("all")
+        prs = stablectl_prs(self.policy, self.forge, "all")
         mine = [p for p in prs if p.marker is not None and p.marker.kind == "backport"]
         since = self.now() - dt.timedelta(days=self.policy.commands.lookback_days)
         requests = read_commands(self.policy, self.forge.comments_since(since), mine, self._resolve)
@@ -125,7 +127,7 @@ class Syncer:
             problems=self.findings.problems + plan.errors,
             notices=self.findings.notices,
             routine=self.findings.routine,
-            prs=pr_view(self.forge.list_prs("all") if applied else prs),
+            prs=pr_view(stablectl_prs(self.policy, self.forge, "all") if applied else prs),
             api=self.forge.stats.as_dict(),
             dry_run=dry_run,
             write_points=self.writes.count,
@@ -221,7 +223,7 @@ class Syncer:
                 forge=self.forge,
                 releases_dir=self.ws.state_dir / "releases" / self.policy.project,
             )
-            write_feed(data, out)
+            write_feed(data, out, policy_trust(self.policy))
             self.findings.notice(f"feed refreshed in {out}")
         except (StablectlError, OSError) as e:
             self.findings.problem(f"feed not refreshed: {e}")

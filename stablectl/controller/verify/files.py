@@ -14,6 +14,7 @@ from pathlib import Path
 import pygit2
 
 from stablectl.controller.gate import approvers_of
+from stablectl.controller.identities import stablectl_prs
 from stablectl.controller.verify.context import Audit
 from stablectl.controller.verify.report import ReleaseAudit, SeriesAudit
 from stablectl.controller.verify.tags import signed
@@ -153,7 +154,7 @@ def review_claims(a: Audit, series: Series, entry: ReleaseAudit, manifest: JSOND
         green = {c.name for c in forge.checks(commit) if c.ok}
         prs = [
             p
-            for p in forge.list_prs("all")
+            for p in stablectl_prs(a.policy, forge, "all")
             if p.state == "merged"
             and p.head_sha == commit
             and p.marker is not None

@@ -7,12 +7,13 @@ approved by enough maintainers, the required checks green on it."""
 
 from __future__ import annotations
 
-import fnmatch
+import datetime as dt
 from collections.abc import Callable
 
 import pygit2
 
 from stablectl.controller.gate import approvers_of
+from stablectl.controller.identities import required_checks, stablectl_prs
 from stablectl.controller.release_history import (
     COMMIT_TRAILER,
     PREVIOUS_TRAILER,
@@ -220,10 +221,13 @@ def release_pr_problems(
     policy: Policy, forge: Forge, series: Series, version: str, commit: str
 ) -> list[str]:
     """Why release commit `commit` of `version` did not go through its release PR (none: it
-    did). Shared by verify and by sync, which signs nothing else."""
+    did): the release PR stablectl opened, merged by the controller itself at exactly this
+    commit, at or after its review deadline, approved by enough maintainers on it, with the
+    required checks green on it from their CI identities. Shared by verify and by sync, which
+    signs nothing else."""
     prs = [
         p
-        for p in forge.list_prs("all")
+        for p in stablectl_prs(policy, forge, "all")
         if p.marker is not None
         and p.marker.kind == "release"
         and p.marker.series == series.name
@@ -236,12 +240,26 @@ def release_pr_problems(
             f"stablectl opened ({len(prs)} release PRs for {version}, none merged at it): a "
             "release commit pushed to the fork is never tagged"
         ]
-    pr = merged[-1]
+    pr = forge.get_pr(merged[-1].number)  # the list has no merged_by on GitHub
     m = pr.marker
-    assert m is not None
+    if m is None:
+        return [f"release PR #{pr.number}: its marker is gone"]
     out = []
     if m.extra.get("pushed") != commit:
         out.append(f"release PR #{pr.number}: its head is not the release commit stablectl pushed")
+    if not policy.is_controller(pr.merged_by):
+        out.append(
+            f"release PR #{pr.number} was merged by {pr.merged_by or 'a push to the branch'}, "
+            f"not by the controller ({policy.controller}): a release merged by hand is never "
+            "tagged"
+        )
+    deadline = _deadline(m.extra.get("deadline"))
+    if deadline is None or pr.merged_at is None or pr.merged_at < deadline:
+        when = f"{pr.merged_at:%Y-%m-%d %H:%M} UTC" if pr.merged_at else "at an unknown time"
+        out.append(
+            f"release PR #{pr.number} was merged {when}, before its review deadline "
+            f"{m.extra.get('deadline') or '(none)'}"
+        )
     approvers = approvers_of(policy, pr, forge.reviews(pr.number))
     need = policy.approvals.required
     if len(approvers) < need:
@@ -250,10 +268,15 @@ def release_pr_problems(
             f"{commit[:10]}"
         )
     checks = forge.checks(commit) if policy.checks.required else []
-    for pattern in policy.checks.required:
-        found = [c for c in checks if fnmatch.fnmatchcase(c.name, pattern)]
-        if not found or not all(c.ok for c in found):
-            out.append(
-                f"release PR #{pr.number}: required check {pattern!r} not green on {commit[:10]}"
-            )
+    for outcome in required_checks(policy, checks):
+        if outcome.state != "passed":
+            out.append(f"release PR #{pr.number}: {outcome.reason} on {commit[:10]}")
     return out
+
+
+def _deadline(text: str | None) -> dt.datetime | None:
+    try:
+        d = dt.datetime.fromisoformat(text or "")
+    except ValueError:
+        return None
+    return d if d.tzinfo else d.replace(tzinfo=dt.UTC)

@@ -24,13 +24,14 @@ from stablectl.forge.github import GitHubForge
 from stablectl.forge.local import LocalForge
 from stablectl.gitops.history import History
 from stablectl.gitops.messages import adapted_of
-from stablectl.policy import load_policy
+from stablectl.policy import GITHUB_ACTIONS_IDENTITY, LOCAL_CI_IDENTITY, load_policy
 from tests.forges import TOKENS
 from tests.ghserver.server import FakeGitHub
 from tests.helpers import Line, run_cli
 
 FORK_SLUG = "example/cpython-stable"
 BOT = "stablectl-bot"
+CI_LOCAL, CI_GITHUB = LOCAL_CI_IDENTITY, GITHUB_ACTIONS_IDENTITY
 
 
 @dataclass
@@ -124,12 +125,28 @@ class SyncEnv:
         )
         r.raise_for_status()
 
-    def green(self, sha: str) -> None:
+    def green(self, sha: str, *, by: str | None = None) -> None:
+        """A passing `local-ci` on `sha`, reported by the CI (or by `by`)."""
         f = self.new_forge()
         if isinstance(f, LocalForge):
-            f.record_check("local-ci", sha, "completed", "success", "")
-        else:
-            f.set_status(sha, "local-ci", "success", "https://ci.invalid/1")
+            f.record_check("local-ci", sha, "completed", "success", "", creator=by or CI_LOCAL)
+            return
+        assert self.fake is not None
+        self.as_user(by or CI_GITHUB).set_status(sha, "local-ci", "success", "https://ci.invalid/1")
+
+    def as_user(self, login: str) -> GitHubForge:
+        """A GitHub client for someone other than the controller (a writer, the CI)."""
+        assert self.fake is not None
+        self.fake.add_token(f"tok-{login}", login)
+        self.fake.repos[FORK_SLUG].writers.add(login)
+        return GitHubForge(
+            api_url=self.fake.base,
+            fork=FORK_SLUG,
+            upstream="example/cpython",
+            token=f"tok-{login}",
+            backoff=(0.01, 0.02),
+            sleep=lambda s: None,
+        )
 
     def fork_refs(self) -> dict[str, str]:
         repo = pygit2.Repository(str(self.example.fork))

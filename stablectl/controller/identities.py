@@ -1,0 +1,86 @@
+"""Who wrote it: everything read from the forge counts only from the identity allowed to make
+it (the policy's `identities` and `maintainers`).
+
+- a PR is stablectl's (its marker read, its state acted on) only when the controller or a
+  maintainer opened it (`stablectl backport` opens one as the maintainer who runs it);
+- a required check passes only on a result from its CI identity; a failure from anyone
+  blocks, a pending or passing result from anyone else is not evidence;
+- a release PR counts as merged only when the controller merged it;
+- a marker in a comment counts only in the controller's comments (a CI marker: the CI's).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from stablectl.forge.base import CheckState, Comment, Forge, PullRequest
+from stablectl.policy import Policy
+
+
+def trusted_author(policy: Policy, login: str | None) -> bool:
+    """The controller, or a maintainer."""
+    if not login:
+        return False
+    return policy.is_controller(login) or login.lower() in {m.lower() for m in policy.maintainers}
+
+
+def stablectl_prs(
+    policy: Policy, forge: Forge, state: Literal["open", "all"] = "open"
+) -> list[PullRequest]:
+    """The PRs carrying stablectl's marker that the controller or a maintainer opened; a
+    marker in anyone else's PR is text."""
+    return [p for p in forge.list_prs(state) if trusted_author(policy, p.author)]
+
+
+def own_comment(policy: Policy, c: Comment) -> bool:
+    """A comment the controller wrote (where its reply and closing markers count)."""
+    return policy.is_controller(c.user)
+
+
+def ci_comment(policy: Policy, c: Comment) -> bool:
+    """A comment a CI identity wrote (where `tests-failed` markers and evidence count)."""
+    return policy.is_ci(c.user)
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """What the results on a commit say of one required check (name or glob)."""
+
+    pattern: str
+    state: Literal["passed", "failed", "running", "missing"]
+    reason: str
+    passed: tuple[CheckState, ...] = ()
+
+
+def required_check(policy: Policy, pattern: str, checks: Sequence[CheckState]) -> CheckOutcome:
+    """A required check passes when every check of that name from its CI identities has
+    passed (at least one must have run) and nobody reported it failed: a failure counts from
+    anyone (it can only hold a merge back), a success only from the CI."""
+    named = [c for c in checks if fnmatch.fnmatchcase(c.name, pattern)]
+    failed = [c for c in named if c.failed]
+    if failed:
+        who = ", ".join(sorted({f"{c.name} (by {c.source or 'unknown'})" for c in failed}))
+        return CheckOutcome(pattern, "failed", f"required check failed: {who}")
+    trusted = [c for c in named if policy.is_ci(c.source, c.name)]
+    if not trusted:
+        others = sorted({c.source or "unknown" for c in named})
+        extra = f" (reported only by {', '.join(others)}, not a CI identity)" if others else ""
+        return CheckOutcome(pattern, "missing", f"required check {pattern!r} has not run{extra}")
+    running = [c.name for c in trusted if not c.ok]
+    if running:
+        return CheckOutcome(
+            pattern, "running", f"required check not finished: {', '.join(sorted(running))}"
+        )
+    return CheckOutcome(pattern, "passed", "passed", tuple(trusted))
+
+
+def required_checks(policy: Policy, checks: Sequence[CheckState]) -> list[CheckOutcome]:
+    return [required_check(policy, p, checks) for p in policy.checks.required]
+
+
+def ci_checks(policy: Policy, checks: Sequence[CheckState]) -> list[CheckState]:
+    """The results a CI identity reported (what a manifest may name as tested)."""
+    return [c for c in checks if policy.is_ci(c.source, c.name)]
