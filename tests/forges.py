@@ -13,7 +13,7 @@ from typing import Any
 import pygit2
 import requests
 
-from stablectl.forge.base import Forge, Release, ReviewState
+from stablectl.forge.base import Forge, Release, ReviewState, StatusState, status_to_check
 from stablectl.forge.github import GitHubForge
 from stablectl.forge.local import LocalForge
 from stablectl.policy import LOCAL_CI_IDENTITY
@@ -105,6 +105,15 @@ class Harness:
         raise NotImplementedError
 
     def check_run(self, sha: str, name: str, conclusion: str | None) -> None:
+        """A check run by the CI (GitHub Actions' app; the local forge's CI)."""
+        raise NotImplementedError
+
+    def status(self, sha: str, name: str, state: StatusState, *, by: str | None = None) -> None:
+        """A commit status created by the CI identity, or by `by` (a writer on the fork)."""
+        raise NotImplementedError
+
+    def merge_by_hand(self, branch: str, sha: str, *, by: str = READER) -> None:
+        """A writer moves `branch` to `sha` (a fast-forward), outside stablectl."""
         raise NotImplementedError
 
     def upstream_pr(self, number: int, labels: list[str], shas: list[str]) -> None:
@@ -140,6 +149,15 @@ class LocalHarness(Harness):
         self.local.record_check(
             name, sha, status, conclusion, f"local://ci/{name}", creator=LOCAL_CI_IDENTITY
         )
+
+    def status(self, sha: str, name: str, state: StatusState, *, by: str | None = None) -> None:
+        c = status_to_check(name, state, f"local://ci/{name}")
+        self.local.record_check(
+            name, sha, c.status, c.conclusion, c.url, kind="status", creator=by or LOCAL_CI_IDENTITY
+        )
+
+    def merge_by_hand(self, branch: str, sha: str, *, by: str = READER) -> None:
+        git(self.fork.work, "push", "-q", str(self.fork.bare), f"{sha}:refs/heads/{branch}")
 
     def upstream_pr(self, number: int, labels: list[str], shas: list[str]) -> None:
         self.local.upstream.record_pr(number, labels, shas)
@@ -218,6 +236,20 @@ class GitHubHarness(Harness):
         else:
             body |= {"status": "in_progress"}
         self.api("POST", f"/repos/{SLUG}/check-runs", CI, body).raise_for_status()
+
+    def status(self, sha: str, name: str, state: StatusState, *, by: str | None = None) -> None:
+        user = by or CI
+        if user not in TOKENS:
+            self.fake.add_token(f"tok-{user}", user)
+            TOKENS[user] = f"tok-{user}"
+        self.repo.writers.add(user)
+        body = {"state": state, "context": name, "target_url": f"https://ci.example/{name}"}
+        self.api("POST", f"/repos/{SLUG}/statuses/{sha}", user, body).raise_for_status()
+
+    def merge_by_hand(self, branch: str, sha: str, *, by: str = READER) -> None:
+        self.repo.writers.add(by)
+        body = {"sha": sha, "force": False}
+        self.api("PATCH", f"/repos/{SLUG}/git/refs/heads/{branch}", by, body).raise_for_status()
 
     def upstream_issue(self, number: int, title: str, labels: list[str]) -> None:
         self.upstream.issues[number] = {

@@ -57,6 +57,12 @@ def _review_forge(policy: Policy, state: Path) -> Forge | str:
     help="Directory of published releases (TAG/manifest.json + artifacts); default: the "
     "state directory's.",
 )
+@click.option(
+    "--commits-only",
+    is_flag=True,
+    help="Audit commits, tags and reviews only, not the release files (the verdict says so). "
+    "Without it, a release whose files are not where --releases points is an error.",
+)
 @click.option("--rebuild", is_flag=True, help="Rebuild each release's tarballs and compare.")
 @click.option(
     "--allowed-signers",
@@ -107,6 +113,7 @@ def verify(
     series: tuple[str, ...],
     remote: str | None,
     releases_dir: Path | None,
+    commits_only: bool,
     rebuild: bool,
     allowed_signers: Path | None,
     keyring: Path | None,
@@ -148,12 +155,15 @@ def verify(
             ws,
             policy,
             [policy.get_series(n) for n in series] if series else policy.series,
-            releases_dir=releases_dir or state / "releases" / policy.project,
+            releases_dir=None
+            if commits_only
+            else (releases_dir or state / "releases" / policy.project),
             rebuild_tarballs=rebuild,
             record=not no_record,
             trust=_trust(policy, allowed_signers, keyring, require_signed),
             forge=_review_forge(policy, forge_state or state),
             require_reviewed=require_reviewed,
+            require_through_pr=bool(require_reviewed),
             release_log=_release_log(release_log, log_max_age),
         )
     if as_json:
@@ -212,4 +222,11 @@ def _render(report: audit.VerifyReport) -> None:
                 f"[{style}]{f.level}[/]", escape(f.series), escape(f.subject), escape(f.what)
             )
         out.print(table)
-    out.print("[green]verified[/]" if report.ok else "[bold red]verification failed[/]")
+    scope = (
+        " (commits, tags and reviews only: release files NOT CHECKED)"
+        if report.commits_only
+        else ""
+    )
+    out.print(
+        f"[green]verified{scope}[/]" if report.ok else f"[bold red]verification failed[/]{scope}"
+    )

@@ -17,11 +17,19 @@ from stablectl.policy import Policy, Series
 
 def release_blockers(ws: Workspace, policy: Policy, series: Series, forge: Forge) -> list[str]:
     """What `verify` would reject on the stable branch's commits (a mirror-only change, a
-    forged trailer, an unapproved adaptation, a merge): sync neither proposes nor tags a
-    release on top of it."""
+    forged trailer, an unapproved adaptation, a merge, an excluded change, infrastructure
+    stablectl did not render): sync neither proposes nor tags a release on top of it."""
+    return release_audit(ws, policy, series, forge)[0]
+
+
+def release_audit(
+    ws: Workspace, policy: Policy, series: Series, forge: Forge
+) -> tuple[list[str], list[str]]:
+    """verify's errors on the stable branch, and the commits on it that did not come through
+    a merged stablectl PR (pushed straight: the release PR lists them for review)."""
     a = Audit(ws, policy, forge=forge, require_reviewed=True)
-    audit_series(a, series, {}, tags=False)
-    return a.report.errors()
+    audit = audit_series(a, series, {}, tags=False)
+    return a.report.errors(), list(audit.direct)
 
 
 def merge_blockers(

@@ -41,6 +41,7 @@ from stablectl.forge.base import (
 from stablectl.forge.local_db import connect, timestamp, transaction
 from stablectl.forge.local_upstream import LocalUpstream
 from stablectl.gitops.git import git
+from stablectl.gitops.objects import contains
 from stablectl.gitops.rebase import RebaseConflict, commits_between, rebase
 from stablectl.policy import LOCAL_CI_IDENTITY
 
@@ -63,19 +64,13 @@ class LocalForge:
     kind = "local"
 
     def __init__(
-        self,
-        db_path: Path,
-        fork_git: Path,
-        *,
-        slug: str,
-        actor: str,
-        ci_identity: str = LOCAL_CI_IDENTITY,
+        self, db_path: Path, fork_git: Path, *, slug: str, actor: str, ci_identity: str = ""
     ) -> None:
         self.db_path = db_path
         self.fork_git = fork_git
         self.slug = slug
         self.actor = actor  # who this client writes as (the forge's authenticated user)
-        self.ci_identity = ci_identity  # who `stablectl ci run` reports as
+        self.ci_identity = ci_identity or LOCAL_CI_IDENTITY  # who `stablectl ci run` reports as
         self.stats = ForgeStats()
         if not (fork_git / "HEAD").exists() and not (fork_git / ".git").exists():
             raise NotFoundError(f"local fork repository {fork_git} does not exist")
@@ -118,10 +113,9 @@ class LocalForge:
                     "UPDATE prs SET head_sha = ?, updated_at = ? WHERE number = ?",
                     (live, timestamp(), row["number"]),
                 )
-            if self._contains(row["base"], head_sha):
-                # As GitHub does: a base moved onto the head (a push, not a merge through
-                # the forge) merges the PR. Who pushed is not recorded here: merged_by stays
-                # unknown, which is never the controller.
+            if contains(self._repo(), self._branch_sha(row["base"]), head_sha):
+                # As GitHub: a base pushed onto the head merges the PR; who pushed is not
+                # recorded here, so merged_by stays unknown (never the controller).
                 self._db.execute(
                     "UPDATE prs SET state = 'merged', merge_sha = ?, merged_by = NULL,"
                     " merged_at = ?, updated_at = ? WHERE number = ? AND state = 'open'",
@@ -150,18 +144,6 @@ class LocalForge:
             merged_by=row["merged_by"],
             merged_at=parse_time(row["merged_at"]) if row["merged_at"] else None,
         )
-
-    def _contains(self, branch: str, sha: str) -> bool:
-        """Branch `branch` has commit `sha` (at its tip or below)."""
-        tip = self._branch_sha(branch)
-        if tip is None:
-            return False
-        if tip == sha:
-            return True
-        try:
-            return bool(self._repo().descendant_of(pygit2.Oid(hex=tip), pygit2.Oid(hex=sha)))
-        except (KeyError, ValueError, pygit2.GitError):
-            return False
 
     # ---------------------------------------------------------- pull requests
 
@@ -253,8 +235,7 @@ class LocalForge:
     # ---------------------------------------------------------- comments and reviews
 
     def comment(self, number: int, body: str, *, user: str | None = None) -> Comment:
-        """Comment as this client's user, or as `user` (the local forge's CI, a test's
-        person)."""
+        """Comment as this client's user, or as `user` (the local CI, a test's person)."""
         with self.stats.op("comment", write=True), self._tx() as db:
             self._row(number)
             now = timestamp()
@@ -419,11 +400,8 @@ class LocalForge:
 
     def _cas_ref(self, ref: str, new: str, old: str) -> None:
         """Move `ref` from `old` to `new` atomically (git's lockfile), or fail if it moved."""
-        r = git(
-            ["update-ref", "-m", "stablectl merge", ref, new, old],
-            git_dir=self.fork_git,
-            check=False,
-        )
+        args = ["update-ref", "-m", "stablectl merge", ref, new, old]
+        r = git(args, git_dir=self.fork_git, check=False)
         if r.returncode != 0:
             why = r.stderr.decode("utf-8", "replace").strip()
             raise ConflictError(f"{ref} moved while merging ({why}); run again")

@@ -30,6 +30,18 @@ def find_commit(repo: pygit2.Repository, rev: pygit2.Oid | str) -> pygit2.Commit
         return None
 
 
+def contains(repo: pygit2.Repository, tip: str | None, sha: str) -> bool:
+    """Commit `sha` is `tip` or below it (False for an unknown commit or no tip)."""
+    if tip is None:
+        return False
+    if tip == sha:
+        return True
+    try:
+        return bool(repo.descendant_of(pygit2.Oid(hex=tip), pygit2.Oid(hex=sha)))
+    except (KeyError, ValueError, pygit2.GitError):
+        return False
+
+
 def first_parent_diff(c: pygit2.Commit) -> pygit2.Diff:
     """The commit's change against its first parent (against nothing for a root commit)."""
     if c.parents:

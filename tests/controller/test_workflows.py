@@ -335,6 +335,7 @@ def test_gate_maps_checks_by_required_names_and_patterns(
 ) -> None:
     policy = minimal_policy(
         "maintainers: [Alice]\nchecks: {required: [stable-tests, 'test (*)']}\n"
+        "identities: {ci: [stablectl-ci, 'github-actions[bot]']}\n"
     )
     f = harness.forge
     pr = f.open_pr(
@@ -346,7 +347,7 @@ def test_gate_maps_checks_by_required_names_and_patterns(
     harness.review(pr.number, MAINTAINER, "APPROVED")
     for name, state in checks.items():
         if name == "stable-tests":
-            f.set_status(pr.head_sha, name, "pending" if state == "pending" else "success")
+            harness.status(pr.head_sha, name, "pending" if state == "pending" else "success")
         else:
             harness.check_run(pr.head_sha, name, state)
     res = evaluate_gate(policy, f, pr)

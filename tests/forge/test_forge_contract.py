@@ -17,7 +17,8 @@ from stablectl.forge.base import (
     Marker,
     NotFoundError,
 )
-from tests.forges import MAINTAINER, SLUG, Harness
+from stablectl.policy import LOCAL_CI_IDENTITY
+from tests.forges import BOT, CI, MAINTAINER, READER, SLUG, Harness
 
 STABLE = "3.11.2-stable"
 HEAD_A, HEAD_B = "stablectl/3.11.2/aaa", "stablectl/3.11.2/bbb"
@@ -135,6 +136,14 @@ def test_checks_merge_statuses_and_runs(harness: Harness) -> None:
     assert sorted(checks) == ["build (ubuntu)", "lint", "stable-tests"]
     assert checks["stable-tests"].ok and checks["stable-tests"].url == "https://ci.example/2"
     assert checks["stable-tests"].kind == "status"
+    # Every result names who reported it: the status its creator (this client), the check
+    # runs the CI's app; one result per name *and* reporter.
+    assert checks["stable-tests"].source == BOT
+    ci = LOCAL_CI_IDENTITY if harness.kind == "local" else CI
+    assert checks["lint"].source == checks["build (ubuntu)"].source == ci
+    harness.status(sha, "stable-tests", "failure", by=READER)
+    both = sorted((c.source, c.conclusion) for c in f.checks(sha) if c.name == "stable-tests")
+    assert both == sorted([(BOT, "success"), (READER, "failure")])
     assert checks["build (ubuntu)"].status == "in_progress" and not checks["build (ubuntu)"].ok
     assert checks["lint"].failed and checks["lint"].kind == "check_run"
     assert f.checks(harness.fork.shas["bbb"]) == []

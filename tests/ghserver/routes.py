@@ -585,7 +585,9 @@ def _check_obj(
 
 def _app_obj(fake: FakeGitHub, slug: str) -> dict[str, Any]:
     """A GitHub App (an `integration`), as check runs name the app that made them."""
-    obj = fake.spec.synth(fake.spec.resolve({"$ref": "#/components/schemas/integration"}), fake.base)
+    obj = fake.spec.synth(
+        fake.spec.resolve({"$ref": "#/components/schemas/integration"}), fake.base
+    )
     aid = int(hashlib.sha256(slug.encode()).hexdigest()[:5], 16)
     obj.update(id=aid, slug=slug, node_id=f"A_{aid}", name=slug, owner=fake.user(slug))
     return dict(obj)

@@ -239,10 +239,13 @@ def release_pr_text(
     fixes: list[ShippedFix],
     deadline: dt.datetime,
     marker: Marker,
+    direct: Sequence[tuple[str, str]] = (),
 ) -> tuple[str, str]:
-    """The release PR's title and body."""
+    """The release PR's title and body; `direct` (commit, subject) are the commits on the
+    branch that did not come through a merged stablectl PR, listed above the fixes."""
     body = render(
         "release_pr.md.j2",
+        direct=direct,
         version=version,
         tag=tag,
         series=series,

@@ -21,7 +21,7 @@ from stablectl.controller import release_history as rel
 from stablectl.controller.gate import evaluate_gate
 from stablectl.controller.identities import stablectl_prs
 from stablectl.controller.plan import Plan, SeriesPlan
-from stablectl.controller.provenance_gates import release_blockers
+from stablectl.controller.provenance_gates import release_audit
 from stablectl.controller.release_key import release_key
 from stablectl.controller.selection import FixState
 from stablectl.controller.sync.actions import (
@@ -247,13 +247,35 @@ class ReleaseRound:
         if rpr is not None and rpr.head_sha == head:
             return out
         self._never_reused(tag, None)
-        self._verifiable(s)
+        direct = self._unreleased(sr, s, self._verifiable(s))
         return [
             *out,
             *self._release_pr(
-                s, rpr, tip=tip, head=head, version=version, tag=tag, fixes=sr.unreleased
+                s,
+                rpr,
+                tip=tip,
+                head=head,
+                version=version,
+                tag=tag,
+                fixes=sr.unreleased,
+                direct=direct,
             ),
         ]
+
+    def _unreleased(
+        self, sr: rel.SeriesReleases, s: Series, commits: list[str]
+    ) -> list[tuple[str, str]]:
+        """Of `commits`, those after the last release, with their subjects."""
+        repo = self.ws.cache.repo
+        last = sr.releases[-1].commit if sr.releases else None
+        out = []
+        for sha in commits:
+            oid = pygit2.Oid(hex=sha)
+            if last is not None and (sha == last or repo.descendant_of(pygit2.Oid(hex=last), oid)):
+                continue
+            msg = repo[oid].peel(pygit2.Commit).message
+            out.append((sha, msg.splitlines()[0] if msg else ""))
+        return out
 
     def _release_pr(
         self,
@@ -265,6 +287,7 @@ class ReleaseRound:
         version: str,
         tag: str,
         fixes: list[rel.ShippedFix],
+        direct: Sequence[tuple[str, str]] = (),
     ) -> list[Action]:
         """The release commit pushed to the release branch, and its PR opened or updated
         (its review deadline and what it will tag in its marker)."""
@@ -283,7 +306,14 @@ class ReleaseRound:
             },
         )
         title, body = release_pr_text(
-            p, s, version=version, tag=tag, fixes=fixes, deadline=deadline, marker=marker
+            p,
+            s,
+            version=version,
+            tag=tag,
+            fixes=fixes,
+            deadline=deadline,
+            marker=marker,
+            direct=direct,
         )
         old = self.ws.cache.fork_branch(branch)
         out = [Action(s.name, branch, f"release commit {head[:10]}", Push(branch, head, old))]
@@ -322,14 +352,16 @@ class ReleaseRound:
                 + "; ".join(problems)
             )
 
-    def _verifiable(self, s: Series) -> None:
-        """Hold the release while `verify` would reject the branch under it."""
-        blockers = release_blockers(self.ws, self.policy, s, self.forge)
+    def _verifiable(self, s: Series) -> list[str]:
+        """Hold the release while `verify` would reject the branch under it; returns the
+        commits on it that did not come through a merged stablectl PR."""
+        blockers, direct = release_audit(self.ws, self.policy, s, self.forge)
         if blockers:
             raise GitError(
                 f"release held: stablectl verify would reject {s.stable_branch}: "
                 + "; ".join(blockers)
             )
+        return direct
 
     def _never_reused(self, tag: str, commit: str | None) -> None:
         """A version is published once: a forge release of `tag` that the fork has no tag for

@@ -116,6 +116,7 @@ def verify(
     forge: Forge | str | None = None,
     release_log: ReleaseLog | None = None,
     require_reviewed: bool | None = None,
+    require_through_pr: bool = False,
 ) -> VerifyReport:
     """Audit the series; `require_reviewed` (default: when signing is required) makes an
     adaptation whose review no forge could confirm an error."""
@@ -129,7 +130,9 @@ def verify(
         trust,
         forge,
         require_reviewed=trust.required if require_reviewed is None else require_reviewed,
+        require_through_pr=require_through_pr,
     )
+    a.report.commits_only = releases_dir is None
     for s in series:
         audit = audit_series(a, s, known)
         a.report.audits.append(audit)

@@ -16,7 +16,7 @@ from stablectl.gitops.git import run_git
 from stablectl.gitops.messages import adapted_of, is_infrastructure
 from stablectl.gitops.objects import first_parent_diff
 from stablectl.gitops.provenance import Reproduction
-from stablectl.policy import Series
+from stablectl.policy import Policy, Series
 
 
 def audit_commits(
@@ -88,11 +88,54 @@ def _commit(
             f"from the series' patch queue ({series.patches}), not upstream: {subject!r}",
         )
     audit.counts["backports"] += 1
+    _excluded(a, series, sha, [r.source, *r.named])
+    if r.origin == "upstream":
+        _through_review(a, series, audit, c, [r.source, *r.named])
     if r.verbatim:
         audit.counts["identical"] += 1
         return None, True
     _adapted(a, series, audit, c, r)
     return None, True
+
+
+def _excluded(a: Audit, series: Series, sha: str, upstream: list[str]) -> None:
+    """A commit reproducing a change the policy excludes ("not for stable") is an error,
+    however it arrived: verbatim upstream is not the same as wanted."""
+    for prefix, reason in a.policy.exclusions.items():
+        hit = next((u for u in upstream if u and u.lower().startswith(prefix)), None)
+        if hit is not None:
+            a.find(
+                "error",
+                series.name,
+                sha,
+                f"carries upstream {hit[:12]}, which the policy excludes ({reason})",
+            )
+            return
+
+
+def _through_review(
+    a: Audit, series: Series, audit: SeriesAudit, c: pygit2.Commit, upstream: list[str]
+) -> None:
+    """Every commit on a stable branch arrives through review: the merged backport PR
+    stablectl opened for that upstream change, merged by the controller. One pushed straight
+    to the branch is named (a warning; an error under --require-reviewed), and the next
+    release PR lists it for the maintainers who approve the release."""
+    sha = str(c.id)
+    covered = a.through_prs(series)
+    if covered is None:
+        return  # no forge to read: adaptations say NOT CHECKED already; verbatim is upstream
+    names = [u for u in upstream if u]
+    if any(u.startswith(x) or x.startswith(u) for u in names for x in covered):
+        return
+    subject = c.message.splitlines()[0] if c.message else ""
+    audit.direct.append(sha)
+    a.find(
+        "error" if a.require_through_pr else "warning",
+        series.name,
+        sha,
+        f"did not come through a merged stablectl PR (pushed straight to "
+        f"{series.stable_branch}?): {subject!r}",
+    )
 
 
 def _release_or_infrastructure(
@@ -108,6 +151,48 @@ def _release_or_infrastructure(
     outside = [p for p in paths if not p.startswith(".github/")]
     if outside:
         a.find("error", name, sha, f"infrastructure commit touches {outside}")
+        return
+    foreign = not_rendered(a.policy, a.repo[pygit2.Oid(hex=sha)].peel(pygit2.Commit), paths)
+    if foreign:
+        a.find(
+            "error",
+            name,
+            sha,
+            f"an infrastructure commit whose {', '.join(foreign)} is not what `stablectl "
+            "workflows` renders for this policy (a workflow changed or a file added by "
+            "hand): infrastructure is only what stablectl renders",
+        )
+
+
+def not_rendered(policy: Policy, c: pygit2.Commit, paths: list[str]) -> list[str]:
+    """The files an infrastructure commit sets that differ from what `stablectl workflows`
+    renders for `policy` (its two header comment lines, which name the stablectl version and
+    the policy file, aside), or that it does not render at all; deleting a file counts too."""
+    from stablectl.controller.workflows import render_workflows
+
+    rendered = {r.path: _body(r.text) for r in render_workflows(policy, "policy.yaml")}
+    out = []
+    for path in paths:
+        try:
+            blob = c.tree[path]
+        except KeyError:
+            out.append(path)  # deleted
+            continue
+        if not isinstance(blob, pygit2.Blob):
+            out.append(path)
+            continue
+        text = bytes(blob.data).decode("utf-8", "replace")
+        if path not in rendered or _body(text) != rendered[path]:
+            out.append(path)
+    return out
+
+
+def _body(text: str) -> str:
+    """A rendered workflow without its leading comment lines."""
+    lines = text.splitlines()
+    while lines and lines[0].startswith("#"):
+        lines.pop(0)
+    return "\n".join(lines)
 
 
 def _matched_without_trailer(
@@ -124,6 +209,8 @@ def _matched_without_trailer(
     audit.counts["backports"] += 1
     audit.counts["identical"] += 1
     audit.counts["matched without trailer"] += 1
+    _excluded(a, series, sha, [same])
+    _through_review(a, series, audit, c, [same])
     a.find(
         "warning",
         series.name,

@@ -29,8 +29,12 @@ class Audit:
     trust: Trust = field(default_factory=Trust)
     forge: Forge | str | None = None  # a forge to read reviews from, or why there is none
     require_reviewed: bool = False  # an adaptation whose review is unchecked is an error
+    # A commit that did not come through a merged stablectl PR is an error (else named, a
+    # warning); verify's --require-reviewed sets it, sync's release gate lists them instead.
+    require_through_pr: bool = False
     report: VerifyReport = field(init=False)
     _provenance: dict[str, Provenance] = field(init=False, default_factory=dict)
+    _through: dict[str, set[str] | None] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.report = VerifyReport(self.policy.fork.git)
@@ -50,6 +54,37 @@ class Audit:
                 self.repo, queue_refs(self.policy), lambda: self.ws.picker(series)
             )
         return self._provenance[series.name]
+
+    def through_prs(self, series: Series) -> set[str] | None:
+        """The upstream commits (full SHAs) that reached `series` through a merged stablectl
+        backport PR, merged by the controller: each PR's fix, its source, and the
+        prerequisites its marker names. None without a readable forge."""
+        if series.name in self._through:
+            return self._through[series.name]
+        forge = self.readable_forge
+        out: set[str] | None = None
+        if forge is not None:
+            from stablectl.controller.identities import stablectl_prs
+
+            out = set()
+            for pr in stablectl_prs(self.policy, forge, "all"):
+                m = pr.marker
+                if (
+                    pr.state != "merged"
+                    or m is None
+                    or m.kind != "backport"
+                    or m.series != series.name
+                    or pr.base != series.stable_branch
+                ):
+                    continue
+                if pr.merged_by is None:  # the list endpoint has no merged_by
+                    pr = forge.get_pr(pr.number)
+                if not self.policy.is_controller(pr.merged_by):
+                    continue
+                prereqs = m.extra.get("prerequisites", "")
+                out |= {x for x in (m.original, m.source, *prereqs.split(",")) if x}
+        self._through[series.name] = out
+        return out
 
     def find(self, level: Level, series: str, subject: str, what: str) -> None:
         self.report.findings.append(Finding(level, series, subject, what))

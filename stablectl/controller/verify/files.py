@@ -43,7 +43,15 @@ def audit_files(a: Audit, series: Series, audit: SeriesAudit, entry: ReleaseAudi
     directory = a.releases_dir / entry.tag
     name, tag = series.name, entry.tag
     if not directory.is_dir():
-        a.find("warning", name, tag, f"no release files in {directory} to check")
+        # Fail closed: a mistyped download path must not pass an audit.
+        a.find(
+            "error",
+            name,
+            tag,
+            f"no release files for {tag} in {directory} (looked for {directory}/{SUMS}): "
+            "download the release there, point --releases at the directory holding "
+            f"{tag}/, or audit commits alone with --commits-only",
+        )
         return
     sums_path = directory / SUMS
     if not sums_path.is_file():

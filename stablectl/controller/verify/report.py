@@ -96,6 +96,8 @@ class SeriesAudit:
     releases: list[ReleaseAudit] = field(default_factory=list)
     # release commit -> the commits it released (backports and downstream patches), in order
     released_commits: dict[str, list[str]] = field(default_factory=dict)
+    # commits that did not come through a merged stablectl PR (pushed straight), in order
+    direct: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -105,6 +107,7 @@ class VerifyReport:
     findings: list[Finding] = field(default_factory=list)
     log_entries: int | None = None  # releases replayed from a release log, if one was given
     unchecked_reviews: int = 0  # adaptations whose review no forge could confirm
+    commits_only: bool = False  # release files were not audited (`verify --commits-only`)
 
     @property
     def ok(self) -> bool:
@@ -126,11 +129,13 @@ class VerifyReport:
                     "tip": a.tip,
                     "counts": dict(a.counts),
                     "adapted": [x.to_json() for x in a.adapted],
+                    "direct": list(a.direct),
                     "releases": [r.to_json() for r in a.releases],
                 }
                 for a in self.audits
             ],
             "release_log_entries": self.log_entries,
             "unchecked_reviews": self.unchecked_reviews,
+            "commits_only": self.commits_only,
             "findings": [f.__dict__ for f in self.findings],
         }

@@ -315,7 +315,13 @@ def test_revert_upstream_and_arrival_by_hand_close_prs(env: SyncEnv) -> None:
     fork = pygit2.Repository(str(env.example.fork))
     stable = fork.references["refs/heads/3.11.2-stable"]
     b_head = fork[pygit2.Oid(hex=prs[s["B"]].head_sha)].peel(pygit2.Commit)
-    stable.set_target(b_head.id)
+    # The maintainer's own cherry-pick: the same change, another commit (pushing the PR's
+    # head itself would merge the PR, as GitHub records it).
+    who = pygit2.Signature("Maint", "maint@example.org", 1_800_000_000, 0)
+    by_hand = fork.create_commit(
+        None, b_head.author, who, b_head.message, b_head.tree_id, b_head.parent_ids
+    )
+    stable.set_target(by_hand)
     report = env.sync()
     closed = {x.target: x.detail for x in report.applied if x.kind == "close"}
     assert closed[f"#{prs[s['A']].number}"] == "closed-reverted"
@@ -633,7 +639,8 @@ def test_fixes_that_do_not_commute_are_stacked_and_merged_in_order(tmp_path: Pat
         more="maintainers: [maint]\nrelease: {trigger: manual}\n",
     )
     state = tmp_path / "state"
-    forge = LocalForge(state / "forge" / "nc.sqlite", fork.path, slug="nc", actor=BOT)
+    # The controller is the policy's `identity.name` (no `identities.controller` here).
+    forge = LocalForge(state / "forge" / "nc.sqlite", fork.path, slug="nc", actor="stablectl")
 
     def sync() -> SyncReport:
         eng = Workspace(load_policy(policy), state, committer_time=1_700_000_000)
