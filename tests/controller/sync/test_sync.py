@@ -125,14 +125,34 @@ class SyncEnv:
         )
         r.raise_for_status()
 
-    def green(self, sha: str, *, by: str | None = None) -> None:
-        """A passing `local-ci` on `sha`, reported by the CI (or by `by`)."""
+    def green(self, sha: str, *, by: str | None = None, state: str = "success") -> None:
+        """A `local-ci` result (passing unless `state` says) on `sha`, reported by the CI (or
+        by `by`, a writer on the fork)."""
         f = self.new_forge()
         if isinstance(f, LocalForge):
-            f.record_check("local-ci", sha, "completed", "success", "", creator=by or CI_LOCAL)
+            f.record_check("local-ci", sha, "completed", state, "", creator=by or CI_LOCAL)
             return
         assert self.fake is not None
-        self.as_user(by or CI_GITHUB).set_status(sha, "local-ci", "success", "https://ci.invalid/1")
+        st = "success" if state == "success" else "failure"
+        self.as_user(by or CI_GITHUB).set_status(sha, "local-ci", st, "https://ci.invalid/1")
+
+    def move_branch(self, branch: str, sha: str, *, by: str) -> None:
+        """`by`, a writer on the fork, moves `branch` to `sha` outside stablectl (a push; on
+        GitHub a ref update, which marks a PR whose head it reaches merged by `by`)."""
+        if self.fake is None:
+            repo = pygit2.Repository(str(self.example.fork))
+            repo.references.create(f"refs/heads/{branch}", pygit2.Oid(hex=sha), force=True)
+            return
+        import requests
+
+        self.as_user(by)
+        r = requests.patch(
+            f"{self.fake.base}/repos/{FORK_SLUG}/git/refs/heads/{branch}",
+            json={"sha": sha, "force": False},
+            timeout=10,
+            headers={"Authorization": f"token tok-{by}"},
+        )
+        r.raise_for_status()
 
     def as_user(self, login: str) -> GitHubForge:
         """A GitHub client for someone other than the controller (a writer, the CI)."""

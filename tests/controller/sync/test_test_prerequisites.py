@@ -23,7 +23,7 @@ from stablectl.controller.missing_names import (
 from stablectl.forge.base import Marker
 from stablectl.gitops.history import History
 from stablectl.gitops.scan import CommitIndex
-from tests.controller.sync.test_sync import SyncEnv, make_env
+from tests.controller.sync.test_sync import CI_GITHUB, CI_LOCAL, SyncEnv, make_env
 from tests.helpers import run_cli
 
 LOG = """\
@@ -116,7 +116,7 @@ def test_a_failing_import_brings_the_commit_that_defines_it(
         # What the GitHub report job posts (test_workflows checks the job renders this block).
         marker = Marker("tests-failed", "", extra={"sha": pr.head_sha}).render()
         log = "ImportError: cannot import name 'helper' from 'support_x' (/w/support_x.py)\n"
-        env.comment(pr.number, f"Failed.{block(evidence_lines(log))}\n\n{marker}", "ci-bot")
+        env.comment(pr.number, f"Failed.{block(evidence_lines(log))}\n\n{marker}", CI_GITHUB)
     comments = env.new_forge().comments_since(dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
     failed = [c for c in comments if c.number == pr.number and "stablectl-missing" in c.body]
     # The line has no support_x at all: the real run says ModuleNotFoundError.
@@ -152,7 +152,7 @@ def test_a_name_no_upstream_commit_defines_is_said_and_changes_nothing(
     pr = next(p for p in env.open_prs() if not p.draft)
     marker = Marker("tests-failed", "", extra={"sha": pr.head_sha}).render()
     log = "NameError: name 'nowhere_defined' is not defined\n"
-    env.comment(pr.number, f"Failed.{block(evidence_lines(log))}\n\n{marker}", "ci-bot")
+    env.comment(pr.number, f"Failed.{block(evidence_lines(log))}\n\n{marker}", CI_LOCAL)
     report = env.sync()
     assert report.problems == [] and report.api["writes"] == 0
     assert any(
