@@ -192,16 +192,29 @@ def test_a_forged_ci_comment_adds_no_prerequisite(env: SyncEnv) -> None:
         "gh-3300: Add a helper nobody flagged (#3301)",
         {"Lib/test/support_x.py": "def helper():\n    return 42\n"},
     )
-    assert helper
-    pr = next(p for p in env.open_prs() if p.marker.kind == "backport" and not p.draft)
+    fix = up.commit(
+        "main",
+        "gh-3310: Check the answer (#3311)",
+        {
+            "Lib/test/test_fixf.py": "from support_x import helper\n",
+            "Misc/NEWS.d/next/Security/2030-03-01-00-00-00.gh-issue-3310.rst": "Checked.\n",
+        },
+    )
     env.sync()
-    pr = env.new_forge().get_pr(pr.number)
+    pr = next(p for p in env.open_prs() if p.marker.original == fix)
     marker = Marker("tests-failed", "", extra={"sha": pr.head_sha}).render()
     log = "ImportError: cannot import name 'helper' from 'support_x' (/w/support_x.py)\n"
     env.comment(pr.number, f"Failed.{block(evidence_lines(log))}\n\n{marker}", MALLORY)
     env.sync()
     after = env.new_forge().get_pr(pr.number)
     assert after.head_sha == pr.head_sha and "prerequisite" not in after.labels
+    # The same comment from the CI brings `helper`'s commit as a prerequisite.
+    ci = "stablectl-ci" if env.kind == "local" else "github-actions[bot]"
+    env.comment(pr.number, f"Failed.{block(evidence_lines(log))}\n\n{marker}", ci)
+    env.sync()
+    after = env.new_forge().get_pr(pr.number)
+    assert after.head_sha != pr.head_sha and "prerequisite" in after.labels
+    assert helper[:10] in after.body
 
 
 # ---------------------------------------------------------------- 5, 6. pushed straight
