@@ -36,13 +36,15 @@ def stablectl_prs(
 
 
 def own_comment(policy: Policy, c: Comment) -> bool:
-    """A comment the controller wrote (where its reply and closing markers count)."""
-    return policy.is_controller(c.user)
+    """A comment the controller wrote and nobody edited since (where its reply and closing
+    markers count)."""
+    return policy.is_controller(c.user) and not c.edited
 
 
 def ci_comment(policy: Policy, c: Comment) -> bool:
-    """A comment a CI identity wrote (where `tests-failed` markers and evidence count)."""
-    return policy.is_ci(c.user)
+    """A comment a CI identity wrote and nobody edited since (where `tests-failed` markers
+    and evidence count)."""
+    return policy.is_ci(c.user) and not c.edited
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,21 @@ unpinned key leaves the machine."""
 
 from __future__ import annotations
 
+import datetime as dt
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from stablectl.errors import GitError
-from stablectl.gitops.signing import SigningKey, Trust, check_key_usable, signing_key_from_env
+from stablectl.gitops.signing import (
+    SigningKey,
+    Trust,
+    check_key_usable,
+    check_signature,
+    check_signed_file,
+    sign_file,
+    signing_key_from_env,
+)
 from stablectl.policy import Policy
 
 
@@ -47,3 +58,50 @@ def release_key(policy: Policy, what: str) -> SigningKey | None:
             f"the release key cannot sign as the policy pins ({e}): {what} waits"
         ) from None
     return key
+
+
+def window_payload(extra: Mapping[str, str], series: str) -> bytes:
+    """What the release key signs of a release PR: its review window, bound to the series,
+    version, the release commit and the tip it was proposed on. Signed, the deadline in the
+    PR body cannot be moved by anyone who can edit the body (any writer, on GitHub)."""
+    fields = ("version", "pushed", "onto", "deadline")
+    lines = ["stablectl review window", f"series {series}"]
+    lines += [f"{k} {extra.get(k, '')}" for k in fields]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def sign_window(policy: Policy, extra: Mapping[str, str], series: str) -> str | None:
+    """The review window signed with the release key (None without a key)."""
+    key = signing_key_from_env()
+    if key is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="stablectl-window-") as tmp:
+        path = Path(tmp) / "window"
+        path.write_bytes(window_payload(extra, series))
+        sig = sign_file(path, key)
+        check_signed_file(path, sig, policy_trust(policy))
+        return sig.read_text()
+
+
+def review_deadline(
+    trust: Trust, extra: Mapping[str, str], series: str
+) -> tuple[dt.datetime | None, str]:
+    """A release PR's review deadline, and why it cannot be trusted ("" when it can). Where
+    release keys are pinned, the window must be signed by one of them; a deadline that does
+    not parse, or has no time zone, is no deadline."""
+    try:
+        deadline = dt.datetime.fromisoformat(extra.get("deadline", ""))
+    except ValueError:
+        return None, f"its review deadline {extra.get('deadline')!r} is not a time"
+    if deadline.tzinfo is None:
+        return None, f"its review deadline {extra.get('deadline')!r} has no time zone"
+    if not trust.pinned:
+        return deadline, ""
+    signature = extra.get("window", "")
+    if not signature:
+        return None, "its review window is not signed by the release key"
+    try:
+        check_signature(window_payload(extra, series), signature.encode(), trust, namespace="file")
+    except GitError as e:
+        return None, f"its review window's signature does not hold ({e}): the PR body was edited"
+    return deadline, ""

@@ -230,6 +230,9 @@ class Comment:
     body: str
     created_at: dt.datetime
     url: str
+    # Edited after it was posted: on GitHub anyone with write access may edit anyone's
+    # comment, and the author shown stays the original one.
+    edited: bool = False
 
 
 @dataclass
@@ -323,6 +326,11 @@ class Forge(Protocol):
         ...
 
     def reviews(self, number: int) -> list[Review]: ...
+
+    def pr_commits(self, number: int) -> list[tuple[str, str]]:
+        """The commits PR `number` brings, as the forge recorded them (sha, message), oldest
+        first: for a merged PR, those it had when it was merged, whatever its body says."""
+        ...
 
     def approved_prs(self, base: str) -> set[int]:
         """Open PRs into `base` with at least one approving review (one request on GitHub,

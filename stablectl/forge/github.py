@@ -263,6 +263,13 @@ class GitHubForge:
                 for r in pages(self.session, self._url("pulls", number, "reviews"))
             ]
 
+    def pr_commits(self, number: int) -> list[tuple[str, str]]:
+        with self._op("pr_commits", f"commits of PR #{number} of {self.fork_slug}"):
+            return [
+                (str(c["sha"]), str((c.get("commit") or {}).get("message") or ""))
+                for c in pages(self.session, self._url("pulls", number, "commits"))
+            ]
+
     def approved_prs(self, base: str) -> set[int]:
         query = f"repo:{self.fork_slug} is:pr is:open review:approved base:{base}"
         with self._op("approved_prs", f"approved PRs into {base} on {self.fork_slug}"):

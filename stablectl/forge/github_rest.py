@@ -165,13 +165,15 @@ def pull_request_of(p: GhPullRequest | GhShortPullRequest) -> PullRequest:
 def comment_of(raw: dict[str, Any]) -> Comment:
     """An issue comment of the REST API (its PR number read from `issue_url`)."""
     number = int(str(raw["issue_url"]).rstrip("/").rsplit("/", 1)[1])
+    created = parse_time(raw["created_at"])
     return Comment(
         int(raw["id"]),
         number,
         (raw.get("user") or {}).get("login", ""),
         raw.get("body") or "",
-        parse_time(raw["created_at"]),
+        created,
         raw["html_url"],
+        edited=parse_time(raw.get("updated_at") or raw["created_at"]) > created,
     )
 
 

@@ -9,7 +9,7 @@ only ever moves the base branch forward (compare-and-swap on the ref).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
+import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -20,7 +20,6 @@ import pygit2
 
 from stablectl.errors import UsageError
 from stablectl.forge.base import (
-    Asset,
     CheckState,
     CIRequest,
     Comment,
@@ -30,7 +29,6 @@ from stablectl.forge.base import (
     MergeMethod,
     NotFoundError,
     PullRequest,
-    Release,
     Review,
     ReviewState,
     StatusState,
@@ -39,6 +37,7 @@ from stablectl.forge.base import (
     status_to_check,
 )
 from stablectl.forge.local_db import connect, timestamp, transaction
+from stablectl.forge.local_releases import LocalReleases
 from stablectl.forge.local_upstream import LocalUpstream
 from stablectl.gitops.git import git
 from stablectl.gitops.objects import contains
@@ -60,7 +59,7 @@ def fork_path(url: str) -> Path:
     return Path(url).expanduser()
 
 
-class LocalForge:
+class LocalForge(LocalReleases):
     kind = "local"
 
     def __init__(
@@ -299,6 +298,23 @@ class LocalForge:
                 for r in rows
             ]
 
+    def pr_commits(self, number: int) -> list[tuple[str, str]]:
+        with self.stats.op("pr_commits"):
+            row = self._row(number)
+            repo = self._repo()
+            if row["commits"]:  # recorded when it merged
+                shas = json.loads(row["commits"])
+            else:
+                shas = self._own_commits(repo, row["head_sha"], row["base"])
+            return [(sha, repo[pygit2.Oid(hex=sha)].peel(pygit2.Commit).message) for sha in shas]
+
+    def _own_commits(self, repo: pygit2.Repository, head: str, base: str) -> list[str]:
+        tip = self._branch_sha(base)
+        if tip is None:
+            return []
+        mb = repo.merge_base(pygit2.Oid(hex=head), pygit2.Oid(hex=tip))
+        return [str(c.id) for c in commits_between(repo, str(mb), head)] if mb else []
+
     def approved_prs(self, base: str) -> set[int]:
         with self.stats.op("approved_prs"):
             rows = self._db.execute(
@@ -369,6 +385,7 @@ class LocalForge:
             if base_sha is None:
                 raise NotFoundError(f"base branch {pr.base!r} of PR #{number} is gone")
             repo = self._repo()
+            own = json.dumps(self._own_commits(repo, pr.head_sha, pr.base))
             head_oid = pygit2.Oid(hex=pr.head_sha)
             is_ff = repo.descendant_of(head_oid, pygit2.Oid(hex=base_sha)) or (
                 str(head_oid) == base_sha
@@ -393,8 +410,8 @@ class LocalForge:
             with self._tx() as db:
                 db.execute(
                     "UPDATE prs SET state = 'merged', merge_sha = ?, head_sha = ?,"
-                    " merged_by = ?, merged_at = ?, updated_at = ? WHERE number = ?",
-                    (new, pr.head_sha, self.actor, now, now, number),
+                    " merged_by = ?, merged_at = ?, commits = ?, updated_at = ? WHERE number = ?",
+                    (new, pr.head_sha, self.actor, now, own, now, number),
                 )
             return new
 
@@ -405,64 +422,6 @@ class LocalForge:
         if r.returncode != 0:
             why = r.stderr.decode("utf-8", "replace").strip()
             raise ConflictError(f"{ref} moved while merging ({why}); run again")
-
-    # ---------------------------------------------------------- releases
-
-    def _release(self, row: sqlite3.Row) -> Release:
-        assets = tuple(
-            Asset(a["name"], a["size"], self._url("releases", row["id"]) + f"/{a['name']}")
-            for a in self._db.execute(
-                "SELECT name, size FROM assets WHERE release = ? ORDER BY name", (row["id"],)
-            )
-        )
-        return Release(
-            row["id"],
-            row["tag"],
-            row["name"],
-            row["body"],
-            bool(row["draft"]),
-            bool(row["prerelease"]),
-            self._url("releases", row["id"]),
-            assets,
-        )
-
-    def get_release(self, tag: str) -> Release | None:
-        with self.stats.op("get_release"):
-            row = self._db.execute("SELECT * FROM releases WHERE tag = ?", (tag,)).fetchone()
-            return self._release(row) if row is not None else None
-
-    def create_release(
-        self, tag: str, name: str, body: str, *, draft: bool = False, prerelease: bool = False
-    ) -> Release:
-        with self.stats.op("create_release", write=True):
-            if self._repo().references.get(f"refs/tags/{tag}") is None:
-                raise NotFoundError(f"cannot create release: tag {tag!r} is not on {self.slug}")
-            with self._tx() as db:
-                db.execute(
-                    "INSERT OR IGNORE INTO releases(tag, name, body, draft, prerelease,"
-                    " created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (tag, name, body, int(draft), int(prerelease), timestamp()),
-                )
-            row = self._db.execute("SELECT * FROM releases WHERE tag = ?", (tag,)).fetchone()
-            return self._release(row)
-
-    def upload_asset(self, release: Release, name: str, data: bytes, content_type: str) -> Asset:
-        with self.stats.op("upload_asset", write=True), self._tx() as db:
-            digest = hashlib.sha256(data).hexdigest()
-            row = db.execute(
-                "SELECT sha256 FROM assets WHERE release = ? AND name = ?", (release.id, name)
-            ).fetchone()
-            if row is not None and row[0] != digest:
-                raise ConflictError(
-                    f"release {release.tag} already has an asset {name!r} with other content"
-                )
-            if row is None:
-                db.execute(
-                    "INSERT INTO assets(release, name, content_type, size, sha256, data)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (release.id, name, content_type, len(data), digest, data),
-                )
-        return Asset(name, len(data), self._url("releases", release.id) + f"/{name}")
 
     # ---------------------------------------------------------- upstream's forge
 

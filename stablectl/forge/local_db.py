@@ -55,7 +55,8 @@ MIGRATIONS: list[str] = [
         number INTEGER PRIMARY KEY, title TEXT NOT NULL, labels TEXT NOT NULL,
         state TEXT NOT NULL);
     """,
-    # Who reported each check (one result per name *and* reporter), who merged a PR and when.
+    # Who reported each check (one result per name *and* reporter), who merged a PR and when,
+    # and the commits it had then (a JSON list of SHAs).
     # Checks recorded before have no known reporter ('') and count for nobody: run them again.
     """
     CREATE TABLE checks_v4(
@@ -68,6 +69,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE checks_v4 RENAME TO checks;
     ALTER TABLE prs ADD COLUMN merged_by TEXT;
     ALTER TABLE prs ADD COLUMN merged_at TEXT;
+    ALTER TABLE prs ADD COLUMN commits TEXT;
     """,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -196,10 +196,35 @@ def merge_pull(
     method = d.get("merge_method", "merge")
     if method != "rebase":
         raise HTTPError(405, f"Merge method {method} is not allowed on this repository")
+    pr.commits = fake.own_commits(st, pr)
     new = fake.rebase_merge(st, pr)
     pr.state, pr.merged_at, pr.closed_at, pr.merge_sha = "closed", _now(), _now(), new
     pr.merged_by = login
     return 200, {"sha": new, "merged": True, "message": "Pull Request successfully merged"}, {}
+
+
+def pull_commits(
+    fake: FakeGitHub,
+    st: RepoState,
+    path: str,
+    q: dict[str, str],
+    data: Any,
+    login: str,
+    number: str,
+) -> Result:
+    pr = _pr(st, number)
+    shas = pr.commits if pr.commits is not None else fake.own_commits(st, pr)
+    page, headers = _paginate(fake, path, q, shas)
+    api = f"{fake.base}/repos/{st.slug}"
+    out = []
+    for sha in page:
+        c = st.git[pygit2.Oid(hex=sha)].peel(pygit2.Commit)
+        obj = fake.synth(path, "get", 200, {}, list_item=True)
+        obj.update(sha=sha, node_id=f"C_{sha[:8]}", url=f"{api}/commits/{sha}")
+        obj["commit"].update(message=c.message, url=f"{api}/git/commits/{sha}")
+        obj["parents"] = [{"sha": str(x), "url": f"{api}/commits/{x}"} for x in c.parent_ids]
+        out.append(obj)
+    return 200, out, headers
 
 
 def list_reviews(
@@ -370,6 +395,32 @@ def create_comment(
     }
     st.comments.append(c)
     return 201, fake.comment_obj(st, c, path, "post", 201), {}
+
+
+def edit_comment(
+    fake: FakeGitHub,
+    st: RepoState,
+    path: str,
+    q: dict[str, str],
+    data: Any,
+    login: str,
+    comment_id: str,
+) -> Result:
+    """As GitHub: anyone with write access may edit anyone's comment; its author stays, its
+    `updated_at` moves."""
+    d = _need(data, "body")
+    c = next((x for x in st.comments if x["id"] == int(comment_id)), None)
+    if c is None:
+        raise HTTPError(404, "Not Found")
+    c["body"] = d["body"]
+    now = _now()
+    if now <= c["created_at"]:  # stamps have whole seconds: an edit is always later
+        import datetime as dt
+
+        t = dt.datetime.fromisoformat(c["created_at"].replace("Z", "+00:00"))
+        now = (t + dt.timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    c["updated_at"] = now
+    return 200, fake.comment_obj(st, c, path, "patch", 200), {}
 
 
 def list_repo_comments(
@@ -1010,6 +1061,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Any]] = [
         ("PATCH", r"/pulls/(?P<number>\d+)", update_pull),
         ("PUT", r"/pulls/(?P<number>\d+)/merge", merge_pull),
         ("GET", r"/pulls/(?P<number>\d+)/reviews", list_reviews),
+        ("GET", r"/pulls/(?P<number>\d+)/commits", pull_commits),
         ("POST", r"/pulls/(?P<number>\d+)/reviews", create_review),
         ("PUT", r"/issues/(?P<number>\d+)/labels", set_labels),
         ("DELETE", r"/issues/(?P<number>\d+)/labels", clear_labels),
@@ -1017,6 +1069,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Any]] = [
         ("GET", r"/actions/runs/(?P<run_id>\d+)/jobs", run_jobs),
         ("POST", r"/issues/(?P<number>\d+)/comments", create_comment),
         ("GET", r"/issues/comments", list_repo_comments),
+        ("PATCH", r"/issues/comments/(?P<comment_id>\d+)", edit_comment),
         ("POST", r"/statuses/(?P<sha>[0-9a-f]{40})", create_status),
         ("GET", r"/commits/(?P<ref>[^/]+)/status", combined_status),
         ("GET", r"/commits/(?P<ref>[^/]+)/statuses", list_statuses),

@@ -78,6 +78,7 @@ class PR:
     merged_at: str | None = None
     merge_sha: str | None = None
     merged_by: str | None = None
+    commits: list[str] | None = None  # the PR's own commits when it merged
     closed_at: str | None = None
     created_at: str = field(default_factory=_now)
     updated_at: str = field(default_factory=_now)
@@ -414,7 +415,7 @@ class FakeGitHub:
             "body_html": c["body"],
             "user": self.user(c["user"]),
             "created_at": c["created_at"],
-            "updated_at": c["created_at"],
+            "updated_at": c.get("updated_at", c["created_at"]),
             "author_association": "OWNER",
             "performed_via_github_app": None,
             "reactions": None,
@@ -507,9 +508,21 @@ class FakeGitHub:
             if pr.state == "open" and pr.base == branch:
                 head = st.branch_sha(pr.head) or pr.head_sha
                 if head == tip or st.git.descendant_of(pygit2.Oid(hex=tip), pygit2.Oid(hex=head)):
+                    pr.commits = pr.commits or self.own_commits(st, pr, pr.base_sha)
                     pr.head_sha = head
                     pr.state, pr.merged_at, pr.closed_at = "closed", _now(), _now()
                     pr.merge_sha, pr.merged_by = head, login
+
+    def own_commits(self, st: RepoState, pr: PR, base: str | None = None) -> list[str]:
+        """The commits a PR brings: its head's, not its base's, oldest first."""
+        tip = base or st.branch_sha(pr.base)
+        if tip is None:
+            return []
+        mb = st.git.merge_base(pygit2.Oid(hex=pr.head_sha), pygit2.Oid(hex=tip))
+        walker = st.git.walk(pygit2.Oid(hex=pr.head_sha), pygit2.enums.SortMode.TOPOLOGICAL)
+        if mb is not None:
+            walker.hide(mb)
+        return [str(c.id) for c in reversed(list(walker))]
 
     def rebase_merge(self, st: RepoState, pr: PR) -> str:
         base_tip = st.branch_sha(pr.base)

@@ -17,6 +17,11 @@ from stablectl.controller.sync.presentation import reply
 from stablectl.forge.base import Comment, Marker, PullRequest
 from stablectl.policy import Policy
 
+EDITED = (
+    "this comment was edited after it was posted, and anyone with write access can edit a "
+    "comment: commands are obeyed only as first posted. Post the command again as a new comment"
+)
+
 
 @dataclass
 class Requests:
@@ -71,6 +76,10 @@ def read_commands(
                 if not done:
                     who = ", ".join(policy.maintainers) or "none"
                     out.actions.append(reply(c, "reply-refused", who))
+            elif c.edited:
+                # Anyone with write access can edit a maintainer's comment into a command.
+                if not done:
+                    out.actions.append(reply(c, "reply-error", EDITED))
             elif cmd.kind == "backport":
                 _backport(
                     policy,

@@ -19,10 +19,13 @@ import pygit2
 
 from stablectl.controller import release_history as rel
 from stablectl.controller.gate import evaluate_gate
-from stablectl.controller.identities import stablectl_prs
 from stablectl.controller.plan import Plan, SeriesPlan
-from stablectl.controller.provenance_gates import release_audit
-from stablectl.controller.release_key import release_key
+from stablectl.controller.release_key import (
+    policy_trust,
+    release_key,
+    review_deadline,
+    sign_window,
+)
 from stablectl.controller.selection import FixState
 from stablectl.controller.sync.actions import (
     Action,
@@ -38,17 +41,18 @@ from stablectl.controller.sync.merging import merge_action
 from stablectl.controller.sync.presentation import release_pr_text
 from stablectl.controller.sync.publishing import core_assets
 from stablectl.controller.sync.reconcile import skipped_fixes
-from stablectl.controller.verify.tags import release_pr_problems, tag_message_problems
+from stablectl.controller.sync.release_guards import ReleaseGuards
+from stablectl.controller.verify.tags import tag_message_problems
 from stablectl.controller.workspace import Workspace
 from stablectl.errors import GitError, StablectlError
 from stablectl.forge.base import Forge, Marker, PullRequest
-from stablectl.gitops.cache import SIGNED_TAGS, UPSTREAM_TAGS
+from stablectl.gitops.cache import UPSTREAM_TAGS
 from stablectl.policy import Policy, Series
 
 Apply = Callable[[list[Action]], list[Action]]
 
 
-class ReleaseRound:
+class ReleaseRound(ReleaseGuards):
     def __init__(
         self,
         ws: Workspace,
@@ -110,7 +114,10 @@ class ReleaseRound:
         if rpr is None or rpr.marker is None:
             return []
         extra = rpr.marker.extra
-        deadline = dt.datetime.fromisoformat(extra.get("deadline", "9999-01-01"))
+        deadline, untrusted = review_deadline(policy_trust(self.policy), extra, s.name)
+        if deadline is None:
+            self.findings.problem(f"{s.name}: release PR #{rpr.number} not merged: {untrusted}")
+            return []
         # Only as reviewed: stablectl's head, on the stable tip it was proposed on (fixes
         # merged since make it a different release, re-proposed in stage 3), and exactly the
         # release commit stablectl builds on that tip (the marker is text in a PR body; the
@@ -147,22 +154,6 @@ class ReleaseRound:
             return []
         detail = f"release {extra.get('version')}: {res.reason}; fast-forward"
         return [merge_action(s.name, s.stable_branch, rpr, detail, "fast-forward")]
-
-    def _expected_release(self, sp: SeriesPlan, tip: str) -> str | None:
-        """The release commit stablectl would propose on `tip` now (None: nothing to
-        release)."""
-        sr = rel.scan_series(self.ws.cache.repo, sp, tip)
-        if not sr.unreleased:
-            return None
-        version = rel.version_of(self.policy, sp.series, sr.next_n)
-        return rel.release_commit(
-            self.ws.cache.repo,
-            self.policy,
-            sp.series,
-            tip=tip,
-            version=version,
-            fixes=sr.unreleased,
-        )
 
     # ------------------------------------------------------------------ 2. tag and publish
 
@@ -213,6 +204,10 @@ class ReleaseRound:
         names = {a.name for a in release.assets} if release else set()
         if release is not None and core_assets(p, rc.version) <= names:
             return out  # published (building CPython's tarballs again would cost seconds)
+        if have is not None:
+            # A tag already on the fork (this mirror's, from an interrupted run, or anyone's):
+            # nothing is built or signed from it unless it is what sync itself would tag.
+            self._existing_tag(s, tag, rc, len(sr.releases))
         detail = "publish" + ("" if release else ", new release")
         out.append(Action(s.name, tag, detail, PublishRelease(tag, sp, rc, release)))
         return out
@@ -262,21 +257,6 @@ class ReleaseRound:
             ),
         ]
 
-    def _unreleased(
-        self, sr: rel.SeriesReleases, s: Series, commits: list[str]
-    ) -> list[tuple[str, str]]:
-        """Of `commits`, those after the last release, with their subjects."""
-        repo = self.ws.cache.repo
-        last = sr.releases[-1].commit if sr.releases else None
-        out = []
-        for sha in commits:
-            oid = pygit2.Oid(hex=sha)
-            if last is not None and (sha == last or repo.descendant_of(pygit2.Oid(hex=last), oid)):
-                continue
-            msg = repo[oid].peel(pygit2.Commit).message
-            out.append((sha, msg.splitlines()[0] if msg else ""))
-        return out
-
     def _release_pr(
         self,
         s: Series,
@@ -294,17 +274,24 @@ class ReleaseRound:
         p = self.policy
         branch = f"stablectl/release/{s.name}"
         deadline = (self.now() + dt.timedelta(hours=p.release.review_hours)).replace(microsecond=0)
-        marker = Marker(
-            "release",
-            s.name,
-            extra={
-                "version": version,
-                "tag": tag,
-                "pushed": head,
-                "onto": tip,
-                "deadline": deadline.isoformat(),
-            },
-        )
+        extra = {
+            "version": version,
+            "tag": tag,
+            "pushed": head,
+            "onto": tip,
+            "deadline": deadline.isoformat(),
+        }
+        # The window is signed with the release key: a writer who edits the PR body (its
+        # deadline, its head) makes the signature fail and the release waits.
+        window = sign_window(p, extra, s.name)
+        if window is None and policy_trust(p).pinned:
+            raise GitError(
+                f"release {version} not proposed: its review window must be signed with the "
+                "release key, and STABLECTL_SIGNING_KEY names none"
+            )
+        if window is not None:
+            extra["window"] = window
+        marker = Marker("release", s.name, extra=extra)
         title, body = release_pr_text(
             p,
             s,
@@ -332,82 +319,6 @@ class ReleaseRound:
             )
             out.append(Action(s.name, branch, title, open_))
         return out
-
-    def _through_release_pr(self, s: Series, rc: rel.ReleaseCommit, n: int) -> None:
-        """Only the pipeline signs: a release commit is tagged when it is numbered next and is
-        the head of the release PR stablectl opened, merged, approved by enough maintainers,
-        with the required checks green on it. Anything else on the branch that claims to be a
-        release (a pushed `Stablectl-Release:` commit) holds the series, named."""
-        version = rel.version_of(self.policy, s, n)
-        problems = []
-        if rc.version != version:
-            problems.append(
-                f"release commit {rc.commit[:10]} names version {rc.version}, release number "
-                f"{n} is {version}"
-            )
-        problems += release_pr_problems(self.policy, self.forge, s, rc.version, rc.commit)
-        if problems:
-            raise GitError(
-                f"release held: {rel.tag_of(self.policy, s, n)} is not signed: "
-                + "; ".join(problems)
-            )
-
-    def _verifiable(self, s: Series) -> list[str]:
-        """Hold the release while `verify` would reject the branch under it; returns the
-        commits on it that did not come through a merged stablectl PR."""
-        blockers, direct = release_audit(self.ws, self.policy, s, self.forge)
-        if blockers:
-            raise GitError(
-                f"release held: stablectl verify would reject {s.stable_branch}: "
-                + "; ".join(blockers)
-            )
-        return direct
-
-    def _never_reused(self, tag: str, commit: str | None) -> None:
-        """A version is published once: a forge release of `tag` that the fork has no tag for
-        means the fork was rewound (or the tag deleted) after publishing. Proposing or tagging
-        that version again, with other content, would give downstreams two different
-        3.11.2.N; stop and say so."""
-        cache = self.ws.cache
-        if cache.resolve(f"refs/fork-tags/{tag}") is not None:
-            return
-        published = self.forge.get_release(tag)
-        if published is None:
-            self._never_signed(tag, commit)
-            return
-        raise GitError(
-            f"{tag} was published (forge release {published.name!r}) but the fork has no such "
-            "tag: the fork was rewound or the tag deleted. A version is never reused; restore "
-            f"the tag and the branch from the published release (its manifest names the commit)"
-            + (f", not {commit[:10]}" if commit else "")
-        )
-
-    def _never_signed(self, tag: str, commit: str | None) -> None:
-        """With the forge release gone too: this cache's record of the tags it signed, and the
-        forge's merged release PRs (which cannot be deleted), still know the version."""
-        cache = self.ws.cache
-        signed = cache.resolve(f"{SIGNED_TAGS}{tag}")
-        if signed is not None:
-            raise GitError(
-                f"{tag} was signed by this mirror (tag object {signed}) but the fork has no such "
-                "tag: the fork was rewound or the tag deleted. A version is never reused; "
-                f"restore the tag (`git push <fork> {signed}:refs/tags/{tag}`) and its branch"
-            )
-        for pr in stablectl_prs(self.policy, self.forge, "all"):
-            m = pr.marker
-            if (
-                pr.state == "merged"
-                and m is not None
-                and m.kind == "release"
-                and m.extra.get("tag") == tag
-                and pr.head_sha != commit
-            ):
-                raise GitError(
-                    f"{tag} ({m.extra.get('version', tag)}) was released through release "
-                    f"PR #{pr.number}, merged at {pr.head_sha[:10]}, but the fork has no such tag: "
-                    "the fork was rewound or the tag deleted. A version is never reused; restore "
-                    f"the branch and the tag at {pr.head_sha[:10]}"
-                )
 
     def _wanted(
         self,

@@ -90,7 +90,7 @@ def _commit(
     audit.counts["backports"] += 1
     _excluded(a, series, sha, [r.source, *r.named])
     if r.origin == "upstream":
-        _through_review(a, series, audit, c, [r.source, *r.named])
+        _through_review(a, series, audit, c, r.source)
     if r.verbatim:
         audit.counts["identical"] += 1
         return None, True
@@ -114,7 +114,7 @@ def _excluded(a: Audit, series: Series, sha: str, upstream: list[str]) -> None:
 
 
 def _through_review(
-    a: Audit, series: Series, audit: SeriesAudit, c: pygit2.Commit, upstream: list[str]
+    a: Audit, series: Series, audit: SeriesAudit, c: pygit2.Commit, upstream: str
 ) -> None:
     """Every commit on a stable branch arrives through review: the merged backport PR
     stablectl opened for that upstream change, merged by the controller. One pushed straight
@@ -124,8 +124,7 @@ def _through_review(
     covered = a.through_prs(series)
     if covered is None:
         return  # no forge to read: adaptations say NOT CHECKED already; verbatim is upstream
-    names = [u for u in upstream if u]
-    if any(u.startswith(x) or x.startswith(u) for u in names for x in covered):
+    if upstream in covered:  # full SHAs, recomputed on both sides: no prefix can stand in
         return
     subject = c.message.splitlines()[0] if c.message else ""
     audit.direct.append(sha)
@@ -210,7 +209,7 @@ def _matched_without_trailer(
     audit.counts["identical"] += 1
     audit.counts["matched without trailer"] += 1
     _excluded(a, series, sha, [same])
-    _through_review(a, series, audit, c, [same])
+    _through_review(a, series, audit, c, same)
     a.find(
         "warning",
         series.name,

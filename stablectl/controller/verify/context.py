@@ -11,6 +11,7 @@ import pygit2
 from stablectl.controller.verify.report import Finding, Level, VerifyReport
 from stablectl.controller.workspace import Workspace
 from stablectl.forge.base import Forge
+from stablectl.gitops.messages import parse_message
 from stablectl.gitops.provenance import Provenance
 from stablectl.gitops.signing import Trust
 from stablectl.policy import Policy, Series
@@ -57,8 +58,10 @@ class Audit:
 
     def through_prs(self, series: Series) -> set[str] | None:
         """The upstream commits (full SHAs) that reached `series` through a merged stablectl
-        backport PR, merged by the controller: each PR's fix, its source, and the
-        prerequisites its marker names. None without a readable forge."""
+        backport PR, merged by the controller: what the commits the forge recorded for each
+        such PR reproduce (their `(cherry picked from commit X)` trailers), never what a PR's
+        body says (anyone who can write on the fork can edit a body). None without a readable
+        forge."""
         if series.name in self._through:
             return self._through[series.name]
         forge = self.readable_forge
@@ -69,20 +72,14 @@ class Audit:
             out = set()
             for pr in stablectl_prs(self.policy, forge, "all"):
                 m = pr.marker
-                if (
-                    pr.state != "merged"
-                    or m is None
-                    or m.kind != "backport"
-                    or m.series != series.name
-                    or pr.base != series.stable_branch
-                ):
+                if pr.state != "merged" or m is None or pr.base != series.stable_branch:
                     continue
                 if pr.merged_by is None:  # the list endpoint has no merged_by
                     pr = forge.get_pr(pr.number)
                 if not self.policy.is_controller(pr.merged_by):
                     continue
-                prereqs = m.extra.get("prerequisites", "")
-                out |= {x for x in (m.original, m.source, *prereqs.split(",")) if x}
+                for _sha, message in forge.pr_commits(pr.number):
+                    out |= {x for x in parse_message(message).cherry_picked_from if len(x) == 40}
         self._through[series.name] = out
         return out
 

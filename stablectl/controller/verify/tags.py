@@ -7,7 +7,6 @@ approved by enough maintainers, the required checks green on it."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 
 import pygit2
@@ -21,6 +20,7 @@ from stablectl.controller.release_history import (
     tag_chain,
     tag_of,
 )
+from stablectl.controller.release_key import policy_trust, review_deadline
 from stablectl.controller.verify.context import Audit
 from stablectl.controller.verify.report import Level, ReleaseAudit, SeriesAudit
 from stablectl.errors import GitError, StablectlError
@@ -208,7 +208,7 @@ def release_pr_checked(
     if forge is None:
         return
     try:
-        problems = release_pr_problems(a.policy, forge, series, version, commit)
+        problems = release_pr_problems(a.policy, forge, series, version, commit, a.trust)
     except StablectlError as e:
         a.find("error", series.name, entry.tag, f"cannot read the release PR: {e}")
         return
@@ -218,7 +218,12 @@ def release_pr_checked(
 
 
 def release_pr_problems(
-    policy: Policy, forge: Forge, series: Series, version: str, commit: str
+    policy: Policy,
+    forge: Forge,
+    series: Series,
+    version: str,
+    commit: str,
+    trust: Trust | None = None,
 ) -> list[str]:
     """Why release commit `commit` of `version` did not go through its release PR (none: it
     did): the release PR stablectl opened, merged by the controller itself at exactly this
@@ -253,8 +258,10 @@ def release_pr_problems(
             f"not by the controller ({policy.controller}): a release merged by hand is never "
             "tagged"
         )
-    deadline = _deadline(m.extra.get("deadline"))
-    if deadline is None or pr.merged_at is None or pr.merged_at < deadline:
+    deadline, untrusted = review_deadline(trust or policy_trust(policy), m.extra, series.name)
+    if untrusted:
+        out.append(f"release PR #{pr.number}: {untrusted}")
+    elif deadline is None or pr.merged_at is None or pr.merged_at < deadline:
         when = f"{pr.merged_at:%Y-%m-%d %H:%M} UTC" if pr.merged_at else "at an unknown time"
         out.append(
             f"release PR #{pr.number} was merged {when}, before its review deadline "
@@ -272,11 +279,3 @@ def release_pr_problems(
         if outcome.state != "passed":
             out.append(f"release PR #{pr.number}: {outcome.reason} on {commit[:10]}")
     return out
-
-
-def _deadline(text: str | None) -> dt.datetime | None:
-    try:
-        d = dt.datetime.fromisoformat(text or "")
-    except ValueError:
-        return None
-    return d if d.tzinfo else d.replace(tzinfo=dt.UTC)
