@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from stablectl.forge.base import CheckState, Comment, Forge, PullRequest
+from stablectl.forge.base import CheckState, Comment, Forge, Marker, PullRequest
 from stablectl.policy import Policy
 
 
@@ -45,6 +45,29 @@ def ci_comment(policy: Policy, c: Comment) -> bool:
     """A comment a CI identity wrote and nobody edited since (where `tests-failed` markers
     and evidence count)."""
     return policy.is_ci(c.user) and not c.edited
+
+
+def recorded_skips(
+    policy: Policy, forge: Forge, prs: Sequence[PullRequest], skip_label: str
+) -> frozenset[int]:
+    """Of the closed PRs carrying the skip label, those the controller closed as skipped (its
+    own, unedited closing comment says so): a label and a closed state are anyone's to set,
+    and a fix must never be dropped on a writer's word. One request per such PR."""
+    out = set()
+    for p in prs:
+        if p.state != "closed" or skip_label not in p.labels:
+            continue
+        for c in forge.pr_comments(p.number):
+            m = Marker.parse(c.body) if own_comment(policy, c) else None
+            if (
+                m is not None
+                and m.kind == "closing"
+                and m.extra.get("why") == "skipped"
+                and m.extra.get("pr") == str(p.number)
+            ):
+                out.add(p.number)
+                break
+    return frozenset(out)
 
 
 @dataclass(frozen=True)

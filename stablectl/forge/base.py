@@ -325,6 +325,10 @@ class Forge(Protocol):
         """Comments on the fork's issues and PRs created at or after `since`."""
         ...
 
+    def pr_comments(self, number: int) -> list[Comment]:
+        """Every comment on PR `number`, oldest first."""
+        ...
+
     def reviews(self, number: int) -> list[Review]: ...
 
     def pr_commits(self, number: int) -> list[tuple[str, str]]:

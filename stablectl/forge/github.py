@@ -250,6 +250,12 @@ class GitHubForge:
             # `since` filters on update time; keep what was created in the window.
             return [c for c in out if c.created_at >= since]
 
+    def pr_comments(self, number: int) -> list[Comment]:
+        with self._op("pr_comments", f"comments of #{number} of {self.fork_slug}"):
+            return [
+                comment_of(c) for c in pages(self.session, self._url("issues", number, "comments"))
+            ]
+
     def reviews(self, number: int) -> list[Review]:
         with self._op("reviews", f"reviews of PR #{number} of {self.fork_slug}"):
             return [

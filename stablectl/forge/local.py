@@ -254,21 +254,28 @@ class LocalForge(LocalReleases):
 
     def comments_since(self, since: dt.datetime) -> list[Comment]:
         with self.stats.op("comments_since"):
-            rows = self._db.execute(
-                "SELECT * FROM comments WHERE created_at >= ? ORDER BY created_at, id",
-                (since.astimezone(dt.UTC).isoformat(timespec="microseconds"),),
-            ).fetchall()
-            return [
-                Comment(
-                    r["id"],
-                    r["pr"],
-                    r["user"],
-                    r["body"],
-                    parse_time(r["created_at"]),
-                    self._url("pull", r["pr"]) + f"#comment-{r['id']}",
-                )
-                for r in rows
-            ]
+            stamp = since.astimezone(dt.UTC).isoformat(timespec="microseconds")
+            return self._comments("created_at >= ?", (stamp,))
+
+    def pr_comments(self, number: int) -> list[Comment]:
+        with self.stats.op("pr_comments"):
+            return self._comments("pr = ?", (number,))
+
+    def _comments(self, where: str, args: tuple[object, ...]) -> list[Comment]:
+        rows = self._db.execute(
+            f"SELECT * FROM comments WHERE {where} ORDER BY created_at, id", args
+        ).fetchall()
+        return [
+            Comment(
+                r["id"],
+                r["pr"],
+                r["user"],
+                r["body"],
+                parse_time(r["created_at"]),
+                self._url("pull", r["pr"]) + f"#comment-{r['id']}",
+            )
+            for r in rows
+        ]
 
     def review(self, number: int, user: str, state: ReviewState, body: str = "") -> Review:
         """Record a review on the PR's current head (the local forge's `stablectl review`)."""

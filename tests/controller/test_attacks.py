@@ -10,16 +10,19 @@ import datetime as dt
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pygit2
 import pytest
+import requests
 
 from stablectl.cli.demo_cmd import release_key
 from stablectl.controller.missing_names import block, evidence_lines
-from stablectl.forge.base import Marker
+from stablectl.forge.base import Forge, Marker
+from stablectl.forge.local import LocalForge
 from stablectl.gitops.history import History
 from tests.controller.sync.test_release import approve_backports, approve_release, release_pr
-from tests.controller.sync.test_sync import SyncEnv, make_env
+from tests.controller.sync.test_sync import FORK_SLUG, SyncEnv, make_env
 from tests.helpers import run_cli
 
 MALLORY = "mallory"  # a writer on the fork: push, comment, statuses, merges; no key
@@ -507,3 +510,190 @@ def test_verify_fails_closed_without_release_files(
     code, report, out = verify("--commits-only")
     assert code == 0 and report["commits_only"] is True, out
     assert out.endswith("verified (commits, tags and reviews only: release files NOT CHECKED)")
+
+
+# ---------------------------------------------------------------- found by an attacker's try
+# A helper of ours, told only the threat model, attacked the change above; each of these got
+# through it (see the closing note of issue 34), and is caught now.
+
+
+def as_mallory(e: SyncEnv) -> Forge:
+    """Mallory's own client of the fork's forge."""
+    if e.fake is None:
+        return LocalForge(
+            e.state / "forge" / "pyexample.sqlite", e.example.fork, slug=FORK_SLUG, actor=MALLORY
+        )
+    return e.as_user(MALLORY)
+
+
+def edit_marker(e: SyncEnv, number: int, **extra: str) -> None:
+    """Mallory edits a PR's body (any writer can, on GitHub): a copy of its marker, changed,
+    appended (the last marker is the one read)."""
+    m = as_mallory(e)
+    pr = m.get_pr(number)
+    assert pr.marker is not None
+    changed = Marker(
+        pr.marker.kind,
+        pr.marker.series,
+        original=pr.marker.original,
+        source=pr.marker.source,
+        extra={**pr.marker.extra, **extra},
+    )
+    m.update_pr(number, body=pr.body + "\n" + changed.render())
+
+
+@pytest.mark.parametrize("kind", ["local", "github"])
+def test_an_edited_review_deadline_releases_nothing_early(
+    kind: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The deadline lived in the PR body: moved to 2000, the approved, green release was
+    merged, tagged and signed 48 hours early; a deadline without a time zone crashed sync."""
+    e = releasing(request, kind, tmp_path, monkeypatch, review_hours=48)
+    approve_release(e)
+    rpr = release_pr(e)
+    edit_marker(e, rpr.number, deadline="2000-01-01T00:00:00+00:00")  # type: ignore[attr-defined]
+    report = e.sync()
+    assert tagged(report) == [] and fork_tags(e) == []
+    assert any("review window's signature does not hold" in p for p in report.problems)
+    edit_marker(e, rpr.number, deadline="2000-01-01")  # type: ignore[attr-defined]
+    r = e.cli("sync")
+    assert r.returncode == 1 and "has no time zone" in " ".join(r.stdout.split()), r.stdout
+    assert fork_tags(e) == []
+
+
+def test_a_skip_label_set_by_a_writer_drops_no_fix(env: SyncEnv) -> None:
+    """Mallory labels a security backport `skipped` and closes it: the fix was dropped for
+    good ("skipped by a maintainer"). A skip counts only where the controller closed the PR
+    in answer to a maintainer (its closing comment)."""
+    env.sync()
+    pr = next(p for p in env.open_prs() if p.marker.kind == "backport" and "security" in p.labels)
+    m = as_mallory(env)
+    m.set_labels(pr.number, [*pr.labels, "skipped"])
+    m.close_pr(pr.number)
+    report = env.sync()
+    assert any(f"#{pr.number} carries the 'skipped' label" in n for n in report.notices)
+    assert [p for p in env.open_prs() if p.marker.original == pr.marker.original]
+    # A maintainer's skip still holds, run after run.
+    again = next(p for p in env.open_prs() if p.marker.original == pr.marker.original)
+    env.comment(again.number, "/stablectl skip", "maint")
+    env.sync()
+    assert not [p for p in env.open_prs() if p.marker.original == pr.marker.original]
+    assert env.sync().api["writes"] == 0
+
+
+@pytest.mark.parametrize("kind", ["local", "github"])
+def test_an_edited_merged_pr_launders_no_direct_push(
+    kind: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A merged stablectl PR's marker given `prerequisites: 0,1,…,f`: every upstream commit
+    counted as having come through it (prefixes, both ways), so a pick pushed straight passed
+    `verify --require-reviewed` and was released unlisted."""
+    e = _released_once(request, kind, tmp_path, monkeypatch)
+    up = History(e.example.upstream, clock=2_000_000_000)
+    other = up.commit("main", "gh-3900: Tidy mod12 (#3901)", {"Modules/mod12.c": "/* tidy */\n"})
+    fork = History(e.example.fork, clock=2_100_000_000)
+    picked = fork.backport(
+        other, "3.11.2-stable", prefix="", source=pygit2.Repository(str(e.example.upstream))
+    )
+    merged = next(
+        p
+        for p in e.new_forge().list_prs("all")
+        if p.state == "merged" and p.marker is not None and p.marker.kind == "backport"
+    )
+    edit_marker(e, merged.number, prerequisites=",".join("0123456789abcdef"))
+    found = verify_errors(e, capsys, "--require-reviewed")
+    assert any(f.startswith(picked) and "did not come through" in f for f in found), found
+
+
+def test_an_edited_comment_obeys_no_command(tmp_path: Path, fake_github: Any) -> None:
+    """On GitHub anyone with write access may edit anyone's comment, and the author shown
+    stays: a maintainer's "Thanks, I'll look" edited into `/stablectl skip` closed a
+    security fix's PR."""
+    env = make_env("github", tmp_path, fake_github, series="3.11.2")
+    env.sync()
+    pr = next(p for p in env.open_prs() if p.marker.kind == "backport" and "security" in p.labels)
+    env.comment(pr.number, "Thanks, I'll look at this one tomorrow.", "maint")
+    assert env.sync().api["writes"] == 0
+    c = next(
+        c
+        for c in env.new_forge().comments_since(dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+        if c.user == "maint"
+    )
+    env.as_user(MALLORY)
+    r = requests.patch(
+        f"{env.fake.base}/repos/{FORK_SLUG}/issues/comments/{c.id}",  # type: ignore[union-attr]
+        json={"body": "/stablectl skip"},
+        timeout=10,
+        headers={"Authorization": f"token tok-{MALLORY}"},
+    )
+    r.raise_for_status()
+    report = env.sync()
+    assert not [a for a in report.applied if a.kind == "skip"]
+    assert env.new_forge().get_pr(pr.number).state == "open"
+    said = [a.detail for a in report.applied if a.kind == "comment"]
+    assert any("reply-error to maint" in d for d in said), report.applied
+
+
+@pytest.mark.parametrize("kind", ["local", "github"])
+def test_an_edited_release_pr_body_is_restored(
+    kind: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Mallory deletes the list of commits pushed straight from the release PR's body; sync
+    never rewrote it, and the maintainers approved a release they were not told about."""
+    e = _released_once(request, kind, tmp_path, monkeypatch)
+    up = History(e.example.upstream, clock=2_000_000_000)
+    other = up.commit("main", "gh-3900: Tidy mod12 (#3901)", {"Modules/mod12.c": "/* tidy */\n"})
+    fork = History(e.example.fork, clock=2_100_000_000)
+    fork.backport(
+        other, "3.11.2-stable", prefix="", source=pygit2.Repository(str(e.example.upstream))
+    )
+    e.comment(release_pr_number(e), "/stablectl release 3.11.2", "maint")
+    e.sync()
+    rpr = release_pr(e)
+    assert rpr is not None and "did not come through" in rpr.body  # type: ignore[attr-defined]
+    body = "\n".join(x for x in rpr.body.splitlines() if not x.startswith(">"))  # type: ignore[attr-defined]
+    as_mallory(e).update_pr(rpr.number, body=body)  # type: ignore[attr-defined]
+    report = e.sync()
+    assert any(a.detail == "release PR text restored" for a in report.applied), report.applied
+    assert release_pr(e).body == rpr.body  # type: ignore[attr-defined]
+    assert e.sync().api["writes"] == 0
+
+
+@pytest.mark.parametrize("kind", ["local", "github"])
+def test_a_tag_pushed_on_a_pushed_release_commit_is_never_signed(
+    kind: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A release commit that changes `Modules/mod10.c` (a backdoor), pushed with an unsigned
+    tag `v3.11.2.2` on it: with the tag already there, sync skipped every check, built the
+    tarballs from Mallory's tree and signed SHA256SUMS with the real release key."""
+    e = _released_once(request, kind, tmp_path, monkeypatch)
+    fork = History(e.example.fork, clock=2_100_000_000)
+    evil = fork.commit(
+        "3.11.2-stable",
+        "Release 3.11.2.2\n\nStablectl-Release: 3.11.2.2\n",
+        {"Modules/mod10.c": '/* backdoor */ int evil(void) { return system("sh"); }\n'},
+    )
+    env = {**os.environ, "GIT_COMMITTER_NAME": "m", "GIT_COMMITTER_EMAIL": "m@m"}
+    subprocess.run(
+        ["git", "--git-dir", str(e.example.fork), "tag", "-a", "-m", "ok", "v3.11.2.2", evil],
+        check=True,
+        env=env,
+    )
+    report = e.sync()
+    out = e.state / "releases" / "pyexample" / "v3.11.2.2"
+    assert not out.exists() and e.new_forge().get_release("v3.11.2.2") is None
+    assert not [a for a in report.applied if a.kind == "release"]
+    assert any("release held" in p and "v3.11.2.2" in p for p in report.problems), report.problems

@@ -222,6 +222,9 @@ def pull_commits(
         obj = fake.synth(path, "get", 200, {}, list_item=True)
         obj.update(sha=sha, node_id=f"C_{sha[:8]}", url=f"{api}/commits/{sha}")
         obj["commit"].update(message=c.message, url=f"{api}/git/commits/{sha}")
+        for who, sig in (("author", c.author), ("committer", c.committer)):
+            obj[who] = fake.user(sig.name.replace(" ", "-") or "ghost")
+            obj["commit"][who] = {"name": sig.name, "email": sig.email, "date": _now()}
         obj["parents"] = [{"sha": str(x), "url": f"{api}/commits/{x}"} for x in c.parent_ids]
         out.append(obj)
     return 200, out, headers
@@ -395,6 +398,20 @@ def create_comment(
     }
     st.comments.append(c)
     return 201, fake.comment_obj(st, c, path, "post", 201), {}
+
+
+def list_issue_comments(
+    fake: FakeGitHub,
+    st: RepoState,
+    path: str,
+    q: dict[str, str],
+    data: Any,
+    login: str,
+    number: str,
+) -> Result:
+    items = [c for c in st.comments if c["number"] == int(number)]
+    page, headers = _paginate(fake, path, q, items)
+    return 200, [fake.comment_obj(st, c, path, "get", 200, list_item=True) for c in page], headers
 
 
 def edit_comment(
@@ -1068,6 +1085,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Any]] = [
         ("POST", r"/issues/(?P<number>\d+)/labels", add_labels),
         ("GET", r"/actions/runs/(?P<run_id>\d+)/jobs", run_jobs),
         ("POST", r"/issues/(?P<number>\d+)/comments", create_comment),
+        ("GET", r"/issues/(?P<number>\d+)/comments", list_issue_comments),
         ("GET", r"/issues/comments", list_repo_comments),
         ("PATCH", r"/issues/comments/(?P<comment_id>\d+)", edit_comment),
         ("POST", r"/statuses/(?P<sha>[0-9a-f]{40})", create_status),

@@ -123,6 +123,7 @@ class MergePR:
 class SkipPR:
     kind: ClassVar[ActionKind] = "skip"
     pr: int
+    by: str = ""  # the maintainer who asked
 
 
 @dataclass(frozen=True)

@@ -157,7 +157,10 @@ class Applier:
         elif isinstance(p, SkipPR):
             pr = f.get_pr(p.pr)
             f.set_labels(p.pr, sorted({*pr.labels, self.policy.label("skip")}))
-            f.close_pr(p.pr)
+            # The controller's closing comment is the record of the skip: a label and a
+            # closed state anyone with write access can set are not.
+            why = closing_comment(a.series, p.pr, kind="skipped", detail=p.by, branch=pr.base)
+            f.close_pr(p.pr, comment=why)
         elif isinstance(p, Retest):
             self._retest(p)
         elif isinstance(p, MergePR):

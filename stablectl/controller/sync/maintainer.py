@@ -153,7 +153,7 @@ def pr_command(c: Comment, cmd: Command, pr: PullRequest | None) -> list[Action]
     series = pr.marker.series
     if cmd.kind == "skip":
         return [
-            Action(series, f"#{pr.number}", f"skipped by {c.user}", SkipPR(pr.number)),
+            Action(series, f"#{pr.number}", f"skipped by {c.user}", SkipPR(pr.number, c.user)),
             reply(
                 c,
                 "reply-done",

@@ -211,7 +211,7 @@ def reply(c: Comment, kind: str, detail: str) -> Action:
 
 def closing_comment(series: str, pr: int, *, kind: str, detail: str, branch: str) -> str:
     """The comment a PR is closed with (why, in words), carrying a `closing` marker."""
-    marker = Marker("closing", series, extra={"pr": str(pr)}).render()
+    marker = Marker("closing", series, extra={"pr": str(pr), "why": kind}).render()
     return render("comment.md.j2", kind=kind, detail=detail, branch=branch, user="", marker=marker)
 
 

@@ -34,6 +34,7 @@ class SeriesView:
     branches: Mapping[str, str]  # stablectl's branches of this series on the fork -> head
     fixes: Mapping[str, FixStatus]  # fix key -> its status in the plan
     skipping: frozenset[int] = frozenset()  # PRs a `/stablectl skip` of this run closes
+    skips: frozenset[int] = frozenset()  # closed PRs the controller closed as skipped
     skip_label: str = "skipped"
     own_labels: frozenset[str] = frozenset()  # the labels sync decides
 
@@ -46,21 +47,35 @@ class Reconciled:
 
 
 def skipped_fixes(
-    prs: Iterable[PullRequest], skip_label: str, skipping: Collection[int] = frozenset()
+    prs: Iterable[PullRequest],
+    skip_label: str,
+    skipping: Collection[int] = frozenset(),
+    skips: Collection[int] = frozenset(),
 ) -> set[str]:
-    """The fixes a maintainer skipped: their PR was closed with the skip label, or a
-    `/stablectl skip` of this run closes it (`skipping`)."""
+    """The fixes a maintainer skipped: their PR was closed with the skip label by the
+    controller (`skips`: its closing comment records it), or a `/stablectl skip` of this run
+    closes it (`skipping`)."""
     return {
         p.marker.original
         for p in prs
-        if p.marker and (p.number in skipping or (p.state == "closed" and skip_label in p.labels))
+        if p.marker
+        and (
+            p.number in skipping
+            or (p.state == "closed" and skip_label in p.labels and p.number in skips)
+        )
     }
 
 
 def reconcile(wanted: Sequence[Wanted], view: SeriesView) -> Reconciled:
     out = Reconciled()
     open_by_key = _open_prs(view, out)
-    skipped = skipped_fixes(view.prs, view.skip_label, view.skipping)
+    skipped = skipped_fixes(view.prs, view.skip_label, view.skipping, view.skips)
+    for p in view.prs:
+        if p.state == "closed" and view.skip_label in p.labels and p.number not in view.skips:
+            out.notices.append(
+                f"{view.series}: #{p.number} carries the {view.skip_label!r} label but no "
+                "maintainer skipped it through stablectl: the fix stays wanted"
+            )
     for w in wanted:
         pr = open_by_key.get(w.key)
         if pr is None and w.key in skipped and not w.requested_by:

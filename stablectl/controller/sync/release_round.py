@@ -19,6 +19,7 @@ import pygit2
 
 from stablectl.controller import release_history as rel
 from stablectl.controller.gate import evaluate_gate
+from stablectl.controller.identities import recorded_skips
 from stablectl.controller.plan import Plan, SeriesPlan
 from stablectl.controller.release_key import (
     policy_trust,
@@ -98,7 +99,11 @@ class ReleaseRound(ReleaseGuards):
         out += publishing
         if apply is not None and publishing:
             apply(publishing)
-        skipped = skipped_fixes(prs, self.policy.label("skip"))
+        label = self.policy.label("skip")
+        mine = [p for p in prs if p.marker and p.marker.series == s.name]
+        skipped = skipped_fixes(
+            prs, label, skips=recorded_skips(self.policy, self.forge, mine, label)
+        )
         pending = half_fixes(sp, sr, skipped=skipped)
         proposing = self.decide_proposal(s, sr, tip, rpr, pending=pending)
         out += proposing
@@ -240,7 +245,7 @@ class ReleaseRound(ReleaseGuards):
         tag = rel.tag_of(p, s, sr.next_n)
         head = rel.release_commit(repo, p, s, tip=tip, version=version, fixes=sr.unreleased)
         if rpr is not None and rpr.head_sha == head:
-            return out
+            return out + self._restored(s, rpr, sr, version=version, tag=tag)
         self._never_reused(tag, None)
         direct = self._unreleased(sr, s, self._verifiable(s))
         return [
@@ -256,6 +261,34 @@ class ReleaseRound(ReleaseGuards):
                 direct=direct,
             ),
         ]
+
+    def _restored(
+        self, s: Series, rpr: PullRequest, sr: rel.SeriesReleases, *, version: str, tag: str
+    ) -> list[Action]:
+        """The release PR's title and body as stablectl wrote them: anyone with write access
+        can edit them (drop the list of commits pushed straight, say), so each run puts them
+        back. Its marker's values are reused only where the release key vouches for them."""
+        m = rpr.marker
+        assert m is not None
+        deadline, untrusted = review_deadline(policy_trust(self.policy), m.extra, s.name)
+        if deadline is None:
+            self.findings.problem(f"{s.name}: release PR #{rpr.number}: {untrusted}")
+            return []
+        direct = self._unreleased(sr, s, self._verifiable(s))
+        title, body = release_pr_text(
+            self.policy,
+            s,
+            version=version,
+            tag=tag,
+            fixes=sr.unreleased,
+            deadline=deadline,
+            marker=Marker("release", s.name, extra=dict(m.extra)),
+            direct=direct,
+        )
+        if (title, body) == (rpr.title, rpr.body):
+            return []
+        update = UpdatePR(rpr.number, title, body)
+        return [Action(s.name, f"#{rpr.number}", "release PR text restored", update)]
 
     def _release_pr(
         self,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from stablectl.controller.identities import stablectl_prs
+from stablectl.controller.identities import recorded_skips, stablectl_prs
 from stablectl.controller.plan import Plan, SeriesPlan
 from stablectl.controller.release_key import policy_trust
 from stablectl.controller.sync.actions import (
@@ -193,6 +193,12 @@ class Syncer:
                 for pf in sp.fixes
             },
             skipping=skipping,
+            skips=recorded_skips(
+                self.policy,
+                self.forge,
+                [p for p in mine if p.marker and p.marker.series == s.name],
+                self.policy.label("skip"),
+            ),
             skip_label=self.policy.label("skip"),
             own_labels=frozenset(own_labels(self.policy)),
         )
