@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -72,7 +73,7 @@ def sync(
     else:
         show(report)
     if in_github_actions():
-        write_actions_summary(report)
+        write_actions_summary(report, state / "releases" / policy.project)
     ctx.exit(1 if report.problems else 0)
 
 
@@ -117,7 +118,7 @@ def show(report: SyncReport) -> None:
     )
 
 
-def write_actions_summary(report: SyncReport) -> None:
+def write_actions_summary(report: SyncReport, releases_dir: Path | None = None) -> None:
     """Markdown job summary and ::error/::warning annotations for GitHub Actions."""
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if path:
@@ -127,8 +128,16 @@ def write_actions_summary(report: SyncReport) -> None:
     if out:
         # The tags this run published: the workflow builds and tests each from its tarball.
         released = sorted({a.target for a in report.applied if a.kind == "release"})
+        # The SHA-256 of each SHA256SUMS this run built: the Sigstore job signs a file it
+        # downloads only when it is this one (not an asset swapped in between).
+        sums = {}
+        for tag in released:
+            sums_file = releases_dir / tag / "SHA256SUMS" if releases_dir else None
+            if sums_file is not None and sums_file.is_file():
+                sums[tag] = hashlib.sha256(sums_file.read_bytes()).hexdigest()
         with open(out, "a", encoding="utf-8") as f:
             f.write(f"released={json.dumps(released)}\n")
+            f.write(f"released_sums={json.dumps(sums, sort_keys=True)}\n")
     for p in report.problems:
         print(f"::error title=stablectl sync::{_escape_annotation(p)}")
     for n in report.warnings:

@@ -12,7 +12,6 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Literal, cast
 
@@ -42,10 +41,10 @@ from stablectl.forge.base import (
     StatusState,
     UpstreamIssue,
     parse_time,
-    status_to_check,
 )
 from stablectl.forge.github_rest import (
     call_json,
+    checks_of,
     comment_of,
     message,
     operation,
@@ -288,31 +287,12 @@ class GitHubForge:
 
     def checks(self, sha: str) -> list[CheckState]:
         with self._op("checks", f"checks of {sha[:12]} on {self.fork_slug}"):
-            # The statuses list (newest first) names each status's creator; the combined
-            # status does not. A result counts by who reported it, so keep one per source.
-            found: dict[tuple[str, str], CheckState] = {}
-            for st in pages(self.session, self._url("commits", sha, "statuses")):
-                creator = (st.get("creator") or {}).get("login", "")
-                key = (st["context"], creator)
-                if key not in found:
-                    c = status_to_check(st["context"], st["state"], st.get("target_url") or "")
-                    found[key] = replace(c, source=creator)
-            runs = sorted(
-                pages(self.session, self._url("commits", sha, "check-runs"), list_key="check_runs"),
-                key=lambda r: (r.get("started_at") or "", r["id"]),
+            # The statuses list names each status's creator (the combined status does not).
+            statuses = pages(self.session, self._url("commits", sha, "statuses"))
+            runs = pages(
+                self.session, self._url("commits", sha, "check-runs"), list_key="check_runs"
             )
-            for r in runs:  # latest run per name and app wins
-                app = (r.get("app") or {}).get("slug") or ""
-                source = f"{app}[bot]" if app else ""
-                found[(r["name"], source)] = CheckState(
-                    r["name"],
-                    r["status"],
-                    r.get("conclusion"),
-                    r.get("html_url") or r.get("details_url") or "",
-                    "check_run",
-                    source,
-                )
-            return [found[k] for k in sorted(found)]
+            return checks_of(statuses, runs)
 
     def set_status(
         self, sha: str, name: str, state: StatusState, url: str = "", description: str = ""

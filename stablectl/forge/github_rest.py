@@ -6,8 +6,9 @@ one status, paginated lists (Link: rel="next"), and each github3 exception turne
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, Literal
 
 import github3.exceptions as gh_exc
@@ -20,6 +21,7 @@ from stablectl.errors import redact
 from stablectl.forge.base import (
     Asset,
     AuthError,
+    CheckState,
     Comment,
     ConflictError,
     ForgeError,
@@ -29,6 +31,7 @@ from stablectl.forge.base import (
     PullRequest,
     Release,
     parse_time,
+    status_to_check,
 )
 
 
@@ -160,6 +163,28 @@ def pull_request_of(p: GhPullRequest | GhShortPullRequest) -> PullRequest:
         merged_by=((raw.get("merged_by") or {}).get("login") or None) if merged else None,
         merged_at=parse_time(raw["merged_at"]) if merged else None,
     )
+
+
+def checks_of(
+    statuses: Iterable[dict[str, Any]], runs: Iterable[dict[str, Any]]
+) -> list[CheckState]:
+    """Commit statuses (newest first, as GitHub lists them) and check runs as CheckStates:
+    the latest per name *and* source (a status's creator; a check run's app as its bot login,
+    `<slug>[bot]`), so that one reporter's result never hides another's."""
+    found: dict[tuple[str, str], CheckState] = {}
+    for st in statuses:
+        creator = (st.get("creator") or {}).get("login", "")
+        if (st["context"], creator) not in found:
+            c = status_to_check(st["context"], st["state"], st.get("target_url") or "")
+            found[(st["context"], creator)] = replace(c, source=creator)
+    for r in sorted(runs, key=lambda r: (r.get("started_at") or "", r["id"])):
+        app = (r.get("app") or {}).get("slug") or ""
+        source = f"{app}[bot]" if app else ""
+        url = r.get("html_url") or r.get("details_url") or ""
+        found[(r["name"], source)] = CheckState(
+            r["name"], r["status"], r.get("conclusion"), url, "check_run", source
+        )
+    return [found[k] for k in sorted(found)]
 
 
 def comment_of(raw: dict[str, Any]) -> Comment:

@@ -319,6 +319,16 @@ def test_an_excluded_commit_pushed_straight_is_an_error(
     assert any("release held" in p and "policy excludes" in p for p in report.problems)
 
 
+def push_an_unselected_pick(e: SyncEnv) -> str:
+    """Upstream tidies something no rule flags; Mallory pushes its verbatim `cherry-pick -x`
+    straight to the stable branch. Returns the pushed commit."""
+    up = History(e.example.upstream, clock=2_000_000_000)
+    other = up.commit("main", "gh-3900: Tidy mod12 (#3901)", {"Modules/mod12.c": "/* tidy */\n"})
+    fork = History(e.example.fork, clock=2_100_000_000)
+    upstream = pygit2.Repository(str(e.example.upstream))
+    return fork.backport(other, "3.11.2-stable", prefix="", source=upstream)
+
+
 def test_a_commit_pushed_straight_is_listed_in_the_release_pr(
     request: pytest.FixtureRequest,
     tmp_path: Path,
@@ -329,12 +339,7 @@ def test_a_commit_pushed_straight_is_listed_in_the_release_pr(
     code, so not an error, but named by verify (an error under --require-reviewed) and listed
     above the fixes in the next release PR, where the maintainers approving it see it."""
     e = _released_once(request, "local", tmp_path, monkeypatch)
-    up = History(e.example.upstream, clock=2_000_000_000)
-    other = up.commit("main", "gh-3900: Tidy mod12 (#3901)", {"Modules/mod12.c": "/* tidy */\n"})
-    fork = History(e.example.fork, clock=2_100_000_000)
-    picked = fork.backport(
-        other, "3.11.2-stable", prefix="", source=pygit2.Repository(str(e.example.upstream))
-    )
+    picked = push_an_unselected_pick(e)
     found = verify_errors(e, capsys)
     assert any(f.startswith(picked) and "did not come through" in f for f in found), found
     strict = verify_errors(e, capsys, "--require-reviewed")
@@ -596,12 +601,7 @@ def test_an_edited_merged_pr_launders_no_direct_push(
     counted as having come through it (prefixes, both ways), so a pick pushed straight passed
     `verify --require-reviewed` and was released unlisted."""
     e = _released_once(request, kind, tmp_path, monkeypatch)
-    up = History(e.example.upstream, clock=2_000_000_000)
-    other = up.commit("main", "gh-3900: Tidy mod12 (#3901)", {"Modules/mod12.c": "/* tidy */\n"})
-    fork = History(e.example.fork, clock=2_100_000_000)
-    picked = fork.backport(
-        other, "3.11.2-stable", prefix="", source=pygit2.Repository(str(e.example.upstream))
-    )
+    picked = push_an_unselected_pick(e)
     merged = next(
         p
         for p in e.new_forge().list_prs("all")
@@ -651,12 +651,7 @@ def test_an_edited_release_pr_body_is_restored(
     """Mallory deletes the list of commits pushed straight from the release PR's body; sync
     never rewrote it, and the maintainers approved a release they were not told about."""
     e = _released_once(request, kind, tmp_path, monkeypatch)
-    up = History(e.example.upstream, clock=2_000_000_000)
-    other = up.commit("main", "gh-3900: Tidy mod12 (#3901)", {"Modules/mod12.c": "/* tidy */\n"})
-    fork = History(e.example.fork, clock=2_100_000_000)
-    fork.backport(
-        other, "3.11.2-stable", prefix="", source=pygit2.Repository(str(e.example.upstream))
-    )
+    push_an_unselected_pick(e)
     e.comment(release_pr_number(e), "/stablectl release 3.11.2", "maint")
     e.sync()
     rpr = release_pr(e)

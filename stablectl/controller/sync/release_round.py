@@ -245,7 +245,13 @@ class ReleaseRound(ReleaseGuards):
         tag = rel.tag_of(p, s, sr.next_n)
         head = rel.release_commit(repo, p, s, tip=tip, version=version, fixes=sr.unreleased)
         if rpr is not None and rpr.head_sha == head:
-            return out + self._restored(s, rpr, sr, version=version, tag=tag)
+            assert rpr.marker is not None
+            trust = policy_trust(p)
+            deadline, _untrusted = review_deadline(trust, rpr.marker.extra, s.name)
+            if deadline is not None:
+                return out + self._restored(s, rpr, sr, deadline, version=version, tag=tag)
+            # A window nobody can vouch for (edited, or from before windows were signed):
+            # proposed again with a new, signed one; the review starts over.
         self._never_reused(tag, None)
         direct = self._unreleased(sr, s, self._verifiable(s))
         return [
@@ -263,17 +269,20 @@ class ReleaseRound(ReleaseGuards):
         ]
 
     def _restored(
-        self, s: Series, rpr: PullRequest, sr: rel.SeriesReleases, *, version: str, tag: str
+        self,
+        s: Series,
+        rpr: PullRequest,
+        sr: rel.SeriesReleases,
+        deadline: dt.datetime,
+        *,
+        version: str,
+        tag: str,
     ) -> list[Action]:
         """The release PR's title and body as stablectl wrote them: anyone with write access
         can edit them (drop the list of commits pushed straight, say), so each run puts them
         back. Its marker's values are reused only where the release key vouches for them."""
         m = rpr.marker
         assert m is not None
-        deadline, untrusted = review_deadline(policy_trust(self.policy), m.extra, s.name)
-        if deadline is None:
-            self.findings.problem(f"{s.name}: release PR #{rpr.number}: {untrusted}")
-            return []
         direct = self._unreleased(sr, s, self._verifiable(s))
         title, body = release_pr_text(
             self.policy,

@@ -152,7 +152,7 @@ def test_skip_labels_then_closes_and_close_comments_with_a_marker(tmp_path: Path
     a.apply([act(SkipPR(3)), act(ClosePR(4, "closed-applied", "on the branch", None))])
     assert forge.calls == [
         ("set_labels", (3, ("backport", "skipped"))),
-        ("close_pr", (3, False)),
+        ("close_pr", (3, True)),  # the controller's closing comment records the skip
         ("close_pr", (4, True)),
     ]
 

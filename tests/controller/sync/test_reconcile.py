@@ -70,6 +70,7 @@ def view(prs: list[PullRequest], branches: dict[str, str], **kw: object) -> Seri
         branches=branches,
         fixes=kw.get("fixes", {}),  # type: ignore[arg-type]
         skipping=frozenset(kw.get("skipping", ())),  # type: ignore[arg-type]
+        skips=frozenset(kw.get("skips", ())),  # type: ignore[arg-type]
         skip_label="skipped",
         own_labels=OWN,
     )
@@ -177,8 +178,11 @@ def test_a_stray_branch_is_deleted() -> None:
 def test_a_skipped_fix_gets_no_new_pr() -> None:
     w = wanted()
     closed = pr_for(w, state="closed", labels=("backport", "skipped"))
-    out = reconcile([w], view([closed], {}))
+    out = reconcile([w], view([closed], {}, skips={closed.number}))
     assert out.actions == [] and out.notices == [f"3.11.2: {KEY_A[:10]} skipped by a maintainer"]
+    # The label and the closed state alone (anyone with write access sets them) skip nothing.
+    out = reconcile([w], view([closed], {}))
+    assert out.actions and any("no maintainer skipped it" in n for n in out.notices)
     # A skip in this very run counts too.
     open_pr = pr_for(w)
     out = reconcile([w], view([open_pr], {w.branch: HEAD_A}, skipping={open_pr.number}))

@@ -415,10 +415,15 @@ def test_actions_output_names_the_published_tags(
     argv = ["--state-dir", str(e.state), "sync", "--policy", str(e.policy_path)]
     r = run_cli(capsys, *argv)
     assert r.code == 0, r.err
-    assert out.read_text() == 'released=["v3.11.2.1"]\n'
+    sums = e.state / "releases" / "pyexample" / "v3.11.2.1" / "SHA256SUMS"
+    digest = hashlib.sha256(sums.read_bytes()).hexdigest()
+    # The hash of the SHA256SUMS sync built: release-sign signs the published one only if equal.
+    assert out.read_text() == (
+        f'released=["v3.11.2.1"]\nreleased_sums={{"v3.11.2.1": "{digest}"}}\n'
+    )
     out.unlink()
     assert run_cli(capsys, *argv).code == 0
-    assert out.read_text() == "released=[]\n"  # nothing published: the jobs are skipped
+    assert out.read_text() == "released=[]\nreleased_sums={}\n"  # nothing published
 
 
 def test_release_notes_list_what_the_line_is_not_affected_by(tmp_path: Path) -> None:
