@@ -13,7 +13,7 @@ from stablectl.cli.output import console, print_json
 from stablectl.controller.identities import stablectl_prs
 from stablectl.forge import open_forge
 from stablectl.forge.base import Forge, PullRequest
-from stablectl.policy import Policy, load_policy
+from stablectl.policy import Policy, load_policy, login_key
 
 
 def _summary(forge: Forge, pr: PullRequest, policy: Policy) -> tuple[str, str]:
@@ -30,7 +30,7 @@ def _summary(forge: Forge, pr: PullRequest, policy: Policy) -> tuple[str, str]:
     latest: dict[str, tuple[str, str]] = {}
     for r in forge.reviews(pr.number):
         if r.state in ("APPROVED", "CHANGES_REQUESTED"):
-            latest[r.user.lower()] = (r.state, r.commit)
+            latest[login_key(r.user)] = (r.state, r.commit)
     approvals = sum(
         1 for u, (s, c) in latest.items() if s == "APPROVED" and u in maint and c == pr.head_sha
     )

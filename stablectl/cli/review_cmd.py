@@ -14,7 +14,7 @@ from stablectl.cli.output import console
 from stablectl.errors import UsageError
 from stablectl.forge import open_forge
 from stablectl.forge.base import ReviewState
-from stablectl.policy import load_policy
+from stablectl.policy import load_policy, login_key
 
 
 @click.command("review")
@@ -45,10 +45,10 @@ def review(
         "comment": "COMMENTED",
     }[verdict]  # type: ignore[assignment]
     pr = forge.get_pr(number)
-    if state != "COMMENTED" and who.lower() == pr.author.lower():
+    if state != "COMMENTED" and login_key(who) == login_key(pr.author):
         raise UsageError(f"{who} opened PR #{number} and cannot review it as {verdict}")
     r = forge.review(number, who, state, body)
-    maint = who.lower() in {m.lower() for m in policy.maintainers}
+    maint = login_key(who) in {m.lower() for m in policy.maintainers}
     console().print(
         f"PR #{number}: {who} {state.lower().replace('_', ' ')} at {r.commit[:10]}"
         + ("" if maint else " [yellow](not a maintainer in the policy: it will not count)")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from stablectl.controller.identities import required_checks
 from stablectl.forge.base import Forge, PullRequest, Review
-from stablectl.policy import Policy
+from stablectl.policy import Policy, login_key
 
 
 @dataclass(frozen=True)
@@ -29,13 +29,13 @@ def approvers_of(policy: Policy, pr: PullRequest, reviews: list[Review]) -> list
     latest: dict[str, Review] = {}
     for r in reviews:
         if r.state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
-            latest[r.user.lower()] = r
+            latest[login_key(r.user)] = r
     return sorted(
         u
         for u, r in latest.items()
         if r.state == "APPROVED"
         and u in maint
-        and u != pr.author.lower()
+        and u != login_key(pr.author)
         and r.commit == pr.head_sha
     )
 
@@ -46,7 +46,7 @@ def evaluate_gate(policy: Policy, forge: Forge, pr: PullRequest) -> GateResult:
     latest: dict[str, Review] = {}
     for r in forge.reviews(pr.number):
         if r.state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
-            latest[r.user.lower()] = r
+            latest[login_key(r.user)] = r
     blockers = sorted(u for u, r in latest.items() if r.state == "CHANGES_REQUESTED" and u in maint)
     if blockers:
         return GateResult(False, f"changes requested by {', '.join(blockers)}")

@@ -17,14 +17,16 @@ from dataclasses import dataclass
 from typing import Literal
 
 from stablectl.forge.base import CheckState, Comment, Forge, Marker, PullRequest
-from stablectl.policy import Policy
+from stablectl.policy import Policy, login_key
 
 
 def trusted_author(policy: Policy, login: str | None) -> bool:
     """The controller, or a maintainer."""
     if not login:
         return False
-    return policy.is_controller(login) or login.lower() in {m.lower() for m in policy.maintainers}
+    return policy.is_controller(login) or login_key(login) in {
+        m.lower() for m in policy.maintainers
+    }
 
 
 def stablectl_prs(

@@ -29,6 +29,7 @@ from stablectl.controller.release_history import (
     scan_series,
     tag_of,
 )
+from stablectl.controller.release_key import policy_trust, review_deadline
 from stablectl.controller.selection import FixState
 from stablectl.controller.vex import VEX_NAME, vex_document
 from stablectl.forge.base import CheckState, Forge, PullRequest
@@ -134,7 +135,7 @@ def _series(src: _Sources, sp: SeriesPlan, tip: str) -> JSONDoc:
         "merged_unreleased": merged,
         "not_applicable": not_applicable,
         "releases": releases,
-        "release_pr": _release_pr_json(src.release_prs.get(s.name)),
+        "release_pr": _release_pr_json(src.policy, s, src.release_prs.get(s.name)),
         "cves": {
             "fixed": sorted({c for r in releases for c in r["cves"]}),
             "merged": sorted({c for f in merged for c in f["cves"]}),
@@ -194,12 +195,16 @@ def _release_json(
     }
 
 
-def _release_pr_json(pr: PullRequest | None) -> JSONDoc | None:
+def _release_pr_json(policy: Policy, s: Series, pr: PullRequest | None) -> JSONDoc | None:
     """The release under review: its PR, version and the deadline before which it is not
-    merged (downstreams review it until then)."""
+    merged (downstreams review it until then). The deadline is shown only where the release
+    key vouches for it (keys pinned): a window edited in the PR body is none."""
     if pr is None or pr.marker is None:
         return None
     extra = pr.marker.extra
+    deadline, _untrusted = review_deadline(policy_trust(policy), extra, s.name)
+    if deadline is None:
+        return None
     return {
         "number": pr.number,
         "url": pr.url,

@@ -32,6 +32,7 @@ from stablectl.policy.model import (
     Policy,
     Release,
     Signing,
+    login_key,
 )
 from stablectl.policy.rules import (
     FOLLOW_UP_REFS,
@@ -84,6 +85,7 @@ __all__ = [
     "json_schema",
     "load_policy",
     "load_policy_text",
+    "login_key",
     "policy_positions",
     "semantic_error",
 ]

@@ -56,6 +56,15 @@ LOCAL_CI_IDENTITY = "stablectl-ci"
 GITHUB_ACTIONS_IDENTITY = "github-actions[bot]"
 
 
+def login_key(login: str | None) -> str:
+    """How a forge login is compared: case-insensitively, as GitHub compares them, and only
+    when it is ASCII (GitHub's logins are): `"\u212a".lower()` is `"k"`, so a look-alike login
+    a forge without GitHub's rules accepts must never match a maintainer's."""
+    if not login:
+        return "\0"
+    return login.lower() if login.isascii() else "\0" + login
+
+
 class Identities(Model):
     """Who may act on the fork, by the identity the forge records (a login; an app as its bot
     login, `<slug>[bot]`). Anything written by anyone else is read as data, never obeyed:
@@ -333,7 +342,7 @@ class Policy(Model):
         return self.identities.controller or self.identity.name
 
     def is_controller(self, login: str | None) -> bool:
-        return bool(login) and str(login).lower() == self.controller.lower()
+        return login_key(login) == login_key(self.controller)
 
     def ci_identities(self, check: str = "") -> list[str]:
         """Who may report check `check` (any required check where `check` is empty)."""
@@ -347,9 +356,7 @@ class Policy(Model):
         return [LOCAL_CI_IDENTITY if self.forge.kind == "local" else GITHUB_ACTIONS_IDENTITY]
 
     def is_ci(self, login: str | None, check: str = "") -> bool:
-        if not login:
-            return False
-        return login.lower() in {x.lower() for x in self.ci_identities(check)}
+        return login_key(login) in {login_key(x) for x in self.ci_identities(check)}
 
     def queue_refs(self) -> tuple[str, ...]:
         """The cache refs of the series' patch queues (fetched from upstream's URL, but

@@ -692,3 +692,23 @@ def test_a_tag_pushed_on_a_pushed_release_commit_is_never_signed(
     assert not out.exists() and e.new_forge().get_release("v3.11.2.2") is None
     assert not [a for a in report.applied if a.kind == "release"]
     assert any("release held" in p and "v3.11.2.2" in p for p in report.problems), report.problems
+
+
+def test_look_alike_logins_never_match() -> None:
+    """`"\u212a".lower()` (KELVIN SIGN) is `"k"`: on a forge that accepts any name (the local
+    one), a look-alike of a maintainer's, the controller's or the CI's login counted as theirs."""
+    from stablectl.controller.gate import approvers_of
+    from stablectl.controller.identities import trusted_author
+    from stablectl.forge.base import PullRequest, Review
+    from tests.helpers import minimal_policy
+
+    policy = minimal_policy("maintainers: [kate]\nidentities: {controller: kbot, ci: [kci]}\n")
+    k = "\u212a"
+    assert trusted_author(policy, "KATE") and policy.is_controller("KBot") and policy.is_ci("kci")
+    assert not trusted_author(policy, f"{k}ate") and not trusted_author(policy, f"{k}bot")
+    assert not policy.is_controller(f"{k}bot") and not policy.is_ci(f"{k}ci")
+    pr = PullRequest(1, "t", "", "h", "b", "a" * 40, "open", False, (), "kbot", "u")
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    reviews = [Review(1, f"{k}ate", "APPROVED", "a" * 40, at)]
+    assert approvers_of(policy, pr, reviews) == []
+    assert approvers_of(policy, pr, [Review(2, "Kate", "APPROVED", "a" * 40, at)]) == ["kate"]

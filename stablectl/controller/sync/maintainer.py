@@ -15,7 +15,7 @@ from stablectl.controller.missing_names import MissingName, from_comment
 from stablectl.controller.sync.actions import Action, Retest, SkipPR
 from stablectl.controller.sync.presentation import reply
 from stablectl.forge.base import Comment, Marker, PullRequest
-from stablectl.policy import Policy
+from stablectl.policy import Policy, login_key
 
 EDITED = (
     "this comment was edited after it was posted, and anyone with write access can edit a "
@@ -68,7 +68,7 @@ def read_commands(
             continue  # stablectl's own comments (and the CI's)
         for cmd in parse_commands(c.body):
             done = str(c.id) in answered
-            allowed = c.user.lower() in maintainers
+            allowed = login_key(c.user) in maintainers
             if isinstance(cmd, Problem):  # answered for maintainers only
                 if not done and allowed:
                     out.actions.append(reply(c, "reply-error", cmd.text))

@@ -16,7 +16,7 @@ from stablectl.gitops.git import run_git
 from stablectl.gitops.messages import adapted_of, is_infrastructure
 from stablectl.gitops.objects import first_parent_diff
 from stablectl.gitops.provenance import Reproduction
-from stablectl.policy import Policy, Series
+from stablectl.policy import Policy, Series, login_key
 
 
 def audit_commits(
@@ -341,10 +341,10 @@ def _approving(
     latest: dict[str, Review] = {}
     for rv in reviews:
         if rv.state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
-            latest[rv.user.lower()] = rv
+            latest[login_key(rv.user)] = rv
     out = []
     for user, rv in sorted(latest.items()):
-        if rv.state != "APPROVED" or user not in maint or user == author.lower():
+        if rv.state != "APPROVED" or user not in maint or user == login_key(author):
             continue
         if rv.commit == e.commit or _same_interdiff(a, series, rv.commit, e):
             out.append(user)
