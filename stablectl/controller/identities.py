@@ -29,6 +29,13 @@ def trusted_author(policy: Policy, login: str | None) -> bool:
     }
 
 
+def branch_key(branch: str) -> str | None:
+    """The fix-key prefix a stablectl branch names (None for another branch)."""
+    parts = branch.split("/")
+    ok = len(parts) == 3 and parts[0] == "stablectl" and len(parts[2]) == 12
+    return parts[2] if ok and all(c in "0123456789abcdef" for c in parts[2]) else None
+
+
 def stablectl_prs(
     policy: Policy, forge: Forge, state: Literal["open", "all"] = "open"
 ) -> list[PullRequest]:

@@ -43,7 +43,7 @@ def merge_blockers(
     head_commit = find_commit(cache.repo, head)
     if head_commit is None:
         return [f"{head[:10]} is not in the cache (fetch the fork)"]
-    a = Audit(ws, policy, forge=forge, require_reviewed=True)
+    a = Audit(ws, policy, forge=forge, require_reviewed=True, merging=True)
     audit_commits(a, series, cache.upstream_tag(series.base), head_commit.id, tip)
     return a.report.errors()
 

@@ -712,3 +712,100 @@ def test_look_alike_logins_never_match() -> None:
     reviews = [Review(1, f"{k}ate", "APPROVED", "a" * 40, at)]
     assert approvers_of(policy, pr, reviews) == []
     assert approvers_of(policy, pr, [Review(2, "Kate", "APPROVED", "a" * 40, at)]) == ["kate"]
+
+
+# ---------------------------------------------------------------- a second attacker's round
+
+
+def test_an_old_skip_relabelled_drops_no_fix(env: SyncEnv) -> None:
+    """A maintainer skipped one fix; Mallory edits that closed PR's marker to name a pending
+    security fix, then closes the security fix's PR: the fix was dropped for good. Which fix
+    a PR is now comes from its head branch, which nobody changes once the PR exists."""
+    env.sync()
+    prs = [p for p in env.open_prs() if p.marker.kind == "backport"]
+    sec = next(p for p in prs if "security" in p.labels and not p.draft)
+    other = next(p for p in prs if p.number != sec.number)
+    env.comment(other.number, "/stablectl skip", "maint")
+    env.sync()
+    assert env.new_forge().get_pr(other.number).state == "closed"
+    m = as_mallory(env)
+    pr = m.get_pr(other.number)
+    assert pr.marker is not None
+    forged = Marker(
+        "backport",
+        pr.marker.series,
+        original=sec.marker.original,
+        source=sec.marker.original,
+        extra=dict(pr.marker.extra),
+    )
+    m.update_pr(other.number, body=pr.body + "\n" + forged.render())
+    m.close_pr(sec.number)
+    env.sync()
+    assert [p for p in env.open_prs() if p.marker.original == sec.marker.original]
+
+
+def _fgit(e: SyncEnv, *args: str) -> str:
+    env = {**os.environ, "GIT_COMMITTER_NAME": "m", "GIT_COMMITTER_EMAIL": "m@m"}
+    env |= {"GIT_AUTHOR_NAME": "m", "GIT_AUTHOR_EMAIL": "m@m"}
+    git = ["git", "--git-dir", str(e.example.fork), *args]
+    return subprocess.run(git, capture_output=True, text=True, check=True, env=env).stdout.strip()
+
+
+def plant_adaptation(
+    e: SyncEnv, capsys: pytest.CaptureFixture[str], *, source: str, tree: str, pr: int
+) -> str:
+    """Mallory pushes straight to the stable branch a commit with `tree` that claims to be
+    `source` adapted, reviewed in #`pr`, with the exact interdiff (computed as verify does)."""
+    from stablectl.gitops.messages import Adapted, adapted_message
+
+    tip = _fgit(e, "rev-parse", "3.11.2-stable")
+    msg = f"gh-9999: Tidy\n\n(cherry picked from commit {source})\n"
+    plain = _fgit(e, "commit-tree", tree, "-p", tip, "-m", msg)
+    _fgit(e, "update-ref", "refs/heads/3.11.2-stable", plain)
+    forge = ("--forge-state", str(e.state)) if e.fake is None else ()
+    fresh = e.root / f"scratch-{len(list(e.root.glob('scratch-*')))}"
+    argv = ["--state-dir", str(fresh), "verify", "--policy", str(e.policy_path)]
+    r = run_cli(capsys, *argv, "--commits-only", "--json", "--no-record", *forge)
+    got = next(x for s in r.json()["series"] for x in s["adapted"] if x["commit"] == plain)
+    rec = Adapted(source, got["lines"], pr, got["interdiff"])
+    recorded = _fgit(e, "commit-tree", tree, "-p", tip, "-m", adapted_message(msg, rec))
+    _fgit(e, "update-ref", "refs/heads/3.11.2-stable", recorded)
+    return recorded
+
+
+def test_an_adaptation_pushed_straight_is_an_error(
+    env: SyncEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A commit pushed straight that "adapts" a security fix by carrying the tree of an
+    unrelated, approved PR, whose marker Mallory re-points at the fix: verify accepted the
+    adaptation as reviewed (the release then signed a CVE claim the code did not carry).
+    Which fix a PR backports is read from its commits now, and an adaptation pushed straight
+    is an error."""
+    env.sync()
+    prs = [p for p in env.open_prs() if p.marker.kind == "backport" and not p.draft]
+    sec = next(p for p in prs if "security" in p.labels)
+    tip = _fgit(env, "rev-parse", "3.11.2-stable")
+    other = next(
+        p
+        for p in prs
+        if p.number != sec.number and _fgit(env, "rev-parse", f"{p.head_sha}^") == tip
+    )
+    env.review(other.number)
+    planted = plant_adaptation(
+        env, capsys, source=sec.marker.source, tree=f"{other.head_sha}^{{tree}}", pr=other.number
+    )
+    m = as_mallory(env)
+    pr = m.get_pr(other.number)
+    assert pr.marker is not None
+    forged = Marker(
+        "backport",
+        pr.marker.series,
+        original=sec.marker.original,
+        source=sec.marker.source,
+        extra=dict(pr.marker.extra),
+    )
+    m.update_pr(other.number, body=pr.body + "\n" + forged.render())
+    found = verify_errors(env, capsys)
+    mine = [f for f in found if f.startswith(planted)]
+    assert any("an adaptation must be reviewed and merged through its PR" in f for f in mine)
+    assert any(f"#{other.number} is not the backport of" in f for f in mine), mine

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from stablectl.controller.identities import branch_key
 from stablectl.controller.selection import FixState
 from stablectl.controller.sync.actions import (
     Action,
@@ -52,13 +53,15 @@ def skipped_fixes(
     skipping: Collection[int] = frozenset(),
     skips: Collection[int] = frozenset(),
 ) -> set[str]:
-    """The fixes a maintainer skipped: their PR was closed with the skip label by the
-    controller (`skips`: its closing comment records it), or a `/stablectl skip` of this run
-    closes it (`skipping`)."""
+    """The fixes a maintainer skipped, as the 12-hex prefixes of their keys: their PR was
+    closed with the skip label by the controller (`skips`: its closing comment records it),
+    or a `/stablectl skip` of this run closes it (`skipping`). Which fix a PR is comes from
+    its head branch, `stablectl/<series>/<key[:12]>`, which nobody can change once the PR
+    exists, never from its body (anyone with write access can edit a closed PR's body)."""
     return {
-        p.marker.original
+        key
         for p in prs
-        if p.marker
+        if (key := branch_key(p.head))
         and (
             p.number in skipping
             or (p.state == "closed" and skip_label in p.labels and p.number in skips)
@@ -78,7 +81,7 @@ def reconcile(wanted: Sequence[Wanted], view: SeriesView) -> Reconciled:
             )
     for w in wanted:
         pr = open_by_key.get(w.key)
-        if pr is None and w.key in skipped and not w.requested_by:
+        if pr is None and w.key[:12] in skipped and not w.requested_by:
             note = f"{view.series}: {w.key[:10]} skipped by a maintainer"
             out.notices.append(note)
             out.routine.append(note)

@@ -402,7 +402,7 @@ def half_fixes(sp: SeriesPlan, sr: rel.SeriesReleases, *, skipped: set[str]) -> 
     for pf in sp.fixes:
         fix = pf.candidate.fix
         parents = [k for k in fix.follows_all if k in unreleased]
-        if not parents or fix.key in skipped:
+        if not parents or fix.key[:12] in skipped:
             continue
         if fix.key in unreleased:  # merged in this run, after the plan was made
             continue

@@ -5,16 +5,19 @@ release commits change nothing; infrastructure commits touch only `.github/`."""
 
 from __future__ import annotations
 
+import re
+
 import pygit2
 
+from stablectl.controller.identities import branch_key, trusted_author
 from stablectl.controller.release_history import release_trailer_version
 from stablectl.controller.verify.context import Audit
 from stablectl.controller.verify.report import AdaptedCommit, SeriesAudit
 from stablectl.errors import StablectlError
 from stablectl.forge.base import Forge, Review
 from stablectl.gitops.git import run_git
-from stablectl.gitops.messages import adapted_of, is_infrastructure
-from stablectl.gitops.objects import first_parent_diff
+from stablectl.gitops.messages import adapted_of, is_infrastructure, parse_message
+from stablectl.gitops.objects import find_commit, first_parent_diff
 from stablectl.gitops.provenance import Reproduction
 from stablectl.policy import Policy, Series, login_key
 
@@ -90,12 +93,16 @@ def _commit(
     audit.counts["backports"] += 1
     _excluded(a, series, sha, [r.source, *r.named])
     if r.origin == "upstream":
-        _through_review(a, series, audit, c, r.source)
+        # An adaptation is a change of the mirror's own: it must have come through review.
+        _through_review(a, series, audit, c, r.source, strict=not r.verbatim)
     if r.verbatim:
         audit.counts["identical"] += 1
         return None, True
     _adapted(a, series, audit, c, r)
     return None, True
+
+
+_COULD_NOT_PICK = re.compile(r"^stablectl could not pick ([0-9a-f]{40}) cleanly", re.M)
 
 
 def _excluded(a: Audit, series: Series, sha: str, upstream: list[str]) -> None:
@@ -114,14 +121,20 @@ def _excluded(a: Audit, series: Series, sha: str, upstream: list[str]) -> None:
 
 
 def _through_review(
-    a: Audit, series: Series, audit: SeriesAudit, c: pygit2.Commit, upstream: str
+    a: Audit,
+    series: Series,
+    audit: SeriesAudit,
+    c: pygit2.Commit,
+    upstream: str,
+    *,
+    strict: bool = False,
 ) -> None:
     """Every commit on a stable branch arrives through review: the merged backport PR
     stablectl opened for that upstream change, merged by the controller. One pushed straight
     to the branch is named (a warning; an error under --require-reviewed), and the next
     release PR lists it for the maintainers who approve the release."""
     sha = str(c.id)
-    covered = a.through_prs(series)
+    covered = None if a.merging else a.through_prs(series)
     if covered is None:
         return  # no forge to read: adaptations say NOT CHECKED already; verbatim is upstream
     if upstream in covered:  # full SHAs, recomputed on both sides: no prefix can stand in
@@ -129,11 +142,12 @@ def _through_review(
     subject = c.message.splitlines()[0] if c.message else ""
     audit.direct.append(sha)
     a.find(
-        "error" if a.require_through_pr else "warning",
+        "error" if a.require_through_pr or strict else "warning",
         series.name,
         sha,
         f"did not come through a merged stablectl PR (pushed straight to "
-        f"{series.stable_branch}?): {subject!r}",
+        f"{series.stable_branch}?): {subject!r}"
+        + (": an adaptation must be reviewed and merged through its PR" if strict else ""),
     )
 
 
@@ -305,20 +319,42 @@ def reviewed(a: Audit, series: Series, entry: AdaptedCommit) -> None:
     except StablectlError as e:
         a.find("error", name, sha, f"cannot read #{pr} and its reviews: {e}")
         return
-    m = pull.marker
-    if (
-        m is None
-        or m.kind != "backport"
-        or m.series != name
-        or not any(x and entry.source.startswith(x) for x in (m.source, m.original))
-    ):
-        names = f"{m.kind} of {m.source or m.original or '-'} for {m.series}" if m else "nothing"
+    # Which fix #N backports is read from the commits the forge recorded for it, never from
+    # its body (anyone with write access can edit a body).
+    try:
+        named = {
+            x
+            for _sha, message in forge.pr_commits(pr)
+            for x in parse_message(message).cherry_picked_from
+        }
+    except StablectlError as e:
+        a.find("error", name, sha, f"cannot read the commits of #{pr}: {e}")
+        return
+    if not trusted_author(a.policy, pull.author) or pull.base != series.stable_branch:
+        a.find(
+            "error",
+            name,
+            sha,
+            f"records an adaptation reviewed in #{pr}, but #{pr} is not a stablectl PR into "
+            f"{series.stable_branch} (opened by {pull.author or 'nobody'} into {pull.base})",
+        )
+        return
+    # The fix's identities: the upstream commit reproduced and the ones it was picked from
+    # (a maintenance-branch backport names the original); the PR's head branch names the fix
+    # too (`stablectl/<series>/<key[:12]>`, fixed once the PR exists).
+    ids = {entry.source}
+    found = find_commit(a.repo, entry.source)
+    if found is not None:
+        ids |= set(parse_message(found.message).cherry_picked_from)
+    key = branch_key(pull.head)
+    if not (ids & named or (key and any(x.startswith(key) for x in ids))):
         a.find(
             "error",
             name,
             sha,
             f"records an adaptation reviewed in #{pr}, but #{pr} is not the backport of "
-            f"{entry.source[:12]} to {name} (its marker names {names})",
+            f"{entry.source[:12]} to {name} (its commits name "
+            f"{', '.join(sorted(x[:12] for x in named)) or 'no upstream commit'})",
         )
         return
     approvers = _approving(a, series, forge, pull.author, reviews, entry)

@@ -33,6 +33,9 @@ class Audit:
     # A commit that did not come through a merged stablectl PR is an error (else named, a
     # warning); verify's --require-reviewed sets it, sync's release gate lists them instead.
     require_through_pr: bool = False
+    # Auditing the commits of a PR about to merge (sync's merge gate): they come through that
+    # PR, whose approvals and checks the gate weighs.
+    merging: bool = False
     report: VerifyReport = field(init=False)
     _provenance: dict[str, Provenance] = field(init=False, default_factory=dict)
     _through: dict[str, set[str] | None] = field(init=False, default_factory=dict)
