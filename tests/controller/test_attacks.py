@@ -531,17 +531,19 @@ def as_mallory(e: SyncEnv) -> Forge:
     return e.as_user(MALLORY)
 
 
-def edit_marker(e: SyncEnv, number: int, **extra: str) -> None:
-    """Mallory edits a PR's body (any writer can, on GitHub): a copy of its marker, changed,
-    appended (the last marker is the one read)."""
+def edit_marker(
+    e: SyncEnv, number: int, *, original: str = "", source: str = "", **extra: str
+) -> None:
+    """Mallory edits a PR's body (any writer can, on GitHub): a copy of its marker, changed
+    (`original`, `source`, `extra` fields), appended (the last marker is the one read)."""
     m = as_mallory(e)
     pr = m.get_pr(number)
     assert pr.marker is not None
     changed = Marker(
         pr.marker.kind,
         pr.marker.series,
-        original=pr.marker.original,
-        source=pr.marker.source,
+        original=original or pr.marker.original,
+        source=source or pr.marker.source,
         extra={**pr.marker.extra, **extra},
     )
     m.update_pr(number, body=pr.body + "\n" + changed.render())
@@ -728,18 +730,8 @@ def test_an_old_skip_relabelled_drops_no_fix(env: SyncEnv) -> None:
     env.comment(other.number, "/stablectl skip", "maint")
     env.sync()
     assert env.new_forge().get_pr(other.number).state == "closed"
-    m = as_mallory(env)
-    pr = m.get_pr(other.number)
-    assert pr.marker is not None
-    forged = Marker(
-        "backport",
-        pr.marker.series,
-        original=sec.marker.original,
-        source=sec.marker.original,
-        extra=dict(pr.marker.extra),
-    )
-    m.update_pr(other.number, body=pr.body + "\n" + forged.render())
-    m.close_pr(sec.number)
+    edit_marker(env, other.number, original=sec.marker.original, source=sec.marker.original)
+    as_mallory(env).close_pr(sec.number)
     env.sync()
     assert [p for p in env.open_prs() if p.marker.original == sec.marker.original]
 
@@ -794,17 +786,7 @@ def test_an_adaptation_pushed_straight_is_an_error(
     planted = plant_adaptation(
         env, capsys, source=sec.marker.source, tree=f"{other.head_sha}^{{tree}}", pr=other.number
     )
-    m = as_mallory(env)
-    pr = m.get_pr(other.number)
-    assert pr.marker is not None
-    forged = Marker(
-        "backport",
-        pr.marker.series,
-        original=sec.marker.original,
-        source=sec.marker.source,
-        extra=dict(pr.marker.extra),
-    )
-    m.update_pr(other.number, body=pr.body + "\n" + forged.render())
+    edit_marker(env, other.number, original=sec.marker.original, source=sec.marker.source)
     found = verify_errors(env, capsys)
     mine = [f for f in found if f.startswith(planted)]
     assert any("an adaptation must be reviewed and merged through its PR" in f for f in mine)
