@@ -12,11 +12,16 @@ it (the policy's `identities` and `maintainers`).
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import pygit2
+
 from stablectl.forge.base import CheckState, Comment, Forge, Marker, PullRequest
+from stablectl.gitops.messages import parse_message
+from stablectl.gitops.objects import find_commit
 from stablectl.policy import Policy, login_key
 
 
@@ -34,6 +39,26 @@ def branch_key(branch: str) -> str | None:
     parts = branch.split("/")
     ok = len(parts) == 3 and parts[0] == "stablectl" and len(parts[2]) == 12
     return parts[2] if ok and all(c in "0123456789abcdef" for c in parts[2]) else None
+
+
+_COULD_NOT_PICK = re.compile(r"^stablectl could not pick ([0-9a-f]{40}) cleanly", re.M)
+
+
+def backports(repo: pygit2.Repository, forge: Forge, pull: PullRequest, source: str) -> bool:
+    """Whether PR `pull` is the backport of upstream commit `source`, from facts a writer
+    cannot edit: the commits the forge recorded for it (their `(cherry picked from commit X)`
+    trailers, or a draft conflict commit's "could not pick X") and its head branch
+    (`stablectl/<series>/<key[:12]>`), against `source` and the commits `source` was picked
+    from (a maintenance-branch backport names the original). Never its body."""
+    messages = [message for _sha, message in forge.pr_commits(pull.number)]
+    named = {x for m in messages for x in parse_message(m).cherry_picked_from}
+    named |= {x for m in messages for x in _COULD_NOT_PICK.findall(m)}
+    ids = {source}
+    found = find_commit(repo, source)
+    if found is not None:
+        ids |= set(parse_message(found.message).cherry_picked_from)
+    key = branch_key(pull.head)
+    return bool(ids & named) or bool(key and any(x.startswith(key) for x in ids))
 
 
 def stablectl_prs(

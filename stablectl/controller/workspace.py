@@ -11,10 +11,12 @@ from pathlib import Path
 import pygit2
 
 from stablectl.controller.advisories import AdvisoryIndex, load_advisories
+from stablectl.controller.identities import backports
 from stablectl.controller.issue_cache import IssueCache
 from stablectl.controller.plan import Plan
 from stablectl.controller.planner import Planner
 from stablectl.controller.selection import Selector
+from stablectl.errors import StablectlError
 from stablectl.forge.base import Forge
 from stablectl.gitops.cache import UPSTREAM_TAGS, Progress, RepoCache
 from stablectl.gitops.messages import adapted_of
@@ -184,8 +186,10 @@ class Workspace:
     def carries(self, series: Series, sha: str) -> bool:
         """Whether stable commit `sha` carries the upstream change its trailer names: its
         re-pick gives exactly its tree, or its recorded adaptation has exactly its interdiff
-        (whether a maintainer approved that is the merge gate's and verify's question). A
-        commit's yes never changes, so it is remembered."""
+        and came through its PR, which the controller merged (an adaptation pushed straight
+        applies nothing: its "change" could be the fix undone; whether a maintainer approved
+        it is the merge gate's and verify's question). Without a forge to read, a recorded
+        adaptation counts as before. A commit's yes never changes, so it is remembered."""
         key = f"{series.name}|{sha}"
         if self.index.memo_get("carries", key) is True:
             return True
@@ -200,10 +204,29 @@ class Workspace:
             and r.source is not None
             and r.source.startswith(recorded.source)
             and recorded.interdiff == r.change.digest
+            and self._merged_through(series, recorded.pr, r.source)
         )
         if ok:
             self.index.memo_put("carries", key, True)
         return ok
+
+    def _merged_through(self, series: Series, pr: int | None, source: str) -> bool:
+        """PR `pr` is the backport of `source` into the series' branch and the controller
+        merged it (True where no forge can be read)."""
+        if self.forge is None:
+            return True
+        if pr is None:
+            return False
+        try:
+            pull = self.forge.get_pr(pr)
+            return (
+                pull.state == "merged"
+                and pull.base == series.stable_branch
+                and self.policy.is_controller(pull.merged_by)
+                and backports(self.cache.repo, self.forge, pull, source)
+            )
+        except StablectlError:
+            return False
 
     @property
     def issue_cache(self) -> IssueCache | None:

@@ -791,3 +791,23 @@ def test_an_adaptation_pushed_straight_is_an_error(
     mine = [f for f in found if f.startswith(planted)]
     assert any("an adaptation must be reviewed and merged through its PR" in f for f in mine)
     assert any(f"#{other.number} is not the backport of" in f for f in mine), mine
+
+
+def test_an_adaptation_pushed_straight_applies_no_fix(
+    env: SyncEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A commit pushed straight whose trailer names a security fix and whose recorded
+    "adaptation" (exact interdiff, "reviewed in" the fix's own PR) is the fix undone: sync
+    counted the fix applied and closed its PR `closed-applied`. An adaptation applies a fix
+    only when the controller merged it through the fix's PR."""
+    env.sync()
+    sec = next(
+        p
+        for p in env.open_prs()
+        if p.marker.kind == "backport" and "security" in p.labels and not p.draft
+    )
+    tip = _fgit(env, "rev-parse", "3.11.2-stable")
+    plant_adaptation(env, capsys, source=sec.marker.source, tree=f"{tip}^{{tree}}", pr=sec.number)
+    report = env.sync()
+    assert not [a for a in report.applied if a.kind == "close"], report.applied
+    assert env.new_forge().get_pr(sec.number).state == "open"

@@ -5,19 +5,17 @@ release commits change nothing; infrastructure commits touch only `.github/`."""
 
 from __future__ import annotations
 
-import re
-
 import pygit2
 
-from stablectl.controller.identities import branch_key, trusted_author
+from stablectl.controller.identities import backports, trusted_author
 from stablectl.controller.release_history import release_trailer_version
 from stablectl.controller.verify.context import Audit
 from stablectl.controller.verify.report import AdaptedCommit, SeriesAudit
 from stablectl.errors import StablectlError
 from stablectl.forge.base import Forge, Review
 from stablectl.gitops.git import run_git
-from stablectl.gitops.messages import adapted_of, is_infrastructure, parse_message
-from stablectl.gitops.objects import find_commit, first_parent_diff
+from stablectl.gitops.messages import adapted_of, is_infrastructure
+from stablectl.gitops.objects import first_parent_diff
 from stablectl.gitops.provenance import Reproduction
 from stablectl.policy import Policy, Series, login_key
 
@@ -100,9 +98,6 @@ def _commit(
         return None, True
     _adapted(a, series, audit, c, r)
     return None, True
-
-
-_COULD_NOT_PICK = re.compile(r"^stablectl could not pick ([0-9a-f]{40}) cleanly", re.M)
 
 
 def _excluded(a: Audit, series: Series, sha: str, upstream: list[str]) -> None:
@@ -319,17 +314,6 @@ def reviewed(a: Audit, series: Series, entry: AdaptedCommit) -> None:
     except StablectlError as e:
         a.find("error", name, sha, f"cannot read #{pr} and its reviews: {e}")
         return
-    # Which fix #N backports is read from the commits the forge recorded for it, never from
-    # its body (anyone with write access can edit a body).
-    try:
-        named = {
-            x
-            for _sha, message in forge.pr_commits(pr)
-            for x in parse_message(message).cherry_picked_from
-        }
-    except StablectlError as e:
-        a.find("error", name, sha, f"cannot read the commits of #{pr}: {e}")
-        return
     if not trusted_author(a.policy, pull.author) or pull.base != series.stable_branch:
         a.find(
             "error",
@@ -339,22 +323,20 @@ def reviewed(a: Audit, series: Series, entry: AdaptedCommit) -> None:
             f"{series.stable_branch} (opened by {pull.author or 'nobody'} into {pull.base})",
         )
         return
-    # The fix's identities: the upstream commit reproduced and the ones it was picked from
-    # (a maintenance-branch backport names the original); the PR's head branch names the fix
-    # too (`stablectl/<series>/<key[:12]>`, fixed once the PR exists).
-    ids = {entry.source}
-    found = find_commit(a.repo, entry.source)
-    if found is not None:
-        ids |= set(parse_message(found.message).cherry_picked_from)
-    key = branch_key(pull.head)
-    if not (ids & named or (key and any(x.startswith(key) for x in ids))):
+    # Which fix #N backports comes from the commits the forge recorded for it and its head
+    # branch, never from its body (anyone with write access can edit a body).
+    try:
+        same_fix = backports(a.repo, forge, pull, entry.source)
+    except StablectlError as e:
+        a.find("error", name, sha, f"cannot read the commits of #{pr}: {e}")
+        return
+    if not same_fix:
         a.find(
             "error",
             name,
             sha,
             f"records an adaptation reviewed in #{pr}, but #{pr} is not the backport of "
-            f"{entry.source[:12]} to {name} (its commits name "
-            f"{', '.join(sorted(x[:12] for x in named)) or 'no upstream commit'})",
+            f"{entry.source[:12]} to {name} (by its commits and its branch {pull.head})",
         )
         return
     approvers = _approving(a, series, forge, pull.author, reviews, entry)
