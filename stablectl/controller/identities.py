@@ -111,7 +111,6 @@ class CheckOutcome:
     pattern: str
     state: Literal["passed", "failed", "running", "missing"]
     reason: str
-    passed: tuple[CheckState, ...] = ()
 
 
 def required_check(policy: Policy, pattern: str, checks: Sequence[CheckState]) -> CheckOutcome:
@@ -133,7 +132,7 @@ def required_check(policy: Policy, pattern: str, checks: Sequence[CheckState]) -
         return CheckOutcome(
             pattern, "running", f"required check not finished: {', '.join(sorted(running))}"
         )
-    return CheckOutcome(pattern, "passed", "passed", tuple(trusted))
+    return CheckOutcome(pattern, "passed", "passed")
 
 
 def required_checks(policy: Policy, checks: Sequence[CheckState]) -> list[CheckOutcome]:

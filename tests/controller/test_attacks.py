@@ -811,3 +811,27 @@ def test_an_adaptation_pushed_straight_applies_no_fix(
     report = env.sync()
     assert not [a for a in report.applied if a.kind == "close"], report.applied
     assert env.new_forge().get_pr(sec.number).state == "open"
+
+
+def test_the_manifest_names_only_checks_the_ci_reported(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A passing status Mallory posts on the release commit is not a test the release passed:
+    the manifest's `tested.checks` (which verify compares with the forge) names the CI's."""
+    import json
+
+    e = releasing(request, "local", tmp_path, monkeypatch)
+    rpr = release_pr(e)
+    e.new_forge().record_check(  # type: ignore[attr-defined]
+        "security-audit",
+        rpr.head_sha,
+        "completed",
+        "success",
+        "",
+        creator=MALLORY,  # type: ignore[attr-defined]
+    )
+    approve_release(e)
+    assert tagged(e.sync()) == ["v3.11.2.1"]
+    manifest = e.state / "releases" / "pyexample" / "v3.11.2.1" / "manifest.json"
+    names = {c["name"] for c in json.loads(manifest.read_text())["tested"]["checks"]}
+    assert names == {"local-ci"}, names

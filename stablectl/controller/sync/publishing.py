@@ -8,7 +8,7 @@ from pathlib import Path
 import pygit2
 
 from stablectl.controller import artifacts
-from stablectl.controller.identities import stablectl_prs
+from stablectl.controller.identities import ci_checks, stablectl_prs
 from stablectl.controller.sync.actions import PublishRelease, TagRelease
 from stablectl.forge.base import Forge
 from stablectl.gitops.cache import SIGNED_TAGS, RepoCache
@@ -64,7 +64,8 @@ def publish(
     )
     links = artifacts.ReleaseLinks(
         prs=prs,
-        checks_of=forge.checks,
+        # Only what a CI identity reported is named as tested.
+        checks_of=lambda sha: ci_checks(policy, forge.checks(sha)),
         web_fork=forge.web_url(),
         web_upstream=policy.upstream.web,
         reviews_of=forge.reviews,

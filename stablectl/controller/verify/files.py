@@ -14,7 +14,7 @@ from pathlib import Path
 import pygit2
 
 from stablectl.controller.gate import approvers_of
-from stablectl.controller.identities import stablectl_prs
+from stablectl.controller.identities import ci_checks, stablectl_prs
 from stablectl.controller.verify.context import Audit
 from stablectl.controller.verify.report import ReleaseAudit, SeriesAudit
 from stablectl.controller.verify.tags import signed
@@ -159,7 +159,7 @@ def review_claims(a: Audit, series: Series, entry: ReleaseAudit, manifest: JSOND
             f"the manifest's tested commit is {tested.get('commit')}, not {commit}",
         )
     try:
-        green = {c.name for c in forge.checks(commit) if c.ok}
+        green = {c.name for c in ci_checks(a.policy, forge.checks(commit)) if c.ok}
         prs = [
             p
             for p in stablectl_prs(a.policy, forge, "all")
