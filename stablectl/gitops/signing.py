@@ -99,14 +99,19 @@ def check_signed_file(path: Path, signature: Path, trust: Trust) -> None:
         check_signature(path.read_bytes(), signature.read_bytes(), trust, namespace="file")
 
 
-def check_signed_tag(git_dir: Path, tag: str, trust: Trust) -> None:
-    """A tag just made with a key carries a signature, and (with keys pinned) a pinned key's
-    over exactly its content. `git tag -s` exits 0 without signing when it cannot load an
-    ssh key (git 2.39): without this, an unsigned tag would be pushed."""
-    raw = bytes(git(["cat-file", "tag", f"refs/tags/{tag}"], git_dir=git_dir).stdout)
+def check_signed_tag(git_dir: Path, tag: str, trust: Trust, *, ref: str | None = None) -> None:
+    """Tag `tag` (at `ref`, default `refs/tags/<tag>`) carries a signature, and (with keys
+    pinned) a pinned key's over exactly its content; raises GitError otherwise. For a tag just
+    made: `git tag -s` exits 0 without signing when it cannot load an ssh key (git 2.39), so
+    an unsigned tag would be pushed; for a tag found on the fork: whether sync may build
+    from it."""
+    raw = bytes(git(["cat-file", "tag", ref or f"refs/tags/{tag}"], git_dir=git_dir).stdout)
     payload, signature = split_signed_tag(raw)
     if signature is None:
-        raise GitError(f"tag {tag} was created without a signature: the signing key did not load")
+        raise GitError(
+            f"tag {tag} is without a signature (a signing key that did not load, or a tag "
+            "made elsewhere)"
+        )
     if trust.pinned:
         check_signature(payload, signature, trust, namespace="git")
 

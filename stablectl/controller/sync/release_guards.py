@@ -17,7 +17,7 @@ from stablectl.controller.workspace import Workspace
 from stablectl.errors import GitError
 from stablectl.forge.base import Forge
 from stablectl.gitops.cache import SIGNED_TAGS
-from stablectl.gitops.signing import check_signature, split_signed_tag
+from stablectl.gitops.signing import check_signed_tag
 from stablectl.policy import Policy, Series
 
 
@@ -87,22 +87,16 @@ class ReleaseGuards:
         if obj is not None and obj == cache.resolve(f"{SIGNED_TAGS}{tag}"):
             return
         trust = policy_trust(self.policy)
-        raw = cache.repo.odb.read(pygit2.Oid(hex=obj or "0" * 40))[1] if obj else b""
-        payload, signature = split_signed_tag(bytes(raw))
-        problem = "it is unsigned" if signature is None else ""
-        if signature is not None and trust.pinned:
-            try:
-                check_signature(payload, signature, trust, namespace="git")
-            except GitError as e:
-                problem = f"its signature: {e}"
-        elif signature is not None:
-            problem = "no key is pinned to check its signature"
-        if problem:
+        try:
+            if not trust.pinned:
+                raise GitError("no key is pinned to check its signature")
+            check_signed_tag(cache.path, tag, trust, ref=f"refs/fork-tags/{tag}")
+        except GitError as e:
             raise GitError(
-                f"release held: tag {tag} on the fork was not made by this mirror and "
-                f"{problem}: nothing is built or signed from it (delete the tag if it is not "
-                "the release's; sync tags the release itself)"
-            )
+                f"release held: tag {tag} on the fork was not made by this mirror ({e}): "
+                "nothing is built or signed from it (delete the tag if it is not the "
+                "release's; sync tags the release itself)"
+            ) from None
 
     def _verifiable(self, s: Series) -> list[str]:
         """Hold the release while `verify` would reject the branch under it; returns the
