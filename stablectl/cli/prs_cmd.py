@@ -26,15 +26,18 @@ def _summary(forge: Forge, pr: PullRequest, policy: Policy) -> tuple[str, str]:
         ci = "passing"
     else:
         ci = "running"
-    maint = {m.lower() for m in policy.maintainers}
     latest: dict[str, tuple[str, str]] = {}
     for r in forge.reviews(pr.number):
         if r.state in ("APPROVED", "CHANGES_REQUESTED"):
             latest[login_key(r.user)] = (r.state, r.commit)
     approvals = sum(
-        1 for u, (s, c) in latest.items() if s == "APPROVED" and u in maint and c == pr.head_sha
+        1
+        for u, (s, c) in latest.items()
+        if s == "APPROVED" and policy.is_maintainer(u) and c == pr.head_sha
     )
-    changes = any(s == "CHANGES_REQUESTED" and u in maint for u, (s, _c) in latest.items())
+    changes = any(
+        s == "CHANGES_REQUESTED" and policy.is_maintainer(u) for u, (s, _c) in latest.items()
+    )
     text = f"{approvals}/{policy.approvals.required}"
     if changes:
         text += " changes requested"

@@ -48,7 +48,7 @@ def review(
     if state != "COMMENTED" and login_key(who) == login_key(pr.author):
         raise UsageError(f"{who} opened PR #{number} and cannot review it as {verdict}")
     r = forge.review(number, who, state, body)
-    maint = login_key(who) in {m.lower() for m in policy.maintainers}
+    maint = policy.is_maintainer(who)
     console().print(
         f"PR #{number}: {who} {state.lower().replace('_', ' ')} at {r.commit[:10]}"
         + ("" if maint else " [yellow](not a maintainer in the policy: it will not count)")

@@ -25,7 +25,6 @@ class GateResult:
 
 def approvers_of(policy: Policy, pr: PullRequest, reviews: list[Review]) -> list[str]:
     """Maintainers whose latest review approves the PR's current head (never its author)."""
-    maint = {m.lower() for m in policy.maintainers}
     latest: dict[str, Review] = {}
     for r in reviews:
         if r.state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
@@ -34,7 +33,7 @@ def approvers_of(policy: Policy, pr: PullRequest, reviews: list[Review]) -> list
         u
         for u, r in latest.items()
         if r.state == "APPROVED"
-        and u in maint
+        and policy.is_maintainer(u)
         and u != login_key(pr.author)
         and r.commit == pr.head_sha
     )
@@ -42,19 +41,20 @@ def approvers_of(policy: Policy, pr: PullRequest, reviews: list[Review]) -> list
 
 def evaluate_gate(policy: Policy, forge: Forge, pr: PullRequest) -> GateResult:
     """Backport and release PRs alike: approvals and the required checks on the head."""
-    maint = {m.lower() for m in policy.maintainers}
     latest: dict[str, Review] = {}
     for r in forge.reviews(pr.number):
         if r.state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
             latest[login_key(r.user)] = r
-    blockers = sorted(u for u, r in latest.items() if r.state == "CHANGES_REQUESTED" and u in maint)
+    blockers = sorted(
+        u for u, r in latest.items() if r.state == "CHANGES_REQUESTED" and policy.is_maintainer(u)
+    )
     if blockers:
         return GateResult(False, f"changes requested by {', '.join(blockers)}")
     approvers = approvers_of(policy, pr, list(latest.values()))
     stale = sorted(
         u
         for u, r in latest.items()
-        if r.state == "APPROVED" and u in maint and r.commit != pr.head_sha
+        if r.state == "APPROVED" and policy.is_maintainer(u) and r.commit != pr.head_sha
     )
     need = policy.approvals.required
     if len(approvers) < need:

@@ -22,16 +22,14 @@ import pygit2
 from stablectl.forge.base import CheckState, Comment, Forge, Marker, PullRequest
 from stablectl.gitops.messages import parse_message
 from stablectl.gitops.objects import find_commit
-from stablectl.policy import Policy, login_key
+from stablectl.policy import Policy
 
 
 def trusted_author(policy: Policy, login: str | None) -> bool:
     """The controller, or a maintainer."""
     if not login:
         return False
-    return policy.is_controller(login) or login_key(login) in {
-        m.lower() for m in policy.maintainers
-    }
+    return policy.is_controller(login) or policy.is_maintainer(login)
 
 
 def branch_key(branch: str) -> str | None:

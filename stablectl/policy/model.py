@@ -355,6 +355,10 @@ class Policy(Model):
             return list(self.identities.ci)
         return [LOCAL_CI_IDENTITY if self.forge.kind == "local" else GITHUB_ACTIONS_IDENTITY]
 
+    def is_maintainer(self, login: str | None) -> bool:
+        """`login` is one of the policy's maintainers (compared as `login_key` says)."""
+        return login_key(login) in {login_key(m) for m in self.maintainers}
+
     def is_ci(self, login: str | None, check: str = "") -> bool:
         return login_key(login) in {login_key(x) for x in self.ci_identities(check)}
 

@@ -15,7 +15,7 @@ from stablectl.controller.missing_names import MissingName, from_comment
 from stablectl.controller.sync.actions import Action, Retest, SkipPR
 from stablectl.controller.sync.presentation import reply
 from stablectl.forge.base import Comment, Marker, PullRequest
-from stablectl.policy import Policy, login_key
+from stablectl.policy import Policy
 
 EDITED = (
     "this comment was edited after it was posted, and anyone with write access can edit a "
@@ -49,7 +49,6 @@ def read_commands(
         for c in comments
         if own_comment(policy, c) and (m := Marker.parse(c.body)) is not None and m.kind == "reply"
     }
-    maintainers = {m.lower() for m in policy.maintainers}
     by_number = {p.number: p for p in mine}
     out = Requests()
     for c in comments:
@@ -68,7 +67,7 @@ def read_commands(
             continue  # stablectl's own comments (and the CI's)
         for cmd in parse_commands(c.body):
             done = str(c.id) in answered
-            allowed = login_key(c.user) in maintainers
+            allowed = policy.is_maintainer(c.user)
             if isinstance(cmd, Problem):  # answered for maintainers only
                 if not done and allowed:
                     out.actions.append(reply(c, "reply-error", cmd.text))

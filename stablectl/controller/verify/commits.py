@@ -355,14 +355,13 @@ def reviewed(a: Audit, series: Series, entry: AdaptedCommit) -> None:
 def _approving(
     a: Audit, series: Series, forge: Forge, author: str, reviews: list[Review], e: AdaptedCommit
 ) -> list[str]:
-    maint = {m.lower() for m in a.policy.maintainers}
     latest: dict[str, Review] = {}
     for rv in reviews:
         if rv.state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
             latest[login_key(rv.user)] = rv
     out = []
     for user, rv in sorted(latest.items()):
-        if rv.state != "APPROVED" or user not in maint or user == login_key(author):
+        if rv.state != "APPROVED" or not a.policy.is_maintainer(user) or user == login_key(author):
             continue
         if rv.commit == e.commit or _same_interdiff(a, series, rv.commit, e):
             out.append(user)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pygit2
 
+from stablectl.controller.identities import stablectl_prs
 from stablectl.controller.verify.report import Finding, Level, VerifyReport
 from stablectl.controller.workspace import Workspace
 from stablectl.forge.base import Forge
@@ -70,8 +71,6 @@ class Audit:
         forge = self.readable_forge
         out: set[str] | None = None
         if forge is not None:
-            from stablectl.controller.identities import stablectl_prs
-
             out = set()
             for pr in stablectl_prs(self.policy, forge, "all"):
                 m = pr.marker
