@@ -19,7 +19,6 @@ import pygit2
 
 from stablectl.controller import release_history as rel
 from stablectl.controller.gate import evaluate_gate
-from stablectl.controller.identities import recorded_skips
 from stablectl.controller.plan import Plan, SeriesPlan
 from stablectl.controller.release_key import (
     policy_trust,
@@ -62,6 +61,7 @@ class ReleaseRound(ReleaseGuards):
         *,
         now: Callable[[], dt.datetime],
         requested: set[str],
+        skips: frozenset[int] = frozenset(),
     ) -> None:
         self.ws = ws
         self.policy: Policy = ws.policy
@@ -69,6 +69,7 @@ class ReleaseRound(ReleaseGuards):
         self.findings = findings
         self.now = now  # read at each decision: this run's merges move the stable tip
         self.requested = requested  # series asked to release now (manual)
+        self.skips = skips  # closed PRs the controller closed as skipped (identities)
 
     def run(self, plan: Plan, prs: list[PullRequest], apply: Apply | None) -> list[Action]:
         """All series; `apply=None` is a dry run. Returns the actions decided."""
@@ -99,11 +100,7 @@ class ReleaseRound(ReleaseGuards):
         out += publishing
         if apply is not None and publishing:
             apply(publishing)
-        label = self.policy.label("skip")
-        mine = [p for p in prs if p.marker and p.marker.series == s.name]
-        skipped = skipped_fixes(
-            prs, label, skips=recorded_skips(self.policy, self.forge, mine, label)
-        )
+        skipped = skipped_fixes(prs, self.policy.label("skip"), skips=self.skips)
         pending = half_fixes(sp, sr, skipped=skipped)
         proposing = self.decide_proposal(s, sr, tip, rpr, pending=pending)
         out += proposing

@@ -97,11 +97,19 @@ class Syncer:
         since = self.now() - dt.timedelta(days=self.policy.commands.lookback_days)
         requests = read_commands(self.policy, self.forge.comments_since(since), mine, self._resolve)
         self.release_requests |= requests.releases
+        # The skips the controller recorded (one read per closed, skip-labelled PR), for the
+        # backports and the release round alike.
+        skips = recorded_skips(self.policy, self.forge, mine, self.policy.label("skip"))
         plan = self.ws.plan(series)
-        actions, wanted = self._backports(plan, requests, mine)
+        actions, wanted = self._backports(plan, requests, mine, skips)
         applied: list[Action] = []
         rounds = ReleaseRound(
-            self.ws, self.forge, self.findings, now=self.now, requested=self.release_requests
+            self.ws,
+            self.forge,
+            self.findings,
+            now=self.now,
+            requested=self.release_requests,
+            skips=skips,
         )
         if dry_run:
             actions += mergeable(
@@ -152,7 +160,7 @@ class Syncer:
         )
 
     def _backports(
-        self, plan: Plan, requests: Requests, mine: list[PullRequest]
+        self, plan: Plan, requests: Requests, mine: list[PullRequest], skips: frozenset[int]
     ) -> tuple[list[Action], list[Wanted]]:
         """The actions that make every series' backport PRs match the plan."""
         actions: list[Action] = list(requests.actions)
@@ -168,14 +176,18 @@ class Syncer:
                 actions.append(Action(s.name, s.stable_branch, detail, create))
             wanted = self.desired.wanted(sp, requests.backports, mine, missing=requests.missing)
             wanted_all += wanted
-            result = reconcile(wanted, self._view(sp, mine, skipping))
+            result = reconcile(wanted, self._view(sp, mine, skipping, skips))
             actions += result.actions
             self.findings.notices += result.notices
             self.findings.routine += result.routine
         return actions, wanted_all
 
     def _view(
-        self, sp: SeriesPlan, mine: list[PullRequest], skipping: frozenset[int]
+        self,
+        sp: SeriesPlan,
+        mine: list[PullRequest],
+        skipping: frozenset[int],
+        skips: frozenset[int],
     ) -> SeriesView:
         s = sp.series
         cache = self.ws.cache
@@ -193,12 +205,7 @@ class Syncer:
                 for pf in sp.fixes
             },
             skipping=skipping,
-            skips=recorded_skips(
-                self.policy,
-                self.forge,
-                [p for p in mine if p.marker and p.marker.series == s.name],
-                self.policy.label("skip"),
-            ),
+            skips=skips,
             skip_label=self.policy.label("skip"),
             own_labels=frozenset(own_labels(self.policy)),
         )
