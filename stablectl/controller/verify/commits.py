@@ -9,6 +9,7 @@ import pygit2
 
 from stablectl.controller.identities import backports, trusted_author
 from stablectl.controller.release_history import release_trailer_version
+from stablectl.controller.selection.states import excluded_by
 from stablectl.controller.verify.context import Audit
 from stablectl.controller.verify.report import AdaptedCommit, SeriesAudit
 from stablectl.errors import StablectlError
@@ -103,14 +104,14 @@ def _commit(
 def _excluded(a: Audit, series: Series, sha: str, upstream: list[str]) -> None:
     """A commit reproducing a change the policy excludes ("not for stable") is an error,
     however it arrived: verbatim upstream is not the same as wanted."""
-    for prefix, reason in a.policy.exclusions.items():
-        hit = next((u for u in upstream if u and u.lower().startswith(prefix)), None)
-        if hit is not None:
+    for u in upstream:
+        reason = excluded_by(a.policy.exclusions, [u.lower()]) if u else None
+        if reason is not None:
             a.find(
                 "error",
                 series.name,
                 sha,
-                f"carries upstream {hit[:12]}, which the policy excludes ({reason})",
+                f"carries upstream {u[:12]}, which the policy excludes ({reason})",
             )
             return
 
