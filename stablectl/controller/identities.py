@@ -67,6 +67,16 @@ def stablectl_prs(
     return [p for p in forge.list_prs(state) if trusted_author(policy, p.author)]
 
 
+def merged_by_controller(policy: Policy, forge: Forge, pr: PullRequest, branch: str) -> bool:
+    """PR `pr` merged into `branch` by the controller itself (the forge's record; GitHub's PR
+    list has no `merged_by`, so the PR is read again where it lacks one)."""
+    if pr.state != "merged" or pr.base != branch:
+        return False
+    if pr.merged_by is None:
+        pr = forge.get_pr(pr.number)
+    return policy.is_controller(pr.merged_by)
+
+
 def own_comment(policy: Policy, c: Comment) -> bool:
     """A comment the controller wrote and nobody edited since (where its reply and closing
     markers count)."""

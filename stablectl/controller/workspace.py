@@ -11,7 +11,7 @@ from pathlib import Path
 import pygit2
 
 from stablectl.controller.advisories import AdvisoryIndex, load_advisories
-from stablectl.controller.identities import backports
+from stablectl.controller.identities import backports, merged_by_controller
 from stablectl.controller.issue_cache import IssueCache
 from stablectl.controller.plan import Plan
 from stablectl.controller.planner import Planner
@@ -219,12 +219,9 @@ class Workspace:
             return False
         try:
             pull = self.forge.get_pr(pr)
-            return (
-                pull.state == "merged"
-                and pull.base == series.stable_branch
-                and self.policy.is_controller(pull.merged_by)
-                and backports(self.cache.repo, self.forge, pull, source)
-            )
+            return merged_by_controller(
+                self.policy, self.forge, pull, series.stable_branch
+            ) and backports(self.cache.repo, self.forge, pull, source)
         except StablectlError:
             return False
 

@@ -12,6 +12,7 @@ from stablectl.controller.release_history import release_trailer_version
 from stablectl.controller.selection.states import excluded_by
 from stablectl.controller.verify.context import Audit
 from stablectl.controller.verify.report import AdaptedCommit, SeriesAudit
+from stablectl.controller.workflows import render_workflows
 from stablectl.errors import StablectlError
 from stablectl.forge.base import Forge, Review
 from stablectl.gitops.git import run_git
@@ -177,8 +178,6 @@ def not_rendered(policy: Policy, c: pygit2.Commit, paths: list[str]) -> list[str
     """The files an infrastructure commit sets that differ from what `stablectl workflows`
     renders for `policy` (its two header comment lines, which name the stablectl version and
     the policy file, aside), or that it does not render at all; deleting a file counts too."""
-    from stablectl.controller.workflows import render_workflows
-
     rendered = {r.path: _body(r.text) for r in render_workflows(policy, "policy.yaml")}
     out = []
     for path in paths:

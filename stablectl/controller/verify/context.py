@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pygit2
 
-from stablectl.controller.identities import stablectl_prs
+from stablectl.controller.identities import merged_by_controller, stablectl_prs
 from stablectl.controller.verify.report import Finding, Level, VerifyReport
 from stablectl.controller.workspace import Workspace
 from stablectl.forge.base import Forge
@@ -73,12 +73,7 @@ class Audit:
         if forge is not None:
             out = set()
             for pr in stablectl_prs(self.policy, forge, "all"):
-                m = pr.marker
-                if pr.state != "merged" or m is None or pr.base != series.stable_branch:
-                    continue
-                if pr.merged_by is None:  # the list endpoint has no merged_by
-                    pr = forge.get_pr(pr.number)
-                if not self.policy.is_controller(pr.merged_by):
+                if not merged_by_controller(self.policy, forge, pr, series.stable_branch):
                     continue
                 for _sha, message in forge.pr_commits(pr.number):
                     out |= {x for x in parse_message(message).cherry_picked_from if len(x) == 40}
