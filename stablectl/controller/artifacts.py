@@ -75,12 +75,8 @@ def create_tag(cache_path: Path, policy: Policy, *, tag: str, commit: str, messa
     try:
         check_signed_tag(cache_path, tag, policy_trust(policy))
     except GitError:
-        git_delete_tag(cache_path, tag)
+        git(["tag", "-d", tag], git_dir=cache_path, check=False)  # never pushed, never kept
         raise
-
-
-def git_delete_tag(cache_path: Path, tag: str) -> None:
-    git(["tag", "-d", tag], git_dir=cache_path, check=False)
 
 
 @dataclass(frozen=True)
