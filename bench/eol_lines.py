@@ -19,6 +19,7 @@ large, fetched by hand, never committed.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -73,7 +74,9 @@ def split(plan: Plan, seconds: float) -> str:
     return f"{seconds:.1f}s ({parts}; walked {st.get('walked', 0)} commits)"
 
 
-def run(repo_path: Path, name: str, work: Path, today: float | None = None) -> float:
+def run(
+    repo_path: Path, name: str, work: Path, today: float | None = None, dump: Path | None = None
+) -> float:
     """Plan the line cold then warm, print its verdicts and times; its cold seconds."""
     repo = pygit2.Repository(str(repo_path))
     policy = line_policy(name, work)
@@ -97,6 +100,9 @@ def run(repo_path: Path, name: str, work: Path, today: float | None = None) -> f
         engine.close()
     plan = times[0][0]
     sp = plan.series[0]
+    if dump is not None:
+        dump.mkdir(parents=True, exist_ok=True)
+        (dump / f"{name}.json").write_text(json.dumps(plan.to_json(), indent=1, default=str))
     statuses = Counter(str(pf.status) for pf in sp.fixes)
     verdicts = Counter(pf.verdict for pf in sp.fixes if pf.verdict)
     print(f"{name}-stable (searched {', '.join(sp.selection.searched)}):")
@@ -122,12 +128,13 @@ def main() -> None:
         default="3.11.2",
         help="the baseline: a line anchored near the history's end (3.11.2, Feb 2023); '' for none",
     )
+    ap.add_argument("--dump", type=Path, help="write each line's plan JSON to DIR/<line>.json")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="stablectl-eol-"))
     try:
         today = run(args.repo, args.today, work) if args.today else None
         for name in args.line or ["2.7.18", "3.6.8", "3.9.2"]:
-            run(args.repo, name, work, today)
+            run(args.repo, name, work, today, args.dump)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -29,6 +29,12 @@ from stablectl.controller.prerequisites import (
 )
 from stablectl.controller.selection import Candidate, FixState, SeriesSelection
 from stablectl.controller.selection.states import excluded_by
+from stablectl.controller.waiting import (
+    NOT_YET,
+    follow_up_standing,
+    parents_first,
+    waits_on_writer,
+)
 from stablectl.errors import GitError, PolicyError
 from stablectl.gitops.cache import RepoCache
 from stablectl.gitops.pick import Picker
@@ -190,15 +196,17 @@ class Planner:
     ) -> SeriesPlan:
         tip = sel.tip_sha
         fixes: list[PlannedFix] = []
-        pending = [c for c in sel.candidates if c.state == FixState.PENDING]
+        ordered = parents_first(sel.candidates)
+        pending = [c for c in ordered if c.state == FixState.PENDING]
         done = 0
         by_key: dict[str, PlannedFix] = {}
-        for cand in sel.candidates:
+        member_of = {m: c.fix.key for c in sel.candidates for m in c.fix.members}
+        for cand in ordered:
             if cand.state != FixState.PENDING:
                 fixes.append(by_key.setdefault(cand.fix.key, PlannedFix(cand)))
                 continue
             ahead.follow(pending[done:], tip, lambda c: self._picks(sel, c, by_key))
-            pf = self._plan_fix(sel, cand, picker, finder, tip, by_key)
+            pf = self._plan_fix(sel, cand, picker, finder, tip, by_key, member_of)
             fixes.append(pf)
             by_key.setdefault(cand.fix.key, pf)
             if pf.chosen is not None and pf.chosen.result.outcome == "clean" and pf.applies:
@@ -231,6 +239,7 @@ class Planner:
         finder: PrerequisiteFinder,
         tip: str,
         by_key: Mapping[str, PlannedFix],
+        member_of: Mapping[str, str],
     ) -> PlannedFix:
         """One pending fix onto `tip`: its verdict from the line's code (applicability.py),
         or its pick, with prerequisites when it conflicts."""
@@ -256,6 +265,8 @@ class Planner:
             if chosen is None and docs is not None:
                 return documentation_only_verdict(sel.series, cand, attempts, docs)
             return PlannedFix(cand, attempts=attempts, chosen=chosen, note=note, info=follows_info)
+        if judge and (waits := self._waits(finder, sel, cand, conflicting, by_key, member_of)):
+            return PlannedFix(cand, attempts=attempts, waits_for=waits, info=follows_info)
         if judge:
             start = time.perf_counter()
             v = self._judged(sel.series, conflicting.source.sha, tip, sel.searched)
@@ -264,12 +275,29 @@ class Planner:
                 return _judged_conflict(cand, attempts, v, docs)
         return self._after_conflict(finder, sel, cand, attempts, tip, follows_info)
 
+    def _waits(
+        self,
+        finder: PrerequisiteFinder,
+        sel: SeriesSelection,
+        cand: Candidate,
+        conflicting: Attempt,
+        by_key: Mapping[str, PlannedFix],
+        member_of: Mapping[str, str],
+    ) -> str:
+        """What a conflicting fix waits for: a fix of the plan that does not apply yet and
+        writes the lines it changes (before any verdict: code such a fix adds is not absent
+        from the line, only not there yet)."""
+        if not any(pf.status in NOT_YET for pf in by_key.values()):
+            return ""
+        blamed = finder.blame(conflicting.source.sha, sel.base_sha, conflicting.result.conflicts)
+        return waits_on_writer(cand.fix.key, blamed, member_of, by_key)
+
     def _before_pick(
         self, series: Series, cand: Candidate, by_key: Mapping[str, PlannedFix]
     ) -> tuple[PlannedFix | None, str]:
         """A verdict reached without picking (a follow-up of a fix left out, or waiting for
         one; a fix the line does not build), and what the fix's follow-up standing says."""
-        orphan, waits, follows_info = self._orphan(cand, by_key)
+        orphan, waits, follows_info = follow_up_standing(cand, by_key)
         if orphan or waits:
             verdict = FOLLOW_UP if orphan else ""
             return PlannedFix(
@@ -361,47 +389,6 @@ class Planner:
 
     def _took(self, part: str, start: float) -> None:
         self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - start
-
-    def _orphan(self, cand: Candidate, by_key: Mapping[str, PlannedFix]) -> tuple[str, str, str]:
-        """A follow-up and the fixes it follows: (why it is not planned, as every fix it
-        follows is excluded or reverted; what it waits for, as one does not apply yet; what
-        to tell whoever reviews it, as the fixes it follows do not concern the line). A
-        follow-up of a not-applicable fix is judged on its own change, never through the
-        fix's verdict: "Ensure libexpat is linked against libm" follows a bundled-expat
-        update but changes setup.py. A fix flagged by rules of its own (not only as a
-        follow-up) is judged on its own code too."""
-        if any(h.rule != FOLLOW_UP_RULE for h in cand.fix.flags):
-            return "", "", ""
-        reasons = []
-        waits = []
-        unconcerned = []
-        for key in cand.fix.follows_all:
-            parent = by_key.get(key)
-            if parent is None:
-                return "", "", ""
-            status = parent.status
-            if status == FixState.NOT_APPLICABLE:
-                unconcerned.append(f"{key[:10]} ({parent.not_applicable})")
-            elif status in (FixState.EXCLUDED, FixState.REVERTED):
-                reasons.append(
-                    f"a follow-up of {key[:10]}, and it is {status} ({parent.candidate.reason})"
-                )
-            elif status in (FixState.NEW_CONFLICT, FixState.NEW_ERROR, FixState.WAITING):
-                # Not on its own: it completes a fix the line does not have yet. Once that fix
-                # is resolved by hand and merged, this one is planned as usual.
-                waits.append(f"{key[:10]} ({status})")
-            else:
-                return "", "", ""  # one of the fixes it follows is on the line, or is coming
-        if waits:
-            return "", "waits for " + ", ".join(waits) + ", which does not apply yet", ""
-        if unconcerned:
-            info = (
-                "it follows up a fix judged not applicable to the line: "
-                + "; ".join(unconcerned)
-                + ". Its own change was judged on its own: check the line needs it"
-            )
-            return "", "", info
-        return "; ".join(reasons), "", ""
 
     def _with_prerequisites(
         self,
