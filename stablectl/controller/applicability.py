@@ -72,21 +72,31 @@ def code_paths(paths: Sequence[str], is_code: IsCode) -> list[str]:
     return [p for p in paths if is_code(p)]
 
 
-def not_built(series: Series, paths: Sequence[str], is_code: IsCode) -> Verdict | None:
+def not_built(
+    series: Series, paths: Sequence[str], is_code: IsCode, profile: Sequence[str] = ()
+) -> Verdict | None:
     """Every code file the fix changes (at its name on the line) is outside the line's
-    build profile."""
-    if not series.not_built:
+    build profile: the policy's (`applicability.not_built`, `profile`) and the series' own."""
+    globs = [*profile, *series.not_built]
+    if not globs:
         return None
     code = [map_path(series.path_map, p) for p in code_paths(paths, is_code)]
     if not code:
         return None
-    globs = series.not_built
     if not all(any(fnmatch.fnmatchcase(p, g) for g in globs) for p in code):
         return None
+    own = f"series {series.name}: not_built"
+
+    def where(p: str) -> tuple[str, str]:
+        g = next(g for g in [*series.not_built, *profile] if fnmatch.fnmatchcase(p, g))
+        return g, own if g in series.not_built else "applicability.not_built"
+
+    found = [where(p) for p in code]
+    rules = ", ".join(dict.fromkeys(w for _g, w in found))
     return Verdict(
         FixState.NOT_APPLICABLE,
-        f"not built by this line: it changes only {_names(code)} (series {series.name}: not_built)",
-        tuple(f"{p}: matches {next(g for g in globs if fnmatch.fnmatchcase(p, g))}" for p in code),
+        f"not built by this line: it changes only {_names(code)} ({rules})",
+        tuple(f"{p}: matches {g} ({w})" for p, (g, w) in zip(code, found, strict=True)),
         NOT_BUILT,
     )
 

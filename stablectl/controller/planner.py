@@ -305,7 +305,8 @@ class Planner:
             ), follows_info
         first = self.index.facts(cand.sources[0].sha) if cand.sources else None
         is_code = self.policy.applicability.is_code
-        if first is not None and (v := not_built(series, first.paths, is_code)) is not None:
+        profile = self.policy.applicability.not_built
+        if first is not None and (v := not_built(series, first.paths, is_code, profile)) is not None:
             return PlannedFix(
                 cand, not_applicable=v.reason, evidence=v.evidence, verdict=v.kind
             ), follows_info

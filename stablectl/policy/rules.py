@@ -205,6 +205,15 @@ class Applicability(Model):
         "and a fix that changes only these is never the fix others follow up.",
     )
 
+    not_built: list[str] = Field(
+        default_factory=list,
+        description="The build profile every series shares: path globs a distribution never "
+        "builds or ships from the project (for CPython, `policies/cpython.yaml`: the Windows "
+        "build and installer `PC/*`, `PCbuild/*`, `Tools/msi/*`, `Tools/nuget/*`, macOS's "
+        "installer and framework files `Mac/*`). Each series' `not_built` adds to it. A fix "
+        "whose code changes all fall under them is `not-applicable: not built by this line`.",
+    )
+
     def is_code(self, path: str) -> bool:
         return not any(fnmatch.fnmatchcase(path, g) for g in self.not_code)
 

@@ -5,6 +5,7 @@ profile's paths are not built, and a line whose branch ended reads the newer bra
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pygit2
@@ -174,8 +175,44 @@ def test_a_build_profile_path_is_not_built(tmp_path: Path) -> None:
         "not built by this line: it changes only Modules/expat/xmlparse.c (series 3.11.1: "
         "not_built)"
     )
-    assert got[expat].evidence == ("Modules/expat/xmlparse.c: matches Modules/expat/*",)
+    assert got[expat].evidence == (
+        "Modules/expat/xmlparse.c: matches Modules/expat/* (series 3.11.1: not_built)",
+    )
     assert got[both].status != FixState.NOT_APPLICABLE
+
+
+def test_the_policy_build_profile_covers_installers_every_series_shares(tmp_path: Path) -> None:
+    """CVE-2022-26488 (the Windows installer, Tools/msi/) was a clean PR on 3.9.2 and
+    CVE-2020-8315 (PC/ only) one on 3.6.8: no Linux distribution builds either. The policy's
+    `applicability.not_built` is every series' profile; a series' own globs add to it."""
+    h = line(tmp_path)
+    msi = h.commit(
+        "main",
+        "bpo-46948: Fix CVE-2022-26488 in the Windows installer (#74)",
+        {"Tools/msi/common.wxs": "<Wix/>\n", "PC/layout/main.py": "x = 1\n", **news("m")},
+    )
+    mac = h.commit(
+        "main",
+        "gh-75: Harden the macOS installer (#76)",
+        {"Mac/BuildScript/b.py": "1\n", **news("n")},
+    )
+    code = h.commit("main", "gh-77: Harden old (#78)", {"Lib/old.py": BODY + "#\n", **news("o")})
+    profile = 'applicability: {not_built: ["PC/*", "PCbuild/*", "Tools/msi/*", "Mac/*"]}'
+    got = fixes(plan_line(tmp_path, h, "3.11.0", "3.11", profile))
+    assert got[msi].status == FixState.NOT_APPLICABLE and got[msi].verdict == "not-built"
+    assert got[msi].not_applicable == (
+        "not built by this line: it changes only PC/layout/main.py, Tools/msi/common.wxs "
+        "(applicability.not_built)"
+    )
+    assert got[msi].evidence == (
+        "PC/layout/main.py: matches PC/* (applicability.not_built)",
+        "Tools/msi/common.wxs: matches Tools/msi/* (applicability.not_built)",
+    )
+    assert got[mac].status == FixState.NOT_APPLICABLE
+    assert got[code].status == FixState.NEW_CLEAN
+    # Without a profile the same fixes are PRs, as on c17aff3.
+    plain = fixes(plan_line(tmp_path / "plain", h, "3.11.0", "3.11"))
+    assert plain[msi].status == FixState.NEW_CLEAN
 
 
 def test_a_line_whose_branch_ended_reads_the_nearest_newer_branches(tmp_path: Path) -> None:
@@ -200,6 +237,41 @@ def test_a_line_whose_branch_ended_reads_the_nearest_newer_branches(tmp_path: Pa
     # Without the end, 3.6 is not read: main's original conflicts.
     before = fixes(plan_line(tmp_path / "before", h, "2.7.18", "2.7"))[fix]
     assert before.status == FixState.NEW_CONFLICT
+
+
+def test_a_line_whose_branch_ended_reads_other_branches_from_its_end(tmp_path: Path) -> None:
+    """bpo-39421 (CVE-2022-48560, heapq use-after-free) was committed to 3.x on 2020-01-23:
+    after 2.7's end (2020-01-01), before 2.7.18's tag (2020-04-19) minus the 30-day
+    look-back. Other branches are read from the earlier of the two, so it is flagged."""
+    day = 86400
+    h = History(tmp_path / "up.git", clock=1_600_000_000)
+    root = h.commit("main", "base", {"Modules/_heapqmodule.c": "int heap;\n" * 5})
+    h.branch("2.7", root)
+    tag_time = h.clock + 200 * day
+    h.tag("v2.7.18", h.commit("2.7", "Python 2.7.18", {"README": "2.7.18\n"}, when=tag_time))
+    fix = h.commit(
+        "main",
+        "bpo-39421: Fix posible crashes when operating with the functions in heapq (#18118)",
+        {"Modules/_heapqmodule.c": "int heap;\n" * 4 + "int safe;\n", **news("h")},
+        when=tag_time - 87 * day,
+    )
+    end = tag_time - 109 * day
+    iso = dt.datetime.fromtimestamp(end, dt.UTC).date().isoformat()
+    ended = f"upstream_end: {{date: {iso}, sources: [main]}}"
+    got = fixes(plan_line(tmp_path, h, "2.7.18", "2.7", extra_series=ended, since=""))
+    assert got[fix].status == FixState.NEW_CLEAN
+    # The look-back alone starts 30 days before the tag: the fix is never seen.
+    alone = plan_line(
+        tmp_path / "alone",
+        h,
+        "2.7.18",
+        "2.7",
+        extra_series=ended.replace(
+            iso, dt.datetime.fromtimestamp(tag_time - 10 * day, dt.UTC).date().isoformat()
+        ),
+        since="",
+    )
+    assert fix not in fixes(alone)
 
 
 def test_sources_are_read_only_from_since(tmp_path: Path) -> None:

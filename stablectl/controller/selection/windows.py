@@ -151,11 +151,17 @@ def windows(
 
 
 def since(index: CommitIndex, series: Series, base: str) -> int:
-    """The oldest commit time a source other than the series' own branch is read from."""
+    """The oldest commit time a source other than the series' own branch is read from: the
+    policy's `since`, else the base tag's date minus `lookback_days`, or the end of the
+    series' own upstream branch where that is earlier (2.7 ended on 2020-01-01 and 2.7.18
+    was tagged in April: fixes made to 3.x in between were never read, bpo-39421 among them)."""
     if series.since is not None:
         return _epoch(series.since)
     f = index.facts(base)
-    return (f.commit_time if f else 0) - series.lookback_days * 86400
+    oldest = (f.commit_time if f else 0) - series.lookback_days * 86400
+    if series.upstream_end is not None:
+        oldest = min(oldest, _epoch(series.upstream_end.date))
+    return oldest
 
 
 def _epoch(day: dt.date) -> int:
