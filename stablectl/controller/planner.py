@@ -306,7 +306,8 @@ class Planner:
         first = self.index.facts(cand.sources[0].sha) if cand.sources else None
         is_code = self.policy.applicability.is_code
         profile = self.policy.applicability.not_built
-        if first is not None and (v := not_built(series, first.paths, is_code, profile)) is not None:
+        v = not_built(series, first.paths, is_code, profile) if first is not None else None
+        if v is not None:
             return PlannedFix(
                 cand, not_applicable=v.reason, evidence=v.evidence, verdict=v.kind
             ), follows_info
