@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import pygit2
 
-from stablectl.controller.selection import Fix, FixState, Source
+from stablectl.controller.selection import Fix, FixState, Source, VerdictKind
 from stablectl.gitops.diffs import changed_paths as commit_paths
 from stablectl.gitops.path_map import map_path
 from stablectl.gitops.scan import CommitIndex
@@ -47,12 +47,12 @@ SUBSTANTIAL = 8  # a stripped line this long says something about the code it is
 
 IsCode = Callable[[str], bool]
 
-# Verdict kinds.
-NOT_BUILT = "not-built"
-DOCUMENTATION_ONLY = "documentation-only"
-ABSENT_CODE = "absent-code"
-ALREADY_THERE = "already-there"
-FOLLOW_UP = "follow-up"  # (planner.py) a follow-up of a fix that does not concern the line
+# Verdict kinds (selection.VerdictKind), by their short names here.
+NOT_BUILT = VerdictKind.NOT_BUILT
+DOCUMENTATION_ONLY = VerdictKind.DOCUMENTATION_ONLY
+ABSENT_CODE = VerdictKind.ABSENT_CODE
+ALREADY_THERE = VerdictKind.ALREADY_THERE
+FOLLOW_UP = VerdictKind.FOLLOW_UP  # (planner.py) a follow-up of a fix the line does not take
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,8 @@ class Verdict:
     state: FixState
     reason: str
     evidence: tuple[str, ...] = ()
-    # Which rule (not-built, documentation-only, absent-code, already-there): a VEX
-    # statement's justification is chosen by it.
-    kind: str = ""
+    # Which rule: a VEX statement's justification is chosen by it.
+    kind: VerdictKind | None = None
 
 
 def code_paths(paths: Sequence[str], is_code: IsCode) -> list[str]:

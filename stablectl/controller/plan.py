@@ -13,6 +13,7 @@ from stablectl.controller.selection import (
     FixState,
     SeriesSelection,
     Source,
+    VerdictKind,
 )
 from stablectl.gitops.pick_result import PickResult
 from stablectl.jsondoc import JSONDoc
@@ -38,7 +39,7 @@ class PlannedFix:
     not_applicable: str = ""  # why the fix does not concern the line (see applicability.py)
     applied: str = ""  # why its change is on the line already without a trailer
     evidence: tuple[str, ...] = ()  # what the line's code showed for either verdict
-    verdict: str = ""  # the rule behind `not_applicable` or `applied` (applicability.py)
+    verdict: VerdictKind | None = None  # the rule behind `not_applicable` or `applied`
     # A follow-up whose fix does not apply yet: planned once that fix is merged.
     waits_for: str = ""
     info: str = ""  # for the person resolving a conflict (applicability.upstream_note)
@@ -165,7 +166,7 @@ def _fix_json(pf: PlannedFix) -> JSONDoc:
         "not_applicable": pf.not_applicable or None,
         "applied": pf.applied or None,
         "evidence": list(pf.evidence),
-        "verdict": pf.verdict or None,
+        "verdict": pf.verdict,
         "waits_for": pf.waits_for or None,
         "info": pf.info or None,
         "prerequisites": [_prerequisite_json(p) for p in pf.prerequisites],

@@ -27,7 +27,7 @@ from stablectl.controller.prerequisites import (
     Prerequisite,
     PrerequisiteFinder,
 )
-from stablectl.controller.selection import Candidate, FixState, SeriesSelection
+from stablectl.controller.selection import Candidate, FixState, SeriesSelection, VerdictKind
 from stablectl.controller.selection.states import excluded_by
 from stablectl.controller.waiting import (
     NOT_YET,
@@ -299,7 +299,7 @@ class Planner:
         one; a fix the line does not build), and what the fix's follow-up standing says."""
         orphan, waits, follows_info = follow_up_standing(cand, by_key)
         if orphan or waits:
-            verdict = FOLLOW_UP if orphan else ""
+            verdict = FOLLOW_UP if orphan else None
             return PlannedFix(
                 cand, not_applicable=orphan, waits_for=waits, verdict=verdict
             ), follows_info
@@ -376,7 +376,7 @@ class Planner:
         if isinstance(hit, list):
             if not hit:
                 return None
-            return Verdict(FixState(hit[0]), hit[1], tuple(hit[2]), hit[3])
+            return Verdict(FixState(hit[0]), hit[1], tuple(hit[2]), VerdictKind(hit[3]))
         v = judge_conflict(
             self.cache.repo,
             series,

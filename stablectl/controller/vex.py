@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from stablectl import __version__
-from stablectl.controller.applicability import NOT_BUILT
+from stablectl.controller.selection import VerdictKind
 from stablectl.jsondoc import JSONDoc
 
 VEX_NAME = "vex.json"
@@ -133,10 +133,11 @@ def _statement(
         st.under_investigation += ids  # its backport conflicts, or waits for one that does
     else:
         st.known_not_affected += ids
+        kind = data.get("verdict")
         label = (
-            "component_not_present"
-            if data.get("verdict") == NOT_BUILT
-            else "vulnerable_code_not_present"
+            VerdictKind(kind).vex_justification
+            if isinstance(kind, str)
+            else "vulnerable_code_not_present"  # a verdict an older status did not record
         )
         st.flags.setdefault(label, []).extend(ids)
         st.threats.append(

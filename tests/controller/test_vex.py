@@ -171,3 +171,15 @@ def test_the_demos_osv_records_validate(demo: Path) -> None:
         # The line's real affected range: introduced at its base, fixed at the release's pick.
         events = rec["affected"][0]["ranges"][0]["events"]
         assert list(events[0]) == ["introduced"] and list(events[1]) == ["fixed"]
+
+
+def test_every_verdict_kind_is_typed_and_has_its_justification() -> None:
+    """Verdict kinds are an enum (a new one without a justification fails mypy's
+    exhaustiveness check in VerdictKind.vex_justification); not-built alone is a component
+    the line does not build."""
+    from stablectl.controller.selection import VerdictKind
+
+    got = {k.value: k.vex_justification for k in VerdictKind}
+    assert got.pop("not-built") == "component_not_present"
+    assert set(got.values()) == {"vulnerable_code_not_present"}
+    assert VerdictKind("absent-code") is VerdictKind.ABSENT_CODE

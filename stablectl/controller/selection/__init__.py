@@ -18,6 +18,7 @@ from stablectl.controller.selection.model import (
     FlagHit,
     SeriesSelection,
     Source,
+    VerdictKind,
 )
 from stablectl.controller.selection.selector import Selector
 
@@ -29,6 +30,7 @@ __all__ = [
     "Selector",
     "SeriesSelection",
     "Source",
+    "VerdictKind",
     "evaluate_flags",
     "gh_issues",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, assert_never
 
 from stablectl.policy import Series
 
@@ -38,6 +38,34 @@ class FixState(enum.StrEnum):
     def done(self) -> bool:
         """On the line already, one way or another (its PR, if any, can close)."""
         return self in (FixState.APPLIED, FixState.IN_BASE, FixState.NEW_EMPTY)
+
+
+class VerdictKind(enum.StrEnum):
+    """Which rule of the line's code settled a fix without a PR (controller/applicability.py,
+    planner.py): the VEX justification of a `known_not_affected` statement is chosen by it
+    (`vex_justification`), so a kind added without one is a type error, not a default."""
+
+    NOT_BUILT = "not-built"  # its code is outside the line's build profile
+    DOCUMENTATION_ONLY = "documentation-only"  # on the line it changes only docs and NEWS
+    ABSENT_CODE = "absent-code"  # the code it changes is not on the line (proven twice)
+    ALREADY_THERE = "already-there"  # its change is on the line already (applied)
+    FOLLOW_UP = "follow-up"  # a follow-up of a fix the line does not take
+
+    @property
+    def vex_justification(self) -> str:
+        """CSAF 2.0's flag label for a not-affected statement of this kind."""
+        match self:
+            case VerdictKind.NOT_BUILT:
+                return "component_not_present"
+            case (
+                VerdictKind.DOCUMENTATION_ONLY
+                | VerdictKind.ABSENT_CODE
+                | VerdictKind.ALREADY_THERE
+                | VerdictKind.FOLLOW_UP
+            ):
+                return "vulnerable_code_not_present"
+            case _:
+                assert_never(self)
 
 
 SourceKind = Literal["own-backport", "sibling-backport", "original", "other"]
