@@ -104,7 +104,7 @@ def run(
         dump.mkdir(parents=True, exist_ok=True)
         (dump / f"{name}.json").write_text(json.dumps(plan.to_json(), indent=1, default=str))
     statuses = Counter(str(pf.status) for pf in sp.fixes)
-    verdicts = Counter(pf.verdict for pf in sp.fixes if pf.verdict)
+    verdicts = Counter(str(pf.verdict) for pf in sp.fixes if pf.verdict)
     print(f"{name}-stable (searched {', '.join(sp.selection.searched)}):")
     print(f"  flagged {len(sp.fixes)}: {dict(sorted(statuses.items()))}")
     print(f"  verdicts by rule: {dict(sorted(verdicts.items()))}")
@@ -115,7 +115,7 @@ def run(
     for pf in sp.fixes:
         if pf.status in (FixState.NOT_APPLICABLE, FixState.APPLIED) and pf.verdict:
             why = pf.not_applicable or pf.applied
-            print(f"    {pf.verdict:18} {pf.candidate.fix.subject[:50]:50}  {why[:90]}")
+            print(f"    {pf.verdict!s:18} {pf.candidate.fix.subject[:50]:50}  {why[:90]}")
     return times[0][1]
 
 

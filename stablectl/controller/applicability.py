@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import pygit2
 
+from stablectl.controller.definitions import enclosing, file_anywhere, undefined
 from stablectl.controller.selection import Fix, FixState, Source, VerdictKind
 from stablectl.gitops.diffs import changed_paths as commit_paths
 from stablectl.gitops.path_map import map_path
@@ -42,7 +43,7 @@ from stablectl.policy import Series
 
 DAY = 86400
 # Part of every remembered verdict's key (planner.Planner._judged): bump it when a rule changes.
-VERDICTS_VERSION = "2"
+VERDICTS_VERSION = "3"
 SUBSTANTIAL = 8  # a stripped line this long says something about the code it is in
 
 IsCode = Callable[[str], bool]
@@ -132,9 +133,11 @@ def judge_conflict(
     tip: str,
     is_code: IsCode,
     searched: Sequence[str],
+    is_test: IsCode | None = None,
 ) -> Verdict | None:
-    """A conflicting fix's verdict from the line's code: its change already there
-    (`applied`), its code absent (`not-applicable`), or None (a real conflict)."""
+    """A conflicting fix's verdict from the line's code (its tests aside, `is_test`): its
+    change already there (`applied`), its code absent (`not-applicable`), or None (a real
+    conflict)."""
     commit = repo[pygit2.Oid(hex=source)].peel(pygit2.Commit)
     if len(commit.parents) != 1:
         return None
@@ -147,13 +150,24 @@ def judge_conflict(
             tuple(f"{p}: not code (applicability.not_code)" for p in paths[:5]),
             DOCUMENTATION_ONLY,
         )
-    files = _changes(repo, commit, is_code)
+    files = code_part(_changes(repo, commit, is_code), is_test)
     if not files:
         return None
     already = _already_there(repo, tree, series, files)
     if already is not None:
         return already
-    return _absent_code(repo, tree, series, files, searched)
+    parent = commit.parents[0].tree
+    return _absent_code(repo, tree, tip, parent, series, files, searched)
+
+
+def code_part(files: list[_FileChange], is_test: IsCode | None) -> list[_FileChange]:
+    """The files a verdict about the line's code reads: the code the fix changes, its tests
+    aside (a test of code the line lacks, or one that already has its fix, says nothing
+    more); all of them for a fix that changes tests alone."""
+    if is_test is None:
+        return files
+    code = [fc for fc in files if not is_test(fc.path)]
+    return code or files
 
 
 @dataclass
@@ -163,6 +177,7 @@ class _FileChange:
     hunks_added: list[list[str]]  # per hunk, the stripped non-blank lines it adds
     removed: set[str]  # substantial stripped lines it removes (and does not add back)
     context: set[str]  # substantial stripped lines around its changes
+    starts: list[int]  # per hunk, the 0-based line of the parent's file where it changes
 
 
 def _changes(repo: pygit2.Repository, commit: pygit2.Commit, is_code: IsCode) -> list[_FileChange]:
@@ -176,10 +191,11 @@ def _changes(repo: pygit2.Repository, commit: pygit2.Commit, is_code: IsCode) ->
         path = patch.delta.new_file.path if added_file else patch.delta.old_file.path
         if not is_code(path):
             continue
-        fc = _FileChange(path, added_file, [], set(), set())
+        fc = _FileChange(path, added_file, [], set(), set(), [])
         all_added: set[str] = set()
         for hunk in patch.hunks:
             block = []
+            fc.starts.append(_hunk_start(hunk))
             for line in hunk.lines:
                 text = line.content.strip()
                 if line.origin == "+" and text:
@@ -194,6 +210,30 @@ def _changes(repo: pygit2.Repository, commit: pygit2.Commit, is_code: IsCode) ->
         fc.removed -= all_added
         out.append(fc)
     return out
+
+
+def _hunk_start(hunk: pygit2.DiffHunk) -> int:
+    """The 0-based line of the old file where a hunk's first change is (a line it removes,
+    or the line its first added lines follow)."""
+    before = hunk.old_start - 1
+    for line in hunk.lines:
+        if line.origin == "-":
+            return line.old_lineno - 1
+        if line.origin == "+":
+            return max(before, 0)
+        if line.origin == " ":
+            before = line.old_lineno - 1
+    return max(before, 0)
+
+
+def _raw_lines(repo: pygit2.Repository, tree: pygit2.Tree, path: str) -> list[str]:
+    try:
+        obj = repo[tree[path].id]
+    except KeyError:
+        return []
+    if not isinstance(obj, pygit2.Blob):
+        return []
+    return bytes(obj.read_raw()).decode("utf-8", "replace").splitlines()
 
 
 def _line_text(repo: pygit2.Repository, tree: pygit2.Tree, path: str) -> list[str] | None:
@@ -256,36 +296,43 @@ def _already_there(
 def _absent_code(
     repo: pygit2.Repository,
     tree: pygit2.Tree,
+    tip: str,
+    parent: pygit2.Tree,
     series: Series,
     files: list[_FileChange],
     searched: Sequence[str],
 ) -> Verdict | None:
-    """Nothing the fix changes exists on the line: every file it modifies is missing there
-    (also under its mapped name), or neither the lines it removes nor their context are in
-    the line's version of it. Files it adds do not count."""
+    """Nothing the fix changes exists on the line, proven twice: none of the lines it
+    removes or keeps as context is in the line's version of the files it modifies (looked
+    up under the path map; a missing file has none), *and* none of the definitions its hunks
+    sit in is defined anywhere in the line's tree (a module-level hunk: no file of that name
+    anywhere). Files it adds do not count. Anything less is a conflict for a person."""
     branch = series.stable_branch
+    modified = [fc for fc in files if not fc.added_file]
+    if not modified:
+        return None
     missing: list[str] = []
     no_context: list[str] = []
     evidence: list[str] = []
-    for fc in files:
-        if fc.added_file:
-            continue
+    lines_seen = 0
+    for fc in modified:
         here = map_path(series.path_map, fc.path)
         lines = _line_text(repo, tree, here)
         looked = fc.path if here == fc.path else f"{fc.path} (as {here})"
+        around = fc.removed | fc.context
+        lines_seen += len(around)
         if lines is None:
             missing.append(looked)
             evidence.append(f"{looked}: no such file on {branch}")
             continue
-        around = fc.removed | fc.context
-        if not around:
-            return None  # nothing substantial to look for there: cannot tell
-        if around & set(lines):
-            return None  # some of the code the fix changes, or its context, is there
+        if not around or around & set(lines):
+            return None  # some of the code it changes or needs is there, or nothing to tell
         no_context.append(looked)
-        evidence.append(f"{looked}: none of the {len(around)} lines it changes or needs is there")
-    if not missing and not no_context:
+        evidence.append(f"{looked}: 0 of {len(around)} removed/context lines present")
+    defined = _definitions_absent(repo, tree, tip, parent, series, modified)
+    if defined is None:
         return None
+    evidence += defined
     parts = []
     if missing:
         parts.append(f"changes {_names(missing)}, which {branch} does not have")
@@ -294,6 +341,40 @@ def _absent_code(
     if searched:
         evidence.append("sources searched: " + ", ".join(searched))
     return Verdict(FixState.NOT_APPLICABLE, "; ".join(parts), tuple(evidence), ABSENT_CODE)
+
+
+def _definitions_absent(
+    repo: pygit2.Repository,
+    tree: pygit2.Tree,
+    tip: str,
+    parent: pygit2.Tree,
+    series: Series,
+    files: list[_FileChange],
+) -> list[str] | None:
+    """The second proof, as evidence: each definition a hunk sits in is not defined in the
+    line's tree (a module-level hunk: its file is nowhere there); None when one is."""
+    branch = series.stable_branch
+    defs = []
+    evidence: list[str] = []
+    for fc in files:
+        old = _raw_lines(repo, parent, fc.path)
+        for start in fc.starts:
+            d = enclosing(fc.path, old, start)
+            if d is not None:
+                defs.append(d)
+                continue
+            here = map_path(series.path_map, fc.path)
+            elsewhere = file_anywhere(tree, here)
+            if elsewhere is not None:
+                return None  # module-level code of a file the line has (somewhere)
+            note = f"{here}: no file of that name anywhere on {branch} (a module-level hunk)"
+            if note not in evidence:
+                evidence.append(note)
+    absent, present = undefined(repo, tip, defs)
+    if present:
+        return None
+    evidence += [f"{d.describe()} is not defined anywhere on {branch}" for d in absent]
+    return evidence
 
 
 def upstream_note(

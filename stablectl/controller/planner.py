@@ -368,6 +368,7 @@ class Planner:
                 series.stable_branch,
                 series.path_map,
                 rules.not_code,
+                rules.tests,
                 list(searched),
             ],
             sort_keys=True,
@@ -384,6 +385,7 @@ class Planner:
             tip=tip,
             is_code=rules.is_code,
             searched=searched,
+            is_test=rules.is_test,
         )
         data = [] if v is None else [str(v.state), v.reason, list(v.evidence), v.kind]
         self.index.memo_put("verdicts", key, data)

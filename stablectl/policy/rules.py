@@ -205,6 +205,12 @@ class Applicability(Model):
         "and a fix that changes only these is never the fix others follow up.",
     )
 
+    tests: list[str] = Field(
+        default_factory=lambda: ["*/test/*", "*/tests/*", "test/*", "tests/*", "*/test_*"],
+        description="Path globs of tests: a verdict about the line's code (absent, already "
+        "there) reads the code a fix changes with its tests aside (a test of code the line "
+        "lacks says nothing more); a fix that changes tests alone is judged on them.",
+    )
     not_built: list[str] = Field(
         default_factory=list,
         description="The build profile every series shares: path globs a distribution never "
@@ -216,6 +222,9 @@ class Applicability(Model):
 
     def is_code(self, path: str) -> bool:
         return not any(fnmatch.fnmatchcase(path, g) for g in self.not_code)
+
+    def is_test(self, path: str) -> bool:
+        return any(fnmatch.fnmatchcase(path, g) for g in self.tests)
 
 
 class Prerequisites(Model):

@@ -155,3 +155,126 @@ def test_a_fix_whose_code_partly_exists_on_the_line_stays_a_conflict(tmp_path: P
     )
     got = states(plan(tmp_path, h))
     assert got[mixed] == (FixState.NEW_CONFLICT, "")
+
+
+def test_absent_code_names_both_proofs(tmp_path: Path) -> None:
+    """Each absent-code verdict carries both proofs: no removed or context line of the code
+    is on the line, and no definition its hunks sit in is defined anywhere there."""
+    h, s = build(tmp_path)
+    fixes = {pf.candidate.fix.key: pf for pf in plan(tmp_path, h).series[0].fixes}
+    context = fixes[s["absent-context"]]
+    assert context.verdict == "absent-code"
+    assert "Lib/old.py: 0 of 5 removed/context lines present" in context.evidence
+    assert "`f5(x)` (Lib/old.py) is not defined anywhere on 3.11.0-stable" in context.evidence
+    f = fixes[s["absent-file"]]
+    assert "Lib/new.py: no such file on 3.11.0-stable" in f.evidence
+    assert "`g()` (Lib/new.py) is not defined anywhere on 3.11.0-stable" in f.evidence
+
+
+def test_code_the_line_keeps_under_another_name_is_not_absent(tmp_path: Path) -> None:
+    """A missing file was once proof enough; the line keeps the same function in a module
+    the path map does not name (upstream copied it to a new module later): it is defined
+    there, so the fix is a conflict for a person, not "not applicable"."""
+    h = History(tmp_path / "up.git", clock=1_600_000_000)
+    helper = "def quote_header(value, strict):\n    return value.replace('\\n', ' ')\n"
+    rest = "".join(
+        f"def other{i}():\n    return {i}  # unrelated code of the module\n" for i in range(30)
+    )
+    root = h.commit("main", "base", {"Lib/oldmail.py": helper + rest})
+    h.branch("3.11", root)
+    h.tag("v3.11.0", h.commit("3.11", "Python 3.11.0", {"README": "3.11.0\n"}))
+    h.commit("main", "Add mail/quoting (#5)", {"Lib/mail/quoting.py": helper})
+    hardened = helper.replace("(' ')", "(' ')")
+    hardened = helper.replace("' ')\n", "' ').replace('\\r', ' ')\n")
+    fix = h.commit(
+        "main", "gh-6: Refuse CR in headers (#7)", {"Lib/mail/quoting.py": hardened, **news("q")}
+    )
+    pf = {p.candidate.fix.key: p for p in plan(tmp_path, h).series[0].fixes}[fix]
+    assert pf.status == FixState.NEW_CONFLICT and not pf.not_applicable
+
+
+def test_a_feature_the_line_never_had_is_absent_even_where_its_tests_have_context(
+    tmp_path: Path,
+) -> None:
+    """gh-?: glob's `root_dir`/`dir_fd` (3.10) on 3.9.2: the code hunks sit in `_iglob(…,
+    dir_fd)`, which the line does not define, and none of their lines is there; the test
+    hunks sit in a test class the line has. The tests said "conflict"; the code is absent."""
+    h = History(tmp_path / "up.git", clock=1_600_000_000)
+    old_glob = (
+        "def _iglob(pathname, recursive, dironly):\n"
+        "    dirname = split(pathname)\n    return iter_plain(dirname)\n"
+    )
+    new_glob = (
+        "def _iglob(pathname, root_dir, dir_fd, recursive, dironly):\n"
+        "    names = _listdir_relative(root_dir, dir_fd, dironly)\n    if dir_fd is not None:\n"
+        "        return iter_with_descriptor(names, dir_fd)\n    return iter_plain(names)\n"
+    )
+    tests = (
+        "class GlobTests(unittest.TestCase):\n"
+        "    def test_plain_pattern(self):\n        self.check_plain_pattern()\n"
+    )
+    root = h.commit("main", "base", {"Lib/glob.py": old_glob, "Lib/test/test_glob.py": tests})
+    h.branch("3.9", root)
+    h.tag("v3.9.2", h.commit("3.9", "Python 3.9.2", {"README": "3.9.2\n"}))
+    h.commit("main", "bpo-38144: Add the dir_fd parameter in glob (#1)", {"Lib/glob.py": new_glob})
+    fix = h.commit(
+        "main",
+        "bpo-43756: Audit the new arguments of glob (#2)",
+        {
+            "Lib/glob.py": new_glob.replace(
+                "    if dir_fd is not None:\n",
+                "    if dir_fd is not None:\n        audit_descriptor(dir_fd)\n",
+            ),
+            "Lib/test/test_glob.py": tests
+            + "    def test_audit_descriptor(self):\n        self.check_audit()\n",
+            **news("g"),
+        },
+    )
+    pf = {p.candidate.fix.key: p for p in plan_line(tmp_path, h, "3.9.2", "3.9").series[0].fixes}[
+        fix
+    ]
+    assert pf.status == FixState.NOT_APPLICABLE and pf.verdict == "absent-code"
+    assert pf.not_applicable == "the lines it changes in Lib/glob.py are not in 3.9.2-stable"
+    assert (
+        "`_iglob(pathname, root_dir, dir_fd, recursive, dironly)` (Lib/glob.py) is not "
+        "defined anywhere on 3.9.2-stable"
+    ) in pf.evidence
+
+
+def test_a_conflict_whose_code_change_is_already_there_is_applied(tmp_path: Path) -> None:
+    """197f0447e3 and b7378d7728 on 3.6.8: every line the fix adds to the code is on the line
+    and none it removes, only its test is not: the fix is applied, not a conflict."""
+    h = History(tmp_path / "up.git", clock=1_600_000_000)
+    code = (
+        "def check(url):\n    if bad(url):\n        raise ValueError('bad url')\n    return url\n"
+    )
+    fixed = code.replace("ValueError('bad url')", "InvalidURL('control characters in url')")
+    tests = "class T:\n    def test_old_behaviour(self):\n        self.expect_value_error_here()\n"
+    root = h.commit("main", "base", {"Lib/http/client.py": code, "Lib/test/test_httplib.py": tests})
+    h.branch("3.6", root)
+    # The line's own backport folded the change in, with its own test.
+    h.commit(
+        "3.6", "[3.6] bpo-30458: Disallow control characters (#9)", {"Lib/http/client.py": fixed}
+    )
+    h.tag("v3.6.8", h.commit("3.6", "Python 3.6.8", {"README": "3.6.8\n"}))
+    h.commit(
+        "main", "Tests rewritten (#3)", {"Lib/test/test_httplib.py": tests.replace("old", "older")}
+    )
+    fix = h.commit(
+        "main",
+        "bpo-30458: Use InvalidURL instead of ValueError (#13044)",
+        {
+            "Lib/http/client.py": fixed,
+            "Lib/test/test_httplib.py": tests.replace("old", "older").replace(
+                "expect_value_error_here", "expect_invalid_url_here"
+            ),
+            **news("u"),
+        },
+    )
+    pf = {p.candidate.fix.key: p for p in plan_line(tmp_path, h, "3.6.8", "3.6").series[0].fixes}[
+        fix
+    ]
+    assert pf.status == FixState.APPLIED and pf.verdict == "already-there"
+    assert pf.evidence == (
+        "Lib/http/client.py: all 1 line(s) it adds are there in order, none of the 1 it removes",
+    )
