@@ -4,19 +4,21 @@ A line anchored at an old release (or one whose upstream branch has ended) sees 
 for code it never had, code it already has, and code it does not build. Each verdict here is
 about the line's tree, never about what upstream chose to backport:
 
-- **not built** (before picking): every code file the fix changes is under the series'
-  `not_built` globs (its distribution build profile: `PC/`, bundled libraries replaced by the
-  system's). `not-applicable`, listed, no PR.
+- **not built** (before picking): every code file the fix changes is under the line's build
+  profile (`applicability.not_built`, every series', and the series' own `not_built`: `PC/`,
+  bundled libraries replaced by the system's). `not-applicable`, listed, no PR.
 - **documentation only** (a clean pick): picked onto the line, the fix changes only NEWS
   entries and documentation (`applicability.not_code`): nothing of the line's code is fixed,
   and no CVE is claimed for it. `not-applicable` when no source changes code there.
-- **already there** (a conflict): every line the fix adds is on the line, in order, and none
-  of the lines it removes (folded into an earlier backport, or the line never had what it
-  removes: gh-97514's abstract sockets on 2.7): `applied`, with the evidence.
-- **absent code** (a conflict): every file the fix modifies is missing on the line, or neither
-  the lines it changes nor their context are in the line's version of it (looked up under the
-  series' `path_map`, so 2.7's `Lib/httplib.py` is where `Lib/http/client.py`'s code lives).
-  `not-applicable`.
+- **already there** (a conflict): every line the fix adds to the code (its tests aside) is on
+  the line, in order, and none of the lines it removes (folded into an earlier backport, or
+  the line never had what it removes: gh-97514's abstract sockets on 2.7): `applied`, with
+  the evidence.
+- **absent code** (a conflict), proven twice on the code (its tests aside): none of the lines
+  it removes or keeps as context is in the line's version of the files it modifies (under
+  the series' `path_map`, so 2.7's `Lib/httplib.py` is where `Lib/http/client.py`'s code
+  lives), *and* none of the definitions its hunks sit in is defined anywhere in the line's
+  tree (definitions.py). `not-applicable`, both proofs in the evidence.
 
 Anything else that conflicts stays a conflict: a person must look. "Upstream did not backport
 it" is information for that person (`upstream_note`), never a reason to open no PR: upstream
