@@ -21,6 +21,7 @@ _STYLE = {
     FixState.NEW_CLEAN_PREREQ: "green",
     FixState.NEW_EMPTY: "cyan",
     FixState.NEW_CONFLICT: "bold red",
+    FixState.NEW_TO_ADAPT: "bold yellow",
     FixState.NEW_ERROR: "bold red",
     FixState.APPLIED: "dim",
     FixState.IN_BASE: "dim",
@@ -113,7 +114,10 @@ def _detail(pf: PlannedFix) -> str:
         parts.append(f"needs upstream {p.sha[:10]} ({p.subject}) first: {p.why}")
     if pf.prerequisite_report:
         parts.append(f"prerequisites: {pf.prerequisite_report}")
-    if pf.status in (FixState.NEW_CONFLICT, FixState.NOT_APPLICABLE) and pf.attempts:
+    if (
+        pf.status in (FixState.NEW_CONFLICT, FixState.NEW_TO_ADAPT, FixState.NOT_APPLICABLE)
+        and pf.attempts
+    ):
         parts.append(
             "conflicts: "
             + ", ".join(

@@ -7,6 +7,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from stablectl import __version__
+from stablectl.controller.parts import Split
 from stablectl.controller.prerequisites import Prerequisite
 from stablectl.controller.selection import (
     Candidate,
@@ -47,6 +48,9 @@ class PlannedFix:
     # first; with none found, why (the chain of what was tried).
     prerequisites: tuple[Prerequisite, ...] = ()
     prerequisite_report: str = ""
+    # A conflict outside the code: picked again with its documentation left out and NEWS
+    # added whole; its tests, if they conflict, to adapt (controller/parts.py).
+    split: Split | None = None
 
     @property
     def status(self) -> FixState:
@@ -61,6 +65,8 @@ class PlannedFix:
             return FixState.APPLIED
         if self.waits_for:
             return FixState.WAITING
+        if self.split is not None:
+            return FixState.NEW_TO_ADAPT
         if self.chosen is None:
             conflicted = any(a.result.outcome == "conflict" for a in self.attempts)
             return FixState.NEW_CONFLICT if conflicted else FixState.NEW_ERROR
@@ -187,6 +193,19 @@ def _fix_json(pf: PlannedFix) -> JSONDoc:
             "lever": chosen.result.lever,
         },
         "attempts": [_attempt_json(a) for a in pf.attempts],
+        "to_adapt": None if pf.split is None else _split_json(pf.split),
+    }
+
+
+def _split_json(sp: Split) -> JSONDoc:
+    return {
+        "source": sp.source,
+        "outcome": sp.result.outcome,
+        "commit": sp.result.commit,
+        "tests": list(sp.to_adapt),
+        "left_out": list(sp.left_out),
+        "own_news": list(sp.own_news),
+        "parts": list(sp.describe()),
     }
 
 

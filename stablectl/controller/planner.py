@@ -21,6 +21,7 @@ from stablectl.controller.applicability import (
     upstream_note,
 )
 from stablectl.controller.choice import Chooser, documentation_only_verdict, pick_best
+from stablectl.controller.parts import Split, split_pick
 from stablectl.controller.pick_ahead import PROCESSES_FROM, PickAhead, default_jobs
 from stablectl.controller.plan import Attempt, Plan, PlannedFix, SeriesPlan
 from stablectl.controller.prerequisites import (
@@ -335,6 +336,16 @@ class Planner:
                 p.sha[:10] for p in prereqs
             )
         else:
+            split = self._split(sel, attempts, tip)
+            if split is not None:
+                return PlannedFix(
+                    cand,
+                    attempts=attempts,
+                    split=split,
+                    evidence=split.describe(),
+                    info=follows_info,
+                    prerequisite_report=report,
+                )
             info = upstream_note(
                 self.index,
                 cand.fix,
@@ -393,6 +404,26 @@ class Planner:
 
     def _took(self, part: str, start: float) -> None:
         self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - start
+
+    def _split(self, sel: SeriesSelection, attempts: list[Attempt], tip: str) -> Split | None:
+        """The first conflicting source picked again with what is outside its code set
+        aside (controller/parts.py), when no code file conflicts."""
+        conflicting = next((a for a in attempts if a.result.outcome == "conflict"), None)
+        if conflicting is None or not self.policy.applicability.skip:
+            return None
+        rules = self.policy.applicability
+        start = time.perf_counter()
+        with self.index.batch():
+            split = split_pick(
+                self.ws.picker(sel.series),
+                conflicting.source.sha,
+                tip,
+                conflicting.result.conflicts,
+                rules,
+                dict(sel.series.path_map),
+            )
+        self._took("pick", start)
+        return split
 
     def _with_prerequisites(
         self,

@@ -262,6 +262,7 @@ DEFAULT_LABELS = {
     "backport": "backport",
     "security": "security",
     "conflicts": "conflicts",
+    "to-adapt": "to-adapt",
     "skip": "skipped",
     "tests-failed": "tests-failed",
     "prerequisite": "prerequisite",

@@ -205,6 +205,12 @@ class Applicability(Model):
         "and a fix that changes only these is never the fix others follow up.",
     )
 
+    news: list[str] = Field(
+        default_factory=lambda: ["Misc/NEWS.d/*", "Misc/NEWS", "NEWS", "NEWS.*"],
+        description="Path globs of changelog entries. A conflict in one (the line never had "
+        "the entry the fix edits) is resolved by adding the fix's entry whole as the line's "
+        "own, when the code picks clean (`new-to-adapt`, docs/engine.md).",
+    )
     tests: list[str] = Field(
         default_factory=lambda: ["*/test/*", "*/tests/*", "test/*", "tests/*", "*/test_*"],
         description="Path globs of tests: a verdict about the line's code (absent, already "

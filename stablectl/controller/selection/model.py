@@ -30,6 +30,10 @@ class FixState(enum.StrEnum):
     NEW_CLEAN_PREREQ = "new-clean-with-prerequisites"  # clean on upstream commits it needs
     NEW_EMPTY = "new-empty"
     NEW_CONFLICT = "new-conflict"
+    # The code picks clean once documentation the line lacks is left out and NEWS added
+    # whole; what remains (its tests that conflict, or the leaving out) is a person's to
+    # adapt and review (controller/parts.py). Never shown as clean.
+    NEW_TO_ADAPT = "new-to-adapt"
     NEW_ERROR = "new-error"
     NOT_APPLICABLE = "not-applicable"  # does not concern the line's code (why: evidence)
     WAITING = "waiting"  # a follow-up of a fix that does not apply yet: planned after it

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 import pygit2
 
 from stablectl.controller.missing_names import MissingName, decode, encode, find_definer
+from stablectl.controller.parts import Split
 from stablectl.controller.plan import PlannedFix, SeriesPlan
 from stablectl.controller.prerequisites import Prerequisite
 from stablectl.controller.selection import FixState
@@ -112,7 +113,7 @@ class DesiredState:
             if pf.status == FixState.NEW_ERROR:
                 fix = pf.candidate.fix
                 self.findings.problem(f"{s.name}: {fix.key[:10]} {fix.subject}: {pf.note}")
-            if not (pf.applies or pf.status == FixState.NEW_CONFLICT):
+            if not (pf.applies or pf.status in (FixState.NEW_CONFLICT, FixState.NEW_TO_ADAPT)):
                 continue
             needs = Needs()
             if pf.applies:
@@ -168,9 +169,11 @@ class DesiredState:
             conflicts = ()
             chain.append(Link(pf, head))
         else:
-            head = self._conflict_head(ctx, fix.key, source.sha, fix.subject)
+            head = self._conflict_head(ctx, fix.key, source.sha, fix.subject, pf.split)
             if head is None:
                 return None
+            if pf.split is not None:
+                conflicts = tuple(pf.split.result.conflicts)
         return self._wanted(
             Backport(
                 series=ctx.sp.series,
@@ -185,6 +188,7 @@ class DesiredState:
                 depends=depends,
                 prerequisites=pf.prerequisites if status == "clean" else (),
                 missing=needs.missing if status == "clean" else "",
+                split=pf.split if status == "conflict" else None,
             )
         )
 
@@ -307,14 +311,19 @@ class DesiredState:
         return pf
 
     def _conflict_head(
-        self, ctx: _SeriesContext, key: str, source: str, subject: str
+        self, ctx: _SeriesContext, key: str, source: str, subject: str, split: Split | None
     ) -> str | None:
-        """The draft PR's head: its commit carries git's conflict markers."""
+        """The draft PR's head: its commit carries git's conflict markers (of a fix to adapt,
+        in its tests alone: the pick of `split`, its documentation left out)."""
         s = ctx.sp.series
-        head = self.keep_existing(ctx.open_by_key.get(key), source, ctx.tip, conflict=True)
+        existing = ctx.open_by_key.get(key)
+        head = self.keep_existing(
+            existing, source, ctx.tip, conflict=True, to_adapt=split is not None
+        )
         if head is None:
-            message = conflict_commit_message(s, source, subject)
-            head = ctx.picker.conflict_commit(source, ctx.tip, message)
+            message = conflict_commit_message(s, source, subject, split)
+            picked = split.source if split is not None else source
+            head = ctx.picker.conflict_commit(picked, ctx.tip, message)
         if head is None:
             self.findings.problem(
                 f"{s.name}: {key[:10]} conflicts and git >= 2.38 is needed to show the "
@@ -331,6 +340,7 @@ class DesiredState:
         *,
         conflict: bool = False,
         picks: tuple[str, ...] = (),
+        to_adapt: bool = False,
     ) -> str | None:
         """An open PR's head stays as long as it was stablectl's, picks the same source (and
         the same prerequisites), has the same outcome and still sits on the stable branch's
@@ -342,6 +352,8 @@ class DesiredState:
             return None
         if (m.extra.get("status") == "conflict") != conflict:
             return None
+        if (m.extra.get("to_adapt") == "1") != to_adapt:
+            return None  # a conflict now to adapt (or the other way): its head is another
         prereqs = picks[:-1]
         if m.extra.get("prerequisites", "") != prerequisites_text(prereqs):
             return None

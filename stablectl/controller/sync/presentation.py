@@ -16,6 +16,7 @@ import pygit2
 
 from stablectl import __version__
 from stablectl.controller.missing_names import decode
+from stablectl.controller.parts import Split
 from stablectl.controller.plan import PlannedFix
 from stablectl.controller.prerequisites import Prerequisite
 from stablectl.controller.release_history import ShippedFix
@@ -64,6 +65,7 @@ class Backport:
     requested_by: str | None = None
     prerequisites: tuple[Prerequisite, ...] = ()  # upstream commits picked before the fix
     missing: str = ""  # names its tests missed that a fix it is stacked on defines
+    split: Split | None = None  # a conflict outside the code: its code picked, the rest to adapt
 
 
 @dataclass(frozen=True)
@@ -102,9 +104,13 @@ class Presenter:
         labels = {p.label("backport")}
         if security:
             labels.add(p.label("security"))
-        if b.status == "conflict":
+        if b.split is not None:
+            labels.add(p.label("to-adapt"))
+        elif b.status == "conflict":
             labels.add(p.label("conflicts"))
         extra = {"pushed": b.head, "status": b.status}
+        if b.split is not None:
+            extra["to_adapt"] = "1"
         if fix is not None and fix.follows:
             labels.add(p.label("follow-up"))
         if b.prerequisites:
@@ -130,7 +136,9 @@ class Presenter:
             marker=marker.render(),
         )
         title = backport_title(s.stable_branch, subject)
-        if b.status == "conflict":
+        if b.split is not None:
+            title = "[to adapt] " + title
+        elif b.status == "conflict":
             title = "[conflict] " + title
         return PRText(title, body, tuple(sorted(labels)), marker)
 
@@ -178,6 +186,8 @@ class Presenter:
             "conflicts": list(b.conflicts),
             "news": self.news(b.source),
             "status": b.status,
+            "to_adapt": list(b.split.describe()) if b.split is not None else [],
+            "to_adapt_tests": bool(b.split is not None and b.split.to_adapt),
         }
 
     def news(self, sha: str) -> list[dict[str, str]]:
@@ -257,8 +267,19 @@ def release_pr_text(
     return f"[{series.stable_branch}] Release {version}", body
 
 
-def conflict_commit_message(series: Series, source: str, subject: str) -> str:
-    """The message of a draft conflict PR's commit (the one carrying git's conflict markers)."""
+def conflict_commit_message(
+    series: Series, source: str, subject: str, split: Split | None = None
+) -> str:
+    """The message of a draft conflict PR's commit (the one carrying git's conflict markers;
+    of a fix to adapt, in its tests alone, or none where only documentation was left out)."""
+    if split is not None:
+        return (
+            f"[to adapt] {backport_title(series.stable_branch, subject)}\n\n"
+            f"The code of {source} picks cleanly onto {series.stable_branch}; outside it:\n"
+            + "".join(f"- {line}\n" for line in split.describe()[:-1])
+            + "Not upstream's change as it is: DO NOT MERGE.\n"
+            f"Resolve with: stablectl backport {source[:12]} --series {series.name}\n"
+        )
     return (
         f"[conflict] {backport_title(series.stable_branch, subject)}\n\n"
         f"stablectl could not pick {source} cleanly onto {series.stable_branch}.\n"
