@@ -200,6 +200,12 @@ def _render(report: audit.VerifyReport) -> None:
             f"{c['release commits']} releases, {c['infrastructure commits']} "
             f"infrastructure commits; tip {a.tip or '-'}"
         )
+        for ad in a.adapted:
+            if ad.downstream:
+                out.print(
+                    f"  {ad.commit[:12]}: adapted from {escape(ad.downstream)} "
+                    f"({ad.lines} lines{', reviewed in #' + str(ad.pr) if ad.pr else ''})"
+                )
         for r in a.releases:
             arts, signer = r.artifacts_checked, r.signed_by
             out.print(

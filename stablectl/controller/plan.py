@@ -7,6 +7,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from stablectl import __version__
+from stablectl.controller.downstream import Adaptation
 from stablectl.controller.parts import Split
 from stablectl.controller.prerequisites import Prerequisite
 from stablectl.controller.selection import (
@@ -51,6 +52,8 @@ class PlannedFix:
     # A conflict outside the code: picked again with its documentation left out and NEWS
     # added whole; its tests, if they conflict, to adapt (controller/parts.py).
     split: Split | None = None
+    # A conflict a downstream adaptation resolves (controller/downstream.py).
+    adapted_from: Adaptation | None = None
 
     @property
     def status(self) -> FixState:
@@ -65,6 +68,8 @@ class PlannedFix:
             return FixState.APPLIED
         if self.waits_for:
             return FixState.WAITING
+        if self.adapted_from is not None:
+            return FixState.NEW_ADAPTED
         if self.split is not None:
             return FixState.NEW_TO_ADAPT
         if self.chosen is None:
@@ -194,6 +199,18 @@ def _fix_json(pf: PlannedFix) -> JSONDoc:
         },
         "attempts": [_attempt_json(a) for a in pf.attempts],
         "to_adapt": None if pf.split is None else _split_json(pf.split),
+        "adapted_from": None if pf.adapted_from is None else _adaptation_json(pf.adapted_from),
+    }
+
+
+def _adaptation_json(a: Adaptation) -> JSONDoc:
+    return {
+        "downstream": a.patch.source,
+        "patch": a.patch.name,
+        "why": a.why,
+        "adapts": a.source,
+        "tree": a.tree,
+        "interdiff": {"lines": a.change.lines, "sha256": a.change.digest},
     }
 
 

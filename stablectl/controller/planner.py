@@ -21,13 +21,13 @@ from stablectl.controller.applicability import (
     upstream_note,
 )
 from stablectl.controller.choice import Chooser, documentation_only_verdict, pick_best
-from stablectl.controller.parts import Split, split_pick
 from stablectl.controller.pick_ahead import PROCESSES_FROM, PickAhead, default_jobs
 from stablectl.controller.plan import Attempt, Plan, PlannedFix, SeriesPlan
 from stablectl.controller.prerequisites import (
     Prerequisite,
     PrerequisiteFinder,
 )
+from stablectl.controller.resolutions import Resolutions
 from stablectl.controller.selection import Candidate, FixState, SeriesSelection, VerdictKind
 from stablectl.controller.selection.states import excluded_by
 from stablectl.controller.waiting import (
@@ -336,16 +336,14 @@ class Planner:
                 p.sha[:10] for p in prereqs
             )
         else:
-            split = self._split(sel, attempts, tip)
-            if split is not None:
-                return PlannedFix(
-                    cand,
-                    attempts=attempts,
-                    split=split,
-                    evidence=split.describe(),
-                    info=follows_info,
-                    prerequisite_report=report,
+            start = time.perf_counter()
+            with self.index.batch():
+                resolved = Resolutions(self.ws).resolve(
+                    sel, cand, attempts, tip, info=follows_info, report=report
                 )
+            self._took("pick", start)
+            if resolved is not None:
+                return resolved
             info = upstream_note(
                 self.index,
                 cand.fix,
@@ -404,26 +402,6 @@ class Planner:
 
     def _took(self, part: str, start: float) -> None:
         self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - start
-
-    def _split(self, sel: SeriesSelection, attempts: list[Attempt], tip: str) -> Split | None:
-        """The first conflicting source picked again with what is outside its code set
-        aside (controller/parts.py), when no code file conflicts."""
-        conflicting = next((a for a in attempts if a.result.outcome == "conflict"), None)
-        if conflicting is None or not self.policy.applicability.skip:
-            return None
-        rules = self.policy.applicability
-        start = time.perf_counter()
-        with self.index.batch():
-            split = split_pick(
-                self.ws.picker(sel.series),
-                conflicting.source.sha,
-                tip,
-                conflicting.result.conflicts,
-                rules,
-                dict(sel.series.path_map),
-            )
-        self._took("pick", start)
-        return split
 
     def _with_prerequisites(
         self,

@@ -16,7 +16,13 @@ if TYPE_CHECKING:
     from stablectl.controller.prerequisites import Prerequisite
 
 # What a fix waits for: the fix it needs does not apply yet, or waits itself.
-NOT_YET = (FixState.NEW_CONFLICT, FixState.NEW_TO_ADAPT, FixState.NEW_ERROR, FixState.WAITING)
+NOT_YET = (
+    FixState.NEW_CONFLICT,
+    FixState.NEW_TO_ADAPT,
+    FixState.NEW_ADAPTED,
+    FixState.NEW_ERROR,
+    FixState.WAITING,
+)
 
 
 def parents_first(candidates: Sequence[Candidate]) -> list[Candidate]:

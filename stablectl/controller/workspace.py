@@ -11,6 +11,7 @@ from pathlib import Path
 import pygit2
 
 from stablectl.controller.advisories import AdvisoryIndex, load_advisories
+from stablectl.controller.downstream import DownstreamPatch, downstream_ref, read_downstream
 from stablectl.controller.identities import backports, merged_by_controller
 from stablectl.controller.issue_cache import IssueCache
 from stablectl.controller.plan import Plan
@@ -62,6 +63,7 @@ class Workspace:
         self._issues: IssueCache | None = None
         self._provenance: dict[str, Provenance] = {}
         self.queue_problems: list[str] = []
+        self._downstream: dict[str, list[DownstreamPatch]] = {}
         # The state is a cache from anywhere (an actions/cache entry, an older stablectl):
         # checked before any store in it is opened.
         self.state_notes = check_state(policy, state_dir)
@@ -103,7 +105,25 @@ class Workspace:
         self.cache.fetch_fork(p.fork.git, self.progress)
         branches = {p.upstream.main} | {b for s in p.series for b in s.sources}
         self.cache.check_and_record_tips(sorted(branches), [s.base for s in p.series])
+        for s in p.series:
+            for i, d in enumerate(s.downstream):
+                if d.git is not None and d.branch is not None:
+                    self.cache.fetch_ref(d.git, d.branch, downstream_ref(s.name, i))
         self.build_queues()
+
+    def downstream(self, series: Series) -> list[DownstreamPatch]:
+        """The series' downstream adaptations, read once per workspace (what cannot be read
+        is reported with the patch queues' problems)."""
+        if series.name not in self._downstream:
+            base = self.cache.upstream_tag(series.base)
+            found: list[DownstreamPatch] = []
+            for i, d in enumerate(series.downstream):
+                ref = downstream_ref(series.name, i)
+                patches, problems = read_downstream(d, self.cache.path, base, ref)
+                found += patches
+                self.queue_problems += [f"series {series.name}: {x}" for x in problems]
+            self._downstream[series.name] = found
+        return self._downstream[series.name]
 
     def build_queues(self) -> None:
         """Each series' patch queue as a chain of commits on its base tag, under

@@ -27,7 +27,7 @@ from typing import Any
 import pygit2
 
 from stablectl.errors import GitError, UpstreamRewrittenError
-from stablectl.gitops.git import run_git
+from stablectl.gitops.git import git, run_git
 
 UPSTREAM = "upstream"
 FORK = "fork"
@@ -223,6 +223,21 @@ class RepoCache:
         except (GitError, OSError):
             return False
         return True
+
+    def fetch_ref(self, url: str, branch: str, dest: str) -> None:
+        """One branch of another repository into `dest` (a downstream fork's adaptations,
+        controller/downstream.py): never under upstream's or the fork's refs."""
+        git(
+            [
+                "fetch",
+                "--quiet",
+                "--no-write-fetch-head",
+                _url(url),
+                f"+refs/heads/{branch}:{dest}",
+            ],
+            git_dir=self.path,
+            what=f"fetch {branch} of {url}",
+        )
 
     def fetch_fork(self, url: str, progress: Progress | None = None) -> None:
         self._fetch(

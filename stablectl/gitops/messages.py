@@ -282,6 +282,21 @@ def adapted_of(message: str) -> Adapted | None:
     )
 
 
+DOWNSTREAM_TRAILER = "Stablectl-Downstream"
+_DOWNSTREAM_RE = re.compile(rf"^{DOWNSTREAM_TRAILER}:[ \t]*(.+?)[ \t]*$", re.M)
+
+
+def downstream_trailer(source: str, patch: str) -> str:
+    """Where an adaptation came from: a published patch (controller/downstream.py)."""
+    return f"{DOWNSTREAM_TRAILER}: {source}: {patch}"
+
+
+def downstream_of(message: str) -> str:
+    """The downstream source an adaptation names ("" for none)."""
+    m = _DOWNSTREAM_RE.search(message)
+    return m.group(1) if m else ""
+
+
 def prerequisite_of(message: str) -> str | None:
     """The fix a commit was picked as a prerequisite for (its trailer), if any."""
     m = re.search(rf"^{PREREQUISITE_TRAILER}:\s*([0-9a-fA-F]{{7,40}})\s*$", message, re.M)

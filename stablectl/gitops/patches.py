@@ -45,6 +45,7 @@ class Patch:
     paths: list[str] = field(default_factory=list)
     deleted: set[str] = field(default_factory=set)
     exported: bool = False  # a `git format-patch` export (its `From <sha>` names the commit)
+    header: str = ""  # everything before the diff (mail or DEP-3 headers, free text)
 
 
 def parse_patch(name: str, data: bytes) -> Patch:
@@ -89,6 +90,7 @@ def parse_patch(name: str, data: bytes) -> Patch:
         paths,
         deleted,
         exported=m is not None,
+        header=head.decode("utf-8", "replace"),
     )
 
 

@@ -46,7 +46,15 @@ from stablectl.policy.rules import (
     NotesRule,
     Prerequisites,
 )
-from stablectl.policy.series import PY27_RENAMES, BranchEnd, Fork, Series, Upstream, base_version
+from stablectl.policy.series import (
+    PY27_RENAMES,
+    BranchEnd,
+    Downstream,
+    Fork,
+    Series,
+    Upstream,
+    base_version,
+)
 
 __all__ = [
     "CI",
@@ -62,6 +70,7 @@ __all__ = [
     "BranchEnd",
     "Checks",
     "Commands",
+    "Downstream",
     "Exclude",
     "FlagRule",
     "FollowUpRef",

@@ -263,6 +263,7 @@ DEFAULT_LABELS = {
     "security": "security",
     "conflicts": "conflicts",
     "to-adapt": "to-adapt",
+    "adapted": "adapted",
     "skip": "skipped",
     "tests-failed": "tests-failed",
     "prerequisite": "prerequisite",

@@ -77,6 +77,38 @@ class BranchEnd(Model):
     )
 
 
+class Downstream(Model):
+    """A distribution's (or a fork's) own adaptations of upstream fixes, offered after
+    upstream's sources: each patch is matched to the fix it adapts and applied alone."""
+
+    name: str = Field(
+        description='Who published it, shown in PRs and provenance (e.g. "Debian python2.7 '
+        '2.7.18-8+deb11u1").'
+    )
+    patches: str | None = Field(
+        default=None,
+        description="A quilt directory (or its `series` file; DEP-3 headers `Origin:`, `Bug:`), "
+        "an RPM `.spec` whose `PatchNNNN:` lines name the patches beside it (or in "
+        "`../SOURCES/`), or a directory of `*.patch`/`*.diff` files.",
+    )
+    git: str | None = Field(
+        default=None, description="A fork's repository (URL or path), with `branch`."
+    )
+    branch: str | None = Field(
+        default=None,
+        description="With `git`: the branch whose commits after the series' base tag are "
+        "the adaptations (ActiveState-style).",
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Downstream:
+        if (self.patches is None) == (self.git is None):
+            raise ValueError("give either `patches` or `git` (with `branch`)")
+        if self.git is not None and not self.branch:
+            raise ValueError("`git` needs `branch`")
+        return self
+
+
 class Series(Model):
     """One stable line, anchored for life to one upstream release tag."""
 
@@ -133,6 +165,14 @@ class Series(Model):
         description="A patch queue applied in order onto the base tag (a quilt directory or "
         "`series` file, an mbox, or a directory of format-patches): its patches are fixes too, "
         "with the identity their `From <sha>`, trailers or DEP-3 `Origin:` give.",
+    )
+
+    downstream: list[Downstream] = Field(
+        default_factory=list,
+        description="Adaptations others published of the same upstream fixes (Debian's "
+        "`debian/patches`, an RPM spec's patches, a fork's branch), in preference order: "
+        "a fix that conflicts is offered the first that applies alone onto the line, as an "
+        "adaptation for review (docs/engine.md, Downstream adaptations).",
     )
 
     named_freely: bool = Field(

@@ -34,6 +34,9 @@ class FixState(enum.StrEnum):
     # whole; what remains (its tests that conflict, or the leaving out) is a person's to
     # adapt and review (controller/parts.py). Never shown as clean.
     NEW_TO_ADAPT = "new-to-adapt"
+    # A conflict a downstream adaptation (a distribution's patch, controller/downstream.py)
+    # resolves when applied alone: a PR of that adaptation, reviewed as one.
+    NEW_ADAPTED = "new-adapted"
     NEW_ERROR = "new-error"
     NOT_APPLICABLE = "not-applicable"  # does not concern the line's code (why: evidence)
     WAITING = "waiting"  # a follow-up of a fix that does not apply yet: planned after it

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 import pygit2
 
+from stablectl.controller.downstream import adapt, adapted_commit
 from stablectl.controller.missing_names import MissingName, decode, encode, find_definer
 from stablectl.controller.parts import Split
 from stablectl.controller.plan import PlannedFix, SeriesPlan
@@ -26,6 +27,7 @@ from stablectl.controller.sync.presentation import (
 from stablectl.controller.sync.stacking import Link, overlaps, pick_fix, stack
 from stablectl.forge.base import Marker, PullRequest
 from stablectl.gitops.cache import RepoCache
+from stablectl.gitops.messages import Adapted
 from stablectl.gitops.pick import Picker
 from stablectl.gitops.pick_result import ConflictFile
 from stablectl.gitops.scan import CommitIndex
@@ -113,6 +115,11 @@ class DesiredState:
             if pf.status == FixState.NEW_ERROR:
                 fix = pf.candidate.fix
                 self.findings.problem(f"{s.name}: {fix.key[:10]} {fix.subject}: {pf.note}")
+            if pf.status == FixState.NEW_ADAPTED:
+                w = self._want_adapted(ctx, pf)
+                if w is not None:
+                    out.append(w)
+                continue
             if not (pf.applies or pf.status in (FixState.NEW_CONFLICT, FixState.NEW_TO_ADAPT)):
                 continue
             needs = Needs()
@@ -191,6 +198,35 @@ class DesiredState:
                 split=pf.split if status == "conflict" else None,
             )
         )
+
+    def _want_adapted(self, ctx: _SeriesContext, pf: PlannedFix) -> Wanted | None:
+        """A conflict a downstream patch resolves: that patch applied alone onto the stable
+        tip, its adaptation recorded (`Stablectl-Adapted`, with its PR once open) for review."""
+        a, fix = pf.adapted_from, pf.candidate.fix
+        assert a is not None
+        picker, repo = ctx.picker, ctx.picker.repo
+        now = adapt(repo, picker, a.patch, a.why, a.source, ctx.tip)
+        if now is None:
+            self.findings.notice(
+                f"{ctx.sp.series.name}: {fix.key[:10]}: {a.patch.describe()} no longer applies "
+                "alone onto the stable branch"
+            )
+            return None
+        pr = ctx.open_by_key.get(fix.key)
+        record = Adapted(a.source, now.change.lines, pr.number if pr else None, now.change.digest)
+        head = adapted_commit(repo, picker, a.source, ctx.tip, now.tree, a.patch, record)
+        b = Backport(
+            series=ctx.sp.series,
+            key=fix.key,
+            source=a.source,
+            source_kind="downstream",
+            source_branch=None,
+            head=head,
+            status="clean",
+            fix=pf,
+            adaptation=now,
+        )
+        return self._wanted(b)
 
     def _place(
         self, ctx: _SeriesContext, pf: PlannedFix, source: str, chain: list[Link], needs: Needs

@@ -15,6 +15,7 @@ from typing import Literal
 import pygit2
 
 from stablectl import __version__
+from stablectl.controller.downstream import Adaptation
 from stablectl.controller.missing_names import decode
 from stablectl.controller.parts import Split
 from stablectl.controller.plan import PlannedFix
@@ -66,6 +67,7 @@ class Backport:
     prerequisites: tuple[Prerequisite, ...] = ()  # upstream commits picked before the fix
     missing: str = ""  # names its tests missed that a fix it is stacked on defines
     split: Split | None = None  # a conflict outside the code: its code picked, the rest to adapt
+    adaptation: Adaptation | None = None  # a conflict a downstream patch resolves
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,9 @@ class Presenter:
         extra = {"pushed": b.head, "status": b.status}
         if b.split is not None:
             extra["to_adapt"] = "1"
+        if b.adaptation is not None:
+            labels.add(p.label("adapted"))
+            extra["downstream"] = f"{b.adaptation.patch.source}: {b.adaptation.patch.name}"
         if fix is not None and fix.follows:
             labels.add(p.label("follow-up"))
         if b.prerequisites:
@@ -187,6 +192,7 @@ class Presenter:
             "news": self.news(b.source),
             "status": b.status,
             "to_adapt": list(b.split.describe()) if b.split is not None else [],
+            "adapted": _adapted_context(b.adaptation) if b.adaptation is not None else None,
             "to_adapt_tests": bool(b.split is not None and b.split.to_adapt),
         }
 
@@ -286,3 +292,18 @@ def conflict_commit_message(
         "This commit carries git's conflict markers: DO NOT MERGE.\n"
         f"Resolve with: stablectl backport {source[:12]} --series {series.name}\n"
     )
+
+
+def _adapted_context(a: Adaptation) -> dict[str, object]:
+    """What a downstream adaptation's PR body shows: where it came from, why it is this fix's,
+    and its exact interdiff to upstream's change picked onto the line (cut at 300 lines)."""
+    lines = a.change.patch.splitlines()
+    return {
+        "source": a.patch.source,
+        "patch": a.patch.name,
+        "why": a.why,
+        "lines": a.change.lines,
+        "digest": a.change.digest,
+        "interdiff": "\n".join(lines[:300]),
+        "cut": max(0, len(lines) - 300),
+    }

@@ -16,7 +16,7 @@ from stablectl.controller.workflows import render_workflows
 from stablectl.errors import StablectlError
 from stablectl.forge.base import Forge, Review
 from stablectl.gitops.git import run_git
-from stablectl.gitops.messages import adapted_of, is_infrastructure
+from stablectl.gitops.messages import adapted_of, downstream_of, is_infrastructure
 from stablectl.gitops.objects import first_parent_diff
 from stablectl.gitops.provenance import Reproduction
 from stablectl.policy import Policy, Series, login_key
@@ -245,6 +245,7 @@ def _adapted(
         origin=r.origin or "none",
         pr=recorded.pr if recorded else None,
         recorded=recorded is not None,
+        downstream=downstream_of(msg),
     )
     audit.adapted.append(entry)
     how = f"re-picking {r.source[:12]} onto its parent ({r.repick})"

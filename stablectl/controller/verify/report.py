@@ -34,10 +34,14 @@ class AdaptedCommit:
     recorded: bool
     review_checked: bool = False
     approvers: list[str] = field(default_factory=list)
+    # Where the adaptation came from, when a distribution published it (its
+    # `Stablectl-Downstream:` trailer: "Debian python2.7 2.7.18-8+deb11u1: CVE-2020-8492.diff").
+    downstream: str = ""
 
     def to_json(self) -> JSONDoc:
         return {
             "commit": self.commit,
+            "downstream": self.downstream or None,
             "source": self.source,
             "lines": self.lines,
             "interdiff": self.interdiff,

@@ -1,0 +1,159 @@
+"""Downstream adaptations as sources (controller/downstream.py): a conflict that a published
+adaptation resolves (Debian's quilt `debian/patches`, an RPM spec's patches, a fork's branch)
+becomes a PR of that adaptation, applied alone, recorded and reviewed as one, and verify names
+where it came from."""
+
+from __future__ import annotations
+
+import difflib
+import subprocess
+from pathlib import Path
+
+import pygit2
+import pytest
+
+from stablectl.controller.downstream import read_downstream
+from stablectl.controller.selection import FixState
+from stablectl.controller.workspace import Workspace
+from stablectl.gitops.messages import adapted_of
+from stablectl.policy import Downstream, load_policy
+from tests.controller.sync.test_sync import SyncEnv, make_env
+
+DEP3 = "Description: Harden ssl hostname matching\n Backport of {sha}, adapted to 3.11.2.\nBug: https://github.com/python/cpython/issues/2300\n\n"
+
+
+def resolution(e: SyncEnv) -> bytes:
+    """A 3.11.2 adaptation of fix D (which conflicts there on every source), as a
+    distribution would publish it: a unified diff of Lib/ssl.py against the line."""
+    repo = pygit2.Repository(str(e.example.fork))
+    tree = repo.references["refs/heads/3.11.2-stable"].peel(pygit2.Commit).tree
+    old = bytes(repo[tree["Lib/ssl.py"].id].read_raw()).decode()
+    new = old + "# hardened, as the distribution adapted it\n"
+    diff = difflib.unified_diff(
+        old.splitlines(True), new.splitlines(True), "a/Lib/ssl.py", "b/Lib/ssl.py"
+    )
+    return "".join(diff).encode()
+
+
+def with_downstream(e: SyncEnv, spec: str) -> None:
+    text = e.policy_path.read_text()
+    anchor = "    base: v3.11.2\n"
+    assert anchor in text
+    e.policy_path.write_text(text.replace(anchor, anchor + f"    downstream: [{spec}]\n", 1))
+
+
+def quilt(e: SyncEnv, root: Path) -> Path:
+    d = root / "debian" / "patches"
+    d.mkdir(parents=True)
+    sha = e.example.shas["D"]
+    (d / "CVE-2026-0001.diff").write_bytes(DEP3.format(sha=sha[:12]).encode() + resolution(e))
+    (d / "lib64-paths.diff").write_text("Description: a distribution's own path\n\n")
+    (d / "series").write_text("lib64-paths.diff\nCVE-2026-0001.diff\n")
+    return d
+
+
+@pytest.mark.parametrize("kind", ["local", "github"])
+def test_a_conflict_debian_resolved_becomes_an_adapted_pr_verify_accepts(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    fake = request.getfixturevalue("fake_github") if kind == "github" else None
+    e = make_env(kind, tmp_path, fake, series="3.11.2")
+    s = e.example.shas
+    e.sync()  # D conflicts: a draft
+    (d,) = [p for p in e.open_prs() if p.marker.original == s["D"]]
+    assert d.draft
+    patches = quilt(e, tmp_path)
+    with_downstream(e, f'{{name: "Debian python3.11 3.11.2-6", patches: "{patches}"}}')
+    eng = Workspace(load_policy(e.policy_path), e.state)
+    try:
+        plan = eng.plan()
+        pf = next(x for x in plan.series[0].fixes if x.candidate.fix.key == s["D"])
+    finally:
+        eng.close()
+    assert plan.errors == []
+    assert pf.status == FixState.NEW_ADAPTED and pf.adapted_from is not None
+    assert pf.adapted_from.patch.name == "CVE-2026-0001.diff"
+    assert pf.evidence[0].startswith(
+        "adapted from Debian python3.11 3.11.2-6's `CVE-2026-0001.diff` (it names upstream "
+        f"commit {s['D'][:10]})"
+    )
+    e.sync()  # the draft is superseded by the adaptation's PR
+    e.sync()  # which then records the PR it is reviewed in
+    (pr,) = [p for p in e.open_prs() if p.marker.original == s["D"]]
+    assert not pr.draft and "adapted" in pr.labels and "conflicts" not in pr.labels
+    assert pr.marker.extra["downstream"] == "Debian python3.11 3.11.2-6: CVE-2026-0001.diff"
+    assert "Adapted from Debian python3.11 3.11.2-6" in pr.body and "```diff" in pr.body
+    assert "+# hardened, as the distribution adapted it" in pr.body
+    repo = pygit2.Repository(str(e.example.fork))
+    msg = repo[pygit2.Oid(hex=pr.head_sha)].peel(pygit2.Commit).message
+    rec = adapted_of(msg)
+    assert rec is not None and rec.source == s["D"] and rec.pr == pr.number and rec.interdiff
+    assert "Stablectl-Downstream: Debian python3.11 3.11.2-6: CVE-2026-0001.diff" in msg
+    assert f"(cherry picked from commit {s['D']})" in msg
+    # Not merged before review; reviewed and green, merged; verify accepts the adaptation.
+    e.green(pr.head_sha)
+    assert not any(a.kind == "merge" for a in e.sync().applied)
+    e.review(pr.number)
+    report = e.sync()
+    assert [a.target for a in report.applied if a.kind == "merge"] == [f"#{pr.number}"]
+    r = e.cli("verify", "--series", "3.11.2", "--commits-only", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "CVE-2026-0001.diff" in r.stdout  # verify names the downstream source
+
+
+def test_rpm_spec_patches_in_their_apply_order_and_what_they_name(tmp_path: Path) -> None:
+    rpm = tmp_path / "python2"
+    (rpm / "SOURCES").mkdir(parents=True)
+    (rpm / "SPECS").mkdir()
+    (rpm / "SPECS" / "python2.spec").write_text(
+        "Name: python2\nPatch0: 00001-lib64.patch\nPatch351: 00351-cve-2019-20907.patch\n"
+        "Patch357: 00357-CVE-2021-3177.patch\n%prep\n%patch357 -p1\n%patch0 -p1\n%patch351 -p1\n"
+    )
+    body = "--- a/Lib/x.py\n+++ b/Lib/x.py\n@@ -1 +1 @@\n-a\n+b\n"
+    (rpm / "SOURCES" / "00001-lib64.patch").write_text("lib64\n\n" + body)
+    (rpm / "SOURCES" / "00351-cve-2019-20907.patch").write_text(
+        "Subject: Avoid infinite loop in tarfile (bpo-39017)\n\n" + body
+    )
+    (rpm / "SOURCES" / "00357-CVE-2021-3177.patch").write_text(
+        "From: someone\nSubject: ctypes buffer overflow\n\nBackport of upstream commit "
+        "c347cbe694743cee120457aa6626712f7799a932\n\n" + body
+    )
+    d = Downstream(name="Fedora python2.7", patches=str(rpm / "SPECS" / "python2.spec"))
+    got, problems = read_downstream(d, tmp_path, None, "")
+    assert problems == []
+    assert [p.name for p in got] == [
+        "00357-CVE-2021-3177.patch",
+        "00001-lib64.patch",
+        "00351-cve-2019-20907.patch",
+    ]
+    assert got[0].cves == {"CVE-2021-3177"}
+    assert "c347cbe694743cee120457aa6626712f7799a932" in got[0].shas
+    assert got[2].cves == {"CVE-2019-20907"} and got[2].issues == {"bpo-39017"}
+    missing = Downstream(name="x", patches=str(tmp_path / "nowhere"))
+    assert read_downstream(missing, tmp_path, None, "")[1] == [
+        f"downstream x: {tmp_path / 'nowhere'} not found"
+    ]
+
+
+def test_a_fork_branch_is_a_downstream_source(tmp_path: Path) -> None:
+    """ActiveState-style: a fork keeps its adaptations as commits on a branch."""
+    e = make_env("local", tmp_path, None, series="3.11.2")
+    s = e.example.shas
+    e.sync()
+    fork2 = tmp_path / "activestate.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(e.example.fork), str(fork2)], check=True)
+    work = tmp_path / "as-work"
+    subprocess.run(["git", "clone", "-q", "-b", "3.11.2-stable", str(fork2), str(work)], check=True)
+    (work / "Lib/ssl.py").write_text(
+        (work / "Lib/ssl.py").read_text() + "# hardened, as the distribution adapted it\n"
+    )
+    git = ["git", "-C", str(work), "-c", "user.name=AS", "-c", "user.email=as@example.org"]
+    subprocess.run(
+        [*git, "commit", "-qam", f"Fix CVE-2026-0001\n\nBackport of {s['D']}"], check=True
+    )
+    subprocess.run([*git, "push", "-q", "origin", "HEAD:refs/heads/as-3.11"], check=True)
+    with_downstream(e, f'{{name: "ActiveState", git: "{fork2}", branch: as-3.11}}')
+    e.sync()
+    (pr,) = [p for p in e.open_prs() if p.marker.original == s["D"]]
+    assert pr.marker.extra["downstream"].startswith("ActiveState: ")
+    assert not pr.draft
