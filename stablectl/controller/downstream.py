@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,13 +28,15 @@ from stablectl.gitops.git import git, output
 from stablectl.gitops.messages import (
     Adapted,
     adapted_message,
+    adapted_of,
     cherry_pick_message,
     downstream_trailer,
 )
 from stablectl.gitops.patches import Patch, parse_patch, read_queue
+from stablectl.gitops.path_map import map_path
 from stablectl.gitops.pick import Picker
 from stablectl.gitops.provenance import Interdiff, repick
-from stablectl.policy import Downstream
+from stablectl.policy import Downstream, Series
 
 DOWNSTREAM_REFS = "refs/stablectl-downstream/"
 _SHA_NAMED = re.compile(
@@ -156,6 +158,56 @@ def _fork_commits(repo_path: Path, ref: str, base: str | None) -> list[Patch]:
         ).stdout
         out.append(parse_patch(sha, text))
     return out
+
+
+def mirror_resolutions(
+    repo: pygit2.Repository,
+    sibling: Series,
+    tip: str,
+    base: str,
+    carries: Callable[[str], bool],
+    path_map: Mapping[str, str],
+) -> list[DownstreamPatch]:
+    """The conflicts a person resolved on a sibling line of this mirror: its merged adapted
+    commits (`Stablectl-Adapted`, reviewed and merged through their PR: `carries`), oldest
+    first, each as a patch in the target line's paths (`path_map`)."""
+    walker = repo.walk(pygit2.Oid(hex=tip), pygit2.enums.SortMode.TOPOLOGICAL)
+    walker.hide(pygit2.Oid(hex=base))
+    out = []
+    for c in reversed(list(walker)):
+        rec = adapted_of(c.message)
+        if rec is None or len(c.parents) != 1 or not carries(str(c.id)):
+            continue
+        text = repo.diff(c.parents[0], c).patch or ""
+        out.append(
+            DownstreamPatch(
+                f"this mirror's {sibling.stable_branch}",
+                f"{str(c.id)[:12]} (adapted in #{rec.pr})",
+                _mapped(text, path_map).encode("utf-8", "surrogateescape"),
+                (rec.source,),
+                frozenset(),
+                frozenset(),
+            )
+        )
+    return out
+
+
+def _mapped(diff: str, path_map: Mapping[str, str]) -> str:
+    """A patch's file headers moved to where a line keeps upstream's paths."""
+    if not path_map:
+        return diff
+    pm = dict(path_map)
+    out = []
+    for line in diff.splitlines(keepends=True):
+        m = re.match(r"diff --git a/(\S+) b/(\S+)(\r?\n?)$", line)
+        if m:
+            a, b = map_path(pm, m.group(1)), map_path(pm, m.group(2))
+            line = f"diff --git a/{a} b/{b}{m.group(3)}"
+        elif line.startswith(("--- a/", "+++ b/")):
+            head, path = line[:6], line[6:].rstrip("\r\n")
+            line = head + map_path(pm, path) + line[6 + len(path) :]
+        out.append(line)
+    return "".join(out)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,12 @@ from pathlib import Path
 import pygit2
 
 from stablectl.controller.advisories import AdvisoryIndex, load_advisories
-from stablectl.controller.downstream import DownstreamPatch, downstream_ref, read_downstream
+from stablectl.controller.downstream import (
+    DownstreamPatch,
+    downstream_ref,
+    mirror_resolutions,
+    read_downstream,
+)
 from stablectl.controller.identities import backports, merged_by_controller
 from stablectl.controller.issue_cache import IssueCache
 from stablectl.controller.plan import Plan
@@ -116,7 +121,7 @@ class Workspace:
         is reported with the patch queues' problems)."""
         if series.name not in self._downstream:
             base = self.cache.upstream_tag(series.base)
-            found: list[DownstreamPatch] = []
+            found = self._mirror_resolutions(series)
             for i, d in enumerate(series.downstream):
                 ref = downstream_ref(series.name, i)
                 patches, problems = read_downstream(d, self.cache.path, base, ref)
@@ -124,6 +129,23 @@ class Workspace:
                 self.queue_problems += [f"series {series.name}: {x}" for x in problems]
             self._downstream[series.name] = found
         return self._downstream[series.name]
+
+    def _mirror_resolutions(self, series: Series) -> list[DownstreamPatch]:
+        """What people resolved on this mirror's other lines, offered first: the mirror's
+        own reviewed work before any distribution's."""
+        out: list[DownstreamPatch] = []
+        for other in self.policy.series:
+            tip = self.cache.resolve(f"refs/remotes/fork/{other.stable_branch}")
+            base = self.cache.upstream_tag(other.base)
+            if other.name == series.name or tip is None or base is None:
+                continue
+
+            def carried(sha: str, o: Series = other) -> bool:
+                return self.carries(o, sha)
+
+            repo = self.cache.repo
+            out += mirror_resolutions(repo, other, tip, base, carried, series.path_map)
+        return out
 
     def build_queues(self) -> None:
         """Each series' patch queue as a chain of commits on its base tag, under

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import subprocess
+import sys
 from pathlib import Path
 
 import pygit2
@@ -15,6 +16,7 @@ import pytest
 from stablectl.controller.downstream import read_downstream
 from stablectl.controller.selection import FixState
 from stablectl.controller.workspace import Workspace
+from stablectl.gitops.history import History
 from stablectl.gitops.messages import adapted_of
 from stablectl.policy import Downstream, load_policy
 from tests.controller.sync.test_sync import SyncEnv, make_env
@@ -157,3 +159,67 @@ def test_a_fork_branch_is_a_downstream_source(tmp_path: Path) -> None:
     (pr,) = [p for p in e.open_prs() if p.marker.original == s["D"]]
     assert pr.marker.extra["downstream"].startswith("ActiveState: ")
     assert not pr.draft
+
+
+def resolve_by_hand(e: SyncEnv, tmp_path: Path, sha: str, series: str) -> None:
+    """A maintainer resolves the conflict with `stablectl backport` and `--continue`,
+    keeping both sides (an adaptation), as test_sync's hand resolution does."""
+    work = tmp_path / f"resolve-{series}"
+    r = e.cli("backport", sha[:10], "--series", series, "--dir", str(work))
+    assert r.returncode == 0, r.stderr
+    text = (work / "Lib/ssl.py").read_text()
+    kept = "".join(
+        ln for ln in text.splitlines(True) if not ln.startswith(("<<<<<<<", "=======", ">>>>>>>"))
+    )
+    (work / "Lib/ssl.py").write_text(kept)
+    subprocess.run(["git", "add", "-A"], cwd=work, check=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "stablectl", "backport", "--continue"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env=e.env(),
+    )
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_resolution_merged_on_one_line_is_offered_to_the_others(tmp_path: Path) -> None:
+    """Resolve once, reuse: a fix conflicts on 3.11.2 and 3.12.1 where the two lines'
+    code is the same; once a maintainer's resolution is reviewed and merged on 3.11.2,
+    3.12.1 is offered it as an adaptation ("adapted in #N"), reviewed as any."""
+    e = make_env("local", tmp_path, None)
+    up = History(e.example.upstream, clock=2_000_000_000)
+    ssl = up.read("main", "Lib/ssl.py")
+    rewritten = ssl.replace("# ssl line 23\n", "# ssl line 23 (rewritten)\n")
+    up.commit("main", "Rewrite ssl line 23 (#98760)", {"Lib/ssl.py": rewritten})
+    fix = up.commit(
+        "main",
+        "gh-98765: Harden ssl line 23 (#98766)",
+        {
+            "Lib/ssl.py": rewritten.replace("(rewritten)", "(hardened)"),
+            "Misc/NEWS.d/next/Security/gh-98765.rst": "Harden ssl line 23.\n",
+        },
+    )
+    e.sync()
+    drafts = {p.marker.series for p in e.open_prs() if p.marker.original == fix and p.draft}
+    assert drafts == {"3.11.2", "3.12.1"}
+    resolve_by_hand(e, tmp_path, fix, "3.11.2")
+    (pr,) = [p for p in e.open_prs() if p.marker.original == fix and p.marker.series == "3.11.2"]
+    e.review(pr.number)
+    e.green(pr.head_sha)
+    report = e.sync()
+    assert f"#{pr.number}" in [a.target for a in report.applied if a.kind == "merge"]
+    e.sync()  # 3.12.1's draft superseded by the reused resolution
+    (other,) = [p for p in e.open_prs() if p.marker.original == fix and p.marker.series == "3.12.1"]
+    assert not other.draft and "adapted" in other.labels
+    origin = other.marker.extra["downstream"]
+    assert origin.startswith("this mirror's 3.11.2-stable: ")
+    assert origin.endswith(f"(adapted in #{pr.number})")
+    assert "Adapted from this mirror's 3.11.2-stable" in other.body
+    e.sync()  # records the PR it is reviewed in
+    other = e.new_forge().get_pr(other.number)
+    repo = pygit2.Repository(str(e.example.fork))
+    rec = adapted_of(repo[pygit2.Oid(hex=other.head_sha)].peel(pygit2.Commit).message)
+    assert rec is not None and rec.pr == other.number and rec.source == fix
+    text = repo[repo[pygit2.Oid(hex=other.head_sha)].peel(pygit2.Commit).tree["Lib/ssl.py"].id]
+    assert b"# ssl line 23\n# ssl line 23 (hardened)\n" in bytes(text.read_raw())
