@@ -1,6 +1,7 @@
 """Old and end-of-life lines over CPython's real history: verdicts and where a plan's time goes.
 
     python bench/eol_lines.py /path/to/cpython.git [--line 2.7.18 --line 3.6.8 --line 3.9.2]
+        [--dump DIR] [--downstream "2.7.18=Debian python2.7 2.7.18-8+deb11u1=debian/patches"]
 
 Each line is a series anchored at its tag with `policies/cpython.yaml`'s commit-side flag rules
 (the advisory database and forge rules need the network). 2.7.18 and 3.9.2 are that file's own
@@ -39,7 +40,7 @@ from stablectl.controller.plan import Plan
 from stablectl.controller.selection import FixState
 from stablectl.controller.workspace import Workspace
 from stablectl.gitops import workers
-from stablectl.policy import Policy, Series, load_policy
+from stablectl.policy import Downstream, Policy, Series, load_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTRA = {
@@ -48,9 +49,11 @@ EXTRA = {
 }
 
 
-def line_policy(name: str, work: Path) -> Policy:
+def line_policy(name: str, work: Path, downstream: list[Downstream] | None = None) -> Policy:
     base = load_policy(ROOT / "policies" / "cpython.yaml")
     series: list[Series] = [s for s in base.series if s.name == name] or series_of(EXTRA[name])
+    if downstream:
+        series = [s.model_copy(update={"downstream": downstream}) for s in series]
     return offline_policy(series, work)
 
 
@@ -75,11 +78,16 @@ def split(plan: Plan, seconds: float) -> str:
 
 
 def run(
-    repo_path: Path, name: str, work: Path, today: float | None = None, dump: Path | None = None
+    repo_path: Path,
+    name: str,
+    work: Path,
+    today: float | None = None,
+    dump: Path | None = None,
+    downstream: list[Downstream] | None = None,
 ) -> float:
     """Plan the line cold then warm, print its verdicts and times; its cold seconds."""
     repo = pygit2.Repository(str(repo_path))
-    policy = line_policy(name, work)
+    policy = line_policy(name, work, downstream)
     s = policy.series[0]
     refs, base_sha = refs_of(repo, s)
     state = work / f"state-{name}"
@@ -129,12 +137,23 @@ def main() -> None:
         help="the baseline: a line anchored near the history's end (3.11.2, Feb 2023); '' for none",
     )
     ap.add_argument("--dump", type=Path, help="write each line's plan JSON to DIR/<line>.json")
+    ap.add_argument(
+        "--downstream",
+        action="append",
+        default=[],
+        metavar="LINE=NAME=PATH",
+        help="a downstream source for a line (e.g. 2.7.18=Debian=debian/patches)",
+    )
     args = ap.parse_args()
+    extra: dict[str, list[Downstream]] = {}
+    for spec in args.downstream:
+        line, name, path = spec.split("=", 2)
+        extra.setdefault(line, []).append(Downstream(name=name, patches=path))
     work = Path(tempfile.mkdtemp(prefix="stablectl-eol-"))
     try:
         today = run(args.repo, args.today, work) if args.today else None
         for name in args.line or ["2.7.18", "3.6.8", "3.9.2"]:
-            run(args.repo, name, work, today, args.dump)
+            run(args.repo, name, work, today, args.dump, extra.get(name))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -80,8 +80,8 @@ def split_pick(
     path_map: dict[str, str],
 ) -> Split | None:
     """The fix `source` picked onto `onto` with conflicting documentation left out and
-    conflicting NEWS entries added whole; None when code conflicts (or nothing is gained:
-    no part was set aside and only tests conflict, or the pick still conflicts in code)."""
+    conflicting NEWS entries added whole (the fix itself where only tests conflict); None
+    when code conflicts, or still does once the rest is set aside."""
     inverse = {v: k for k, v in path_map.items()}
     parts = {c.path: part_of(inverse.get(c.path, c.path), rules) for c in conflicts}
     if not parts or Part.CODE in parts.values():
@@ -93,9 +93,7 @@ def split_pick(
     upstream = {map_path(path_map, p): p for p in _paths(repo, commit)}
     docs = sorted(upstream.get(p, p) for p, k in parts.items() if k == Part.DOCS)
     news = sorted(upstream.get(p, p) for p, k in parts.items() if k == Part.NEWS)
-    if not docs and not news:
-        return None  # only tests conflict: that is the conflict as it is
-    synthetic = _synthetic(repo, commit, docs, news)
+    synthetic = _synthetic(repo, commit, docs, news) if docs or news else source
     res = picker.pick(synthetic, onto)
     if res.outcome == "conflict":
         tests = [c.path for c in res.conflicts if part_of(c.path, rules) == Part.TESTS]

@@ -133,3 +133,30 @@ def test_sync_opens_a_draft_whose_markers_are_in_the_tests_alone(tmp_path: Path)
         eng.close()
     assert not [a for a in again.applied if a.kind in ("push", "open")]
     assert forge.get_pr(pr.number).head_sha == pr.head_sha
+
+
+def test_a_conflict_in_the_tests_alone_is_to_adapt(tmp_path: Path) -> None:
+    """CVE-2020-26116 (httplib) and CVE-2020-27619 (multibytecodec) on 2.7.18 conflict only in
+    their tests: the code picks clean, the tests are a person's to adapt."""
+    h = History(tmp_path / "up.git", clock=1_600_000_000)
+    base = h.commit("main", "base", {"Lib/tarfile.py": CODE, "Lib/test/test_tarfile.py": TESTS})
+    h.branch("3.9", base)
+    h.commit(
+        "3.9",
+        "[3.9] Rename a test helper",
+        {"Lib/test/test_tarfile.py": TESTS.replace("check_extract", "check_extract_39")},
+    )
+    h.tag("v3.9.2", h.commit("3.9", "Python 3.9.2", {"README": "3.9.2\n"}))
+    fix = h.commit(
+        "main",
+        "gh-5: Refuse absolute member paths in tarfile (#6)",
+        {
+            "Lib/tarfile.py": FIXED,
+            "Lib/test/test_tarfile.py": TESTS.replace("check_extract()", "check_extract(1)"),
+            "Misc/NEWS.d/next/Security/gh-5.rst": "Refuse absolute paths.\n",
+        },
+    )
+    pf = planned(tmp_path, h, fix)
+    assert pf.status == FixState.NEW_TO_ADAPT and pf.split is not None
+    assert pf.split.source == fix  # nothing set aside: the fix itself
+    assert pf.split.to_adapt == ("Lib/test/test_tarfile.py",) and pf.split.left_out == ()
