@@ -22,6 +22,7 @@ _STYLE = {
     FixState.NEW_EMPTY: "cyan",
     FixState.NEW_CONFLICT: "bold red",
     FixState.NEW_TO_ADAPT: "bold yellow",
+    FixState.NEW_ADAPTED: "yellow",
     FixState.NEW_ERROR: "bold red",
     FixState.APPLIED: "dim",
     FixState.IN_BASE: "dim",
