@@ -290,6 +290,10 @@ class Planner:
         from the line, only not there yet)."""
         if not any(pf.status in NOT_YET for pf in by_key.values()):
             return ""
+        facts = self.index.facts(conflicting.source.sha)
+        is_code = self.policy.applicability.is_code
+        if facts is not None and not any(is_code(p) for p in facts.paths):
+            return ""  # documentation only: judged as such, never held
         blamed = finder.blame(conflicting.source.sha, sel.base_sha, conflicting.result.conflicts)
         return waits_on_writer(cand.fix.key, blamed, member_of, by_key)
 
@@ -299,13 +303,17 @@ class Planner:
         """A verdict reached without picking (a follow-up of a fix left out, or waiting for
         one; a fix the line does not build), and what the fix's follow-up standing says."""
         orphan, waits, follows_info = follow_up_standing(cand, by_key)
+        first = self.index.facts(cand.sources[0].sha) if cand.sources else None
+        is_code = self.policy.applicability.is_code
+        if waits and first is not None and not first.paths_truncated:
+            # A follow-up changing only documentation and NEWS never waits: it is judged
+            # (documentation only) rather than held for a fix whose PR it could never join.
+            waits = "" if not any(is_code(p) for p in first.paths) else waits
         if orphan or waits:
             verdict = FOLLOW_UP if orphan else None
             return PlannedFix(
                 cand, not_applicable=orphan, waits_for=waits, verdict=verdict
             ), follows_info
-        first = self.index.facts(cand.sources[0].sha) if cand.sources else None
-        is_code = self.policy.applicability.is_code
         profile = self.policy.applicability.not_built
         v = not_built(series, first.paths, is_code, profile) if first is not None else None
         if v is not None:

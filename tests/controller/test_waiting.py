@@ -72,3 +72,22 @@ def test_a_fix_changing_lines_a_conflicting_fix_writes_waits_for_it(tmp_path: Pa
     assert pf.waits_for.startswith(f"waits for {fix[:10]} (new-conflict: it writes the lines")
     assert "Lib/a.py:" in pf.waits_for
     assert by_key[clean].status == FixState.NEW_CLEAN  # a fix no other writes is unaffected
+
+
+def test_a_documentation_follow_up_is_judged_not_held(tmp_path: Path) -> None:
+    """gh-100001's "Remove doc typo" and 3.8.9's What's New entry follow fixes that conflict:
+    they change documentation only, so they are not applicable (documentation only), not
+    held waiting for a fix whose PR they could never join."""
+    h = History(tmp_path / "up.git")
+    base = h.commit("main", "base", {"Lib/a.py": "0\n", "Doc/a.rst": "a\n"})
+    h.branch("3.11", base)
+    h.tag("v3.11.2", h.commit("3.11", "Python 3.11.2", {"README": "3.11.2\n"}))
+    h.commit("main", "Rewrite a (#1)", {"Lib/a.py": "x\n"})
+    fix = h.commit("main", "gh-5: Harden a (#6)", {"Lib/a.py": "y\n", **_security("a")})
+    doc = h.commit("main", "gh-5: Fix a doc typo (#7)", {"Doc/a.rst": "a!\n"})
+    plan = plan_line(tmp_path, h, "3.11.2", "3.11", "prerequisites: {max_commits: 0}")
+    by_key = _by_key(plan.series[0].fixes)
+    assert by_key[fix].status == FixState.NEW_CONFLICT
+    pf = by_key[doc]
+    assert pf.candidate.fix.follows == fix
+    assert pf.status == FixState.NOT_APPLICABLE and pf.verdict == "documentation-only"
