@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from applicability import offline_policy, series_of
 from real_history import prepare_cache
 
-from stablectl.controller.plan import Plan
+from stablectl.controller.plan import Plan, PlannedFix
 from stablectl.controller.selection import FixState
 from stablectl.controller.workspace import Workspace
 from stablectl.gitops import workers
@@ -84,6 +84,7 @@ def run(
     today: float | None = None,
     dump: Path | None = None,
     downstream: list[Downstream] | None = None,
+    tree_dir: Path | None = None,
 ) -> float:
     """Plan the line cold then warm, print its verdicts and times; its cold seconds."""
     repo = pygit2.Repository(str(repo_path))
@@ -120,11 +121,36 @@ def run(
     vs = f"  ({times[0][1] / today:.2f}x today's line)" if today else ""
     print(f"  cold {split(*times[0])}{vs}")
     print(f"  warm {split(*times[1])}  ({times[1][1] / times[0][1]:.3f}x the cold plan)")
+    if tree_dir is not None:
+        compare_adapted(pygit2.Repository(str(engine.cache.path)), sp.fixes, tree_dir)
     for pf in sp.fixes:
         if pf.status in (FixState.NOT_APPLICABLE, FixState.APPLIED) and pf.verdict:
             why = pf.not_applicable or pf.applied
             print(f"    {pf.verdict!s:18} {pf.candidate.fix.subject[:50]:50}  {why[:90]}")
     return times[0][1]
+
+
+def compare_adapted(repo: pygit2.Repository, fixes: list[PlannedFix], tree_dir: Path) -> None:
+    """For each fix adapted from a downstream patch: does each file the adaptation changes
+    equal the distribution's own tree (its whole queue applied to the release tarball)?"""
+    for pf in fixes:
+        a = pf.adapted_from
+        if a is None:
+            continue
+        tree = repo[pygit2.Oid(hex=a.tree)].peel(pygit2.Tree)
+        same, differ = [], []
+        for path in a.change.files:
+            try:
+                ours = bytes(repo[tree[path].id].read_raw())
+            except KeyError:
+                ours = b""
+            theirs = (tree_dir / path).read_bytes() if (tree_dir / path).is_file() else b""
+            (same if ours == theirs else differ).append(path)
+        print(
+            f"    adapted {pf.candidate.fix.key[:10]} from {a.patch.name}: "
+            f"{len(same)} file(s) as in the distribution's tree"
+            + (f", differs in {', '.join(differ)}" if differ else "")
+        )
 
 
 def main() -> None:
@@ -144,6 +170,12 @@ def main() -> None:
         metavar="LINE=NAME=PATH",
         help="a downstream source for a line (e.g. 2.7.18=Debian=debian/patches)",
     )
+    ap.add_argument(
+        "--downstream-tree",
+        type=Path,
+        help="the distribution's patched tree (its tarball with its whole queue applied): "
+        "each downstream adaptation's files are compared with it",
+    )
     args = ap.parse_args()
     extra: dict[str, list[Downstream]] = {}
     for spec in args.downstream:
@@ -153,7 +185,8 @@ def main() -> None:
     try:
         today = run(args.repo, args.today, work) if args.today else None
         for name in args.line or ["2.7.18", "3.6.8", "3.9.2"]:
-            run(args.repo, name, work, today, args.dump, extra.get(name))
+            tree = args.downstream_tree if name in extra else None
+            run(args.repo, name, work, today, args.dump, extra.get(name), tree)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
