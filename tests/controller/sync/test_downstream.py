@@ -223,3 +223,45 @@ def test_a_resolution_merged_on_one_line_is_offered_to_the_others(tmp_path: Path
     assert rec is not None and rec.pr == other.number and rec.source == fix
     text = repo[repo[pygit2.Oid(hex=other.head_sha)].peel(pygit2.Commit).tree["Lib/ssl.py"].id]
     assert b"# ssl line 23\n# ssl line 23 (hardened)\n" in bytes(text.read_raw())
+
+
+@pytest.mark.parametrize("kind", ["local", "github"])
+def test_a_fix_whose_tests_alone_conflict_is_a_draft_to_adapt(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    """Per part, on both forges: the code picks as upstream wrote it, the test conflicts:
+    a draft labelled to-adapt, never clean, whose only markers are in the test; it merges
+    only once resolved (`stablectl backport`), as an adaptation."""
+    fake = request.getfixturevalue("fake_github") if kind == "github" else None
+    e = make_env(kind, tmp_path, fake, series="3.11.2")
+    up = History(e.example.upstream, clock=2_000_000_000)
+    smoke = up.read("main", "Lib/test/test_smoke.py")
+    rewritten = smoke.replace("self.assertTrue(True)", "self.assertTrue(True)  # rewritten")
+    up.commit("main", "Reword the smoke test (#98770)", {"Lib/test/test_smoke.py": rewritten})
+    zipfile = up.read("main", "Lib/zipfile.py")
+    fix = up.commit(
+        "main",
+        "gh-98771: Refuse overlapping zip entries (#98772)",
+        {
+            "Lib/zipfile.py": zipfile.replace("# zipfile line 3\n", "# zipfile line 3 (safe)\n"),
+            "Lib/test/test_smoke.py": rewritten.replace("# rewritten", "# rewritten, checked"),
+            "Misc/NEWS.d/next/Security/gh-98771.rst": "Refuse overlapping zip entries.\n",
+        },
+    )
+    e.sync()
+    (pr,) = [p for p in e.open_prs() if p.marker.original == fix]
+    assert pr.draft and pr.title.startswith("[to adapt] [3.11.2-stable] gh-98771:")
+    assert "to-adapt" in pr.labels and "conflicts" not in pr.labels
+    assert "tests: Lib/test/test_smoke.py conflicts: to adapt by hand" in pr.body
+    repo = pygit2.Repository(str(e.example.fork))
+    tree = repo[pygit2.Oid(hex=pr.head_sha)].peel(pygit2.Commit).tree
+
+    def text(path: str) -> str:
+        return bytes(repo[tree[path].id].read_raw()).decode()
+
+    assert "# zipfile line 3 (safe)\n" in text("Lib/zipfile.py")
+    assert "<<<<<<<" in text("Lib/test/test_smoke.py") and "<<<<<<<" not in text("Lib/zipfile.py")
+    # Approved and green, it is still not merged: it is not upstream's change.
+    e.review(pr.number)
+    e.green(pr.head_sha)
+    assert not any(a.kind == "merge" for a in e.sync().applied)
