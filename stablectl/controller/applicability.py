@@ -31,6 +31,7 @@ fork, which opens the PR anyway; `applicability.skip: false` opens draft PRs for
 from __future__ import annotations
 
 import fnmatch
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -41,7 +42,7 @@ from stablectl.controller.selection import Fix, FixState, Source, VerdictKind
 from stablectl.gitops.diffs import changed_paths as commit_paths
 from stablectl.gitops.path_map import map_path
 from stablectl.gitops.scan import CommitIndex
-from stablectl.policy import Series
+from stablectl.policy import Applicability, Series
 
 DAY = 86400
 # Part of every remembered verdict's key (planner.Planner._judged): bump it when a rule changes.
@@ -160,6 +161,49 @@ def judge_conflict(
         return already
     parent = commit.parents[0].tree
     return _absent_code(repo, tree, tip, parent, series, files, searched)
+
+
+def remembered_verdict(
+    index: CommitIndex,
+    repo: pygit2.Repository,
+    rules: Applicability,
+    series: Series,
+    source: str,
+    tip: str,
+    searched: tuple[str, ...],
+) -> Verdict | None:
+    """judge_conflict, remembered in the index: the same source, tip, path map and rules give
+    the same verdict (a warm plan of a 3.6.8 line judged 46 conflicts again in 1.8 s)."""
+    key = json.dumps(
+        [
+            VERDICTS_VERSION,
+            source,
+            tip,
+            series.stable_branch,
+            series.path_map,
+            rules.not_code,
+            rules.tests,
+            list(searched),
+        ],
+        sort_keys=True,
+    )
+    hit = index.memo_get("verdicts", key)
+    if isinstance(hit, list):
+        if not hit:
+            return None
+        return Verdict(FixState(hit[0]), hit[1], tuple(hit[2]), VerdictKind(hit[3]))
+    v = judge_conflict(
+        repo,
+        series,
+        source=source,
+        tip=tip,
+        is_code=rules.is_code,
+        searched=searched,
+        is_test=rules.is_test,
+    )
+    data = [] if v is None else [str(v.state), v.reason, list(v.evidence), v.kind]
+    index.memo_put("verdicts", key, data)
+    return v
 
 
 def code_part(files: list[_FileChange], is_test: IsCode | None) -> list[_FileChange]:

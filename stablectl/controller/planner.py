@@ -4,7 +4,6 @@ prerequisite search for what conflicts. Reads the workspace; changes nothing on 
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -14,10 +13,9 @@ import pygit2
 
 from stablectl.controller.applicability import (
     FOLLOW_UP,
-    VERDICTS_VERSION,
     Verdict,
-    judge_conflict,
     not_built,
+    remembered_verdict,
     upstream_note,
 )
 from stablectl.controller.choice import Chooser, documentation_only_verdict, pick_best
@@ -28,12 +26,13 @@ from stablectl.controller.prerequisites import (
     PrerequisiteFinder,
 )
 from stablectl.controller.resolutions import Resolutions
-from stablectl.controller.selection import Candidate, FixState, SeriesSelection, VerdictKind
+from stablectl.controller.selection import Candidate, FixState, SeriesSelection
 from stablectl.controller.selection.states import excluded_by
 from stablectl.controller.waiting import (
     NOT_YET,
     follow_up_standing,
     parents_first,
+    rides_on,
     waits_on_writer,
 )
 from stablectl.errors import GitError, PolicyError
@@ -265,16 +264,60 @@ class Planner:
         if chosen is not None or conflicting is None:
             if chosen is None and docs is not None:
                 return documentation_only_verdict(sel.series, cand, attempts, docs)
+            if judge and chosen is not None and chosen.result.outcome == "empty":
+                # Empty on the chain: on the line, or brought by a pending fix of the plan.
+                rides = self._empty_rides(sel, chosen, picker, tip, by_key)
+                if rides:
+                    return PlannedFix(cand, attempts=attempts, waits_for=rides, info=follows_info)
             return PlannedFix(cand, attempts=attempts, chosen=chosen, note=note, info=follows_info)
         if judge and (waits := self._waits(finder, sel, cand, conflicting, by_key, member_of)):
             return PlannedFix(cand, attempts=attempts, waits_for=waits, info=follows_info)
         if judge:
             start = time.perf_counter()
             v = self._judged(sel.series, conflicting.source.sha, tip, sel.searched)
+            rides = ""
+            if v is not None and tip != sel.tip_sha:
+                v, rides = self._on_the_line(sel, conflicting, v, by_key)
             self._took("applicability", start)
+            if rides:
+                return PlannedFix(cand, attempts=attempts, waits_for=rides, info=follows_info)
             if v is not None:
                 return _judged_conflict(cand, attempts, v, docs)
         return self._after_conflict(finder, sel, cand, attempts, tip, follows_info)
+
+    def _on_the_line(
+        self,
+        sel: SeriesSelection,
+        conflicting: Attempt,
+        v: Verdict,
+        by_key: Mapping[str, PlannedFix],
+    ) -> tuple[Verdict | None, str]:
+        """A verdict reached on the plan's chain must hold on the line itself: a change
+        "already there" only because an earlier fix of the plan (not merged yet) brings it
+        is not applied, it waits for that fix (if that fix is skipped, it is a conflict
+        again, never silently dropped). Else no verdict: a person looks."""
+        source = conflicting.source.sha
+        real = self._judged(sel.series, source, sel.tip_sha, sel.searched)
+        if real is not None and real.state == v.state:
+            return v, ""
+        facts = self.index.facts(source)
+        paths = set(facts.paths if facts is not None else ())
+        return None, rides_on(paths, by_key, self.index.facts)
+
+    def _empty_rides(
+        self,
+        sel: SeriesSelection,
+        chosen: Attempt,
+        picker: Picker,
+        tip: str,
+        by_key: Mapping[str, PlannedFix],
+    ) -> str:
+        """A pick empty on the plan's chain but not on the line: the earlier fixes of the plan
+        that bring its change, which it waits for ("" when it is on the line itself)."""
+        if tip == sel.tip_sha or picker.pick(chosen.source.sha, sel.tip_sha).outcome == "empty":
+            return ""
+        facts = self.index.facts(chosen.source.sha)
+        return rides_on(set(facts.paths if facts is not None else ()), by_key, self.index.facts)
 
     def _waits(
         self,
@@ -373,40 +416,9 @@ class Planner:
     def _judged(
         self, series: Series, source: str, tip: str, searched: tuple[str, ...]
     ) -> Verdict | None:
-        """applicability.judge_conflict, remembered in the index: the same source, tip, path
-        map and rules give the same verdict (a warm plan of a 3.6.8 line judged 46 conflicts
-        again in 1.8 s)."""
-        rules = self.policy.applicability
-        key = json.dumps(
-            [
-                VERDICTS_VERSION,
-                source,
-                tip,
-                series.stable_branch,
-                series.path_map,
-                rules.not_code,
-                rules.tests,
-                list(searched),
-            ],
-            sort_keys=True,
+        return remembered_verdict(
+            self.index, self.cache.repo, self.policy.applicability, series, source, tip, searched
         )
-        hit = self.index.memo_get("verdicts", key)
-        if isinstance(hit, list):
-            if not hit:
-                return None
-            return Verdict(FixState(hit[0]), hit[1], tuple(hit[2]), VerdictKind(hit[3]))
-        v = judge_conflict(
-            self.cache.repo,
-            series,
-            source=source,
-            tip=tip,
-            is_code=rules.is_code,
-            searched=searched,
-            is_test=rules.is_test,
-        )
-        data = [] if v is None else [str(v.state), v.reason, list(v.evidence), v.kind]
-        self.index.memo_put("verdicts", key, data)
-        return v
 
     def _took(self, part: str, start: float) -> None:
         self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - start

@@ -5,7 +5,7 @@ does not apply yet (it waits for that fix instead of being a conflict of its own
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from stablectl.controller.selection import Candidate, FixState
@@ -14,6 +14,7 @@ from stablectl.policy import FOLLOW_UP_RULE
 if TYPE_CHECKING:
     from stablectl.controller.plan import PlannedFix
     from stablectl.controller.prerequisites import Prerequisite
+    from stablectl.gitops.scan import CommitFacts
 
 # What a fix waits for: the fix it needs does not apply yet, or waits itself.
 NOT_YET = (
@@ -122,3 +123,22 @@ def waits_on_writer(
     if not waits:
         return ""
     return "waits for " + "; ".join(waits) + ", which does not apply yet"
+
+
+def rides_on(
+    paths: set[str],
+    by_key: Mapping[str, PlannedFix],
+    facts_of: Callable[[str], CommitFacts | None],
+) -> str:
+    """A fix whose change the plan's chain already has, through earlier fixes of the plan
+    that are not merged yet and change the same files: what it waits for ("" for none)."""
+    waits = []
+    for key, pf in by_key.items():
+        if not pf.applies or pf.chosen is None:
+            continue
+        facts = facts_of(pf.chosen.source.sha)
+        if facts is not None and paths & set(facts.paths):
+            waits.append(f"{key[:10]} ({pf.status})")
+    if not waits:
+        return ""
+    return "its change comes with " + ", ".join(waits) + ", not on the line yet: waits for it"

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from stablectl.controller.plan import PlannedFix
 from stablectl.controller.selection import FixState
 from stablectl.gitops.history import History
@@ -91,3 +93,56 @@ def test_a_documentation_follow_up_is_judged_not_held(tmp_path: Path) -> None:
     pf = by_key[doc]
     assert pf.candidate.fix.follows == fix
     assert pf.status == FixState.NOT_APPLICABLE and pf.verdict == "documentation-only"
+
+
+@pytest.mark.parametrize("empty", [True, False])
+def test_a_change_only_an_unmerged_fix_brings_is_not_applied_but_waits(
+    tmp_path: Path, empty: bool
+) -> None:
+    """b7378d7728 on 3.6.8 ("Use InvalidURL instead of ValueError"): its code was on the
+    plan's chain only because the pending 3.6 backport of its parent (c50d437e94) folded it
+    in; v3.6.8 itself has no such check. Judged on the chain it was "applied" (its test
+    conflicted), or would pick empty: had the parent's PR been skipped, the fix was lost. It
+    waits for the parent."""
+    h = History(tmp_path / "up.git")
+    code = "def putrequest(url):\n    request = 'GET %s HTTP/1.1' % url\n    return request\n"
+    tests = "def test_putrequest(self):\n    self.check_request('GET / HTTP/1.1')\n"
+    base = h.commit("main", "base", {"Lib/http/client.py": code, "Lib/test/test_httplib.py": tests})
+    h.branch("3.6", base)
+    if not empty:  # the line's tests diverged: the follow-up's test conflicts there
+        h.commit(
+            "3.6",
+            "[3.6] Reword a test",
+            {"Lib/test/test_httplib.py": tests.replace("GET /", "GET /x")},
+        )
+    h.tag("v3.6.8", h.commit("3.6", "Python 3.6.8", {"README": "3.6.8\n"}))
+    check = "    if bad_characters(url):\n        raise ValueError('control characters in url')\n"
+    parent = h.commit(
+        "main",
+        "bpo-30458: Disallow control characters in URLs (#13154)",
+        {
+            "Lib/http/client.py": code.replace("    request =", check + "    request ="),
+            **_security("u"),
+        },
+    )
+    invalid = check.replace("ValueError", "InvalidURL")
+    follow = h.commit(
+        "main",
+        "bpo-30458: Use InvalidURL instead of ValueError (#13044)",
+        {
+            "Lib/http/client.py": code.replace("    request =", invalid + "    request ="),
+            **({} if empty else {"Lib/test/test_httplib.py": tests.replace("1.1'", "1.1', 1")}),
+        },
+    )
+    # The line's own backport of the parent folded the follow-up's code in.
+    folded = code.replace("    request =", invalid + "    request =")
+    h.backport(parent, "3.6", adapt=lambda f: {**f, "Lib/http/client.py": folded})
+    fixes = plan_line(tmp_path, h, "3.6.8", "3.6", "prerequisites: {max_commits: 0}").series[0]
+    by_key = _by_key(fixes.fixes)
+    assert by_key[parent].status == FixState.NEW_CLEAN
+    pf = by_key[follow]
+    assert pf.candidate.fix.follows == parent
+    assert pf.status == FixState.WAITING and not pf.applied
+    assert pf.waits_for == (
+        f"its change comes with {parent[:10]} (new-clean), not on the line yet: waits for it"
+    )
