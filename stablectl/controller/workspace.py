@@ -141,11 +141,27 @@ class Workspace:
                 continue
 
             def carried(sha: str, o: Series = other) -> bool:
-                return self.carries(o, sha)
+                return self.carries(o, sha) and self._went_through_its_pr(sha)
 
             repo = self.cache.repo
             out += mirror_resolutions(repo, other, tip, base, carried, series.path_map)
         return out
+
+    def _went_through_its_pr(self, sha: str) -> bool:
+        """A merged adaptation's content is what went through the PR its record cites: one of
+        that PR's own commits records the same interdiff (a commit pushed straight that cites
+        a merged PR of the same fix carries content nobody reviewed). False with no forge."""
+        rec = adapted_of(get_commit(self.cache.repo, sha).message)
+        if self.forge is None or rec is None or rec.pr is None or rec.interdiff is None:
+            return False
+        try:
+            commits = self.forge.pr_commits(rec.pr)
+        except StablectlError:
+            return False
+        return any(
+            (theirs := adapted_of(message)) is not None and theirs.interdiff == rec.interdiff
+            for _sha, message in commits
+        )
 
     def build_queues(self) -> None:
         """Each series' patch queue as a chain of commits on its base tag, under

@@ -17,7 +17,8 @@ from stablectl.controller.downstream import read_downstream
 from stablectl.controller.selection import FixState
 from stablectl.controller.workspace import Workspace
 from stablectl.gitops.history import History
-from stablectl.gitops.messages import adapted_of
+from stablectl.gitops.messages import Adapted, adapted_message, adapted_of
+from stablectl.gitops.provenance import repick
 from stablectl.policy import Downstream, load_policy
 from tests.controller.sync.test_sync import SyncEnv, make_env
 
@@ -265,3 +266,68 @@ def test_a_fix_whose_tests_alone_conflict_is_a_draft_to_adapt(
     e.review(pr.number)
     e.green(pr.head_sha)
     assert not any(a.kind == "merge" for a in e.sync().applied)
+
+
+def test_a_resolution_pushed_straight_citing_a_merged_pr_is_not_reused(tmp_path: Path) -> None:
+    """An attacker with push access puts a commit straight onto 3.11.2-stable whose record
+    cites the fix's merged, reviewed PR and whose interdiff is right for its own content: the
+    content nobody reviewed is never offered to another line as "adapted in #N"."""
+    e = make_env("local", tmp_path, None)
+    up = History(e.example.upstream, clock=2_000_000_000)
+    ssl = up.read("main", "Lib/ssl.py")
+    rewritten = ssl.replace("# ssl line 23\n", "# ssl line 23 (rewritten)\n")
+    up.commit("main", "Rewrite ssl line 23 (#98760)", {"Lib/ssl.py": rewritten})
+    fix = up.commit(
+        "main",
+        "gh-98765: Harden ssl line 23 (#98766)",
+        {
+            "Lib/ssl.py": rewritten.replace("(rewritten)", "(hardened)"),
+            "Misc/NEWS.d/next/Security/gh-98765.rst": "Harden ssl line 23.\n",
+        },
+    )
+    e.sync()
+    resolve_by_hand(e, tmp_path, fix, "3.11.2")
+    (pr,) = [p for p in e.open_prs() if p.marker.original == fix and p.marker.series == "3.11.2"]
+    e.review(pr.number)
+    e.green(pr.head_sha)
+    e.sync()
+    # The attacker: a commit straight onto the branch, recorded "as reviewed in #N".
+    policy = load_policy(e.policy_path)
+    eng = Workspace(policy, e.state, forge=e.new_forge())
+    try:
+        eng.fetch()
+        repo = eng.cache.repo
+        tip = repo.revparse_single("refs/remotes/fork/3.11.2-stable").peel(pygit2.Commit)
+        text = bytes(repo[tip.tree["Lib/ssl.py"].id].read_raw()).decode()
+        evil = History(e.example.fork).commit(
+            "tmp-evil",
+            f"Harden more\n\n(cherry picked from commit {fix})\n",
+            {"Lib/ssl.py": text + "# never reviewed\n"},
+            parent=str(tip.id),
+        )
+        eng.fetch()
+        _outcome, change = repick(
+            eng.cache.repo,
+            eng.picker(policy.get_series("3.11.2")),
+            eng.cache.repo[pygit2.Oid(hex=evil)].peel(pygit2.Commit),
+            fix,
+        )
+    finally:
+        eng.close()
+    rec = Adapted(fix, change.lines, pr.number, change.digest)
+    fork = History(e.example.fork)
+    forged = fork.commit(
+        "3.11.2-stable",
+        adapted_message(f"Harden more\n\n(cherry picked from commit {fix})\n", rec),
+        {"Lib/ssl.py": text + "# never reviewed\n"},
+        parent=str(tip.id),
+    )
+    eng = Workspace(policy, e.state, forge=e.new_forge())
+    try:
+        eng.fetch()
+        offered = eng.downstream(policy.get_series("3.12.1"))
+    finally:
+        eng.close()
+    names = [p.name for p in offered]
+    assert not any(n.startswith(forged[:12]) for n in names)
+    assert any(n.endswith(f"(adapted in #{pr.number})") for n in names)  # the reviewed one
