@@ -264,7 +264,9 @@ class Workspace:
             and recorded.interdiff == r.change.digest
             and self._merged_through(series, recorded.pr, r.source)
         )
-        if ok:
+        if ok and (r.verbatim or self.forge is not None):
+            # A yes reached without a forge (a recorded adaptation taken on its word) is
+            # never remembered: a later run that can read the forge would trust it.
             self.index.memo_put("carries", key, True)
         return ok
 

@@ -331,3 +331,58 @@ def test_a_resolution_pushed_straight_citing_a_merged_pr_is_not_reused(tmp_path:
     names = [p.name for p in offered]
     assert not any(n.startswith(forged[:12]) for n in names)
     assert any(n.endswith(f"(adapted in #{pr.number})") for n in names)  # the reviewed one
+
+
+def test_a_plan_without_the_forge_never_vouches_for_a_pushed_adaptation(tmp_path: Path) -> None:
+    """An attacker's helper found it: a commit pushed straight with a record citing the fix's
+    open PR is "carried" by a plan that cannot read the forge (a recorded adaptation is taken
+    on its word there), and that yes was remembered; the next sync, which can read the forge,
+    trusted it, took the fix as applied and closed the maintainer's reviewed PR."""
+    e = make_env("local", tmp_path, None)
+    up = History(e.example.upstream, clock=2_000_000_000)
+    ssl = up.read("main", "Lib/ssl.py")
+    rewritten = ssl.replace("# ssl line 23\n", "# ssl line 23 (rewritten)\n")
+    up.commit("main", "Rewrite ssl line 23 (#98760)", {"Lib/ssl.py": rewritten})
+    fix = up.commit(
+        "main",
+        "gh-98765: Harden ssl line 23 (#98766)",
+        {
+            "Lib/ssl.py": rewritten.replace("(rewritten)", "(hardened)"),
+            "Misc/NEWS.d/next/Security/gh-98765.rst": "Harden ssl line 23.\n",
+        },
+    )
+    e.sync()
+    resolve_by_hand(e, tmp_path, fix, "3.11.2")
+    (pr,) = [p for p in e.open_prs() if p.marker.original == fix and p.marker.series == "3.11.2"]
+    policy = load_policy(e.policy_path)
+    fork = History(e.example.fork)
+    eng = Workspace(policy, e.state)
+    try:
+        eng.fetch()
+        repo = eng.cache.repo
+        tip = repo.revparse_single("refs/remotes/fork/3.11.2-stable").peel(pygit2.Commit)
+        text = bytes(repo[tip.tree["Lib/ssl.py"].id].read_raw()).decode()
+        message = f"Tidy ssl\n\n(cherry picked from commit {fix})\n"
+        draft = fork.commit(
+            "tmp-y", message, {"Lib/ssl.py": text + "# mallory\n"}, parent=str(tip.id)
+        )
+        eng.fetch()
+        series = policy.get_series("3.11.2")
+        _o, change = repick(
+            repo, eng.picker(series), repo[pygit2.Oid(hex=draft)].peel(pygit2.Commit), fix
+        )
+    finally:
+        eng.close()
+    record = Adapted(fix, change.lines, pr.number, change.digest)
+    fork.commit(
+        "3.11.2-stable", adapted_message(message, record), {"Lib/ssl.py": text + "# mallory\n"}
+    )
+    offline = Workspace(policy, e.state)  # no forge: `plan --offline` on a laptop
+    try:
+        offline.fetch()
+        offline.plan()
+    finally:
+        offline.close()
+    report = e.sync()
+    assert not [a for a in report.applied if a.target == f"#{pr.number}" and a.kind == "close"]
+    assert e.new_forge().get_pr(pr.number).state == "open"
