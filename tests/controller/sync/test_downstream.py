@@ -184,16 +184,14 @@ def resolve_by_hand(e: SyncEnv, tmp_path: Path, sha: str, series: str) -> None:
     assert r.returncode == 0, r.stderr
 
 
-def test_a_resolution_merged_on_one_line_is_offered_to_the_others(tmp_path: Path) -> None:
-    """Resolve once, reuse: a fix conflicts on 3.11.2 and 3.12.1 where the two lines'
-    code is the same; once a maintainer's resolution is reviewed and merged on 3.11.2,
-    3.12.1 is offered it as an adaptation ("adapted in #N"), reviewed as any."""
-    e = make_env("local", tmp_path, None)
+def conflicting_on_both_lines(e: SyncEnv) -> str:
+    """A security fix that conflicts on 3.11.2 and 3.12.1 where the two lines' code is the
+    same (main rewrote the line first): its key."""
     up = History(e.example.upstream, clock=2_000_000_000)
     ssl = up.read("main", "Lib/ssl.py")
     rewritten = ssl.replace("# ssl line 23\n", "# ssl line 23 (rewritten)\n")
     up.commit("main", "Rewrite ssl line 23 (#98760)", {"Lib/ssl.py": rewritten})
-    fix = up.commit(
+    return up.commit(
         "main",
         "gh-98765: Harden ssl line 23 (#98766)",
         {
@@ -201,6 +199,14 @@ def test_a_resolution_merged_on_one_line_is_offered_to_the_others(tmp_path: Path
             "Misc/NEWS.d/next/Security/gh-98765.rst": "Harden ssl line 23.\n",
         },
     )
+
+
+def test_a_resolution_merged_on_one_line_is_offered_to_the_others(tmp_path: Path) -> None:
+    """Resolve once, reuse: a fix conflicts on 3.11.2 and 3.12.1 where the two lines'
+    code is the same; once a maintainer's resolution is reviewed and merged on 3.11.2,
+    3.12.1 is offered it as an adaptation ("adapted in #N"), reviewed as any."""
+    e = make_env("local", tmp_path, None)
+    fix = conflicting_on_both_lines(e)
     e.sync()
     drafts = {p.marker.series for p in e.open_prs() if p.marker.original == fix and p.draft}
     assert drafts == {"3.11.2", "3.12.1"}
@@ -273,18 +279,7 @@ def test_a_resolution_pushed_straight_citing_a_merged_pr_is_not_reused(tmp_path:
     cites the fix's merged, reviewed PR and whose interdiff is right for its own content: the
     content nobody reviewed is never offered to another line as "adapted in #N"."""
     e = make_env("local", tmp_path, None)
-    up = History(e.example.upstream, clock=2_000_000_000)
-    ssl = up.read("main", "Lib/ssl.py")
-    rewritten = ssl.replace("# ssl line 23\n", "# ssl line 23 (rewritten)\n")
-    up.commit("main", "Rewrite ssl line 23 (#98760)", {"Lib/ssl.py": rewritten})
-    fix = up.commit(
-        "main",
-        "gh-98765: Harden ssl line 23 (#98766)",
-        {
-            "Lib/ssl.py": rewritten.replace("(rewritten)", "(hardened)"),
-            "Misc/NEWS.d/next/Security/gh-98765.rst": "Harden ssl line 23.\n",
-        },
-    )
+    fix = conflicting_on_both_lines(e)
     e.sync()
     resolve_by_hand(e, tmp_path, fix, "3.11.2")
     (pr,) = [p for p in e.open_prs() if p.marker.original == fix and p.marker.series == "3.11.2"]
@@ -339,18 +334,7 @@ def test_a_plan_without_the_forge_never_vouches_for_a_pushed_adaptation(tmp_path
     on its word there), and that yes was remembered; the next sync, which can read the forge,
     trusted it, took the fix as applied and closed the maintainer's reviewed PR."""
     e = make_env("local", tmp_path, None)
-    up = History(e.example.upstream, clock=2_000_000_000)
-    ssl = up.read("main", "Lib/ssl.py")
-    rewritten = ssl.replace("# ssl line 23\n", "# ssl line 23 (rewritten)\n")
-    up.commit("main", "Rewrite ssl line 23 (#98760)", {"Lib/ssl.py": rewritten})
-    fix = up.commit(
-        "main",
-        "gh-98765: Harden ssl line 23 (#98766)",
-        {
-            "Lib/ssl.py": rewritten.replace("(rewritten)", "(hardened)"),
-            "Misc/NEWS.d/next/Security/gh-98765.rst": "Harden ssl line 23.\n",
-        },
-    )
+    fix = conflicting_on_both_lines(e)
     e.sync()
     resolve_by_hand(e, tmp_path, fix, "3.11.2")
     (pr,) = [p for p in e.open_prs() if p.marker.original == fix and p.marker.series == "3.11.2"]
