@@ -272,29 +272,21 @@ def _hunk_start(hunk: pygit2.DiffHunk) -> int:
     return max(before, 0)
 
 
-def _raw_lines(repo: pygit2.Repository, tree: pygit2.Tree, path: str) -> list[str]:
+def _raw_lines(repo: pygit2.Repository, tree: pygit2.Tree, path: str) -> list[str] | None:
+    """The lines of the file at `path` in `tree` as they are; None when it has none."""
     try:
         obj = repo[tree[path].id]
     except KeyError:
-        return []
+        return None
     if not isinstance(obj, pygit2.Blob):
-        return []
+        return None
     return bytes(obj.read_raw()).decode("utf-8", "replace").splitlines()
 
 
 def _line_text(repo: pygit2.Repository, tree: pygit2.Tree, path: str) -> list[str] | None:
-    try:
-        entry = tree[path]
-    except KeyError:
-        return None
-    obj = repo[entry.id]
-    if not isinstance(obj, pygit2.Blob):
-        return None
-    return [
-        s
-        for raw in bytes(obj.read_raw()).decode("utf-8", "replace").splitlines()
-        if (s := raw.strip())
-    ]
+    """Its stripped, non-blank lines (what verdicts compare)."""
+    raw = _raw_lines(repo, tree, path)
+    return None if raw is None else [s for line in raw if (s := line.strip())]
 
 
 def _contains_in_order(lines: Sequence[str], block: Sequence[str]) -> bool:
@@ -360,13 +352,11 @@ def _absent_code(
     missing: list[str] = []
     no_context: list[str] = []
     evidence: list[str] = []
-    lines_seen = 0
     for fc in modified:
         here = map_path(series.path_map, fc.path)
         lines = _line_text(repo, tree, here)
         looked = fc.path if here == fc.path else f"{fc.path} (as {here})"
         around = fc.removed | fc.context
-        lines_seen += len(around)
         if lines is None:
             missing.append(looked)
             evidence.append(f"{looked}: no such file on {branch}")
@@ -403,7 +393,7 @@ def _definitions_absent(
     defs = []
     evidence: list[str] = []
     for fc in files:
-        old = _raw_lines(repo, parent, fc.path)
+        old = _raw_lines(repo, parent, fc.path) or []
         for start in fc.starts:
             d = enclosing(fc.path, old, start)
             if d is not None:

@@ -15,7 +15,6 @@ its build) are not the mirror's. What applies becomes a PR "adapted from Debian'
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from stablectl.gitops.messages import (
     cherry_pick_message,
     downstream_trailer,
 )
-from stablectl.gitops.patches import Patch, parse_patch, read_queue
+from stablectl.gitops.patches import Patch, apply_onto, parse_patch, read_queue
 from stablectl.gitops.path_map import map_path
 from stablectl.gitops.pick import Picker
 from stablectl.gitops.provenance import Interdiff, repick
@@ -237,7 +236,7 @@ def adapt(
 ) -> Adaptation | None:
     """`patch` applied alone onto `onto` as the adaptation of upstream `source`: None when
     it does not apply there, or gives exactly upstream's pick (nothing adapted)."""
-    tree = _applied(repo, patch.diff, onto)
+    tree, _why = apply_onto(Path(repo.path), onto, patch.diff)
     if tree is None:
         return None
     draft = adapted_commit(repo, picker, source, onto, tree, patch, None)
@@ -266,32 +265,7 @@ def adapted_commit(
     message = message.rstrip("\n") + "\n" + downstream_trailer(patch.source, patch.name) + "\n"
     if record is not None:
         message = adapted_message(message, record)
-    a = src.author
-    c = picker.committer
-    when = c.time if c.time is not None else max(src.commit_time, parent.commit_time)
-    oid = repo.create_commit(
-        None,
-        pygit2.Signature(a.name, a.email, a.time, a.offset),
-        pygit2.Signature(c.name, c.email, when, c.offset),
-        message,
-        pygit2.Oid(hex=tree),
-        [parent.id],
-    )
-    return str(oid)
-
-
-def _applied(repo: pygit2.Repository, diff: bytes, onto: str) -> str | None:
-    """The tree of `onto` with `diff` applied (`git apply`, no fuzz), or None."""
-    with tempfile.TemporaryDirectory(prefix="stablectl-downstream-") as tmp:
-        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        if git(["read-tree", onto], git_dir=repo.path, env=env, check=False).returncode:
-            return None
-        applied = git(
-            ["apply", "--cached", "-p1", "-"], git_dir=repo.path, input=diff, env=env, check=False
-        )
-        if applied.returncode != 0:
-            return None
-        return output(git(["write-tree"], git_dir=repo.path, env=env)).strip()
+    return picker.commit_as(src, parent, tree, message)
 
 
 def candidates(patches: Sequence[DownstreamPatch], fix: Fix) -> list[tuple[DownstreamPatch, str]]:

@@ -25,11 +25,12 @@ from dataclasses import dataclass
 
 import pygit2
 
+from stablectl.gitops.diffs import changed_paths
 from stablectl.gitops.objects import find_commit
 from stablectl.gitops.path_map import map_path
 from stablectl.gitops.pick import Picker
 from stablectl.gitops.pick_result import ConflictFile, PickResult
-from stablectl.gitops.trees import update_tree
+from stablectl.gitops.trees import entry, update_tree
 from stablectl.policy import Applicability
 
 
@@ -90,7 +91,7 @@ def split_pick(
     commit = find_commit(repo, source)
     if commit is None or len(commit.parents) != 1:
         return None
-    upstream = {map_path(path_map, p): p for p in _paths(repo, commit)}
+    upstream = {map_path(path_map, p): p for p in changed_paths(repo, commit)[0]}
     docs = sorted(upstream.get(p, p) for p, k in parts.items() if k == Part.DOCS)
     news = sorted(upstream.get(p, p) for p, k in parts.items() if k == Part.NEWS)
     synthetic = _synthetic(repo, commit, docs, news) if docs or news else source
@@ -105,11 +106,6 @@ def split_pick(
     return Split(synthetic, res, tuple(docs), tuple(news), ())
 
 
-def _paths(repo: pygit2.Repository, commit: pygit2.Commit) -> list[str]:
-    diff = repo.diff(commit.parents[0], commit)
-    return [d.new_file.path for d in diff.deltas]
-
-
 def _synthetic(
     repo: pygit2.Repository, commit: pygit2.Commit, docs: Sequence[str], news: Sequence[str]
 ) -> str:
@@ -119,14 +115,7 @@ def _synthetic(
     parent = commit.parents[0]
     base = parent.tree
     without_news = update_tree(repo, base, dict.fromkeys(news))
-    changes: dict[str, tuple[pygit2.Oid, int] | None] = {}
-    for p in docs:
-        try:
-            e = base[p]
-            changes[p] = (e.id, int(e.filemode))
-        except KeyError:
-            changes[p] = None
-    tree = update_tree(repo, commit.tree, changes)
+    tree = update_tree(repo, commit.tree, {p: entry(base, p) for p in docs})
     new_parent = repo.create_commit(
         None, parent.author, parent.committer, parent.message, without_news, list(parent.parent_ids)
     )

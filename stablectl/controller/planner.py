@@ -14,6 +14,7 @@ import pygit2
 from stablectl.controller.applicability import (
     FOLLOW_UP,
     Verdict,
+    code_paths,
     not_built,
     remembered_verdict,
     upstream_note,
@@ -283,7 +284,7 @@ class Planner:
                 return PlannedFix(cand, attempts=attempts, waits_for=rides, info=follows_info)
             if v is not None:
                 return _judged_conflict(cand, attempts, v, docs)
-        return self._after_conflict(finder, sel, cand, attempts, tip, follows_info)
+        return self._after_conflict(finder, picker, sel, cand, attempts, tip, follows_info)
 
     def _on_the_line(
         self,
@@ -300,9 +301,7 @@ class Planner:
         real = self._judged(sel.series, source, sel.tip_sha, sel.searched)
         if real is not None and real.state == v.state:
             return v, ""
-        facts = self.index.facts(source)
-        paths = set(facts.paths if facts is not None else ())
-        return None, rides_on(paths, by_key, self.index.facts)
+        return None, rides_on(source, by_key, self.index.facts)
 
     def _empty_rides(
         self,
@@ -316,8 +315,15 @@ class Planner:
         that bring its change, which it waits for ("" when it is on the line itself)."""
         if tip == sel.tip_sha or picker.pick(chosen.source.sha, sel.tip_sha).outcome == "empty":
             return ""
-        facts = self.index.facts(chosen.source.sha)
-        return rides_on(set(facts.paths if facts is not None else ()), by_key, self.index.facts)
+        return rides_on(chosen.source.sha, by_key, self.index.facts)
+
+    def _documentation_only(self, sha: str) -> bool:
+        """Every path commit `sha` changes is documentation or NEWS (never said of a commit
+        whose path list was cut short)."""
+        facts = self.index.facts(sha)
+        if facts is None or facts.paths_truncated:
+            return False
+        return not code_paths(facts.paths, self.policy.applicability.is_code)
 
     def _waits(
         self,
@@ -333,10 +339,8 @@ class Planner:
         from the line, only not there yet)."""
         if not any(pf.status in NOT_YET for pf in by_key.values()):
             return ""
-        facts = self.index.facts(conflicting.source.sha)
-        is_code = self.policy.applicability.is_code
-        if facts is not None and not any(is_code(p) for p in facts.paths):
-            return ""  # documentation only: judged as such, never held
+        if self._documentation_only(conflicting.source.sha):
+            return ""  # judged as such, never held
         blamed = finder.blame(conflicting.source.sha, sel.base_sha, conflicting.result.conflicts)
         return waits_on_writer(cand.fix.key, blamed, member_of, by_key)
 
@@ -346,19 +350,18 @@ class Planner:
         """A verdict reached without picking (a follow-up of a fix left out, or waiting for
         one; a fix the line does not build), and what the fix's follow-up standing says."""
         orphan, waits, follows_info = follow_up_standing(cand, by_key)
-        first = self.index.facts(cand.sources[0].sha) if cand.sources else None
-        is_code = self.policy.applicability.is_code
-        if waits and first is not None and not first.paths_truncated:
+        if waits and cand.sources and self._documentation_only(cand.sources[0].sha):
             # A follow-up changing only documentation and NEWS never waits: it is judged
             # (documentation only) rather than held for a fix whose PR it could never join.
-            waits = "" if not any(is_code(p) for p in first.paths) else waits
+            waits = ""
         if orphan or waits:
             verdict = FOLLOW_UP if orphan else None
             return PlannedFix(
                 cand, not_applicable=orphan, waits_for=waits, verdict=verdict
             ), follows_info
-        profile = self.policy.applicability.not_built
-        v = not_built(series, first.paths, is_code, profile) if first is not None else None
+        first = self.index.facts(cand.sources[0].sha) if cand.sources else None
+        rules = self.policy.applicability
+        v = not_built(series, first.paths, rules.is_code, rules.not_built) if first else None
         if v is not None:
             return PlannedFix(
                 cand, not_applicable=v.reason, evidence=v.evidence, verdict=v.kind
@@ -368,6 +371,7 @@ class Planner:
     def _after_conflict(
         self,
         finder: PrerequisiteFinder,
+        picker: Picker,
         sel: SeriesSelection,
         cand: Candidate,
         attempts: list[Attempt],
@@ -389,7 +393,7 @@ class Planner:
         else:
             start = time.perf_counter()
             with self.index.batch():
-                resolved = Resolutions(self.ws).resolve(
+                resolved = Resolutions(self.ws, picker).resolve(
                     sel, cand, attempts, tip, info=follows_info, report=report
                 )
             self._took("pick", start)

@@ -11,16 +11,19 @@ from stablectl.controller.downstream import Adaptation, adapt, candidates
 from stablectl.controller.parts import Split, split_pick
 from stablectl.controller.plan import Attempt, PlannedFix
 from stablectl.controller.selection import Candidate, SeriesSelection
+from stablectl.gitops.pick import Picker
 
 if TYPE_CHECKING:
     from stablectl.controller.workspace import Workspace
 
 
 class Resolutions:
-    """The resolutions a workspace's plan offers a conflicting fix (one per series plan)."""
+    """The resolutions a workspace's plan offers a conflicting fix, picked with the plan's
+    picker (the series' path map)."""
 
-    def __init__(self, ws: Workspace) -> None:
+    def __init__(self, ws: Workspace, picker: Picker) -> None:
         self.ws = ws
+        self.picker = picker
 
     def resolve(
         self,
@@ -65,7 +68,7 @@ class Resolutions:
         patches = self.ws.downstream(sel.series)
         if not patches:
             return None
-        picker = self.ws.picker(sel.series)
+        picker = self.picker
         for patch, why in candidates(patches, cand.fix):
             got = adapt(picker.repo, picker, patch, why, conflicting.source.sha, tip)
             if got is not None:
@@ -75,7 +78,7 @@ class Resolutions:
     def split(self, sel: SeriesSelection, conflicting: Attempt, tip: str) -> Split | None:
         """The conflicting source picked again with what is outside its code set aside."""
         return split_pick(
-            self.ws.picker(sel.series),
+            self.picker,
             conflicting.source.sha,
             tip,
             conflicting.result.conflicts,

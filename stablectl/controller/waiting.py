@@ -126,12 +126,15 @@ def waits_on_writer(
 
 
 def rides_on(
-    paths: set[str],
+    source: str,
     by_key: Mapping[str, PlannedFix],
     facts_of: Callable[[str], CommitFacts | None],
 ) -> str:
-    """A fix whose change the plan's chain already has, through earlier fixes of the plan
-    that are not merged yet and change the same files: what it waits for ("" for none)."""
+    """A fix (picked from `source`) whose change the plan's chain already has, through
+    earlier fixes of the plan that are not merged yet and change the same files: what it
+    waits for ("" for none)."""
+    own = facts_of(source)
+    paths = set(own.paths if own is not None else ())
     waits = []
     for key, pf in by_key.items():
         if not pf.applies or pf.chosen is None:

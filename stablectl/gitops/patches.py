@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from email.utils import parseaddr, parsedate_to_datetime
 from pathlib import Path
 
-from stablectl.gitops.git import GitResult, git
+from stablectl.gitops.git import git
 from stablectl.gitops.messages import cherry_pick_message
 
 _FROM_SHA = re.compile(rb"^From ([0-9a-f]{40}) ", re.M)
@@ -179,6 +179,23 @@ def read_queue(path: Path) -> list[Patch]:
     return [parse_patch(path.name, data)]
 
 
+def apply_onto(git_dir: Path, onto: str, diff: bytes) -> tuple[str | None, str]:
+    """The tree of commit (or tree) `onto` with `diff` applied (`git apply`, no fuzz), in a
+    throw-away index; None and git's first complaint when it does not apply."""
+    with tempfile.TemporaryDirectory(prefix="stablectl-apply-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        read = git(["read-tree", onto], git_dir=git_dir, env=env, check=False)
+        if read.returncode != 0:
+            return None, read.stderr.decode(errors="replace").strip()
+        r = git(
+            ["apply", "--cached", "-p1", "-"], git_dir=git_dir, input=diff, env=env, check=False
+        )
+        if r.returncode != 0 or not diff:
+            why = r.stderr.decode(errors="replace").strip().splitlines()[:1]
+            return None, why[0] if why else "no diff"
+        return git(["write-tree"], git_dir=git_dir, env=env).stdout.decode().strip(), ""
+
+
 def build_chain(
     git_dir: Path, base: str, patches: list[Patch], committer: tuple[str, str]
 ) -> tuple[str, list[str]]:
@@ -187,41 +204,32 @@ def build_chain(
     patches that did not apply (the chain goes on without them)."""
     problems: list[str] = []
     tip = base
-    with tempfile.TemporaryDirectory(prefix="stablectl-queue-") as tmp:
-        index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-
-        def in_index(
-            *args: str, data: bytes | None = None, env: dict[str, str] | None = None
-        ) -> GitResult:
-            return git(args, git_dir=git_dir, input=data, env={**index, **(env or {})}, check=False)
-
-        for p in patches:
-            in_index("read-tree", tip)
-            r = in_index("apply", "--cached", "-p1", "-", data=p.diff)
-            if r.returncode != 0 or not p.diff:
-                why = r.stderr.decode(errors="replace").strip().splitlines()[:1]
-                problems.append(f"{p.name}: does not apply ({why[0] if why else 'no diff'})")
-                continue
-            tree = in_index("write-tree").stdout.decode().strip()
-            # Undated patches (plain diffs) take the time after the commit they apply on.
-            stamp = (
-                p.author_time
-                or int(in_index("log", "-1", "--format=%ct", tip).stdout.decode().strip() or 0) + 1
+    for p in patches:
+        tree, why = apply_onto(git_dir, tip, p.diff)
+        if tree is None:
+            problems.append(f"{p.name}: does not apply ({why})")
+            continue
+        # Undated patches (plain diffs) take the time after the commit they apply on.
+        stamp = p.author_time or (
+            int(
+                git(["log", "-1", "--format=%ct", tip], git_dir=git_dir, check=False)
+                .stdout.decode()
+                .strip()
+                or 0
             )
-            r = in_index(
-                "commit-tree",
-                tree,
-                "-p",
-                tip,
-                "-F",
-                "-",
-                data=_message(p).encode(),
-                env=_identity(p, committer, f"{stamp} +0000"),
-            )
-            if r.returncode != 0:
-                problems.append(f"{p.name}: {r.stderr.decode(errors='replace').strip()}")
-                continue
-            tip = r.stdout.decode().strip()
+            + 1
+        )
+        r = git(
+            ["commit-tree", tree, "-p", tip, "-F", "-"],
+            git_dir=git_dir,
+            input=_message(p).encode(),
+            env=_identity(p, committer, f"{stamp} +0000"),
+            check=False,
+        )
+        if r.returncode != 0:
+            problems.append(f"{p.name}: {r.stderr.decode(errors='replace').strip()}")
+            continue
+        tip = r.stdout.decode().strip()
     return tip, problems
 
 

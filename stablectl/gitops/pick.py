@@ -397,7 +397,7 @@ class Picker:
         if proc.returncode not in (0, 1):
             return None
         tree = proc.stdout.decode().split("\n", 1)[0].strip()
-        return self._commit_as(source, onto, tree, message)
+        return self.commit_as(source, onto, tree, message)
 
     # ------------------------------------------------------------------ commit
 
@@ -407,11 +407,9 @@ class Picker:
             message = cherry_pick_message(message, str(source.id))
         if origin.prerequisite_for:
             message = prerequisite_message(message, origin.prerequisite_for)
-        return self._commit_as(source, onto, tree, message)
+        return self.commit_as(source, onto, tree, message)
 
-    def _commit_as(
-        self, source: pygit2.Commit, onto: pygit2.Commit, tree: str, message: str
-    ) -> str:
+    def commit_as(self, source: pygit2.Commit, onto: pygit2.Commit, tree: str, message: str) -> str:
         """A commit of `tree` on `onto`: the source's author, the policy's committer at the
         later of the two commit times (or a fixed time), so the same inputs give one SHA."""
         a = source.author
